@@ -1,0 +1,588 @@
+"""Durable Raft storage: an append-only, checksummed log file plus atomically written snapshots.
+
+Theory of operation
+-------------------
+A data directory holds two folders::
+
+    wal/<seq:016x>.wal                  the log segment (normally exactly one)
+    snap/<index:016x>-<term:016x>.snap  the newest snapshot (at most one after a clean step)
+
+A segment is a sequence of records. Each record is framed as::
+
+    u32 body length | u32 crc32(length field) | u32 crc32(body) | body
+
+and the body's first byte says what it is:
+
+* CHECKPOINT -- always the first record of a segment: its sequence number, the log's base (the index
+  and term of the entry just before the first one kept), the hard state and the membership. A
+  segment therefore stands on its own; older segments are never needed to read a newer one.
+* ENTRY -- one log entry (term, index, type, data). An entry whose index is at or below the last
+  one read replaces that suffix: appending after a conflict needs no rewrite of the file.
+* HARD_STATE -- term, vote, commit; written in the same batch as the entries of one Ready.
+* CONF_STATE -- the voters, when the driver records a membership change.
+
+Group commit: `save(entries, hard_state, snapshot, conf)` encodes everything of one Ready into one
+buffer, issues one `write` and one `fdatasync`, and only then updates the in-memory view. The single
+mutating methods (`append`, `set_hard_state`, ...) are that call with one argument.
+
+Compaction and snapshots rewrite instead of appending: `compact(i)` and `apply_snapshot(s)` write a new
+segment (a CHECKPOINT with the new base, then the entries still kept) to a temporary file, fsync it,
+rename it into place, fsync the folder, and only then delete the older segment. A crash at any point
+leaves either the old segment or the complete new one as the newest; on open, older segments are
+deleted. Keeping the entries after the compaction point costs at most `log_entries_for_slow_followers`
+rewrites per snapshot interval (500 per 10,000 entries with swarmkit's settings). Snapshots are written
+the same way (temp file, fsync, rename, fsync of the folder) and carry a crc32 trailer.
+
+Recovery on open reads the newest segment from the start. Only the *last* record may be damaged, and
+only in ways a crash mid-append can cause: the file ends inside it, or its body checksum fails and it
+reaches the end of the file, or the bytes from a bad header to the end of the file are all zero.
+Such a torn record is dropped and the file truncated to the last good record (it was never
+acknowledged: the write that produced it did not return). Anything else -- a bad checksum followed by
+more data, a bad header followed by non-zero bytes, a segment whose checkpoint is missing or names
+another sequence number, a snapshot that fails its checksum, a log compacted past the snapshot, a
+snapshot with no segment -- raises `errors.StorageCorrupted(path, offset, reason)`: acknowledged data is
+never silently thrown away. (A single flipped bit in the very last record is indistinguishable from a
+torn write and is treated as one; it is logged at WARNING.)
+
+All entries since the last compaction are kept in memory and served from there, so the core's reads
+(`entries`, `term`, ...) never touch the disk. Reads and writes may come from different threads: the
+driver persists in a worker thread (asyncio.to_thread) while the event loop reads; a lock guards the
+in-memory view and a second lock serialises writers, and no lock is held across an fsync that a reader
+would wait for.
+
+Why a plain file and not sqlite
+-------------------------------
+Measured with `python bench/wal_choice.py 5000` on this 2-core machine (durable batches of 100-byte
+entries, each batch fsynced before the next, as one Ready is):
+
+=========================  =====  ========  ========  ===========
+store                      batch  p50 ms    p99 ms    entries/s
+=========================  =====  ========  ========  ===========
+plain file + fdatasync         1  0.125-0.145  0.21-0.26   6,600-7,500
+preallocated + fdatasync       1  0.091     0.163     10,772
+sqlite WAL, sync=FULL          1  0.103-0.112  0.21-0.26   8,100-8,400
+plain file + fdatasync        64  0.17-0.25   0.27-2.0    207,000-358,000
+preallocated + fdatasync      64  0.172     0.256     362,899
+sqlite WAL, sync=FULL         64  0.18-0.23   0.33-0.56   221,000-313,000
+=========================  =====  ========  ========  ===========
+
+The two are within ~0.03 ms of each other per durable batch -- far below everything else a Raft
+round costs -- so speed does not decide. The plain file wins on control: recovery can tell a torn final
+record (drop it) from damage to acknowledged data (refuse to start), where sqlite rolls back or reports
+a generic "database disk image is malformed"; the record format is ours and documented here; there is
+no second engine with its own checkpoints and page cache between the log and the disk. Preallocating
+the segment (so fdatasync need not update the file size) would save another ~0.04 ms per batch; it is
+left out because it makes "the file ends at the last good record" no longer true and recovery would have
+to tell a zero-filled tail from damage.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import struct
+import threading
+import zlib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from . import errors
+from .messages import ConfState, Entry, EntryType, HardState, Snapshot, SnapshotMeta
+
+log = logging.getLogger(__name__)
+
+FRAME = struct.Struct("<III")  # body length, crc32 of the length field, crc32 of the body
+CHECKPOINT_BODY = struct.Struct("<BQQQQQQ")  # kind, seq, base index, base term, term, vote, commit
+ENTRY_HEAD = struct.Struct("<BQQB")  # kind, term, index, entry type; then the data
+HARD_STATE_BODY = struct.Struct("<BQQQ")  # kind, term, vote, commit
+VOTERS_COUNT = struct.Struct("<I")
+VOTER = struct.Struct("<Q")
+
+RECORD_CHECKPOINT = 1
+RECORD_ENTRY = 2
+RECORD_HARD_STATE = 3
+RECORD_CONF_STATE = 4
+
+SNAPSHOT_MAGIC = b"SWPYSNP1"
+SNAPSHOT_HEAD = struct.Struct("<8sQQ")  # magic, index, term; then voters, then u64 data length, data, u32 crc32
+SNAPSHOT_DATA_LENGTH = struct.Struct("<Q")
+SNAPSHOT_TRAILER = struct.Struct("<I")
+
+SEGMENT_NAME = re.compile(r"^([0-9a-f]{16})\.wal$")
+SNAPSHOT_NAME = re.compile(r"^([0-9a-f]{16})-([0-9a-f]{16})\.snap$")
+
+ENTRY_OVERHEAD_BYTES = 24  # what one entry costs in a message besides its data, for max_bytes limits
+
+
+def _frame(body: bytes) -> bytes:
+    length = len(body)
+    return FRAME.pack(length, zlib.crc32(length.to_bytes(4, "little")), zlib.crc32(body)) + body
+
+
+def _encode_voters(conf: ConfState) -> bytes:
+    return VOTERS_COUNT.pack(len(conf.voters)) + b"".join(VOTER.pack(v) for v in conf.voters)
+
+
+def _decode_voters(buffer: bytes | memoryview, offset: int) -> tuple[ConfState, int]:
+    (count,) = VOTERS_COUNT.unpack_from(buffer, offset)
+    offset += VOTERS_COUNT.size
+    voters = tuple(VOTER.unpack_from(buffer, offset + i * VOTER.size)[0] for i in range(count))
+    return ConfState(voters=voters), offset + count * VOTER.size
+
+
+def encode_entry(entry: Entry) -> bytes:
+    return _frame(ENTRY_HEAD.pack(RECORD_ENTRY, entry.term, entry.index, entry.type) + entry.data)
+
+
+def encode_hard_state(hs: HardState) -> bytes:
+    return _frame(HARD_STATE_BODY.pack(RECORD_HARD_STATE, hs.term, hs.vote, hs.commit))
+
+
+def encode_conf_state(conf: ConfState) -> bytes:
+    return _frame(bytes([RECORD_CONF_STATE]) + _encode_voters(conf))
+
+
+def encode_checkpoint(seq: int, base_index: int, base_term: int, hs: HardState, conf: ConfState) -> bytes:
+    body = CHECKPOINT_BODY.pack(RECORD_CHECKPOINT, seq, base_index, base_term, hs.term, hs.vote, hs.commit)
+    return _frame(body + _encode_voters(conf))
+
+
+def encode_snapshot(snap: Snapshot) -> bytes:
+    head = SNAPSHOT_HEAD.pack(SNAPSHOT_MAGIC, snap.meta.index, snap.meta.term)
+    body = head + _encode_voters(snap.meta.conf) + SNAPSHOT_DATA_LENGTH.pack(len(snap.data)) + snap.data
+    return body + SNAPSHOT_TRAILER.pack(zlib.crc32(body))
+
+
+def decode_snapshot(path: str, raw: bytes) -> Snapshot:
+    minimum = SNAPSHOT_HEAD.size + VOTERS_COUNT.size + SNAPSHOT_DATA_LENGTH.size + SNAPSHOT_TRAILER.size
+    if len(raw) < minimum:
+        raise errors.StorageCorrupted(path, len(raw), "snapshot file is shorter than its fixed header")
+    (expected,) = SNAPSHOT_TRAILER.unpack_from(raw, len(raw) - SNAPSHOT_TRAILER.size)
+    if zlib.crc32(memoryview(raw)[: len(raw) - SNAPSHOT_TRAILER.size]) != expected:
+        raise errors.StorageCorrupted(path, len(raw) - SNAPSHOT_TRAILER.size, "snapshot checksum mismatch")
+    magic, index, term = SNAPSHOT_HEAD.unpack_from(raw, 0)
+    if magic != SNAPSHOT_MAGIC:
+        raise errors.StorageCorrupted(path, 0, f"not a swarmpy snapshot (magic {magic!r})")
+    conf, offset = _decode_voters(raw, SNAPSHOT_HEAD.size)
+    (length,) = SNAPSHOT_DATA_LENGTH.unpack_from(raw, offset)
+    offset += SNAPSHOT_DATA_LENGTH.size
+    if offset + length != len(raw) - SNAPSHOT_TRAILER.size:
+        raise errors.StorageCorrupted(path, offset, "snapshot data length does not match the file size")
+    return Snapshot(meta=SnapshotMeta(index=index, term=term, conf=conf), data=raw[offset : offset + length])
+
+
+@dataclass(slots=True)
+class SegmentContents:
+    """What reading one segment yields."""
+
+    base_index: int
+    base_term: int
+    hard_state: HardState
+    conf: ConfState
+    entries: list[Entry]
+    good_length: int  # the file's length up to the end of the last good record
+
+
+def read_segment(path: str, expected_seq: int) -> SegmentContents:
+    """Parse a segment; drop a torn final record (reported via good_length); raise on other damage."""
+    with open(path, "rb") as file:
+        raw = file.read()
+    view = memoryview(raw)
+    size = len(raw)
+    offset = 0
+    contents: SegmentContents | None = None
+    while offset < size:
+        if size - offset < FRAME.size:
+            log.warning("%s: dropping a torn record header at offset %d (%d bytes)", path, offset, size - offset)
+            break
+        length, length_check, body_check = FRAME.unpack_from(raw, offset)
+        if zlib.crc32(length.to_bytes(4, "little")) != length_check:
+            if not any(view[offset:]):
+                log.warning("%s: dropping a zero-filled tail at offset %d", path, offset)
+                break
+            raise errors.StorageCorrupted(path, offset, "record header checksum mismatch")
+        body_start = offset + FRAME.size
+        body_end = body_start + length
+        if body_end > size:
+            log.warning("%s: dropping a torn record at offset %d (file ends inside it)", path, offset)
+            break
+        body = view[body_start:body_end]
+        if zlib.crc32(body) != body_check:
+            if body_end == size:
+                log.warning("%s: dropping the final record at offset %d: checksum mismatch (torn write)", path, offset)
+                break
+            raise errors.StorageCorrupted(path, offset, "record checksum mismatch")
+        if length == 0:
+            raise errors.StorageCorrupted(path, offset, "empty record")
+        kind = body[0]
+        try:
+            if contents is None:
+                if kind != RECORD_CHECKPOINT:
+                    raise errors.StorageCorrupted(path, offset, "segment does not start with a checkpoint")
+                _, seq, base_index, base_term, term, vote, commit = CHECKPOINT_BODY.unpack_from(body, 0)
+                if seq != expected_seq:
+                    raise errors.StorageCorrupted(path, offset, f"checkpoint names segment {seq}, not {expected_seq}")
+                conf, _ = _decode_voters(body, CHECKPOINT_BODY.size)
+                contents = SegmentContents(base_index, base_term, HardState(term, vote, commit), conf, [], 0)
+            elif kind == RECORD_ENTRY:
+                _, term, index, entry_type = ENTRY_HEAD.unpack_from(body, 0)
+                entries = contents.entries
+                expected_index = contents.base_index + len(entries) + 1
+                if index > expected_index or index <= contents.base_index:
+                    raise errors.StorageCorrupted(
+                        path, offset, f"entry {index} does not follow the log (expected at most {expected_index})"
+                    )
+                if index < expected_index:
+                    del entries[index - contents.base_index - 1 :]
+                entries.append(Entry(term=term, index=index, type=EntryType(entry_type), data=bytes(body[ENTRY_HEAD.size :])))
+            elif kind == RECORD_HARD_STATE:
+                _, term, vote, commit = HARD_STATE_BODY.unpack_from(body, 0)
+                contents.hard_state = HardState(term, vote, commit)
+            elif kind == RECORD_CONF_STATE:
+                contents.conf, _ = _decode_voters(body, 1)
+            elif kind == RECORD_CHECKPOINT:
+                raise errors.StorageCorrupted(path, offset, "a second checkpoint inside one segment")
+            else:
+                raise errors.StorageCorrupted(path, offset, f"unknown record kind {kind}")
+        except (struct.error, ValueError) as exc:
+            raise errors.StorageCorrupted(path, offset, f"malformed record: {exc}") from exc
+        offset = body_end
+        contents.good_length = offset
+    if contents is None:
+        raise errors.StorageCorrupted(path, 0, "segment has no complete checkpoint record")
+    return contents
+
+
+def _fsync_folder(folder: str) -> None:
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _write_file_atomically(folder: str, name: str, data: bytes) -> None:
+    """Temp file, fsync, rename, fsync of the folder: the file exists whole under `name`, or not at all."""
+    final_path = os.path.join(folder, name)
+    temp_path = final_path + ".tmp"
+    fd = os.open(temp_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        view = memoryview(data)
+        while view:
+            written = os.write(fd, view)
+            view = view[written:]
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.rename(temp_path, final_path)
+    _fsync_folder(folder)
+
+
+class DiskStorage:
+    """Raft storage in a directory; see the module docstring. Reads are served from memory."""
+
+    def __init__(self, directory: str) -> None:
+        self.directory = directory
+        self.wal_dir = os.path.join(directory, "wal")
+        self.snap_dir = os.path.join(directory, "snap")
+        self._state_lock = threading.Lock()  # guards the in-memory view below
+        self._write_lock = threading.Lock()  # serialises writers (file and memory updates)
+        self._fd = -1
+        self._segment_seq = 0
+        self._base_index = 0
+        self._base_term = 0
+        self._entries: list[Entry] = []
+        self._hard_state = HardState()
+        self._conf = ConfState()
+        self._snapshot = Snapshot()
+        self.fsync_count = 0  # durable write batches so far (tests check group commit with it)
+        self._open()
+
+    # ---------------------------------------------------------------- opening and recovery
+
+    def _open(self) -> None:
+        os.makedirs(self.wal_dir, exist_ok=True)
+        os.makedirs(self.snap_dir, exist_ok=True)
+        for folder in (self.wal_dir, self.snap_dir):
+            for name in os.listdir(folder):
+                if name.endswith(".tmp"):
+                    os.unlink(os.path.join(folder, name))  # an interrupted atomic write; never acknowledged
+        self._snapshot = self._load_newest_snapshot()
+        segments = sorted(
+            (int(m.group(1), 16), name) for name in os.listdir(self.wal_dir) if (m := SEGMENT_NAME.match(name))
+        )
+        if not segments:
+            if not self._snapshot.empty:
+                raise errors.StorageCorrupted(self.wal_dir, 0, "a snapshot exists but the log segment is missing")
+            self._segment_seq = 0
+            self._write_checkpoint(0, 0, [], HardState(), ConfState())
+            return
+        seq, name = segments[-1]
+        for _, older in segments[:-1]:
+            os.unlink(os.path.join(self.wal_dir, older))  # superseded by a complete checkpoint segment
+        path = os.path.join(self.wal_dir, name)
+        contents = read_segment(path, seq)
+        if contents.good_length < os.path.getsize(path):
+            with open(path, "r+b") as file:
+                file.truncate(contents.good_length)
+                os.fsync(file.fileno())
+        snap = self._snapshot
+        base_index, base_term, entries = contents.base_index, contents.base_term, contents.entries
+        if base_index > snap.meta.index:
+            raise errors.StorageCorrupted(
+                path, 0, f"log compacted to {base_index} but the newest snapshot is at {snap.meta.index}"
+            )
+        conf = contents.conf
+        if not snap.empty and snap.meta.index > base_index:
+            last_index = base_index + len(entries)
+            position = snap.meta.index - base_index - 1
+            if snap.meta.index <= last_index and entries[position].term == snap.meta.term:
+                pass  # the log agrees with the snapshot (a snapshot created locally, not yet compacted)
+            else:
+                # The crash fell between writing a received snapshot and its checkpoint: the snapshot wins.
+                base_index, base_term, entries = snap.meta.index, snap.meta.term, []
+                conf = snap.meta.conf
+        hard_state = contents.hard_state
+        if hard_state.commit < base_index:
+            hard_state = HardState(hard_state.term, hard_state.vote, base_index)
+        self._segment_seq = seq
+        self._base_index, self._base_term, self._entries = base_index, base_term, entries
+        self._hard_state = hard_state
+        self._conf = conf if conf.voters or snap.empty else snap.meta.conf
+        self._fd = os.open(path, os.O_WRONLY | os.O_APPEND)
+
+    def _load_newest_snapshot(self) -> Snapshot:
+        snapshots = sorted(
+            ((int(m.group(1), 16), int(m.group(2), 16)), name)
+            for name in os.listdir(self.snap_dir)
+            if (m := SNAPSHOT_NAME.match(name))
+        )
+        if not snapshots:
+            return Snapshot()
+        (index, term), name = snapshots[-1]
+        path = os.path.join(self.snap_dir, name)
+        with open(path, "rb") as file:
+            snap = decode_snapshot(path, file.read())
+        if (snap.meta.index, snap.meta.term) != (index, term):
+            raise errors.StorageCorrupted(path, 0, f"snapshot content is at {snap.meta.index}/{snap.meta.term}")
+        for _, older in snapshots[:-1]:
+            os.unlink(os.path.join(self.snap_dir, older))
+        return snap
+
+    def close(self) -> None:
+        with self._write_lock:
+            if self._fd >= 0:
+                os.close(self._fd)
+                self._fd = -1
+
+    # ---------------------------------------------------------------- the Storage protocol (reads)
+
+    def initial_state(self) -> tuple[HardState, ConfState]:
+        with self._state_lock:
+            return self._hard_state, self._conf
+
+    def entries(self, lo: int, hi: int, max_bytes: int | None = None) -> list[Entry]:
+        with self._state_lock:
+            if lo <= self._base_index:
+                raise errors.Compacted(f"entry {lo} is compacted (log starts after {self._base_index})")
+            last = self._base_index + len(self._entries)
+            if hi > last + 1:
+                raise errors.Unavailable(f"entries up to {hi - 1} requested, the log ends at {last}")
+            if lo >= hi:
+                return []
+            selected = self._entries[lo - self._base_index - 1 : hi - self._base_index - 1]
+        if max_bytes is None:
+            return selected
+        total = 0
+        for count, entry in enumerate(selected):
+            total += len(entry.data) + ENTRY_OVERHEAD_BYTES
+            if total > max_bytes and count > 0:
+                return selected[:count]
+        return selected
+
+    def term(self, index: int) -> int:
+        with self._state_lock:
+            if index < self._base_index:
+                raise errors.Compacted(f"entry {index} is compacted (log starts after {self._base_index})")
+            if index == self._base_index:
+                return self._base_term
+            last = self._base_index + len(self._entries)
+            if index > last:
+                raise errors.Unavailable(f"entry {index} is beyond the log's end at {last}")
+            return self._entries[index - self._base_index - 1].term
+
+    def first_index(self) -> int:
+        with self._state_lock:
+            return self._base_index + 1
+
+    def last_index(self) -> int:
+        with self._state_lock:
+            return self._base_index + len(self._entries)
+
+    def snapshot(self) -> Snapshot:
+        with self._state_lock:
+            return self._snapshot
+
+    @property
+    def hard_state(self) -> HardState:
+        with self._state_lock:
+            return self._hard_state
+
+    # ---------------------------------------------------------------- writes (the driver's side)
+
+    def save(
+        self,
+        entries: Sequence[Entry] = (),
+        hard_state: HardState | None = None,
+        snapshot: Snapshot | None = None,
+        conf: ConfState | None = None,
+    ) -> None:
+        """Persist one Ready, durably, in contract order (snapshot, entries, hard state), with one fsync.
+
+        With a snapshot the segment is rewritten (snapshot file first, then a checkpoint segment holding
+        the entries and hard state): two atomic writes, still one call.
+        """
+        with self._write_lock:
+            if snapshot is not None and not snapshot.empty:
+                self._save_with_snapshot(snapshot, entries, hard_state)
+                if conf is not None:
+                    self._append_records(encode_conf_state(conf), conf=conf)
+                return
+            entries = self._entries_to_keep(entries)
+            chunks = [encode_entry(e) for e in entries]
+            if hard_state is not None:
+                chunks.append(encode_hard_state(hard_state))
+            if conf is not None:
+                chunks.append(encode_conf_state(conf))
+            if not chunks:
+                return
+            self._append_records(b"".join(chunks), entries=entries, hard_state=hard_state, conf=conf)
+
+    def append(self, entries: Sequence[Entry]) -> None:
+        """Append entries durably, replacing any conflicting suffix first."""
+        self.save(entries=entries)
+
+    def set_hard_state(self, hs: HardState) -> None:
+        self.save(hard_state=hs)
+
+    def set_conf_state(self, conf: ConfState) -> None:
+        """Record the membership after an applied conf change (returned by initial_state on restart)."""
+        self.save(conf=conf)
+
+    def apply_snapshot(self, snap: Snapshot) -> None:
+        """Replace the whole log by a snapshot received from the leader."""
+        self.save(snapshot=snap)
+
+    def create_snapshot(self, index: int, conf: ConfState | None, data: bytes) -> Snapshot:
+        """Write a snapshot of the application at `index` (which must be in the log); keeps the log."""
+        with self._write_lock:
+            with self._state_lock:
+                if index <= self._snapshot.meta.index:
+                    raise errors.Compacted(f"a snapshot at {self._snapshot.meta.index} already covers {index}")
+                current_conf = self._conf
+            term = self.term(index)
+            snap = Snapshot(meta=SnapshotMeta(index=index, term=term, conf=conf or current_conf), data=data)
+            self._write_snapshot_file(snap)
+            with self._state_lock:
+                self._snapshot = snap
+            return snap
+
+    def compact(self, index: int) -> None:
+        """Drop entries up to and including `index` (which a snapshot must cover): rewrites the segment."""
+        with self._write_lock:
+            with self._state_lock:
+                if index <= self._base_index:
+                    raise errors.Compacted(f"the log already starts after {self._base_index}")
+                if index > self._snapshot.meta.index:
+                    raise ValueError(f"cannot compact to {index}: the newest snapshot is at {self._snapshot.meta.index}")
+                last = self._base_index + len(self._entries)
+                if index > last:
+                    raise errors.Unavailable(f"cannot compact to {index}: the log ends at {last}")
+                base_term = self._entries[index - self._base_index - 1].term
+                kept = self._entries[index - self._base_index :]
+                hard_state, conf = self._hard_state, self._conf
+            self._write_checkpoint(index, base_term, kept, hard_state, conf)
+
+    # ---------------------------------------------------------------- internals (callers hold _write_lock)
+
+    def _entries_to_keep(self, entries: Sequence[Entry]) -> list[Entry]:
+        with self._state_lock:
+            base = self._base_index
+            last = base + len(self._entries)
+        kept = [e for e in entries if e.index > base] if entries and entries[0].index <= base else list(entries)
+        if kept and kept[0].index > last + 1:
+            raise ValueError(f"entry {kept[0].index} would leave a gap after the last entry {last}")
+        for previous, following in zip(kept, kept[1:]):
+            if following.index != previous.index + 1:
+                raise ValueError(f"entries are not contiguous: {previous.index} then {following.index}")
+        return kept
+
+    def _append_records(
+        self,
+        buffer: bytes,
+        entries: Iterable[Entry] = (),
+        hard_state: HardState | None = None,
+        conf: ConfState | None = None,
+    ) -> None:
+        view = memoryview(buffer)
+        while view:
+            written = os.write(self._fd, view)
+            view = view[written:]
+        os.fdatasync(self._fd)
+        self.fsync_count += 1
+        with self._state_lock:
+            entries = list(entries)
+            if entries:
+                position = entries[0].index - self._base_index - 1
+                del self._entries[position:]
+                self._entries.extend(entries)
+            if hard_state is not None:
+                self._hard_state = hard_state
+            if conf is not None:
+                self._conf = conf
+
+    def _save_with_snapshot(self, snap: Snapshot, entries: Sequence[Entry], hard_state: HardState | None) -> None:
+        with self._state_lock:
+            if snap.meta.index <= self._snapshot.meta.index:
+                raise errors.Compacted(f"snapshot at {snap.meta.index} is older than the one at {self._snapshot.meta.index}")
+            hard_state = hard_state or self._hard_state
+        kept = [e for e in entries if e.index > snap.meta.index]
+        if kept and kept[0].index != snap.meta.index + 1:
+            raise ValueError(f"entries after a snapshot at {snap.meta.index} start at {kept[0].index}")
+        self._write_snapshot_file(snap)
+        with self._state_lock:
+            self._snapshot = snap
+        self._write_checkpoint(snap.meta.index, snap.meta.term, kept, hard_state, snap.meta.conf)
+
+    def _write_snapshot_file(self, snap: Snapshot) -> None:
+        name = f"{snap.meta.index:016x}-{snap.meta.term:016x}.snap"
+        _write_file_atomically(self.snap_dir, name, encode_snapshot(snap))
+        self.fsync_count += 1
+        for other in os.listdir(self.snap_dir):
+            if other != name and SNAPSHOT_NAME.match(other):
+                os.unlink(os.path.join(self.snap_dir, other))
+
+    def _write_checkpoint(
+        self, base_index: int, base_term: int, kept: list[Entry], hard_state: HardState, conf: ConfState
+    ) -> None:
+        """Start a new segment holding the whole state; delete the old one once the new one is durable."""
+        seq = self._segment_seq + 1
+        name = f"{seq:016x}.wal"
+        buffer = encode_checkpoint(seq, base_index, base_term, hard_state, conf) + b"".join(encode_entry(e) for e in kept)
+        _write_file_atomically(self.wal_dir, name, buffer)
+        self.fsync_count += 1
+        old_fd, old_seq = self._fd, self._segment_seq
+        self._fd = os.open(os.path.join(self.wal_dir, name), os.O_WRONLY | os.O_APPEND)
+        self._segment_seq = seq
+        if old_fd >= 0:
+            os.close(old_fd)
+        if old_seq:
+            old_path = os.path.join(self.wal_dir, f"{old_seq:016x}.wal")
+            if os.path.exists(old_path):
+                os.unlink(old_path)
+        with self._state_lock:
+            self._base_index, self._base_term = base_index, base_term
+            self._entries = list(kept)
+            self._hard_state = hard_state
+            self._conf = conf

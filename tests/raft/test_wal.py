@@ -1,0 +1,255 @@
+"""DiskStorage: round trips, crash recovery (torn last record), corruption detection, snapshots, compaction."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from swarmpy.raft import errors
+from swarmpy.raft.messages import ConfState, Entry, EntryType, HardState, Snapshot, SnapshotMeta
+from swarmpy.raft.wal import DiskStorage, read_segment
+
+
+def make_entries(first: int, last: int, term: int = 1, size: int = 10) -> list[Entry]:
+    return [Entry(term=term, index=i, data=bytes([i % 251]) * size) for i in range(first, last + 1)]
+
+
+def segment_path(folder) -> str:
+    wal_dir = os.path.join(folder, "wal")
+    (name,) = [n for n in os.listdir(wal_dir) if n.endswith(".wal")]
+    return os.path.join(wal_dir, name)
+
+
+def test_fresh_storage_is_empty(tmp_path):
+    storage = DiskStorage(str(tmp_path))
+    assert storage.initial_state() == (HardState(), ConfState())
+    assert (storage.first_index(), storage.last_index()) == (1, 0)
+    assert storage.term(0) == 0
+    assert storage.snapshot().empty
+    with pytest.raises(errors.Unavailable):
+        storage.term(1)
+    storage.close()
+
+
+def test_round_trip_entries_hard_state_and_conf(tmp_path):
+    storage = DiskStorage(str(tmp_path))
+    entries = make_entries(1, 50) + [Entry(term=2, index=51, type=EntryType.CONF_CHANGE, data=b"cc")]
+    storage.save(entries=entries, hard_state=HardState(term=2, vote=7, commit=40), conf=ConfState((1, 2, 3)))
+    storage.close()
+
+    reopened = DiskStorage(str(tmp_path))
+    assert reopened.initial_state() == (HardState(term=2, vote=7, commit=40), ConfState((1, 2, 3)))
+    assert reopened.entries(1, 52) == entries
+    assert reopened.term(51) == 2
+    assert (reopened.first_index(), reopened.last_index()) == (1, 51)
+    reopened.close()
+
+
+def test_one_ready_costs_one_fsync(tmp_path):
+    storage = DiskStorage(str(tmp_path))
+    before = storage.fsync_count
+    storage.save(entries=make_entries(1, 100), hard_state=HardState(term=1, vote=1, commit=0))
+    assert storage.fsync_count == before + 1
+    storage.close()
+
+
+def test_entries_limits_and_errors(tmp_path):
+    storage = DiskStorage(str(tmp_path))
+    storage.append(make_entries(1, 10, size=100))
+    assert len(storage.entries(1, 11, max_bytes=250)) == 2
+    assert len(storage.entries(1, 11, max_bytes=1)) == 1  # at least one entry
+    with pytest.raises(errors.Unavailable):
+        storage.entries(1, 12)
+    with pytest.raises(errors.Compacted):
+        storage.entries(0, 3)
+    storage.close()
+
+
+def test_append_truncates_a_conflicting_suffix_also_after_reopen(tmp_path):
+    storage = DiskStorage(str(tmp_path))
+    storage.append(make_entries(1, 10, term=1))
+    storage.append(make_entries(6, 8, term=2))
+    assert storage.last_index() == 8
+    assert [e.term for e in storage.entries(1, 9)] == [1] * 5 + [2] * 3
+    storage.close()
+    reopened = DiskStorage(str(tmp_path))
+    assert reopened.last_index() == 8
+    assert [e.term for e in reopened.entries(1, 9)] == [1] * 5 + [2] * 3
+    with pytest.raises(ValueError):
+        reopened.append(make_entries(20, 21))  # a gap
+    reopened.close()
+
+
+def test_torn_last_record_is_dropped_at_every_offset(tmp_path):
+    folder = tmp_path / "data"
+    storage = DiskStorage(str(folder))
+    storage.append(make_entries(1, 5))
+    storage.set_hard_state(HardState(term=1, vote=1, commit=5))
+    path = segment_path(folder)
+    good_size = os.path.getsize(path)
+    storage.append(make_entries(6, 6, size=40))  # the record we tear
+    storage.close()
+    full = open(path, "rb").read()
+    assert len(full) > good_size
+    for cut in range(good_size, len(full)):
+        with open(path, "wb") as file:
+            file.write(full[:cut])
+        reopened = DiskStorage(str(folder))
+        assert reopened.last_index() == 5, cut
+        assert reopened.initial_state()[0] == HardState(term=1, vote=1, commit=5)
+        reopened.close()
+        assert os.path.getsize(path) == good_size  # truncated at the last good record
+    # Zeros where the last record should be (the file was extended, the data never written): torn too.
+    with open(path, "wb") as file:
+        file.write(full[:good_size] + bytes(len(full) - good_size))
+    reopened = DiskStorage(str(folder))
+    assert reopened.last_index() == 5
+    reopened.close()
+
+
+def test_flipped_byte_in_the_middle_is_corruption_naming_file_and_offset(tmp_path):
+    folder = tmp_path / "data"
+    storage = DiskStorage(str(folder))
+    for i in range(1, 21):
+        storage.append(make_entries(i, i, size=30))
+    storage.close()
+    path = segment_path(folder)
+    original = open(path, "rb").read()
+    record_size = len(original) // 21  # rough: used to pick a record in the middle
+    for position in (record_size * 5 + 3, record_size * 10 + 20, len(original) // 2):
+        damaged = bytearray(original)
+        damaged[position] ^= 0x40
+        with open(path, "wb") as file:
+            file.write(damaged)
+        with pytest.raises(errors.StorageCorrupted) as caught:
+            DiskStorage(str(folder))
+        assert caught.value.path == path
+        assert 0 < caught.value.offset <= position
+        assert open(path, "rb").read() == damaged  # nothing was truncated
+    with open(path, "wb") as file:
+        file.write(original[: len(original) // 2] + b"garbage!" * 8 + original[len(original) // 2 :])
+    with pytest.raises(errors.StorageCorrupted):
+        DiskStorage(str(folder))
+
+
+def test_missing_segment_with_a_snapshot_is_corruption(tmp_path):
+    storage = DiskStorage(str(tmp_path))
+    storage.append(make_entries(1, 10))
+    storage.create_snapshot(8, ConfState((1,)), b"state")
+    storage.close()
+    os.unlink(segment_path(tmp_path))
+    with pytest.raises(errors.StorageCorrupted, match="segment is missing"):
+        DiskStorage(str(tmp_path))
+
+
+def test_snapshot_create_compact_and_reopen(tmp_path):
+    storage = DiskStorage(str(tmp_path))
+    storage.save(entries=make_entries(1, 100), hard_state=HardState(term=1, vote=1, commit=100))
+    snap = storage.create_snapshot(90, ConfState((1, 2, 3)), b"app state at 90")
+    assert snap.meta == SnapshotMeta(index=90, term=1, conf=ConfState((1, 2, 3)))
+    storage.compact(80)  # keep 10 entries for slow followers
+    assert (storage.first_index(), storage.last_index()) == (81, 100)
+    assert storage.term(80) == 1
+    with pytest.raises(errors.Compacted):
+        storage.entries(80, 82)
+    with pytest.raises(ValueError):
+        storage.compact(95)  # past the snapshot: would lose data on restart
+    storage.append(make_entries(101, 110))
+    storage.close()
+    assert len(os.listdir(tmp_path / "wal")) == 1  # the old segment was dropped
+
+    reopened = DiskStorage(str(tmp_path))
+    assert (reopened.first_index(), reopened.last_index()) == (81, 110)
+    assert reopened.snapshot() == snap
+    assert reopened.entries(81, 111) == make_entries(81, 110)
+    assert reopened.initial_state() == (HardState(term=1, vote=1, commit=100), ConfState((1, 2, 3)))
+    reopened.close()
+
+
+def test_apply_snapshot_replaces_the_log(tmp_path):
+    storage = DiskStorage(str(tmp_path))
+    storage.append(make_entries(1, 10))
+    snap = Snapshot(meta=SnapshotMeta(index=500, term=4, conf=ConfState((1, 2, 3))), data=b"x" * 1000)
+    storage.save(entries=make_entries(501, 502, term=4), hard_state=HardState(term=4, vote=0, commit=500), snapshot=snap)
+    storage.close()
+    reopened = DiskStorage(str(tmp_path))
+    assert reopened.snapshot() == snap
+    assert (reopened.first_index(), reopened.last_index()) == (501, 502)
+    assert reopened.term(500) == 4
+    assert reopened.initial_state() == (HardState(term=4, vote=0, commit=500), ConfState((1, 2, 3)))
+    reopened.close()
+
+
+def test_snapshot_written_but_checkpoint_not_yet_wins_over_an_older_log(tmp_path):
+    storage = DiskStorage(str(tmp_path))
+    storage.append(make_entries(1, 10))
+    storage._write_snapshot_file(Snapshot(meta=SnapshotMeta(index=50, term=3, conf=ConfState((1,))), data=b"s"))
+    storage.close()  # crash before the checkpoint segment
+    reopened = DiskStorage(str(tmp_path))
+    assert (reopened.first_index(), reopened.last_index()) == (51, 50)
+    assert reopened.initial_state()[0].commit == 50
+    reopened.close()
+
+
+def test_snapshot_atomicity_leftover_temp_files_and_damaged_snapshot(tmp_path):
+    storage = DiskStorage(str(tmp_path))
+    storage.append(make_entries(1, 10))
+    snap = storage.create_snapshot(5, ConfState((1,)), b"five")
+    storage.close()
+    # A crash during the next snapshot leaves only its temp file: ignored and removed, the old one stays.
+    (tmp_path / "snap" / f"{9:016x}-{1:016x}.snap.tmp").write_bytes(b"half a snapsh")
+    reopened = DiskStorage(str(tmp_path))
+    assert reopened.snapshot() == snap
+    assert not [n for n in os.listdir(tmp_path / "snap") if n.endswith(".tmp")]
+    reopened.close()
+    (snap_file,) = list((tmp_path / "snap").iterdir())
+    raw = bytearray(snap_file.read_bytes())
+    raw[len(raw) // 2] ^= 1
+    snap_file.write_bytes(raw)
+    with pytest.raises(errors.StorageCorrupted) as caught:
+        DiskStorage(str(tmp_path))
+    assert caught.value.path == str(snap_file)
+
+
+def test_crash_of_a_child_process_mid_append_keeps_every_acknowledged_batch(tmp_path):
+    """A child appends batches, printing each index once save() returned, and dies with os._exit mid-write."""
+    script = textwrap.dedent(
+        f"""
+        import os, sys
+        from swarmpy.raft.messages import Entry, HardState
+        from swarmpy.raft import wal
+        storage = wal.DiskStorage({str(tmp_path)!r})
+        real_write = os.write
+        for index in range(1, 40):
+            if index == 33:
+                def dying_write(fd, data):
+                    real_write(fd, bytes(data)[: len(data) // 2])
+                    os._exit(9)
+                os.write = dying_write
+            storage.save(entries=[Entry(term=1, index=index, data=b"v" * 50)], hard_state=HardState(1, 1, index))
+            print(index, flush=True)
+        """
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 9, result.stderr
+    acknowledged = [int(line) for line in result.stdout.split()]
+    assert acknowledged == list(range(1, 33))
+    reopened = DiskStorage(str(tmp_path))
+    assert reopened.last_index() == 32
+    assert reopened.initial_state()[0] == HardState(1, 1, 32)
+    reopened.close()
+
+
+def test_read_segment_reports_the_good_length(tmp_path):
+    storage = DiskStorage(str(tmp_path))
+    storage.append(make_entries(1, 3))
+    storage.close()
+    path = segment_path(tmp_path)
+    seq = int(os.path.basename(path).split(".")[0], 16)
+    contents = read_segment(path, seq)
+    assert contents.good_length == os.path.getsize(path)
+    assert [e.index for e in contents.entries] == [1, 2, 3]
