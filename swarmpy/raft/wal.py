@@ -14,14 +14,16 @@ A segment is a sequence of records. Each record is framed as::
 and the body's first byte says what it is:
 
 * CHECKPOINT -- always the first record of a segment: its sequence number, the log's base (the index
-  and term of the entry just before the first one kept), the hard state and the membership. A
+  and term of the entry just before the first one kept) and the hard state. A
   segment therefore stands on its own; older segments are never needed to read a newer one.
 * ENTRY -- one log entry (term, index, type, data). An entry whose index is at or below the last
   one read replaces that suffix: appending after a conflict needs no rewrite of the file.
 * HARD_STATE -- term, vote, commit; written in the same batch as the entries of one Ready.
-* CONF_STATE -- the voters, when the driver records a membership change.
 
-Group commit: `save(entries, hard_state, snapshot, conf)` encodes everything of one Ready into one
+As with `MemoryStorage`, the membership returned by `initial_state` is the snapshot's; conf changes
+after it are entries in the log, which the core replays.
+
+Group commit: `save(entries, hard_state, snapshot)` encodes everything of one Ready into one
 buffer, issues one `write` and one `fdatasync`, and only then updates the in-memory view. The single
 mutating methods (`append`, `set_hard_state`, ...) are that call with one argument.
 
@@ -89,6 +91,7 @@ from dataclasses import dataclass
 
 from . import errors
 from .messages import ConfState, Entry, EntryType, HardState, Snapshot, SnapshotMeta
+from .storage import limit_size
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +105,6 @@ VOTER = struct.Struct("<Q")
 RECORD_CHECKPOINT = 1
 RECORD_ENTRY = 2
 RECORD_HARD_STATE = 3
-RECORD_CONF_STATE = 4
 
 SNAPSHOT_MAGIC = b"SWPYSNP1"
 SNAPSHOT_HEAD = struct.Struct("<8sQQ")  # magic, index, term; then voters, then u64 data length, data, u32 crc32
@@ -111,8 +113,6 @@ SNAPSHOT_TRAILER = struct.Struct("<I")
 
 SEGMENT_NAME = re.compile(r"^([0-9a-f]{16})\.wal$")
 SNAPSHOT_NAME = re.compile(r"^([0-9a-f]{16})-([0-9a-f]{16})\.snap$")
-
-ENTRY_OVERHEAD_BYTES = 24  # what one entry costs in a message besides its data, for max_bytes limits
 
 
 def _frame(body: bytes) -> bytes:
@@ -139,13 +139,8 @@ def encode_hard_state(hs: HardState) -> bytes:
     return _frame(HARD_STATE_BODY.pack(RECORD_HARD_STATE, hs.term, hs.vote, hs.commit))
 
 
-def encode_conf_state(conf: ConfState) -> bytes:
-    return _frame(bytes([RECORD_CONF_STATE]) + _encode_voters(conf))
-
-
-def encode_checkpoint(seq: int, base_index: int, base_term: int, hs: HardState, conf: ConfState) -> bytes:
-    body = CHECKPOINT_BODY.pack(RECORD_CHECKPOINT, seq, base_index, base_term, hs.term, hs.vote, hs.commit)
-    return _frame(body + _encode_voters(conf))
+def encode_checkpoint(seq: int, base_index: int, base_term: int, hs: HardState) -> bytes:
+    return _frame(CHECKPOINT_BODY.pack(RECORD_CHECKPOINT, seq, base_index, base_term, hs.term, hs.vote, hs.commit))
 
 
 def encode_snapshot(snap: Snapshot) -> bytes:
@@ -179,7 +174,6 @@ class SegmentContents:
     base_index: int
     base_term: int
     hard_state: HardState
-    conf: ConfState
     entries: list[Entry]
     good_length: int  # the file's length up to the end of the last good record
 
@@ -223,8 +217,7 @@ def read_segment(path: str, expected_seq: int) -> SegmentContents:
                 _, seq, base_index, base_term, term, vote, commit = CHECKPOINT_BODY.unpack_from(body, 0)
                 if seq != expected_seq:
                     raise errors.StorageCorrupted(path, offset, f"checkpoint names segment {seq}, not {expected_seq}")
-                conf, _ = _decode_voters(body, CHECKPOINT_BODY.size)
-                contents = SegmentContents(base_index, base_term, HardState(term, vote, commit), conf, [], 0)
+                contents = SegmentContents(base_index, base_term, HardState(term, vote, commit), [], 0)
             elif kind == RECORD_ENTRY:
                 _, term, index, entry_type = ENTRY_HEAD.unpack_from(body, 0)
                 entries = contents.entries
@@ -239,8 +232,6 @@ def read_segment(path: str, expected_seq: int) -> SegmentContents:
             elif kind == RECORD_HARD_STATE:
                 _, term, vote, commit = HARD_STATE_BODY.unpack_from(body, 0)
                 contents.hard_state = HardState(term, vote, commit)
-            elif kind == RECORD_CONF_STATE:
-                contents.conf, _ = _decode_voters(body, 1)
             elif kind == RECORD_CHECKPOINT:
                 raise errors.StorageCorrupted(path, offset, "a second checkpoint inside one segment")
             else:
@@ -294,7 +285,6 @@ class DiskStorage:
         self._base_term = 0
         self._entries: list[Entry] = []
         self._hard_state = HardState()
-        self._conf = ConfState()
         self._snapshot = Snapshot()
         self.fsync_count = 0  # durable write batches so far (tests check group commit with it)
         self._open()
@@ -316,7 +306,7 @@ class DiskStorage:
             if not self._snapshot.empty:
                 raise errors.StorageCorrupted(self.wal_dir, 0, "a snapshot exists but the log segment is missing")
             self._segment_seq = 0
-            self._write_checkpoint(0, 0, [], HardState(), ConfState())
+            self._write_checkpoint(0, 0, [], HardState())
             return
         seq, name = segments[-1]
         for _, older in segments[:-1]:
@@ -333,7 +323,6 @@ class DiskStorage:
             raise errors.StorageCorrupted(
                 path, 0, f"log compacted to {base_index} but the newest snapshot is at {snap.meta.index}"
             )
-        conf = contents.conf
         if not snap.empty and snap.meta.index > base_index:
             last_index = base_index + len(entries)
             position = snap.meta.index - base_index - 1
@@ -342,14 +331,12 @@ class DiskStorage:
             else:
                 # The crash fell between writing a received snapshot and its checkpoint: the snapshot wins.
                 base_index, base_term, entries = snap.meta.index, snap.meta.term, []
-                conf = snap.meta.conf
         hard_state = contents.hard_state
         if hard_state.commit < base_index:
             hard_state = HardState(hard_state.term, hard_state.vote, base_index)
         self._segment_seq = seq
         self._base_index, self._base_term, self._entries = base_index, base_term, entries
         self._hard_state = hard_state
-        self._conf = conf if conf.voters or snap.empty else snap.meta.conf
         self._fd = os.open(path, os.O_WRONLY | os.O_APPEND)
 
     def _load_newest_snapshot(self) -> Snapshot:
@@ -380,7 +367,7 @@ class DiskStorage:
 
     def initial_state(self) -> tuple[HardState, ConfState]:
         with self._state_lock:
-            return self._hard_state, self._conf
+            return self._hard_state, self._snapshot.meta.conf
 
     def entries(self, lo: int, hi: int, max_bytes: int | None = None) -> list[Entry]:
         with self._state_lock:
@@ -392,14 +379,7 @@ class DiskStorage:
             if lo >= hi:
                 return []
             selected = self._entries[lo - self._base_index - 1 : hi - self._base_index - 1]
-        if max_bytes is None:
-            return selected
-        total = 0
-        for count, entry in enumerate(selected):
-            total += len(entry.data) + ENTRY_OVERHEAD_BYTES
-            if total > max_bytes and count > 0:
-                return selected[:count]
-        return selected
+        return limit_size(selected, max_bytes)
 
     def term(self, index: int) -> int:
         with self._state_lock:
@@ -436,7 +416,6 @@ class DiskStorage:
         entries: Sequence[Entry] = (),
         hard_state: HardState | None = None,
         snapshot: Snapshot | None = None,
-        conf: ConfState | None = None,
     ) -> None:
         """Persist one Ready, durably, in contract order (snapshot, entries, hard state), with one fsync.
 
@@ -446,18 +425,14 @@ class DiskStorage:
         with self._write_lock:
             if snapshot is not None and not snapshot.empty:
                 self._save_with_snapshot(snapshot, entries, hard_state)
-                if conf is not None:
-                    self._append_records(encode_conf_state(conf), conf=conf)
                 return
             entries = self._entries_to_keep(entries)
             chunks = [encode_entry(e) for e in entries]
             if hard_state is not None:
                 chunks.append(encode_hard_state(hard_state))
-            if conf is not None:
-                chunks.append(encode_conf_state(conf))
             if not chunks:
                 return
-            self._append_records(b"".join(chunks), entries=entries, hard_state=hard_state, conf=conf)
+            self._append_records(b"".join(chunks), entries=entries, hard_state=hard_state)
 
     def append(self, entries: Sequence[Entry]) -> None:
         """Append entries durably, replacing any conflicting suffix first."""
@@ -466,23 +441,20 @@ class DiskStorage:
     def set_hard_state(self, hs: HardState) -> None:
         self.save(hard_state=hs)
 
-    def set_conf_state(self, conf: ConfState) -> None:
-        """Record the membership after an applied conf change (returned by initial_state on restart)."""
-        self.save(conf=conf)
-
     def apply_snapshot(self, snap: Snapshot) -> None:
         """Replace the whole log by a snapshot received from the leader."""
         self.save(snapshot=snap)
 
-    def create_snapshot(self, index: int, conf: ConfState | None, data: bytes) -> Snapshot:
+    def create_snapshot(self, index: int, conf: ConfState, data: bytes) -> Snapshot:
         """Write a snapshot of the application at `index` (which must be in the log); keeps the log."""
         with self._write_lock:
             with self._state_lock:
                 if index <= self._snapshot.meta.index:
-                    raise errors.Compacted(f"a snapshot at {self._snapshot.meta.index} already covers {index}")
-                current_conf = self._conf
+                    raise errors.SnapshotOutOfDate(
+                        f"snapshot at index {index} is not newer than the stored one at {self._snapshot.meta.index}"
+                    )
             term = self.term(index)
-            snap = Snapshot(meta=SnapshotMeta(index=index, term=term, conf=conf or current_conf), data=data)
+            snap = Snapshot(meta=SnapshotMeta(index=index, term=term, conf=conf), data=data)
             self._write_snapshot_file(snap)
             with self._state_lock:
                 self._snapshot = snap
@@ -501,8 +473,8 @@ class DiskStorage:
                     raise errors.Unavailable(f"cannot compact to {index}: the log ends at {last}")
                 base_term = self._entries[index - self._base_index - 1].term
                 kept = self._entries[index - self._base_index :]
-                hard_state, conf = self._hard_state, self._conf
-            self._write_checkpoint(index, base_term, kept, hard_state, conf)
+                hard_state = self._hard_state
+            self._write_checkpoint(index, base_term, kept, hard_state)
 
     # ---------------------------------------------------------------- internals (callers hold _write_lock)
 
@@ -523,7 +495,6 @@ class DiskStorage:
         buffer: bytes,
         entries: Iterable[Entry] = (),
         hard_state: HardState | None = None,
-        conf: ConfState | None = None,
     ) -> None:
         view = memoryview(buffer)
         while view:
@@ -539,13 +510,13 @@ class DiskStorage:
                 self._entries.extend(entries)
             if hard_state is not None:
                 self._hard_state = hard_state
-            if conf is not None:
-                self._conf = conf
 
     def _save_with_snapshot(self, snap: Snapshot, entries: Sequence[Entry], hard_state: HardState | None) -> None:
         with self._state_lock:
             if snap.meta.index <= self._snapshot.meta.index:
-                raise errors.Compacted(f"snapshot at {snap.meta.index} is older than the one at {self._snapshot.meta.index}")
+                raise errors.SnapshotOutOfDate(
+                    f"snapshot at index {snap.meta.index} is not newer than the stored one at {self._snapshot.meta.index}"
+                )
             hard_state = hard_state or self._hard_state
         kept = [e for e in entries if e.index > snap.meta.index]
         if kept and kept[0].index != snap.meta.index + 1:
@@ -553,7 +524,7 @@ class DiskStorage:
         self._write_snapshot_file(snap)
         with self._state_lock:
             self._snapshot = snap
-        self._write_checkpoint(snap.meta.index, snap.meta.term, kept, hard_state, snap.meta.conf)
+        self._write_checkpoint(snap.meta.index, snap.meta.term, kept, hard_state)
 
     def _write_snapshot_file(self, snap: Snapshot) -> None:
         name = f"{snap.meta.index:016x}-{snap.meta.term:016x}.snap"
@@ -563,13 +534,11 @@ class DiskStorage:
             if other != name and SNAPSHOT_NAME.match(other):
                 os.unlink(os.path.join(self.snap_dir, other))
 
-    def _write_checkpoint(
-        self, base_index: int, base_term: int, kept: list[Entry], hard_state: HardState, conf: ConfState
-    ) -> None:
+    def _write_checkpoint(self, base_index: int, base_term: int, kept: list[Entry], hard_state: HardState) -> None:
         """Start a new segment holding the whole state; delete the old one once the new one is durable."""
         seq = self._segment_seq + 1
         name = f"{seq:016x}.wal"
-        buffer = encode_checkpoint(seq, base_index, base_term, hard_state, conf) + b"".join(encode_entry(e) for e in kept)
+        buffer = encode_checkpoint(seq, base_index, base_term, hard_state) + b"".join(encode_entry(e) for e in kept)
         _write_file_atomically(self.wal_dir, name, buffer)
         self.fsync_count += 1
         old_fd, old_seq = self._fd, self._segment_seq
@@ -585,4 +554,3 @@ class DiskStorage:
             self._base_index, self._base_term = base_index, base_term
             self._entries = list(kept)
             self._hard_state = hard_state
-            self._conf = conf

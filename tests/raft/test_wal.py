@@ -35,14 +35,14 @@ def test_fresh_storage_is_empty(tmp_path):
     storage.close()
 
 
-def test_round_trip_entries_hard_state_and_conf(tmp_path):
+def test_round_trip_entries_and_hard_state(tmp_path):
     storage = DiskStorage(str(tmp_path))
     entries = make_entries(1, 50) + [Entry(term=2, index=51, type=EntryType.CONF_CHANGE, data=b"cc")]
-    storage.save(entries=entries, hard_state=HardState(term=2, vote=7, commit=40), conf=ConfState((1, 2, 3)))
+    storage.save(entries=entries, hard_state=HardState(term=2, vote=7, commit=40))
     storage.close()
 
     reopened = DiskStorage(str(tmp_path))
-    assert reopened.initial_state() == (HardState(term=2, vote=7, commit=40), ConfState((1, 2, 3)))
+    assert reopened.initial_state() == (HardState(term=2, vote=7, commit=40), ConfState())
     assert reopened.entries(1, 52) == entries
     assert reopened.term(51) == 2
     assert (reopened.first_index(), reopened.last_index()) == (1, 51)
@@ -151,6 +151,8 @@ def test_snapshot_create_compact_and_reopen(tmp_path):
     storage.save(entries=make_entries(1, 100), hard_state=HardState(term=1, vote=1, commit=100))
     snap = storage.create_snapshot(90, ConfState((1, 2, 3)), b"app state at 90")
     assert snap.meta == SnapshotMeta(index=90, term=1, conf=ConfState((1, 2, 3)))
+    with pytest.raises(errors.SnapshotOutOfDate):
+        storage.create_snapshot(50, ConfState((1, 2, 3)), b"older")
     storage.compact(80)  # keep 10 entries for slow followers
     assert (storage.first_index(), storage.last_index()) == (81, 100)
     assert storage.term(80) == 1
