@@ -1,0 +1,33 @@
+"""Shared fixtures: the local Docker engine and the busybox test image built from the host's busybox."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+DOCKER_SOCKET = "/var/run/docker.sock"
+TEST_IMAGE = "swarmpy-test/busybox:latest"
+MAKE_TEST_IMAGE = Path(__file__).resolve().parent.parent / "scripts" / "make-test-image"
+
+
+def docker_client():
+    """A Docker SDK client for the local engine, or a skip when there is no engine to talk to."""
+    if not os.path.exists(DOCKER_SOCKET):
+        pytest.skip(f"no Docker engine: {DOCKER_SOCKET} is absent")
+    import docker
+
+    return docker.DockerClient(base_url=f"unix://{DOCKER_SOCKET}")
+
+
+@pytest.fixture(scope="session")
+def busybox_image() -> str:
+    """The name of the local test image, built on first use (nothing can be pulled: there is no registry)."""
+    if not os.path.exists(DOCKER_SOCKET):
+        pytest.skip(f"no Docker engine: {DOCKER_SOCKET} is absent")
+    result = subprocess.run([str(MAKE_TEST_IMAGE)], capture_output=True, text=True, timeout=300)
+    if result.returncode != 0:
+        pytest.fail(f"scripts/make-test-image failed:\n{result.stdout}\n{result.stderr}")
+    return TEST_IMAGE
