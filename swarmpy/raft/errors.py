@@ -63,3 +63,7 @@ class StorageCorrupted(RaftError):
 
 class MalformedMessage(RaftError):
     """A peer sent a message the core cannot interpret; it is dropped and counted, never applied."""
+
+
+class SnapshotOutOfDate(RaftError):
+    """A snapshot was offered that is not newer than the one already stored."""
