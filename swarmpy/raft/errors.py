@@ -67,3 +67,7 @@ class MalformedMessage(RaftError):
 
 class SnapshotOutOfDate(RaftError):
     """A snapshot was offered that is not newer than the one already stored."""
+
+
+class TransferRefused(RaftError):
+    """A leadership transfer cannot start (e.g. the target is not a voter)."""

@@ -57,6 +57,33 @@ class ConfChange:
     node_id: int
     context: bytes = b""  # opaque to the core; swarmpy puts the member's address and node ID here
 
+    # Encoding (the data of a CONF_CHANGE entry): version byte 1, type byte, node id as 8 bytes
+    # big-endian, then the context as it is. Fixed-size header, so decoding cannot be ambiguous.
+    def encode(self) -> bytes:
+        return bytes((_CONF_CHANGE_VERSION, int(self.type))) + self.node_id.to_bytes(8, "big") + self.context
+
+    @classmethod
+    def decode(cls, data: bytes) -> ConfChange:
+        """Inverse of encode(); raises ValueError on anything encode() could not have produced."""
+        if len(data) < 10 or data[0] != _CONF_CHANGE_VERSION:
+            raise ValueError("not an encoded ConfChange (too short or unknown version)")
+        change_type = ConfChangeType(data[1])  # ValueError for an unknown type
+        node_id = int.from_bytes(data[2:10], "big")
+        if node_id == NONE:
+            raise ValueError("encoded ConfChange names node 0")
+        return cls(change_type, node_id, bytes(data[10:]))
+
+
+_CONF_CHANGE_VERSION = 1
+
+
+def encode_conf_change(change: ConfChange) -> bytes:
+    return change.encode()
+
+
+def decode_conf_change(data: bytes) -> ConfChange:
+    return ConfChange.decode(data)
+
 
 @dataclass(frozen=True, slots=True)
 class ConfState:
