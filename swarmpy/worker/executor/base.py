@@ -1,0 +1,93 @@
+"""What a task runner needs from an executor: a Controller per task, and errors that say what went wrong.
+
+A Controller is bound to one task and does container work only; it never decides state (that is
+swarmpy.worker.task_states) and never reports (that is the task runner). Every method is idempotent, so a
+runner restarted half-way through a step can simply do it again: preparing an already created container
+adopts it, stopping a stopped one does nothing, removing a missing one does nothing.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from swarmpy.api import objects_pb2
+from swarmpy.worker.task_states import ContainerFacts
+
+DEFAULT_STOP_GRACE_NS = 10_000_000_000
+
+
+def stop_grace_seconds(task: objects_pb2.Task) -> float:
+    """The task's stop grace period (ContainerSpec.stop_grace_period; unset means swarm's 10 s)."""
+    container = task.spec.container
+    grace_ns = container.stop_grace_period if container.HasField("stop_grace_period") else DEFAULT_STOP_GRACE_NS
+    return max(grace_ns, 0) / 1e9
+
+
+class Controller(Protocol):
+    """Runs one task's container. Errors are ExecutorError subclasses; cancellation propagates."""
+
+    @property
+    def task_id(self) -> str: ...
+
+    async def inspect(self) -> ContainerFacts:
+        """What the engine says about this task's container now (ABSENT if there is none)."""
+
+    async def prepare(self) -> None:
+        """Create the container (adopting one this node already created for the task)."""
+
+    async def start(self) -> None:
+        """Start the container if it was never started; never restarts an exited one."""
+
+    async def wait(self) -> ContainerFacts:
+        """Wait until the container stops; returns its facts, raises ContainerExited on a non-zero exit."""
+
+    async def shutdown(self, grace: float | None = None) -> None:
+        """Stop the container: its stop signal, then SIGKILL after `grace` s (default: the task's period)."""
+
+    async def terminate(self) -> None:
+        """Kill the container at once."""
+
+    async def remove(self) -> None:
+        """Remove the container and its anonymous volumes."""
+
+
+class ExecutorError(Exception):
+    """Base of the errors a controller raises on purpose; `task_id` names the task concerned."""
+
+    def __init__(self, task_id: str, message: str) -> None:
+        super().__init__(message)
+        self.task_id = task_id
+
+
+class ImageNotFound(ExecutorError):
+    """The task's image is not on this node; images are never pulled, so the task is rejected."""
+
+    def __init__(self, task_id: str, image: str, node_id: str) -> None:
+        super().__init__(task_id, f"No such image: {image} (not found on node {node_id}; images are never pulled)")
+        self.image = image
+        self.node_id = node_id
+
+
+class InvalidSpec(ExecutorError):
+    """The task's spec cannot be turned into a container (the manager's or the user's fault)."""
+
+
+class ContainerExited(ExecutorError):
+    """The container exited with a non-zero code."""
+
+    def __init__(self, task_id: str, container_id: str, exit_code: int) -> None:
+        super().__init__(task_id, f"task: non-zero exit ({exit_code})")
+        self.container_id = container_id
+        self.exit_code = exit_code
+
+
+class ContainerVanished(ExecutorError):
+    """The task's container was removed by someone other than swarmpy."""
+
+    def __init__(self, task_id: str, container_id: str) -> None:
+        super().__init__(task_id, f"container {container_id[:12]} of task {task_id} was removed outside swarmpy")
+        self.container_id = container_id
+
+
+class EngineError(ExecutorError):
+    """The container engine refused or failed a request (its message is kept verbatim)."""

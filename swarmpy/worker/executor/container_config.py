@@ -1,0 +1,136 @@
+"""From a Task to the arguments of a Docker container create call, the way swarm names and labels it.
+Pure: no engine calls, so every mapping can be checked without Docker.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import docker.types
+
+from swarmpy.api import objects_pb2
+from swarmpy.worker.executor.base import InvalidSpec
+
+NODE_LABEL = "swarmpy.node.id"  # the worker owning the container: several daemons may share one engine
+TASK_ID_LABEL = "com.docker.swarm.task.id"
+
+_MOUNT_TYPES = {
+    objects_pb2.Mount.BIND: "bind",
+    objects_pb2.Mount.VOLUME: "volume",
+    objects_pb2.Mount.TMPFS: "tmpfs",
+}
+_PROTOCOLS = {
+    objects_pb2.PortConfig.TCP: "tcp",
+    objects_pb2.PortConfig.UDP: "udp",
+    objects_pb2.PortConfig.SCTP: "sctp",
+}
+
+
+def service_name(task: objects_pb2.Task) -> str:
+    return task.service_annotations.name or task.service_id
+
+
+def task_name(task: objects_pb2.Task) -> str:
+    """`<service>.<slot>` for replicated tasks, `<service>.<node id>` for global ones (slot 0)."""
+    if task.annotations.name:
+        return task.annotations.name
+    return f"{service_name(task)}.{task.slot if task.slot else task.node_id}"
+
+
+def container_name(task: objects_pb2.Task) -> str:
+    return f"{task_name(task)}.{task.id}"
+
+
+def container_labels(task: objects_pb2.Task, node_id: str) -> dict[str, str]:
+    labels = dict(task.spec.container.labels)
+    # The system labels come last so a user label can never disguise whose container this is.
+    labels.update(
+        {
+            "com.docker.swarm.node.id": node_id,
+            "com.docker.swarm.service.id": task.service_id,
+            "com.docker.swarm.service.name": service_name(task),
+            TASK_ID_LABEL: task.id,
+            "com.docker.swarm.task.name": task_name(task),
+            "com.docker.swarm.task.slot": str(task.slot),
+            NODE_LABEL: node_id,
+        }
+    )
+    return labels
+
+
+def published_ports(task: objects_pb2.Task) -> list[objects_pb2.PortConfig]:
+    """The ports as the allocator settled them, or as the user asked when nothing was allocated yet."""
+    ports = task.endpoint.ports or task.endpoint.spec.ports
+    return [port for port in ports if port.target_port]
+
+
+def port_bindings(task: objects_pb2.Task) -> dict[str, int | None]:
+    """Docker port bindings for the task's published ports.
+
+    Ingress (the routing mesh) is not built yet, so INGRESS ports are bound in host mode on their published
+    port for now: reachable on this node only, and two tasks on one node publishing it will conflict.
+    A published port of 0 lets the engine pick a free host port.
+    """
+    bindings: dict[str, int | None] = {}
+    for port in published_ports(task):
+        protocol = _PROTOCOLS.get(port.protocol)
+        if protocol is None:
+            raise InvalidSpec(task.id, f"task {task.id}: unknown protocol {port.protocol} for port {port.target_port}")
+        bindings[f"{port.target_port}/{protocol}"] = port.published_port or None
+    return bindings
+
+
+def mounts(task: objects_pb2.Task) -> list[docker.types.Mount]:
+    result = []
+    for mount in task.spec.container.mounts:
+        if not mount.target:
+            raise InvalidSpec(task.id, f"task {task.id}: a mount has no target")
+        kind = _MOUNT_TYPES.get(mount.type)
+        if kind is None:
+            raise InvalidSpec(task.id, f"task {task.id}: unknown mount type {mount.type} for {mount.target}")
+        if kind == "bind" and not mount.source:
+            raise InvalidSpec(task.id, f"task {task.id}: bind mount {mount.target} has no source")
+        # Docker wants no source at all for tmpfs and for anonymous volumes.
+        source = mount.source or None
+        result.append(docker.types.Mount(target=mount.target, source=source, type=kind, read_only=mount.read_only))
+    return result
+
+
+def create_kwargs(task: objects_pb2.Task, node_id: str) -> dict[str, Any]:
+    """Keyword arguments for docker.DockerClient.containers.create."""
+    spec = task.spec.container
+    if not spec.image:
+        raise InvalidSpec(task.id, f"task {task.id}: the container spec has no image")
+    kwargs: dict[str, Any] = {
+        "image": spec.image,
+        "name": container_name(task),
+        "labels": container_labels(task, node_id),
+        "environment": list(spec.env),
+        "tty": spec.tty,
+        "detach": True,
+        "mounts": mounts(task),
+    }
+    if spec.command:
+        kwargs["entrypoint"] = list(spec.command)
+    if spec.args:
+        kwargs["command"] = list(spec.args)
+    if spec.dir:
+        kwargs["working_dir"] = spec.dir
+    if spec.user:
+        kwargs["user"] = spec.user
+    if spec.hostname:
+        kwargs["hostname"] = spec.hostname
+    if spec.stop_signal:
+        kwargs["stop_signal"] = spec.stop_signal
+    limits = task.spec.resources.limits
+    if limits.nano_cpus:
+        kwargs["nano_cpus"] = limits.nano_cpus
+    if limits.memory_bytes:
+        kwargs["mem_limit"] = limits.memory_bytes
+    # A CPU reservation only guides the scheduler; the engine has no such knob.
+    if task.spec.resources.reservations.memory_bytes:
+        kwargs["mem_reservation"] = task.spec.resources.reservations.memory_bytes
+    bindings = port_bindings(task)
+    if bindings:
+        kwargs["ports"] = bindings
+    return kwargs

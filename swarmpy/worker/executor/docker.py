@@ -1,0 +1,239 @@
+"""Running tasks as containers of the local Docker engine.
+
+Theory of operation. A DockerExecutor belongs to one worker node. Several worker daemons may share one
+engine, so a node owns exactly the containers labelled swarmpy.node.id=<its node id>: it lists, adopts,
+watches and removes only those. Each task gets a DockerController, which finds its container by the task
+ID label (so a restarted daemon adopts what its predecessor created, instead of creating a second one),
+creates it from the task spec (never pulling: a missing image rejects the task), starts it at most once,
+stops it with the task's grace period and removes it. Waiting for a container to stop is not a blocked
+thread per container: the executor's one engine-events watcher wakes the waiter, which then inspects.
+
+The Docker SDK is blocking; every call goes through asyncio.to_thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+from collections.abc import AsyncIterator, Callable
+from typing import Any, TypeVar
+
+import docker
+import docker.errors
+
+from swarmpy.api import objects_pb2
+from swarmpy.worker.executor import container_config
+from swarmpy.worker.executor.base import (
+    ContainerExited,
+    ContainerVanished,
+    EngineError,
+    ImageNotFound,
+    stop_grace_seconds,
+)
+from swarmpy.worker.executor.container_config import NODE_LABEL, TASK_ID_LABEL
+from swarmpy.worker.executor.events import EngineEventsWatcher
+from swarmpy.worker.executor.logs import LogLine, container_logs
+from swarmpy.worker.task_states import NO_CONTAINER, Container, ContainerFacts
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+_CONDITIONS = {
+    "created": Container.CREATED,
+    "running": Container.RUNNING,
+    "paused": Container.RUNNING,
+    "restarting": Container.RUNNING,
+    "exited": Container.EXITED,
+    "dead": Container.EXITED,
+    "removing": Container.EXITED,
+}
+
+
+def facts_from_inspect(inspected: dict[str, Any]) -> ContainerFacts:
+    state = inspected.get("State", {})
+    return ContainerFacts(
+        condition=_CONDITIONS.get(state.get("Status", ""), Container.EXITED),
+        container_id=inspected["Id"],
+        pid=int(state.get("Pid") or 0),
+        exit_code=int(state.get("ExitCode") or 0),
+    )
+
+
+class DockerExecutor:
+    """One node's view of the engine. Use `async with`, or start() and close(): they own the events watcher."""
+
+    def __init__(self, node_id: str, client: docker.DockerClient) -> None:
+        self.node_id = node_id
+        self.client = client
+        self.events = EngineEventsWatcher(client, node_id)
+
+    async def start(self) -> None:
+        await self.events.start()
+
+    async def close(self) -> None:
+        await self.events.close()
+
+    async def __aenter__(self) -> DockerExecutor:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    def controller(self, task: objects_pb2.Task) -> DockerController:
+        return DockerController(self, task)
+
+    async def owned_containers(self) -> dict[str, ContainerFacts]:
+        """This node's containers, by task ID (facts without pid or exit code: listing does not carry them)."""
+        listed = await asyncio.to_thread(
+            self.client.api.containers, all=True, filters={"label": f"{NODE_LABEL}={self.node_id}"}
+        )
+        owned: dict[str, ContainerFacts] = {}
+        for entry in listed:
+            task_id = (entry.get("Labels") or {}).get(TASK_ID_LABEL, "")
+            condition = _CONDITIONS.get(entry.get("State", ""), Container.EXITED)
+            owned[task_id] = ContainerFacts(condition, container_id=entry["Id"])
+        return owned
+
+    async def remove_container(self, container_id: str, task_id: str = "") -> None:
+        """Remove one of this node's containers, running or not; a missing one is already removed."""
+        try:
+            await asyncio.to_thread(self.client.api.remove_container, container_id, v=True, force=True)
+        except docker.errors.NotFound:
+            pass
+        except docker.errors.APIError as exc:
+            if exc.status_code != 409:  # 409: a removal is already in progress
+                raise EngineError(
+                    task_id, f"node {self.node_id}: removing container {container_id[:12]} (task {task_id}): {exc}"
+                ) from exc
+
+    def logs(
+        self, container_id: str, *, follow: bool = False, tail: int = -1, since_ns: int = 0
+    ) -> AsyncIterator[LogLine]:
+        """The container's log lines (see swarmpy.worker.executor.logs); close it with contextlib.aclosing."""
+        return container_logs(self.client, container_id, follow=follow, tail=tail, since_ns=since_ns)
+
+
+class DockerController:
+    """The container of one task. Implements swarmpy.worker.executor.base.Controller."""
+
+    def __init__(self, executor: DockerExecutor, task: objects_pb2.Task) -> None:
+        self._executor = executor
+        self._api = executor.client.api
+        self._task = task
+        self.container_id = ""  # known once the container was created or found
+
+    @property
+    def task_id(self) -> str:
+        return self._task.id
+
+    def _describe(self) -> str:
+        container = self.container_id[:12] or container_config.container_name(self._task)
+        return f"task {self._task.id} (container {container})"
+
+    async def _call(self, doing: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run a blocking SDK call; engine failures other than NotFound become EngineError naming the task."""
+        try:
+            return await asyncio.to_thread(fn, *args, **kwargs)
+        except docker.errors.NotFound:
+            raise
+        except docker.errors.DockerException as exc:
+            raise EngineError(self._task.id, f"{self._describe()}: {doing}: {exc}") from exc
+
+    async def _find(self) -> ContainerFacts:
+        listed = await self._call(
+            "listing containers",
+            self._api.containers,
+            all=True,
+            filters={"label": [f"{NODE_LABEL}={self._executor.node_id}", f"{TASK_ID_LABEL}={self._task.id}"]},
+        )
+        if not listed:
+            return NO_CONTAINER
+        self.container_id = listed[0]["Id"]
+        return await self._inspect_known()
+
+    async def _inspect_known(self) -> ContainerFacts:
+        try:
+            inspected = await self._call("inspecting", self._api.inspect_container, self.container_id)
+        except docker.errors.NotFound:
+            return NO_CONTAINER
+        return facts_from_inspect(inspected)
+
+    async def inspect(self) -> ContainerFacts:
+        if not self.container_id:
+            return await self._find()
+        return await self._inspect_known()
+
+    async def prepare(self) -> None:
+        if (await self.inspect()).exists:
+            return  # created before (by this runner or a previous daemon): adopt it
+        kwargs = container_config.create_kwargs(self._task, self._executor.node_id)
+        try:
+            container = await asyncio.to_thread(self._executor.client.containers.create, **kwargs)
+        except docker.errors.ImageNotFound as exc:
+            raise ImageNotFound(self._task.id, kwargs["image"], self._executor.node_id) from exc
+        except docker.errors.APIError as exc:
+            if exc.status_code == 409 and (await self._find()).exists:
+                return  # a concurrent prepare of the same task won the name
+            raise EngineError(self._task.id, f"{self._describe()}: creating: {exc}") from exc
+        self.container_id = container.id
+        log.debug("%s: created", self._describe())
+
+    async def start(self) -> None:
+        facts = await self.inspect()
+        if facts.condition is Container.ABSENT:
+            raise ContainerVanished(self._task.id, self.container_id or container_config.container_name(self._task))
+        if facts.condition is not Container.CREATED:
+            return  # started once already; a task's container is never started twice
+        try:
+            await self._call("starting", self._api.start, self.container_id)
+        except docker.errors.NotFound as exc:
+            raise ContainerVanished(self._task.id, self.container_id) from exc
+        log.debug("%s: started", self._describe())
+
+    async def wait(self) -> ContainerFacts:
+        if not self.container_id and not (await self.inspect()).exists:
+            raise ContainerVanished(self._task.id, container_config.container_name(self._task))
+        while True:
+            # Register before inspecting, so a death between the two still wakes us.
+            with self._executor.events.watch(self.container_id) as changes:
+                facts = await self._inspect_known()
+                if facts.condition is Container.ABSENT:
+                    raise ContainerVanished(self._task.id, self.container_id)
+                if facts.condition is Container.EXITED:
+                    if facts.exit_code != 0:
+                        raise ContainerExited(self._task.id, self.container_id, facts.exit_code)
+                    return facts
+                await changes.wait()
+
+    async def shutdown(self, grace: float | None = None) -> None:
+        if not self.container_id and not (await self.inspect()).exists:
+            return
+        if grace is None:
+            grace = stop_grace_seconds(self._task)
+        # The engine counts the grace period in whole seconds; never round a grace period down to nothing.
+        seconds = math.ceil(grace)
+        try:
+            await self._call("stopping", self._api.stop, self.container_id, timeout=seconds)
+        except docker.errors.NotFound:
+            return
+        log.debug("%s: stopped (grace %ss)", self._describe(), seconds)
+
+    async def terminate(self) -> None:
+        if not self.container_id and not (await self.inspect()).exists:
+            return
+        try:
+            await asyncio.to_thread(self._api.kill, self.container_id)
+        except docker.errors.NotFound:
+            return
+        except docker.errors.APIError as exc:
+            if exc.status_code != 409:  # 409: it is not running, which is what we wanted
+                raise EngineError(self._task.id, f"{self._describe()}: killing: {exc}") from exc
+
+    async def remove(self) -> None:
+        if not self.container_id and not (await self.inspect()).exists:
+            return
+        await self._executor.remove_container(self.container_id, self._task.id)
+        log.debug("%s: removed", self._describe())
