@@ -250,8 +250,8 @@ def parse_node_certificate(cert_pem: bytes) -> NodeIdentity:
     return identity_of(load_certificate(cert_pem, "node certificate"))
 
 
-def check_signed_by(cert: x509.Certificate, root: x509.Certificate, now: datetime.datetime | None = None) -> None:
-    """Raise WrongCA / CertificateExpired / CertificateNotYetValid unless `root` issued `cert` and it is current."""
+def check_issued_by(cert: x509.Certificate, root: x509.Certificate) -> None:
+    """Raise WrongCA unless `root` signed `cert` (name and signature; dates are not looked at)."""
     try:
         cert.verify_directly_issued_by(root)
     except (ValueError, TypeError, InvalidSignature) as exc:
@@ -259,6 +259,10 @@ def check_signed_by(cert: x509.Certificate, root: x509.Certificate, now: datetim
             f"certificate {cert.subject.rfc4514_string()!r} was not issued by this swarm's root CA "
             f"(issuer {cert.issuer.rfc4514_string()!r})"
         ) from exc
+
+
+def check_validity(cert: x509.Certificate, now: datetime.datetime | None = None) -> None:
+    """Raise CertificateExpired / CertificateNotYetValid unless `now` is within the certificate's dates."""
     now = now or _utcnow()
     if now > cert.not_valid_after_utc:
         raise CertificateExpired(
@@ -269,6 +273,12 @@ def check_signed_by(cert: x509.Certificate, root: x509.Certificate, now: datetim
             f"certificate {cert.subject.rfc4514_string()!r} is not valid before "
             f"{cert.not_valid_before_utc.isoformat()}; check the clocks"
         )
+
+
+def check_signed_by(cert: x509.Certificate, root: x509.Certificate, now: datetime.datetime | None = None) -> None:
+    """Raise WrongCA / CertificateExpired / CertificateNotYetValid unless `root` issued `cert` and it is current."""
+    check_issued_by(cert, root)
+    check_validity(cert, now)
 
 
 def verify_chain(cert_pem: bytes, root_cert_pem: bytes, now: datetime.datetime | None = None) -> NodeIdentity:

@@ -1,0 +1,105 @@
+"""A node's TLS credentials on disk: `<data_dir>/certificates/`.
+
+- swarm-node.pem: the node's private key followed by its certificate, mode 0600. Key and certificate
+  share one file so that replacing them on renewal is a single atomic rename: a crash can never leave
+  a new certificate beside an old key.
+- swarm-root-ca.crt: the swarm root CA certificate (public), mode 0644.
+Every write goes to a temporary file in the same directory, is fsynced, renamed over the old file, and
+the directory is fsynced. The public functions are async; the file work runs in a thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from swarmpy.ca.certs import load_certificate, load_private_key, public_keys_match
+from swarmpy.ca.errors import CertificateError, KeystoreCorrupt
+
+CERTIFICATES_DIR = "certificates"
+NODE_CREDENTIALS_FILE = "swarm-node.pem"
+ROOT_CA_FILE = "swarm-root-ca.crt"
+
+_PEM_BLOCK = re.compile(rb"-----BEGIN ([A-Z ]+)-----.+?-----END \1-----\n?", re.DOTALL)
+
+
+@dataclass(frozen=True)
+class NodeCredentials:
+    key_pem: bytes
+    cert_pem: bytes
+    root_cert_pem: bytes
+
+
+def certificates_dir(data_dir: str | os.PathLike[str]) -> Path:
+    return Path(data_dir) / CERTIFICATES_DIR
+
+
+def _write_atomically(path: Path, data: bytes, mode: int) -> None:
+    temporary = path.with_name(f".{path.name}.tmp")
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    try:
+        os.fchmod(descriptor, mode)  # O_CREAT's mode is filtered by the umask; the key must be 0600 regardless
+        with os.fdopen(descriptor, "wb") as file:
+            descriptor = -1
+            file.write(data)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, path)
+    finally:
+        if descriptor >= 0:
+            os.close(descriptor)
+        temporary.unlink(missing_ok=True)
+    directory = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(directory)
+    finally:
+        os.close(directory)
+
+
+def _save(data_dir: Path, credentials: NodeCredentials) -> None:
+    if not public_keys_match(credentials.key_pem, credentials.cert_pem):
+        raise ValueError("refusing to store a node certificate that does not certify the node key")
+    directory = certificates_dir(data_dir)
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    # The root first: a crash between the two writes leaves old node credentials beside a root that
+    # (unless the root was rotated) still verifies them.
+    _write_atomically(directory / ROOT_CA_FILE, credentials.root_cert_pem, 0o644)
+    node_pem = credentials.key_pem.rstrip(b"\n") + b"\n" + credentials.cert_pem.rstrip(b"\n") + b"\n"
+    _write_atomically(directory / NODE_CREDENTIALS_FILE, node_pem, 0o600)
+
+
+def _load(data_dir: Path) -> NodeCredentials | None:
+    directory = certificates_dir(data_dir)
+    node_path, root_path = directory / NODE_CREDENTIALS_FILE, directory / ROOT_CA_FILE
+    if not node_path.exists() and not root_path.exists():
+        return None
+    try:
+        node_pem, root_cert_pem = node_path.read_bytes(), root_path.read_bytes()
+    except OSError as exc:
+        raise KeystoreCorrupt(f"cannot read node credentials under {directory}: {exc}") from exc
+    blocks = {match.group(1): match.group(0) for match in _PEM_BLOCK.finditer(node_pem)}
+    key_pem, cert_pem = blocks.get(b"PRIVATE KEY"), blocks.get(b"CERTIFICATE")
+    if key_pem is None or cert_pem is None:
+        raise KeystoreCorrupt(f"{node_path} must hold a PRIVATE KEY and a CERTIFICATE PEM block")
+    try:
+        load_private_key(key_pem, str(node_path))
+        load_certificate(cert_pem, str(node_path))
+        load_certificate(root_cert_pem, str(root_path))
+    except CertificateError as exc:
+        raise KeystoreCorrupt(str(exc)) from exc
+    if not public_keys_match(key_pem, cert_pem):
+        raise KeystoreCorrupt(f"{node_path}: the certificate does not certify the key stored with it")
+    return NodeCredentials(key_pem=key_pem, cert_pem=cert_pem, root_cert_pem=root_cert_pem)
+
+
+async def save_node_credentials(data_dir: str | os.PathLike[str], credentials: NodeCredentials) -> None:
+    """Store (or replace) the node's key, certificate and root CA under `data_dir`."""
+    await asyncio.to_thread(_save, Path(data_dir), credentials)
+
+
+async def load_node_credentials(data_dir: str | os.PathLike[str]) -> NodeCredentials | None:
+    """The stored credentials, None if the node never joined, KeystoreCorrupt if the files are unusable."""
+    return await asyncio.to_thread(_load, Path(data_dir))
