@@ -51,6 +51,20 @@ class Controller(Protocol):
         """Remove the container and its anonymous volumes."""
 
 
+class Executor(Protocol):
+    """A node's container engine: makes Controllers and knows which containers this node owns."""
+
+    node_id: str
+
+    def controller(self, task: objects_pb2.Task) -> Controller: ...
+
+    async def owned_containers(self) -> dict[str, ContainerFacts]:
+        """This node's containers by task ID."""
+
+    async def remove_container(self, container_id: str, task_id: str = "") -> None:
+        """Remove one of this node's containers, running or not."""
+
+
 class ExecutorError(Exception):
     """Base of the errors a controller raises on purpose; `task_id` names the task concerned."""
 

@@ -1,0 +1,184 @@
+"""Worker: the set of tasks assigned to this node, each driven by its own TaskRunner.
+
+Theory of operation. The session layer hands the Worker every AssignmentsMessage from the dispatcher:
+COMPLETE replaces the whole set, INCREMENTAL applies UPDATE and REMOVE changes. A task new to the set
+gets a TaskRunner; a known one gets the newer assignment (a new desired state); a task that leaves the set
+is stopped and its container removed, after which its runner ends and the task is forgotten.
+
+The set, with each task's latest observed status, is persisted atomically in the data dir before every
+status is reported (persist first, then tell: a report the manager saw is never lost on our side). A
+restarted daemon loads it, lets each runner find its task's container by label and carry on from the
+recorded state (a RUNNING task's container is waited on, never started again), and removes any container
+of this node whose task is no longer in the set.
+
+The Worker owns its runners: start() and close() (or `async with`). close() cancels and awaits them; the
+containers keep running for the next daemon to adopt.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from pathlib import Path
+
+from swarmpy.api import dispatcher_pb2, objects_pb2
+from swarmpy.worker.executor.base import Executor, ExecutorError
+from swarmpy.worker.taskrunner import ReportCallback, TaskRunner
+
+log = logging.getLogger(__name__)
+
+ASSIGNMENTS_FILE = "assignments.pb"
+
+_UPDATE = dispatcher_pb2.AssignmentChange.UPDATE
+_REMOVE = dispatcher_pb2.AssignmentChange.REMOVE
+_COMPLETE = dispatcher_pb2.AssignmentsMessage.COMPLETE
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as file:
+        file.write(data)
+        file.flush()
+        os.fsync(file.fileno())
+    os.replace(tmp, path)
+    directory = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(directory)  # make the rename itself durable
+    finally:
+        os.close(directory)
+
+
+class Worker:
+    def __init__(self, node_id: str, executor: Executor, report: ReportCallback, data_dir: str | os.PathLike[str]) -> None:
+        self.node_id = node_id
+        self._executor = executor
+        self._report = report
+        self._path = Path(data_dir) / ASSIGNMENTS_FILE
+        self._runners: dict[str, TaskRunner] = {}
+        self._running: dict[str, asyncio.Task[None]] = {}
+        self._persist_lock = asyncio.Lock()
+        self._closed = False
+
+    async def __aenter__(self) -> Worker:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    # ---------------------------------------------------------------- lifecycle
+
+    async def start(self) -> None:
+        """Load the persisted assignments, resume their runners, remove containers no task claims."""
+        self._path.parent.mkdir(parents=True, exist_ok=True)
+        for task in await asyncio.to_thread(self._load):
+            self._assign(task)
+        await self._remove_unassigned_containers()
+
+    async def close(self) -> None:
+        """Stop driving tasks (their containers keep running) and wait for every runner to end."""
+        self._closed = True
+        running = list(self._running.values())
+        for task in running:
+            task.cancel()
+        await asyncio.gather(*running, return_exceptions=True)
+        self._running.clear()
+
+    # ---------------------------------------------------------------- assignments
+
+    async def apply(self, message: dispatcher_pb2.AssignmentsMessage) -> None:
+        """Apply one message of the dispatcher's Assignments stream."""
+        if self._closed:
+            raise RuntimeError(f"worker {self.node_id} is closed")
+        if message.type == _COMPLETE:
+            wanted = {change.task.id: change.task for change in message.changes if change.action == _UPDATE}
+            for task_id in list(self._runners):
+                if task_id not in wanted:
+                    self._runners[task_id].request_removal()
+            for task in wanted.values():
+                self._assign(task)
+        else:
+            for change in message.changes:
+                if change.action == _REMOVE:
+                    runner = self._runners.get(change.task.id)
+                    if runner is not None:
+                        runner.request_removal()
+                else:
+                    self._assign(change.task)
+        await self._persist()
+        if message.type == _COMPLETE:
+            await self._remove_unassigned_containers()
+
+    def tasks(self) -> dict[str, objects_pb2.Task]:
+        """The tasks this node drives now, each with its latest observed status."""
+        return {task_id: runner.task for task_id, runner in self._runners.items()}
+
+    def status(self, task_id: str) -> objects_pb2.TaskStatus | None:
+        runner = self._runners.get(task_id)
+        return runner.status if runner is not None else None
+
+    def _assign(self, task: objects_pb2.Task) -> None:
+        if task.node_id and task.node_id != self.node_id:
+            log.warning("worker %s: ignoring task %s assigned to node %s", self.node_id, task.id, task.node_id)
+            return
+        runner = self._runners.get(task.id)
+        if runner is not None:
+            runner.update(task)
+            return
+        runner = TaskRunner(task, self._executor.controller(task), self._on_status)
+        self._runners[task.id] = runner
+        self._running[task.id] = asyncio.create_task(self._drive(runner), name=f"task-runner-{task.id}")
+
+    async def _drive(self, runner: TaskRunner) -> None:
+        """The owned body of one runner: run it, then forget the task once its container is gone."""
+        try:
+            await runner.run()
+        except Exception:
+            # Seen and logged here; the task stays in the set (and on disk) with its last status.
+            log.exception("worker %s: the runner of task %s crashed", self.node_id, runner.task_id)
+            self._running.pop(runner.task_id, None)
+            return
+        if self._runners.get(runner.task_id) is runner:
+            del self._runners[runner.task_id]
+            del self._running[runner.task_id]
+        await self._persist()
+
+    async def _on_status(self, task_id: str, status: objects_pb2.TaskStatus) -> None:
+        await self._persist()
+        await self._report(task_id, status)
+
+    # ---------------------------------------------------------------- containers without a task
+
+    async def _remove_unassigned_containers(self) -> None:
+        try:
+            owned = await self._executor.owned_containers()
+        except ExecutorError as exc:
+            log.warning("worker %s: cannot list its containers: %s", self.node_id, exc)
+            return
+        for task_id, facts in owned.items():
+            if task_id in self._runners:
+                continue
+            log.info("worker %s: removing container %s of unassigned task %s", self.node_id, facts.container_id[:12], task_id)
+            try:
+                await self._executor.remove_container(facts.container_id, task_id)
+            except ExecutorError as exc:
+                log.warning("worker %s: %s", self.node_id, exc)
+
+    # ---------------------------------------------------------------- persistence
+
+    def _load(self) -> list[objects_pb2.Task]:
+        try:
+            data = self._path.read_bytes()
+        except FileNotFoundError:
+            return []
+        stored = dispatcher_pb2.AssignmentsMessage.FromString(data)
+        return [change.task for change in stored.changes]
+
+    async def _persist(self) -> None:
+        # Serialised, and the snapshot taken under the lock, so an older set never overwrites a newer one.
+        async with self._persist_lock:
+            snapshot = dispatcher_pb2.AssignmentsMessage(type=_COMPLETE)
+            for runner in self._runners.values():
+                snapshot.changes.add(task=runner.task, action=_UPDATE)
+            await asyncio.to_thread(_write_atomically, self._path, snapshot.SerializeToString())
