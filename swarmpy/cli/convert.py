@@ -1,0 +1,297 @@
+"""swarmpy's protobuf objects -> Docker Engine API JSON shapes (dicts ready for json.dumps).
+
+Used by `inspect` and `--format json`, and meant to serve an Engine API front end later, so the
+keys, nesting and enum spellings are Docker's: durations are integer nanoseconds, times are
+RFC3339Nano strings, enums are lowercase words. Fields the user never set are left out, as Docker
+leaves out nil pointers and `omitempty` values.
+"""
+
+from __future__ import annotations
+
+import datetime
+from typing import Any
+
+from swarmpy.api import objects_pb2
+
+_EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
+
+
+def rfc3339_nano(unix_nanos: int) -> str:
+    """Go's time.RFC3339Nano in UTC: fractional seconds with trailing zeros dropped."""
+    seconds, nanos = divmod(unix_nanos, 1_000_000_000)
+    moment = _EPOCH + datetime.timedelta(seconds=seconds)
+    fraction = f".{nanos:09d}".rstrip("0") if nanos else ""
+    return moment.strftime("%Y-%m-%dT%H:%M:%S") + fraction + "Z"
+
+
+def enum_word(enum_type, value: int) -> str:
+    """ON_FAILURE -> "on-failure", STOP_FIRST -> "stop-first", RUNNING -> "running"."""
+    return enum_type.Name(value).lower().replace("_", "-")
+
+
+def task_state_word(state: int) -> str:
+    return objects_pb2.TaskState.Name(state).lower()
+
+
+def _meta(meta: objects_pb2.Meta) -> dict[str, Any]:
+    return {
+        "Version": {"Index": meta.version.index},
+        "CreatedAt": rfc3339_nano(meta.created_at),
+        "UpdatedAt": rfc3339_nano(meta.updated_at),
+    }
+
+
+def _resources(resources: objects_pb2.Resources) -> dict[str, Any]:
+    converted = {}
+    if resources.nano_cpus:
+        converted["NanoCPUs"] = resources.nano_cpus
+    if resources.memory_bytes:
+        converted["MemoryBytes"] = resources.memory_bytes
+    return converted
+
+
+def resource_requirements(requirements: objects_pb2.ResourceRequirements) -> dict[str, Any]:
+    converted = {}
+    if requirements.HasField("limits"):
+        converted["Limits"] = _resources(requirements.limits)
+    if requirements.HasField("reservations"):
+        converted["Reservations"] = _resources(requirements.reservations)
+    return converted
+
+
+def _healthcheck(health: objects_pb2.HealthConfig) -> dict[str, Any]:
+    converted: dict[str, Any] = {"Test": list(health.test)}
+    for key, value in (("Interval", health.interval), ("Timeout", health.timeout),
+                       ("StartPeriod", health.start_period), ("Retries", health.retries)):
+        if value:
+            converted[key] = value
+    return converted
+
+
+def container_spec(container: objects_pb2.ContainerSpec) -> dict[str, Any]:
+    converted: dict[str, Any] = {"Image": container.image}
+    if container.labels:
+        converted["Labels"] = dict(container.labels)
+    if container.command:
+        converted["Command"] = list(container.command)
+    if container.args:
+        converted["Args"] = list(container.args)
+    if container.hostname:
+        converted["Hostname"] = container.hostname
+    if container.env:
+        converted["Env"] = list(container.env)
+    if container.dir:
+        converted["Dir"] = container.dir
+    if container.user:
+        converted["User"] = container.user
+    if container.tty:
+        converted["TTY"] = True
+    if container.mounts:
+        converted["Mounts"] = [
+            {"Type": enum_word(objects_pb2.Mount.Type, m.type), "Source": m.source, "Target": m.target,
+             **({"ReadOnly": True} if m.read_only else {})}
+            for m in container.mounts
+        ]
+    if container.HasField("stop_grace_period"):
+        converted["StopGracePeriod"] = container.stop_grace_period
+    if container.stop_signal:
+        converted["StopSignal"] = container.stop_signal
+    if container.HasField("healthcheck"):
+        converted["Healthcheck"] = _healthcheck(container.healthcheck)
+    return converted
+
+
+def restart_policy(restart: objects_pb2.RestartPolicy) -> dict[str, Any]:
+    converted: dict[str, Any] = {"Condition": enum_word(objects_pb2.RestartPolicy.Condition, restart.condition)}
+    if restart.HasField("delay"):
+        converted["Delay"] = restart.delay
+    converted["MaxAttempts"] = restart.max_attempts
+    if restart.window:
+        converted["Window"] = restart.window
+    return converted
+
+
+def placement(place: objects_pb2.Placement) -> dict[str, Any]:
+    converted: dict[str, Any] = {}
+    if place.constraints:
+        converted["Constraints"] = list(place.constraints)
+    if place.preferences:
+        converted["Preferences"] = [{"Spread": {"SpreadDescriptor": p.spread}} for p in place.preferences]
+    if place.max_replicas:
+        converted["MaxReplicas"] = place.max_replicas
+    if place.platforms:
+        converted["Platforms"] = [{"Architecture": p.architecture, "OS": p.os} for p in place.platforms]
+    return converted
+
+
+def task_spec(task: objects_pb2.TaskSpec) -> dict[str, Any]:
+    converted: dict[str, Any] = {"ContainerSpec": container_spec(task.container)}
+    converted["Resources"] = resource_requirements(task.resources)
+    if task.HasField("restart"):
+        converted["RestartPolicy"] = restart_policy(task.restart)
+    converted["Placement"] = placement(task.placement)
+    converted["ForceUpdate"] = task.force_update
+    return converted
+
+
+def update_config(config: objects_pb2.UpdateConfig) -> dict[str, Any]:
+    converted: dict[str, Any] = {"Parallelism": config.parallelism}
+    if config.delay:
+        converted["Delay"] = config.delay
+    converted["FailureAction"] = enum_word(objects_pb2.UpdateConfig.FailureAction, config.failure_action)
+    if config.HasField("monitor"):
+        converted["Monitor"] = config.monitor
+    converted["MaxFailureRatio"] = round(config.max_failure_ratio, 6)  # float32 on the wire
+    converted["Order"] = enum_word(objects_pb2.UpdateConfig.Order, config.order)
+    return converted
+
+
+def port_config(port: objects_pb2.PortConfig) -> dict[str, Any]:
+    converted: dict[str, Any] = {}
+    if port.name:
+        converted["Name"] = port.name
+    converted["Protocol"] = enum_word(objects_pb2.PortConfig.Protocol, port.protocol)
+    converted["TargetPort"] = port.target_port
+    if port.published_port:
+        converted["PublishedPort"] = port.published_port
+    converted["PublishMode"] = enum_word(objects_pb2.PortConfig.PublishMode, port.publish_mode)
+    return converted
+
+
+def endpoint_spec(endpoint: objects_pb2.EndpointSpec) -> dict[str, Any]:
+    converted: dict[str, Any] = {"Mode": enum_word(objects_pb2.EndpointSpec.ResolutionMode, endpoint.mode)}
+    if endpoint.ports:
+        converted["Ports"] = [port_config(p) for p in endpoint.ports]
+    return converted
+
+
+def service_spec(spec: objects_pb2.ServiceSpec) -> dict[str, Any]:
+    converted: dict[str, Any] = {"Name": spec.annotations.name, "Labels": dict(spec.annotations.labels)}
+    converted["TaskTemplate"] = task_spec(spec.task)
+    mode = spec.WhichOneof("mode")
+    if mode == "global":
+        converted["Mode"] = {"Global": {}}
+    else:
+        converted["Mode"] = {"Replicated": {"Replicas": spec.replicated.replicas}}
+    if spec.HasField("update"):
+        converted["UpdateConfig"] = update_config(spec.update)
+    if spec.HasField("rollback"):
+        converted["RollbackConfig"] = update_config(spec.rollback)
+    converted["EndpointSpec"] = endpoint_spec(spec.endpoint)
+    return converted
+
+
+_UPDATE_STATES = {
+    objects_pb2.UpdateStatus.UPDATING: "updating",
+    objects_pb2.UpdateStatus.PAUSED: "paused",
+    objects_pb2.UpdateStatus.COMPLETED: "completed",
+    objects_pb2.UpdateStatus.ROLLBACK_STARTED: "rollback_started",
+    objects_pb2.UpdateStatus.ROLLBACK_PAUSED: "rollback_paused",
+    objects_pb2.UpdateStatus.ROLLBACK_COMPLETED: "rollback_completed",
+}
+
+
+def update_status(status: objects_pb2.UpdateStatus) -> dict[str, Any]:
+    converted: dict[str, Any] = {"State": _UPDATE_STATES.get(status.state, "")}
+    if status.started_at:
+        converted["StartedAt"] = rfc3339_nano(status.started_at)
+    if status.completed_at:
+        converted["CompletedAt"] = rfc3339_nano(status.completed_at)
+    converted["Message"] = status.message
+    return converted
+
+
+def service(svc: objects_pb2.Service) -> dict[str, Any]:
+    converted: dict[str, Any] = {"ID": svc.id, **_meta(svc.meta), "Spec": service_spec(svc.spec)}
+    if svc.HasField("previous_spec"):
+        converted["PreviousSpec"] = service_spec(svc.previous_spec)
+    endpoint: dict[str, Any] = {"Spec": endpoint_spec(svc.endpoint.spec if svc.HasField("endpoint") else svc.spec.endpoint)}
+    if svc.endpoint.ports:
+        endpoint["Ports"] = [port_config(p) for p in svc.endpoint.ports]
+    converted["Endpoint"] = endpoint
+    if svc.HasField("update_status") and svc.update_status.state:
+        converted["UpdateStatus"] = update_status(svc.update_status)
+    return converted
+
+
+def task(tsk: objects_pb2.Task) -> dict[str, Any]:
+    status: dict[str, Any] = {
+        "Timestamp": rfc3339_nano(tsk.status.timestamp),
+        "State": task_state_word(tsk.status.state),
+        "Message": tsk.status.message,
+    }
+    if tsk.status.err:
+        status["Err"] = tsk.status.err
+    if tsk.status.HasField("container_status"):
+        cs = tsk.status.container_status
+        status["ContainerStatus"] = {"ContainerID": cs.container_id, "PID": cs.pid, "ExitCode": cs.exit_code}
+    status["PortStatus"] = {"Ports": [port_config(p) for p in tsk.status.port_status.ports]} if tsk.status.port_status.ports else {}
+    converted: dict[str, Any] = {"ID": tsk.id, **_meta(tsk.meta), "Labels": dict(tsk.annotations.labels)}
+    converted["Spec"] = task_spec(tsk.spec)
+    converted["ServiceID"] = tsk.service_id
+    if tsk.slot:
+        converted["Slot"] = tsk.slot
+    if tsk.node_id:
+        converted["NodeID"] = tsk.node_id
+    converted["Status"] = status
+    converted["DesiredState"] = task_state_word(tsk.desired_state)
+    return converted
+
+
+_NODE_STATES = {
+    objects_pb2.NodeStatus.UNKNOWN: "unknown",
+    objects_pb2.NodeStatus.DOWN: "down",
+    objects_pb2.NodeStatus.READY: "ready",
+    objects_pb2.NodeStatus.DISCONNECTED: "disconnected",
+}
+
+
+def node(nd: objects_pb2.Node) -> dict[str, Any]:
+    description = nd.description
+    converted: dict[str, Any] = {"ID": nd.id, **_meta(nd.meta)}
+    converted["Spec"] = {
+        "Labels": dict(nd.spec.annotations.labels),
+        "Role": enum_word(objects_pb2.NodeRole, nd.spec.desired_role),
+        "Availability": enum_word(objects_pb2.NodeSpec.Availability, nd.spec.availability),
+    }
+    converted["Description"] = {
+        "Hostname": description.hostname,
+        "Platform": {"Architecture": description.platform.architecture, "OS": description.platform.os},
+        "Resources": {"NanoCPUs": description.resources.nano_cpus, "MemoryBytes": description.resources.memory_bytes},
+        "Engine": {"EngineVersion": description.engine.engine_version,
+                   **({"Labels": dict(description.engine.labels)} if description.engine.labels else {})},
+    }
+    converted["Status"] = {"State": _NODE_STATES.get(nd.status.state, "unknown"), "Addr": nd.status.addr}
+    if nd.status.message:
+        converted["Status"]["Message"] = nd.status.message
+    if nd.HasField("manager_status"):
+        converted["ManagerStatus"] = {
+            "Leader": nd.manager_status.leader,
+            "Reachability": enum_word(objects_pb2.ManagerStatus.Reachability, nd.manager_status.reachability),
+            "Addr": nd.manager_status.addr,
+        }
+    return converted
+
+
+def cluster(cl: objects_pb2.Cluster) -> dict[str, Any]:
+    spec = cl.spec
+    return {
+        "ID": cl.id,
+        **_meta(cl.meta),
+        "Spec": {
+            "Name": spec.annotations.name or "default",
+            "Labels": dict(spec.annotations.labels),
+            "Orchestration": {"TaskHistoryRetentionLimit": spec.orchestration.task_history_retention_limit},
+            "Raft": {
+                "SnapshotInterval": spec.raft.snapshot_interval,
+                "KeepOldSnapshots": spec.raft.keep_old_snapshots,
+                "LogEntriesForSlowFollowers": spec.raft.log_entries_for_slow_followers,
+                "ElectionTick": spec.raft.election_tick,
+                "HeartbeatTick": spec.raft.heartbeat_tick,
+            },
+            "Dispatcher": {"HeartbeatPeriod": spec.dispatcher.heartbeat_period},
+            "CAConfig": {"NodeCertExpiry": spec.ca_config.node_cert_expiry},
+        },
+        "TLSInfo": {"TrustRoot": cl.root_ca.ca_cert.decode("utf-8", "replace")},
+        "JoinTokens": {"Worker": cl.root_ca.join_tokens.worker, "Manager": cl.root_ca.join_tokens.manager},
+    }
