@@ -5,8 +5,13 @@ from __future__ import annotations
 import datetime
 from dataclasses import dataclass
 
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
 from swarmpy.api import objects_pb2
-from swarmpy.ca import certs, tokens
+from swarmpy.ca import certs, join_bootstrap, tokens
 from swarmpy.identity import new_id
 
 
@@ -64,3 +69,26 @@ def new_swarm() -> Swarm:
     cluster.root_ca.ca_cert_hash = certs.ca_digest(cert_pem)
     cluster.root_ca.join_tokens.CopyFrom(tokens.new_join_tokens(cert_pem))
     return Swarm(cluster)
+
+
+def forged_with_bootstrap_ca(node_id: str, ou: str, cluster_id: str) -> tuple[bytes, bytes]:
+    """What anyone can make: (key_pem, cert_pem) signed by the public bootstrap CA, claiming any identity."""
+    ca_key = join_bootstrap.derive_key_from_label(join_bootstrap.BOOTSTRAP_CA_KEY_LABEL)
+    ca = x509.load_pem_x509_certificate(join_bootstrap.BOOTSTRAP_CA_CERT_PEM)
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = datetime.datetime.now(datetime.timezone.utc)
+    subject = x509.Name([
+        x509.NameAttribute(NameOID.COMMON_NAME, node_id),
+        x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, ou),
+        x509.NameAttribute(NameOID.ORGANIZATION_NAME, cluster_id),
+    ])
+    cert = (
+        x509.CertificateBuilder().subject_name(subject).issuer_name(ca.subject).public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(hours=1)).not_valid_after(now + datetime.timedelta(days=1))
+        .sign(ca_key, hashes.SHA256())
+    )
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    return key_pem, cert.public_bytes(serialization.Encoding.PEM)
