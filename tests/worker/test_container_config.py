@@ -1,0 +1,52 @@
+"""Task → container create arguments, without an engine."""
+
+from __future__ import annotations
+
+import pytest
+
+from swarmpy.api import objects_pb2
+from swarmpy.worker.executor import container_config
+from swarmpy.worker.executor.base import InvalidSpec, stop_grace_seconds
+
+
+def task(**fields) -> objects_pb2.Task:
+    t = objects_pb2.Task(id="t" * 25, service_id="s1", node_id="n1", **fields)
+    t.service_annotations.name = "web"
+    t.spec.container.image = "img:1"
+    return t
+
+
+def test_names_follow_swarm():
+    assert container_config.container_name(task(slot=2)) == f"web.2.{'t' * 25}"
+    assert container_config.container_name(task(slot=0)) == f"web.n1.{'t' * 25}"  # global: the node ID
+
+
+def test_ingress_ports_are_bound_in_host_mode_for_now():
+    t = task(slot=1)
+    t.endpoint.ports.add(target_port=80, published_port=30080, publish_mode=objects_pb2.PortConfig.INGRESS)
+    t.endpoint.ports.add(target_port=53, published_port=53, protocol=objects_pb2.PortConfig.UDP,
+                         publish_mode=objects_pb2.PortConfig.HOST)
+    assert container_config.port_bindings(t) == {"80/tcp": 30080, "53/udp": 53}
+
+
+def test_unset_stop_grace_is_ten_seconds():
+    t = task(slot=1)
+    assert stop_grace_seconds(t) == 10
+    t.spec.container.stop_grace_period = 0
+    assert stop_grace_seconds(t) == 0
+
+
+def test_image_defaults_are_kept_when_command_and_args_are_empty():
+    kwargs = container_config.create_kwargs(task(slot=1), "n1")
+    assert "entrypoint" not in kwargs and "command" not in kwargs
+
+
+@pytest.mark.parametrize(
+    "mount",
+    [objects_pb2.Mount(type=objects_pb2.Mount.BIND, target="/x"), objects_pb2.Mount(type=objects_pb2.Mount.TMPFS)],
+)
+def test_bad_mounts_are_invalid_specs_naming_the_task(mount):
+    t = task(slot=1)
+    t.spec.container.mounts.append(mount)
+    with pytest.raises(InvalidSpec, match="t" * 25):
+        container_config.create_kwargs(t, "n1")
