@@ -1,0 +1,273 @@
+"""RaftDriver: three nodes over the in-memory network, each with DiskStorage in its own tmp dir."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+
+import pytest
+
+from swarmpy.raft import errors
+from swarmpy.raft.driver import ApplyResult, DriverConfig, RaftDriver
+from swarmpy.raft.messages import Entry, Message, MessageType
+from swarmpy.raft.transport import InMemoryNetwork
+from swarmpy.raft.wal import DiskStorage
+
+pytestmark = pytest.mark.timeout(60)
+
+TICK = 0.01  # seconds; elections take 10-20 ticks
+
+
+class KeyValueStateMachine:
+    """key=value writes; apply returns the value it replaced."""
+
+    def __init__(self) -> None:
+        self.values: dict[bytes, bytes] = {}
+        self.applied_indexes: list[int] = []
+
+    def apply(self, index: int, data: bytes) -> bytes | None:
+        key, _, value = data.partition(b"=")
+        previous = self.values.get(key)
+        self.values[key] = value
+        self.applied_indexes.append(index)
+        return previous
+
+    def snapshot(self) -> bytes:
+        return b"\n".join(k + b"=" + v for k, v in sorted(self.values.items()))
+
+    def restore(self, data: bytes) -> None:
+        self.values = dict(line.partition(b"=")[::2] for line in data.split(b"\n") if line)
+
+
+class Cluster:
+    def __init__(self, tmp_path, ids=(1, 2, 3), **config) -> None:
+        self.tmp_path = tmp_path
+        self.ids = ids
+        self.network = InMemoryNetwork(random.Random(7))
+        self.config = dict(tick_interval=TICK, **config)
+        self.drivers: dict[int, RaftDriver] = {}
+        self.machines: dict[int, KeyValueStateMachine] = {}
+
+    async def start(self, node_id: int) -> RaftDriver:
+        machine = KeyValueStateMachine()
+        driver = RaftDriver(
+            node_id,
+            self.ids,
+            DiskStorage(str(self.tmp_path / f"node{node_id}")),
+            self.network.transport(node_id),
+            machine,
+            DriverConfig(**self.config),
+            rng=random.Random(node_id),
+        )
+        await driver.start()
+        self.drivers[node_id] = driver
+        self.machines[node_id] = machine
+        return driver
+
+    async def start_all(self) -> None:
+        for node_id in self.ids:
+            await self.start(node_id)
+
+    async def stop(self, node_id: int) -> None:
+        await self.drivers.pop(node_id).stop()
+
+    async def stop_all(self) -> None:
+        for node_id in list(self.drivers):
+            await self.stop(node_id)
+
+    async def leader(self, among=None, timeout: float = 5.0) -> RaftDriver:
+        among = set(among or self.drivers)
+        async with asyncio.timeout(timeout):
+            while True:
+                leaders = [d for i, d in self.drivers.items() if i in among and d.is_leader]
+                if len(leaders) == 1:
+                    return leaders[0]
+                await asyncio.sleep(TICK)
+
+    async def converge(self, timeout: float = 5.0) -> None:
+        """Wait until every running node applied everything the leader applied."""
+        leader = await self.leader()
+        await leader.read_index()
+        target = leader.applied
+        async with asyncio.timeout(timeout):
+            while any(d.applied < target for d in self.drivers.values()):
+                await asyncio.sleep(TICK)
+
+
+@pytest.fixture
+async def cluster(tmp_path):
+    cluster = Cluster(tmp_path)
+    await cluster.start_all()
+    try:
+        yield cluster
+    finally:
+        await cluster.stop_all()
+
+
+async def test_elects_a_leader_and_applies_proposals_everywhere(cluster):
+    leader = await cluster.leader()
+    results = [await leader.propose(b"k%d=v%d" % (i % 5, i)) for i in range(20)]
+    assert all(isinstance(r, ApplyResult) for r in results)
+    assert [r.result for r in results[5:10]] == [b"v%d" % i for i in range(5)]  # the replaced values
+    assert [r.index for r in results] == sorted(r.index for r in results)
+    await cluster.converge()
+    expected = {b"k%d" % k: b"v%d" % (15 + k) for k in range(5)}
+    for machine in cluster.machines.values():
+        assert machine.values == expected
+
+
+async def test_pipelined_proposals_all_resolve_in_log_order(cluster):
+    leader = await cluster.leader()
+    results = await asyncio.gather(*(leader.propose(b"n=%d" % i) for i in range(300)))
+    indexes = [r.index for r in results]
+    assert indexes == sorted(indexes) and len(set(indexes)) == 300
+    assert leader.storage.fsync_count < 300  # group commit batched them
+
+
+async def test_follower_refuses_proposals_naming_the_leader(cluster):
+    leader = await cluster.leader()
+    follower = next(d for d in cluster.drivers.values() if d is not leader)
+    await cluster.converge()
+    with pytest.raises(errors.NotLeader) as caught:
+        await follower.propose(b"x=1")
+    assert caught.value.leader == leader.node_id
+
+
+async def test_leader_stop_elects_a_new_leader_and_nothing_acknowledged_is_lost(cluster):
+    old = await cluster.leader()
+    acknowledged = [await old.propose(b"a%d=%d" % (i, i)) for i in range(10)]
+    await cluster.stop(old.node_id)
+    new = await cluster.leader()
+    assert new.node_id != old.node_id
+    await new.propose(b"after=1")
+    await cluster.converge()
+    for machine in cluster.machines.values():
+        if machine is not cluster.machines[old.node_id]:
+            for i in range(len(acknowledged)):
+                assert machine.values[b"a%d" % i] == b"%d" % i
+
+
+async def test_pending_proposals_fail_with_leadership_lost_when_the_leader_is_cut_off(cluster):
+    old = await cluster.leader()
+    await old.propose(b"before=1")
+    cluster.network.isolate(old.node_id)
+    pending = [asyncio.create_task(old.propose(b"lost%d=1" % i)) for i in range(5)]
+    results = await asyncio.gather(*pending, return_exceptions=True)  # check_quorum makes it step down
+    assert all(isinstance(r, errors.LeadershipLost) for r in results), results
+    new = await cluster.leader(among=set(cluster.ids) - {old.node_id})
+    assert new.node_id != old.node_id
+    cluster.network.heal()
+    await new.propose(b"healed=1")
+    await cluster.converge()
+    assert cluster.machines[old.node_id].values[b"healed"] == b"1"
+
+
+async def test_pending_proposals_fail_when_the_node_stops(cluster):
+    leader = await cluster.leader()
+    for other in cluster.ids:
+        if other != leader.node_id:
+            cluster.network.cut(leader.node_id, other)
+    pending = asyncio.create_task(leader.propose(b"never=1"))
+    await asyncio.sleep(TICK)
+    await cluster.stop(leader.node_id)
+    with pytest.raises(errors.LeadershipLost):
+        await pending
+
+
+async def test_restart_from_data_dirs_preserves_every_acknowledged_write(tmp_path):
+    cluster = Cluster(tmp_path)
+    await cluster.start_all()
+    try:
+        leader = await cluster.leader()
+        await asyncio.gather(*(leader.propose(b"key%d=%d" % (i, i)) for i in range(100)))
+        await cluster.stop_all()
+        await cluster.start_all()
+        leader = await cluster.leader()
+        await leader.propose(b"restarted=yes")
+        await cluster.converge()
+        for machine in cluster.machines.values():
+            assert len(machine.values) == 101
+            assert all(machine.values[b"key%d" % i] == b"%d" % i for i in range(100))
+    finally:
+        await cluster.stop_all()
+
+
+async def test_read_index_returns_once_applied_reaches_the_commit(cluster):
+    leader = await cluster.leader()
+    written = await leader.propose(b"r=1")
+    read_index = await leader.read_index()
+    assert read_index >= written.index
+    assert leader.applied >= read_index
+    follower = next(d for d in cluster.drivers.values() if d is not leader)
+    try:
+        follower_index = await asyncio.wait_for(follower.read_index(), timeout=2)
+    except errors.RaftError:
+        pass  # a core that does not forward reads refuses them on followers; both are allowed
+    else:
+        assert follower_index >= written.index and follower.applied >= follower_index
+
+
+async def test_transfer_leadership_and_listeners(cluster):
+    leader = await cluster.leader()
+    await cluster.converge()
+    target = next(i for i in cluster.ids if i != leader.node_id)
+    changes: list[tuple[bool, int]] = []
+    leader.add_leadership_listener(lambda is_leader, leader_id: changes.append((is_leader, leader_id)))
+    await leader.transfer_leadership(target)
+    assert cluster.drivers[target].is_leader or (await cluster.leader()).node_id == target
+    assert changes and changes[-1][0] is False
+
+
+async def test_slow_follower_catches_up_by_snapshot(tmp_path):
+    cluster = Cluster(tmp_path, snapshot_interval=50, log_entries_for_slow_followers=10)
+    await cluster.start_all()
+    try:
+        leader = await cluster.leader()
+        await cluster.converge()
+        slow = next(i for i in cluster.ids if i != leader.node_id)
+        await cluster.stop(slow)
+        for batch in range(4):
+            await asyncio.gather(*(leader.propose(b"s%d=%d" % (batch * 50 + i, i)) for i in range(50)))
+        assert leader.stats.snapshots_created >= 1
+        assert leader.storage.first_index() > 2  # the log was compacted
+        restarted = await cluster.start(slow)
+        await cluster.converge()
+        assert restarted.stats.snapshots_restored >= 1
+        assert cluster.machines[slow].values == cluster.machines[leader.node_id].values
+        assert len(cluster.machines[slow].values) == 200
+    finally:
+        await cluster.stop_all()
+
+
+async def test_oversized_incoming_messages_are_dropped_and_counted(tmp_path):
+    cluster = Cluster(tmp_path, max_message_bytes=10_000)
+    await cluster.start_all()
+    try:
+        leader = await cluster.leader()
+        follower = next(d for d in cluster.drivers.values() if d is not leader)
+        huge = Message(
+            type=MessageType.APPEND,
+            to=follower.node_id,
+            frm=leader.node_id,
+            entries=(Entry(term=1, index=1, data=b"x" * 20_000),),
+        )
+        follower.receive(huge)
+        assert follower.stats.oversized_messages_dropped == 1
+        with pytest.raises(errors.ProposalTooLarge):
+            await leader.propose(b"x" * (5 << 20))
+    finally:
+        await cluster.stop_all()
+
+
+async def test_stop_cancels_and_awaits_every_task(tmp_path):
+    before = asyncio.all_tasks()
+    cluster = Cluster(tmp_path)
+    await cluster.start_all()
+    await cluster.leader()
+    drivers = list(cluster.drivers.values())
+    await cluster.stop_all()
+    leftover = {t for t in asyncio.all_tasks() - before if not t.done()}
+    assert leftover == set()
+    assert all(not d.running for d in drivers)
+    with pytest.raises(errors.Unavailable):
+        await drivers[0].propose(b"after=stop")
