@@ -52,9 +52,24 @@ class EchoCaller(control_pb2_grpc.ControlServicer, dispatcher_pb2_grpc.Dispatche
         self.calls.append(caller_identity().node_id)
         return dispatcher_pb2.HeartbeatResponse(period=5_000_000_000)
 
+    async def PublishLogs(self, request_iterator, context):
+        async for _ in request_iterator:
+            self.calls.append(caller_identity().node_id)
+        return dispatcher_pb2.PublishLogsResponse()
+
     async def Session(self, request, context):
         for _ in range(2):
             yield dispatcher_pb2.SessionMessage(session_id="s", node=objects_pb2.Node(id=caller_identity().node_id))
+
+
+def _raft_echo_handler() -> grpc.GenericRpcHandler:
+    """A bidirectional-streaming method under the managers-only Raft service, echoing the caller's node ID."""
+
+    async def echo(request_iterator, context):
+        async for request in request_iterator:
+            yield request + b":" + caller_identity().node_id.encode()
+
+    return grpc.method_handlers_generic_handler("swarmpy.api.Raft", {"Echo": grpc.stream_stream_rpc_method_handler(echo)})
 
 
 @dataclass
@@ -82,6 +97,7 @@ async def manager():
     ca_pb2_grpc.add_CAServicer_to_server(CAServicer(issue, lambda: swarm.cluster), server)
     control_pb2_grpc.add_ControlServicer_to_server(echo, server)
     dispatcher_pb2_grpc.add_DispatcherServicer_to_server(echo, server)
+    server.add_generic_rpc_handlers([_raft_echo_handler()])
     manager_key, manager_cert = swarm.node_credentials(objects_pb2.MANAGER, "manager-1")
     port = server.add_secure_port("127.0.0.1:0", server_credentials(manager_key, manager_cert, swarm.root_cert))
     await server.start()
@@ -251,3 +267,27 @@ def test_only_a_manager_certificate_can_serve_the_swarm_port():
     key, cert = swarm.node_credentials(objects_pb2.WORKER, "w9")
     with pytest.raises(MalformedCertificate, match="node w9 has a worker certificate"):
         server_credentials(key, cert, swarm.root_cert)
+
+
+async def test_streaming_requests_are_guarded_and_see_the_caller(manager):
+    manager_key, manager_cert = manager.swarm.node_credentials(objects_pb2.MANAGER, "manager-2")
+    worker_key, worker_cert = manager.swarm.node_credentials(objects_pb2.WORKER, "worker-2")
+
+    async def requests():
+        for i in range(3):
+            yield str(i).encode()
+
+    as_manager = channel_credentials(manager_key, manager_cert, manager.swarm.root_cert)
+    as_worker = channel_credentials(worker_key, worker_cert, manager.swarm.root_cert)
+    async with grpc.aio.secure_channel(manager.addr, as_manager, CHANNEL_OPTIONS) as channel:
+        echo = channel.stream_stream("/swarmpy.api.Raft/Echo")
+        assert [r async for r in echo(requests(), timeout=CALL_TIMEOUT)] == [b"0:manager-2", b"1:manager-2", b"2:manager-2"]
+    async with grpc.aio.secure_channel(manager.addr, as_worker, CHANNEL_OPTIONS) as channel:
+        # No requests are written: the server refuses before reading, and a client still writing at
+        # that moment would see its own failed write (INTERNAL) instead of the server's status.
+        refused = channel.stream_stream("/swarmpy.api.Raft/Echo")(timeout=CALL_TIMEOUT)
+        assert await refused.code() == grpc.StatusCode.PERMISSION_DENIED
+        publish = dispatcher_pb2_grpc.DispatcherStub(channel).PublishLogs
+        messages = (dispatcher_pb2.PublishLogsMessage(subscription_id="s") for _ in range(2))
+        await publish(messages, timeout=CALL_TIMEOUT)
+    assert manager.echo.calls == ["worker-2", "worker-2"]
