@@ -1,0 +1,119 @@
+"""The read side of the control API as pure functions: list filters and service status counts.
+
+They take objects already read from a store view and return what the RPC answers, so they can be
+tested without a store, a server or an event loop. Every filter list is "any of" within a field and
+"all of" across fields, as swarmkit's List* filters are; an empty list does not filter.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+from swarmpy.api import control_pb2, objects_pb2
+from swarmpy.manager import constraint
+from swarmpy.manager.constraint import Constraint
+
+
+def _matches_prefix(value: str, prefixes: Sequence[str]) -> bool:
+    return not prefixes or any(value.startswith(prefix) for prefix in prefixes)
+
+
+def _matches_labels(labels: dict[str, str] | object, wanted: dict[str, str] | object) -> bool:
+    """Every wanted label is present; an empty wanted value asks only for the key (docker's label=key)."""
+    for key, value in wanted.items():  # type: ignore[attr-defined]
+        if key not in labels:  # type: ignore[operator]
+            return False
+        if value and labels[key] != value:  # type: ignore[index]
+            return False
+    return True
+
+
+def filter_nodes(
+    nodes: Iterable[objects_pb2.Node], filters: control_pb2.ListNodesRequest.Filters
+) -> list[objects_pb2.Node]:
+    roles = set(filters.roles)
+    return sorted(
+        (
+            node
+            for node in nodes
+            if _matches_prefix(node.id, filters.ids)
+            and _matches_prefix(node.description.hostname, filters.names)
+            and (not roles or node.role in roles)
+        ),
+        key=lambda node: (node.description.hostname, node.id),
+    )
+
+
+def filter_services(
+    services: Iterable[objects_pb2.Service], filters: control_pb2.ListServicesRequest.Filters
+) -> list[objects_pb2.Service]:
+    return sorted(
+        (
+            service
+            for service in services
+            if _matches_prefix(service.id, filters.ids)
+            and _matches_prefix(service.spec.annotations.name, filters.names)
+            and _matches_labels(service.spec.annotations.labels, filters.labels)
+        ),
+        key=lambda service: (service.spec.annotations.name, service.id),
+    )
+
+
+def is_up_to_date(task: objects_pb2.Task, services_by_id: dict[str, objects_pb2.Service]) -> bool:
+    """The task was made from its service's current spec (a task of a removed service never is)."""
+    service = services_by_id.get(task.service_id)
+    return service is not None and task.spec_version.index == service.spec_version.index
+
+
+def filter_tasks(
+    tasks: Iterable[objects_pb2.Task],
+    filters: control_pb2.ListTasksRequest.Filters,
+    services_by_id: dict[str, objects_pb2.Service],
+) -> list[objects_pb2.Task]:
+    service_ids = set(filters.service_ids)
+    node_ids = set(filters.node_ids)
+    desired_states = set(filters.desired_states)
+    return sorted(
+        (
+            task
+            for task in tasks
+            if _matches_prefix(task.id, filters.ids)
+            and (not service_ids or task.service_id in service_ids)
+            and (not node_ids or task.node_id in node_ids)
+            and (not desired_states or task.desired_state in desired_states)
+            and (not filters.up_to_date or is_up_to_date(task, services_by_id))
+        ),
+        key=lambda task: (task.service_id, task.slot, task.node_id, -task.meta.created_at, task.id),
+    )
+
+
+def is_eligible_for_global(node: objects_pb2.Node, constraints: list[Constraint]) -> bool:
+    """A node a global service should run a task on: up, accepting work, and within its constraints."""
+    return (
+        node.status.state != objects_pb2.NodeStatus.DOWN
+        and node.spec.availability == objects_pb2.NodeSpec.ACTIVE
+        and constraint.matches(constraints, node)
+    )
+
+
+def service_status(
+    service: objects_pb2.Service, tasks: Iterable[objects_pb2.Task], nodes: Iterable[objects_pb2.Node]
+) -> control_pb2.ServiceStatus:
+    """REPLICAS as `service ls` shows it: running tasks out of desired ones."""
+    running = sum(
+        1
+        for task in tasks
+        if task.status.state == objects_pb2.RUNNING and task.desired_state == objects_pb2.RUNNING
+    )
+    if service.spec.WhichOneof("mode") == "global":
+        try:
+            constraints = constraint.parse_constraints(list(service.spec.task.placement.constraints))
+        except constraint.ConstraintError:
+            # Stored before a stricter parser: the orchestrator cannot place it either.
+            desired = 0
+        else:
+            desired = sum(1 for node in nodes if is_eligible_for_global(node, constraints))
+    else:
+        desired = service.spec.replicated.replicas
+    # completed_tasks counts finished job tasks; swarmpy has no job modes yet, so it is always 0.
+    return control_pb2.ServiceStatus(service_id=service.id, running_tasks=running, desired_tasks=desired)
