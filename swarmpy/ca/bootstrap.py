@@ -133,10 +133,14 @@ def pick_pinned_root(chain: list[x509.Certificate], expected_digest: str, addr: 
     )
 
 
+async def peer_certificate_chain(addr: str, timeout: float = DEFAULT_TIMEOUT) -> list[x509.Certificate]:
+    """The certificate chain the manager at `addr` presents, leaf first. Unverified: judge it yourself."""
+    return await asyncio.to_thread(_peer_chain, addr, timeout)
+
+
 async def fetch_root_ca(addr: str, expected_digest: str, timeout: float = DEFAULT_TIMEOUT) -> bytes:
     """The swarm root CA certificate (PEM) of the manager at `addr`, pinned by the token's CA digest."""
-    chain = await asyncio.to_thread(_peer_chain, addr, timeout)
-    return pick_pinned_root(chain, expected_digest, addr)
+    return pick_pinned_root(await peer_certificate_chain(addr, timeout), expected_digest, addr)
 
 
 def _refusal(exc: grpc.aio.AioRpcError, addr: str) -> Exception:

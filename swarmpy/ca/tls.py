@@ -11,6 +11,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import grpc
 
 from swarmpy.ca.certs import MANAGER_SERVER_NAME, load_certificate, load_private_key, parse_node_certificate
@@ -44,8 +46,8 @@ def _pem(data: bytes) -> bytes:
     return data if data.endswith(b"\n") else data + b"\n"
 
 
-def server_credentials(node_key_pem: bytes, node_cert_pem: bytes, root_cert_pem: bytes) -> grpc.ServerCredentials:
-    """Credentials for a manager's swarm port. The node certificate must be a manager's."""
+def _server_key_and_chain(node_key_pem: bytes, node_cert_pem: bytes, root_cert_pem: bytes) -> tuple[bytes, bytes, bytes]:
+    """(key, leaf+root chain, client trust roots) for a manager; checks the files first."""
     # Parse first so a wrong file fails here, naming it, rather than as an opaque handshake error later.
     load_private_key(node_key_pem, "manager node key")
     load_certificate(root_cert_pem, "root CA certificate")
@@ -54,12 +56,46 @@ def server_credentials(node_key_pem: bytes, node_cert_pem: bytes, root_cert_pem:
         raise MalformedCertificate(
             f"node {identity.node_id} has a worker certificate; only managers serve the swarm port"
         )
-    chain = _pem(node_cert_pem) + _pem(root_cert_pem)
-    return grpc.ssl_server_credentials(
-        [(node_key_pem, chain)],
-        root_certificates=_pem(root_cert_pem) + BOOTSTRAP_CA_CERT_PEM,
-        require_client_auth=True,
-    )
+    return node_key_pem, _pem(node_cert_pem) + _pem(root_cert_pem), _pem(root_cert_pem) + BOOTSTRAP_CA_CERT_PEM
+
+
+def server_credentials(node_key_pem: bytes, node_cert_pem: bytes, root_cert_pem: bytes) -> grpc.ServerCredentials:
+    """Credentials for a manager's swarm port. The node certificate must be a manager's."""
+    key, chain, client_roots = _server_key_and_chain(node_key_pem, node_cert_pem, root_cert_pem)
+    return grpc.ssl_server_credentials([(key, chain)], root_certificates=client_roots, require_client_auth=True)
+
+
+class ReloadableServerCredentials:
+    """Server credentials whose certificate and root can be replaced while the server runs.
+
+    A manager renews its certificate every few weeks and the root CA may rotate; with these, `update`
+    takes effect for every connection accepted afterwards, and established ones keep their session.
+    grpc core asks `_fetch` for the current configuration at each handshake, from its own thread.
+    """
+
+    def __init__(self, node_key_pem: bytes, node_cert_pem: bytes, root_cert_pem: bytes) -> None:
+        self._lock = threading.Lock()
+        self._pending: grpc.ServerCertificateConfiguration | None = None
+        initial = self._configuration(node_key_pem, node_cert_pem, root_cert_pem)
+        self.credentials: grpc.ServerCredentials = grpc.dynamic_ssl_server_credentials(
+            initial, self._fetch, require_client_authentication=True
+        )
+
+    @staticmethod
+    def _configuration(node_key_pem: bytes, node_cert_pem: bytes, root_cert_pem: bytes):
+        key, chain, client_roots = _server_key_and_chain(node_key_pem, node_cert_pem, root_cert_pem)
+        return grpc.ssl_server_certificate_configuration([(key, chain)], root_certificates=client_roots)
+
+    def update(self, node_key_pem: bytes, node_cert_pem: bytes, root_cert_pem: bytes) -> None:
+        configuration = self._configuration(node_key_pem, node_cert_pem, root_cert_pem)
+        with self._lock:
+            self._pending = configuration
+
+    def _fetch(self) -> grpc.ServerCertificateConfiguration | None:
+        # None tells grpc to keep the configuration it has.
+        with self._lock:
+            configuration, self._pending = self._pending, None
+        return configuration
 
 
 def channel_credentials(node_key_pem: bytes, node_cert_pem: bytes, root_cert_pem: bytes) -> grpc.ChannelCredentials:

@@ -19,11 +19,17 @@ from swarmpy.api import (
 )
 from swarmpy.ca import certs, tokens
 from swarmpy.ca.authz import AuthorizationInterceptor, caller_identity
-from swarmpy.ca.bootstrap import fetch_root_ca, renew_node_certificate, request_node_certificate
+from swarmpy.ca.bootstrap import (
+    fetch_root_ca,
+    peer_certificate_chain,
+    renew_node_certificate,
+    request_node_certificate,
+)
 from swarmpy.ca.errors import JoinRefused, MalformedCertificate, ManagerUnreachable, RootCAMismatch
 from swarmpy.ca.server import CAServicer, sign_for_cluster
 from swarmpy.ca.tls import (
     CHANNEL_OPTIONS,
+    ReloadableServerCredentials,
     bootstrap_channel_credentials,
     channel_credentials,
     server_credentials,
@@ -291,3 +297,29 @@ async def test_streaming_requests_are_guarded_and_see_the_caller(manager):
         messages = (dispatcher_pb2.PublishLogsMessage(subscription_id="s") for _ in range(2))
         await publish(messages, timeout=CALL_TIMEOUT)
     assert manager.echo.calls == ["worker-2", "worker-2"]
+
+
+async def test_reloadable_server_credentials_serve_the_renewed_certificate_to_new_connections():
+    swarm = new_swarm()
+    first_key, first_cert = swarm.node_credentials(objects_pb2.MANAGER, "manager-old")
+    reloadable = ReloadableServerCredentials(first_key, first_cert, swarm.root_cert)
+    server = grpc.aio.server(interceptors=[AuthorizationInterceptor(swarm.cluster_id, lambda: swarm.root_cert)])
+    ca_pb2_grpc.add_CAServicer_to_server(CAServicer(None, lambda: swarm.cluster), server)
+    port = server.add_secure_port("127.0.0.1:0", reloadable.credentials)
+    await server.start()
+    try:
+        addr = f"127.0.0.1:{port}"
+
+        async def served_node_id() -> str:
+            chain = await peer_certificate_chain(addr, CALL_TIMEOUT)
+            return certs.identity_of(chain[0]).node_id
+
+        assert await served_node_id() == "manager-old"
+        reloadable.update(*swarm.node_credentials(objects_pb2.MANAGER, "manager-new"), swarm.root_cert)
+        assert await served_node_id() == "manager-new"
+        assert await served_node_id() == "manager-new"
+        # And grpc clients still verify it against the root.
+        root = await fetch_root_ca(addr, swarm.cluster.root_ca.ca_cert_hash)
+        assert root == swarm.root_cert
+    finally:
+        await server.stop(grace=None)
