@@ -84,16 +84,19 @@ class Manager:
     addr: str
     echo: EchoCaller
     issued: list[str] = field(default_factory=list)
+    issue_requests: list[tuple] = field(default_factory=list)  # (node_id, role, availability, advertise_addr)
 
 
 @pytest.fixture
 async def manager():
     swarm = new_swarm()
     issued: list[str] = []
+    requests: list[tuple] = []
 
     async def issue(role, csr_pem, availability, advertise_addr):
         node_id = new_id()
         issued.append(node_id)
+        requests.append((node_id, role, availability, advertise_addr))
         return node_id, await sign_for_cluster(swarm.cluster, csr_pem, node_id, role), swarm.cluster_id
 
     echo = EchoCaller()
@@ -108,7 +111,7 @@ async def manager():
     port = server.add_secure_port("127.0.0.1:0", server_credentials(manager_key, manager_cert, swarm.root_cert))
     await server.start()
     try:
-        yield Manager(swarm, f"127.0.0.1:{port}", echo, issued)
+        yield Manager(swarm, f"127.0.0.1:{port}", echo, issued, requests)
     finally:
         await server.stop(grace=None)
 
@@ -133,13 +136,15 @@ async def refused_code(call) -> grpc.StatusCode:
 
 async def join(manager: Manager, token: str):
     root = await fetch_root_ca(manager.addr, tokens.parse_join_token(token).ca_digest)
-    return root, await request_node_certificate(manager.addr, root, token, advertise_addr="10.0.0.9:2377")
+    return root, await request_node_certificate(
+        manager.addr, root, token, availability=objects_pb2.NodeSpec.DRAIN, advertise_addr="10.0.0.9:2377"
+    )
 
 
 async def test_worker_joins_with_a_pinned_root_and_uses_its_certificate(manager):
     root, issued = await join(manager, manager.swarm.worker_token)
     assert root == manager.swarm.root_cert
-    assert manager.issued == [issued.node_id]
+    assert manager.issue_requests == [(issued.node_id, objects_pb2.WORKER, objects_pb2.NodeSpec.DRAIN, "10.0.0.9:2377")]
     identity = certs.verify_chain(issued.cert_pem, root)
     assert (identity.node_id, identity.role, identity.cluster_id) == (
         issued.node_id, objects_pb2.WORKER, manager.swarm.cluster_id,
@@ -181,6 +186,18 @@ async def test_rotated_token_is_refused_and_nothing_is_created(manager):
 async def test_malformed_token_is_invalid_argument(manager):
     with pytest.raises(JoinRefused, match=r"malformed join token: .*secret has 24 characters.*INVALID_ARGUMENT"):
         await request_node_certificate(manager.addr, manager.swarm.root_cert, manager.swarm.worker_token[:-1])
+    assert manager.issued == []
+
+
+async def test_unusable_csr_is_invalid_argument_and_creates_nothing(manager):
+    async with grpc.aio.secure_channel(
+        manager.addr, bootstrap_channel_credentials(manager.swarm.root_cert), CHANNEL_OPTIONS
+    ) as channel:
+        request = ca_pb2.IssueNodeCertificateRequest(csr=b"not a csr", token=manager.swarm.worker_token)
+        with pytest.raises(grpc.aio.AioRpcError) as info:
+            await ca_pb2_grpc.CAStub(channel).IssueNodeCertificate(request, timeout=CALL_TIMEOUT)
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "CSR is not a PEM" in info.value.details()
     assert manager.issued == []
 
 
