@@ -32,7 +32,7 @@ def reject(value: str, param: click.Parameter | None, reason: str) -> FlagValueE
     return FlagValueError(invalid_flag_value(value, long_name, reason, short_name).message)
 
 
-class _ParsedBy(click.ParamType):
+class ParsedBy(click.ParamType):
     def __init__(self, name: str, parse: Callable[[str], object]) -> None:
         self.name = name
         self._parse = parse
@@ -79,12 +79,12 @@ def _choice(*allowed: str) -> Callable[[str], str]:
     return parse
 
 
-DURATION = _ParsedBy("duration", _non_negative_duration)
-MEMORY_BYTES = _ParsedBy("bytes", units.parse_memory_bytes)
-NANO_CPUS = _ParsedBy("decimal", units.parse_nano_cpus)
-UINT = _ParsedBy("uint", _unsigned_int)
-RATIO = _ParsedBy("float", _ratio)
+DURATION = ParsedBy("duration", _non_negative_duration)
+MEMORY_BYTES = ParsedBy("bytes", units.parse_memory_bytes)
+NANO_CPUS = ParsedBy("decimal", units.parse_nano_cpus)
+UINT = ParsedBy("uint", _unsigned_int)
+RATIO = ParsedBy("float", _ratio)
 
 
 def choice(*allowed: str) -> click.ParamType:
-    return _ParsedBy("|".join(allowed), _choice(*allowed))
+    return ParsedBy("|".join(allowed), _choice(*allowed))

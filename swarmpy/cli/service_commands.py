@@ -1,0 +1,352 @@
+"""`swarmpy service ...`: create, ls, ps, inspect, update, rollback, scale, rm, logs."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from swarmpy.cli.errors import CliError
+from swarmpy.cli.service_options import common_service_options, create_only_options, update_only_options
+
+FORMAT_HELP = "Format output: \"json\" (one JSON object per line), or the table (default)."
+
+
+@click.group()
+def service() -> None:
+    """Manage swarm services."""
+
+
+def _print_rows(state, columns, rows, output_format, quiet_key=None, quiet=False):
+    from swarmpy.cli.table import render_table
+
+    if quiet:
+        for row in rows:
+            state.out(row[quiet_key])
+    elif output_format == "json":
+        for row in rows:
+            state.out(json.dumps(row, sort_keys=True, separators=(",", ":")))
+    elif output_format:
+        raise CliError(f"unsupported format {output_format!r}: only \"json\" and the default table are supported")
+    else:
+        import sys
+
+        sys.stdout.write(render_table(columns, [list(row.values()) for row in rows]))
+
+
+def get_service(daemon, ref: str, insert_defaults: bool = False):
+    from swarmpy.api import control_pb2
+
+    return daemon.call(daemon.control.GetService,
+                       control_pb2.GetServiceRequest(ref=ref, insert_defaults=insert_defaults)).service
+
+
+def _print_warnings(state, warnings) -> None:
+    for warning in warnings:
+        state.err(warning)
+
+
+def _wait(state, service_id: str, detach: bool, quiet: bool) -> None:
+    if detach:
+        return
+    from swarmpy.cli.converge import wait_for_convergence
+
+    wait_for_convergence(state.daemon, service_id, quiet=quiet)
+
+
+# ---------------------------------------------------------------- create
+
+
+@service.command(context_settings={"ignore_unknown_options": False, "allow_interspersed_args": False})
+@create_only_options
+@common_service_options
+@click.argument("image")
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+@click.pass_obj
+def create(state, **options) -> None:
+    """Create a new service: IMAGE [COMMAND] [ARG...]."""
+    from swarmpy.api import control_pb2
+    from swarmpy.cli.service_spec import build_service_spec
+
+    spec = build_service_spec(options)  # flag errors surface here, before any connection
+    daemon = state.daemon
+    response = daemon.call(daemon.control.CreateService, control_pb2.CreateServiceRequest(spec=spec))
+    _print_warnings(state, response.warnings)
+    state.out(response.service.id)
+    _wait(state, response.service.id, options["detach"], options["quiet"])
+
+
+# ---------------------------------------------------------------- ls / ps / inspect
+
+
+@service.command("ls")
+@click.option("-q", "--quiet", is_flag=True, help="Only display IDs.")
+@click.option("--format", "output_format", help=FORMAT_HELP)
+@click.option("-f", "--filter", "filters", multiple=True, help="Filter output based on conditions provided (id, name, label).")
+@click.pass_obj
+def list_services(state, quiet, output_format, filters) -> None:
+    """List services."""
+    from swarmpy.api import control_pb2
+    from swarmpy.cli.listings import SERVICE_COLUMNS, service_rows
+    from swarmpy.cli.value_parsers import parse_filters, parse_labels
+
+    try:
+        parsed = parse_filters(filters, ("id", "name", "label", "mode"))
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
+    request = control_pb2.ListServicesRequest(filters=control_pb2.ListServicesRequest.Filters(
+        ids=parsed.get("id", []), names=parsed.get("name", []), labels=parse_labels(parsed.get("label", []))))
+    daemon = state.daemon
+    rows = service_rows(daemon.call(daemon.control.ListServices, request))
+    if "mode" in parsed:
+        rows = [row for row in rows if row["Mode"] in parsed["mode"]]
+    _print_rows(state, SERVICE_COLUMNS, rows, output_format, "ID", quiet)
+
+
+def node_hostnames(daemon) -> dict[str, str]:
+    from swarmpy.api import control_pb2
+
+    nodes = daemon.call(daemon.control.ListNodes, control_pb2.ListNodesRequest()).nodes
+    return {node.id: node.description.hostname or node.id for node in nodes}
+
+
+TASK_FILTERS = ("desired-state", "id", "name", "node")
+
+
+def print_tasks(state, tasks, service_names, filters, quiet, no_trunc, output_format) -> None:
+    """The body `service ps` and `node ps` share."""
+    import time
+
+    from swarmpy.cli.task_list import TASK_COLUMNS, task_rows
+
+    daemon = state.daemon
+    hostnames = node_hostnames(daemon)
+    rows = task_rows(tasks, service_names, hostnames, time.time_ns(), truncate=not no_trunc)
+    if "name" in filters:
+        rows = [r for r in rows if any(r["Name"].lstrip(" \\_").startswith(n) for n in filters["name"])]
+    if "id" in filters:
+        rows = [r for r in rows if any(task_id_prefix(r["ID"], i) for i in filters["id"])]
+    if "node" in filters:
+        wanted = set(filters["node"])
+        rows = [r for r in rows if r["Node"] in wanted or any(i.startswith(w) for w in wanted
+                                                               for i, h in hostnames.items() if h == r["Node"])]
+    _print_rows(state, TASK_COLUMNS, rows, output_format, "ID", quiet)
+
+
+def task_id_prefix(shown_id: str, wanted: str) -> bool:
+    return shown_id.startswith(wanted) or wanted.startswith(shown_id)
+
+
+def desired_states(filters) -> list[int]:
+    from swarmpy.api import objects_pb2
+
+    states = []
+    for word in filters.get("desired-state", []):
+        if word not in ("running", "shutdown", "accepted"):
+            raise CliError(f"Invalid desired-state filter value: {word!r}")
+        states.append(objects_pb2.TaskState.Value(word.upper()))
+    return states
+
+
+def parse_task_filters(filters):
+    from swarmpy.cli.value_parsers import parse_filters
+
+    try:
+        return parse_filters(filters, TASK_FILTERS)
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
+
+
+@service.command("ps")
+@click.option("-q", "--quiet", is_flag=True, help="Only display task IDs.")
+@click.option("--no-trunc", is_flag=True, help="Do not truncate output.")
+@click.option("--format", "output_format", help=FORMAT_HELP)
+@click.option("-f", "--filter", "filters", multiple=True, help="Filter output (desired-state, id, name, node).")
+@click.argument("services", nargs=-1, required=True)
+@click.pass_obj
+def list_service_tasks(state, quiet, no_trunc, output_format, filters, services) -> None:
+    """List the tasks of one or more services."""
+    from swarmpy.api import control_pb2
+
+    parsed = parse_task_filters(filters)
+    daemon = state.daemon
+    found = [get_service(daemon, ref) for ref in services]
+    request = control_pb2.ListTasksRequest(filters=control_pb2.ListTasksRequest.Filters(
+        service_ids=[s.id for s in found], desired_states=desired_states(parsed)))
+    tasks = daemon.call(daemon.control.ListTasks, request).tasks
+    names = {s.id: s.spec.annotations.name for s in found}
+    print_tasks(state, tasks, names, parsed, quiet, no_trunc, output_format)
+
+
+@service.command("inspect")
+@click.option("--pretty", is_flag=True, help="Print the information in a human friendly format.")
+@click.option("--format", "output_format", help="Format output: \"json\" (the default).")
+@click.argument("services", nargs=-1, required=True)
+@click.pass_obj
+def inspect_services(state, pretty, output_format, services) -> None:
+    """Display detailed information on one or more services."""
+    from swarmpy.cli import convert
+    from swarmpy.cli.pretty import pretty_service
+
+    if output_format and output_format != "json":
+        raise CliError(f"unsupported format {output_format!r}: only \"json\" is supported")
+    found, errors = [], []
+    for ref in services:
+        try:
+            found.append(get_service(state.daemon, ref, insert_defaults=True))
+        except CliError as error:
+            errors.append(error.message)
+    if pretty:
+        state.out("\n\n".join(pretty_service(s) for s in found))
+    else:
+        state.out(json.dumps([convert.service(s) for s in found], indent=4))
+    if errors:
+        raise CliError("\n".join(errors))
+
+
+# ---------------------------------------------------------------- update / rollback / scale
+
+
+def _send_update(state, ref: str, read_service, spec, rollback: bool = False):
+    """UpdateService with the version read; ABORTED means someone wrote in between."""
+    import grpc
+
+    from swarmpy.api import control_pb2
+    from swarmpy.cli.connection import error_from_rpc
+
+    daemon = state.daemon
+    request = control_pb2.UpdateServiceRequest(
+        ref=read_service.id, version=read_service.meta.version, spec=spec,
+        rollback=control_pb2.UpdateServiceRequest.PREVIOUS if rollback else control_pb2.UpdateServiceRequest.NONE)
+    try:
+        return daemon.control.UpdateService(request, timeout=daemon.timeout)
+    except grpc.RpcError as error:
+        if error.code() == grpc.StatusCode.ABORTED:
+            raise CliError(
+                f"Error response from daemon: service {ref} was changed by someone else while this command "
+                f"was running ({error.details()}); run the command again") from None
+        raise error_from_rpc(error, daemon.host) from None
+
+
+@service.command()
+@update_only_options
+@common_service_options
+@click.argument("service_ref", metavar="SERVICE")
+@click.pass_obj
+def update(state, service_ref, **options) -> None:
+    """Update a service."""
+    from swarmpy.cli.service_spec import apply_service_update
+
+    current = get_service(state.daemon, service_ref)
+    if options["rollback"]:
+        response = _send_update(state, service_ref, current, current.spec, rollback=True)
+    else:
+        spec = apply_service_update(current.spec, options)
+        response = _send_update(state, service_ref, current, spec)
+    _print_warnings(state, response.warnings)
+    state.out(service_ref)
+    _wait(state, current.id, options["detach"], options["quiet"])
+
+
+@service.command()
+@click.option("-d", "--detach", is_flag=True, help="Exit immediately instead of waiting for the service to converge.")
+@click.option("-q", "--quiet", is_flag=True, help="Suppress progress output.")
+@click.argument("service_ref", metavar="SERVICE")
+@click.pass_obj
+def rollback(state, detach, quiet, service_ref) -> None:
+    """Revert changes to a service's configuration."""
+    current = get_service(state.daemon, service_ref)
+    response = _send_update(state, service_ref, current, current.spec, rollback=True)
+    _print_warnings(state, response.warnings)
+    state.out(service_ref)
+    _wait(state, current.id, detach, quiet)
+
+
+@service.command()
+@click.option("-d", "--detach", is_flag=True, help="Exit immediately instead of waiting for the service to converge.")
+@click.argument("specifiers", nargs=-1, required=True, metavar="SERVICE=REPLICAS...")
+@click.pass_obj
+def scale(state, detach, specifiers) -> None:
+    """Scale one or multiple replicated services."""
+    from swarmpy.cli.value_parsers import parse_scale_spec
+
+    try:
+        wanted = [parse_scale_spec(spec) for spec in specifiers]
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
+    errors, scaled = [], []
+    for name, replicas in wanted:
+        try:
+            current = get_service(state.daemon, name)
+            if current.spec.WhichOneof("mode") != "replicated":
+                raise CliError(f"{name}: scale can only be used with replicated or replicated-job mode")
+            spec = type(current.spec)()
+            spec.CopyFrom(current.spec)
+            spec.replicated.replicas = replicas
+            response = _send_update(state, name, current, spec)
+        except CliError as error:
+            errors.append(error.message)
+            continue
+        _print_warnings(state, response.warnings)
+        state.out(f"{name} scaled to {replicas}")
+        scaled.append(current.id)
+    if not detach:
+        for service_id in scaled:
+            _wait(state, service_id, False, False)
+    if errors:
+        raise CliError("\n".join(errors))
+
+
+@service.command("rm")
+@click.argument("services", nargs=-1, required=True)
+@click.pass_obj
+def remove_services(state, services) -> None:
+    """Remove one or more services."""
+    import grpc
+
+    from swarmpy.api import control_pb2
+    from swarmpy.cli.connection import DaemonUnreachable, error_from_rpc
+
+    daemon = state.daemon
+    errors = []
+    for ref in services:
+        try:
+            daemon.control.RemoveService(control_pb2.RemoveServiceRequest(ref=ref), timeout=daemon.timeout)
+        except grpc.RpcError as error:
+            failure = error_from_rpc(error, daemon.host)
+            if isinstance(failure, DaemonUnreachable):
+                raise failure from None
+            errors.append(f"Error: No such service: {ref}" if error.code() == grpc.StatusCode.NOT_FOUND else failure.message)
+            continue
+        state.out(ref)
+    if errors:
+        raise CliError("\n".join(errors))
+
+
+# ---------------------------------------------------------------- logs
+
+
+@service.command()
+@click.option("-f", "--follow", is_flag=True, help="Follow log output.")
+@click.option("-n", "--tail", default="all", show_default=True, help="Number of lines to show from the end of the logs.")
+@click.option("-t", "--timestamps", is_flag=True, help="Show timestamps.")
+@click.option("--no-task-ids", is_flag=True, help="Do not include task IDs in output.")
+@click.option("--no-trunc", is_flag=True, help="Do not truncate output.")
+@click.option("--raw", is_flag=True, help="Do not neatly format logs.")
+@click.argument("ref", metavar="SERVICE|TASK")
+@click.pass_obj
+def logs(state, follow, tail, timestamps, no_task_ids, no_trunc, raw, ref) -> None:
+    """Fetch the logs of a service or task."""
+    from swarmpy.cli.service_logs import LogOptions, print_logs
+
+    if tail == "all":
+        tail_lines = -1
+    else:
+        try:
+            tail_lines = int(tail)
+        except ValueError:
+            from swarmpy.cli.errors import invalid_flag_value
+
+            raise invalid_flag_value(tail, "--tail", f'strconv.Atoi: parsing "{tail}": invalid syntax', "-n") from None
+    print_logs(state, ref, LogOptions(follow=follow, tail=tail_lines, timestamps=timestamps,
+                                      task_ids=not no_task_ids, truncate=not no_trunc, raw=raw))

@@ -1,0 +1,95 @@
+"""The flags `service create` and `service update` share, declared once as click decorators.
+
+Every option defaults to None (or an empty tuple) so the spec builder can tell "not given" from a
+value, as docker's `flags.Changed` does."""
+
+from __future__ import annotations
+
+import click
+
+from swarmpy.cli import flag_types
+from swarmpy.cli.value_parsers import parse_port
+
+PORT = flag_types.ParsedBy("port", parse_port)
+RESTART_CONDITION = flag_types.choice("none", "on-failure", "any")
+FAILURE_ACTION = flag_types.choice("pause", "continue", "rollback")
+ROLLBACK_FAILURE_ACTION = flag_types.choice("pause", "continue")
+UPDATE_ORDER = flag_types.choice("start-first", "stop-first")
+
+
+def _apply(decorators, command):
+    for decorator in reversed(decorators):
+        command = decorator(command)
+    return command
+
+
+def _update_config_options(section: str, verb: str):
+    actions = '"pause", "continue", "rollback"' if section == "update" else '"pause", "continue"'
+    return [
+        click.option(f"--{section}-parallelism", type=flag_types.UINT, help=f"Maximum number of tasks {verb} simultaneously (0 to {verb[:-3]} all at once)."),
+        click.option(f"--{section}-delay", type=flag_types.DURATION, help=f"Delay between {section}s (ns|us|ms|s|m|h)."),
+        click.option(f"--{section}-monitor", type=flag_types.DURATION, help=f"Duration after each task {section} to monitor for failure (ns|us|ms|s|m|h)."),
+        click.option(f"--{section}-failure-action", type=FAILURE_ACTION if section == "update" else ROLLBACK_FAILURE_ACTION,
+                     help=f"Action on {section} failure ({actions})."),
+        click.option(f"--{section}-max-failure-ratio", type=flag_types.RATIO, help=f"Failure rate to tolerate during a {section}."),
+        click.option(f"--{section}-order", type=UPDATE_ORDER, help=f"{section.capitalize()} order (\"start-first\", \"stop-first\")."),
+    ]
+
+
+def common_service_options(command):
+    """Flags with the same name and meaning on create and update."""
+    return _apply([
+        click.option("--replicas", type=flag_types.UINT, help="Number of tasks."),
+        click.option("--replicas-max-per-node", type=flag_types.UINT, help="Maximum number of tasks per node (default 0 = unlimited)."),
+        click.option("--limit-cpu", type=flag_types.NANO_CPUS, help="Limit CPUs."),
+        click.option("--limit-memory", type=flag_types.MEMORY_BYTES, help="Limit Memory."),
+        click.option("--reserve-cpu", type=flag_types.NANO_CPUS, help="Reserve CPUs."),
+        click.option("--reserve-memory", type=flag_types.MEMORY_BYTES, help="Reserve Memory."),
+        click.option("--restart-condition", type=RESTART_CONDITION, help="Restart when condition is met (\"none\", \"on-failure\", \"any\")."),
+        click.option("--restart-delay", type=flag_types.DURATION, help="Delay between restart attempts (ns|us|ms|s|m|h)."),
+        click.option("--restart-max-attempts", type=flag_types.UINT, help="Maximum number of restarts before giving up."),
+        click.option("--restart-window", type=flag_types.DURATION, help="Window used to evaluate the restart policy (ns|us|ms|s|m|h)."),
+        click.option("--stop-grace-period", type=flag_types.DURATION, help="Time to wait before force killing a container (ns|us|ms|s|m|h)."),
+        *_update_config_options("update", "updated"),
+        *_update_config_options("rollback", "rolled back"),
+        click.option("-w", "--workdir", help="Working directory inside the container."),
+        click.option("-u", "--user", help="Username or UID (format: <name|uid>[:<group|gid>])."),
+        click.option("--hostname", help="Container hostname."),
+        click.option("--entrypoint", help="Overwrite the default ENTRYPOINT of the image."),
+        click.option("-d", "--detach", is_flag=True, help="Exit immediately instead of waiting for the service to converge."),
+        click.option("-q", "--quiet", is_flag=True, help="Suppress progress output."),
+    ], command)
+
+
+def create_only_options(command):
+    return _apply([
+        click.option("--name", help="Service name."),
+        click.option("--mode", type=flag_types.choice("replicated", "global"), default="replicated", show_default=True,
+                     help="Service mode (\"replicated\", \"global\")."),
+        click.option("-e", "--env", multiple=True, help="Set environment variables."),
+        click.option("--env-file", multiple=True, help="Read in a file of environment variables."),
+        click.option("-l", "--label", multiple=True, help="Service labels."),
+        click.option("--container-label", multiple=True, help="Container labels."),
+        click.option("--constraint", multiple=True, help="Placement constraints."),
+        click.option("--placement-pref", multiple=True, help="Add a placement preference."),
+        click.option("-p", "--publish", type=PORT, multiple=True, help="Publish a port as a node port."),
+    ], command)
+
+
+def update_only_options(command):
+    return _apply([
+        click.option("--image", help="Service image tag."),
+        click.option("--args", help="Service command args."),
+        click.option("--env-add", multiple=True, help="Add or update an environment variable."),
+        click.option("--env-rm", multiple=True, help="Remove an environment variable."),
+        click.option("--label-add", multiple=True, help="Add or update a service label."),
+        click.option("--label-rm", multiple=True, help="Remove a label by its key."),
+        click.option("--container-label-add", multiple=True, help="Add or update a container label."),
+        click.option("--container-label-rm", multiple=True, help="Remove a container label by its key."),
+        click.option("--constraint-add", multiple=True, help="Add or update a placement constraint."),
+        click.option("--constraint-rm", multiple=True, help="Remove a constraint."),
+        click.option("--publish-add", type=PORT, multiple=True, help="Add or update a published port."),
+        click.option("--publish-rm", type=PORT, multiple=True, help="Remove a published port by its target port."),
+        click.option("--force", is_flag=True, help="Force update even if no changes require it."),
+        click.option("--rollback", is_flag=True, help="Rollback to previous specification."),
+    ], command)
