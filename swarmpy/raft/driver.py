@@ -14,7 +14,8 @@ is put into one inbox and the loop is woken. The loop then, in order:
    exactly --
    a. persists snapshot, entries and hard state with ONE `DiskStorage.save` (one fsync), run in a
       worker thread with `asyncio.to_thread` on purpose so the event loop (and the transport) keeps
-      running while the disk works;
+      running while the disk works (a Ready whose hard state changed only its commit index needs no
+      I/O -- see `DiskStorage.defers` -- and is saved inline);
    b. only then hands `rd.messages` to the transport;
    c. restores the state machine from `rd.snapshot`, applies `rd.committed_entries` in order
       (resolving the futures of proposals made here), answers `rd.read_states` once applied reaches
@@ -454,8 +455,11 @@ class RaftDriver:
             self._on_soft_state(rd.soft_state)
         # 1. Persist: snapshot, entries, hard state -- one fsync, in a thread.
         if rd.snapshot is not None or rd.entries or rd.hard_state is not None:
-            await asyncio.to_thread(self.storage.save, rd.entries, rd.hard_state, rd.snapshot)
-            self.stats.persisted_batches += 1
+            if self.storage.defers(rd.entries, rd.hard_state, rd.snapshot):
+                self.storage.save(rd.entries, rd.hard_state, rd.snapshot)  # commit index only: no I/O now
+            else:
+                await asyncio.to_thread(self.storage.save, rd.entries, rd.hard_state, rd.snapshot)
+                self.stats.persisted_batches += 1
         # 2. Only then send.
         if rd.messages:
             self.stats.messages_sent += len(rd.messages)

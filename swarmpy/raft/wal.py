@@ -7,11 +7,12 @@ A data directory holds two folders::
     wal/<seq:016x>.wal                  the log segment (normally exactly one)
     snap/<index:016x>-<term:016x>.snap  the newest snapshot (at most one after a clean step)
 
-A segment is a sequence of records. Each record is framed as::
+A segment is a sequence of records; one record is one durable batch (everything one `save()` writes,
+i.e. one Ready), so a crash can tear at most the last record. Each record is framed as::
 
     u32 body length | u32 crc32(length field) | u32 crc32(body) | body
 
-and the body's first byte says what it is:
+and the body is a sequence of items, each `u32 item length | item`, whose first byte says what it is:
 
 * CHECKPOINT -- always the first record of a segment: its sequence number, the log's base (the index
   and term of the entry just before the first one kept) and the hard state. A
@@ -24,8 +25,12 @@ As with `MemoryStorage`, the membership returned by `initial_state` is the snaps
 after it are entries in the log, which the core replays.
 
 Group commit: `save(entries, hard_state, snapshot)` encodes everything of one Ready into one
-buffer, issues one `write` and one `fdatasync`, and only then updates the in-memory view. The single
-mutating methods (`append`, `set_hard_state`, ...) are that call with one argument.
+record, issues one `write` and one `fdatasync`, and only then updates the in-memory view. The single
+mutating methods (`append`, `set_hard_state`, ...) are that call with one argument. As in etcd
+(`MustSync`), a hard state in which only the commit index changed is not written at once: it rides
+with the next batch (or compaction, or close). Term and vote are always durable before `save`
+returns; a commit index lost in a crash is learnt again from the leader (`defers()` says which case
+applies, so the driver can skip the worker thread when no I/O is needed).
 
 Compaction and snapshots rewrite instead of appending: `compact(i)` and `apply_snapshot(s)` write a new
 segment (a CHECKPOINT with the new base, then the entries still kept) to a temporary file, fsync it,
@@ -96,6 +101,7 @@ from .storage import limit_size
 log = logging.getLogger(__name__)
 
 FRAME = struct.Struct("<III")  # body length, crc32 of the length field, crc32 of the body
+ITEM_LENGTH = struct.Struct("<I")  # each item inside a record's body is prefixed by its length
 CHECKPOINT_BODY = struct.Struct("<BQQQQQQ")  # kind, seq, base index, base term, term, vote, commit
 ENTRY_HEAD = struct.Struct("<BQQB")  # kind, term, index, entry type; then the data
 HARD_STATE_BODY = struct.Struct("<BQQQ")  # kind, term, vote, commit
@@ -115,9 +121,15 @@ SEGMENT_NAME = re.compile(r"^([0-9a-f]{16})\.wal$")
 SNAPSHOT_NAME = re.compile(r"^([0-9a-f]{16})-([0-9a-f]{16})\.snap$")
 
 
-def _frame(body: bytes) -> bytes:
+def frame_record(items: Sequence[bytes]) -> bytes:
+    """One record (one durable batch) holding `items`, each already length-prefixed by encode_*."""
+    body = b"".join(items)
     length = len(body)
     return FRAME.pack(length, zlib.crc32(length.to_bytes(4, "little")), zlib.crc32(body)) + body
+
+
+def _item(body: bytes) -> bytes:
+    return ITEM_LENGTH.pack(len(body)) + body
 
 
 def _encode_voters(conf: ConfState) -> bytes:
@@ -132,15 +144,15 @@ def _decode_voters(buffer: bytes | memoryview, offset: int) -> tuple[ConfState, 
 
 
 def encode_entry(entry: Entry) -> bytes:
-    return _frame(ENTRY_HEAD.pack(RECORD_ENTRY, entry.term, entry.index, entry.type) + entry.data)
+    return _item(ENTRY_HEAD.pack(RECORD_ENTRY, entry.term, entry.index, entry.type) + entry.data)
 
 
 def encode_hard_state(hs: HardState) -> bytes:
-    return _frame(HARD_STATE_BODY.pack(RECORD_HARD_STATE, hs.term, hs.vote, hs.commit))
+    return _item(HARD_STATE_BODY.pack(RECORD_HARD_STATE, hs.term, hs.vote, hs.commit))
 
 
 def encode_checkpoint(seq: int, base_index: int, base_term: int, hs: HardState) -> bytes:
-    return _frame(CHECKPOINT_BODY.pack(RECORD_CHECKPOINT, seq, base_index, base_term, hs.term, hs.vote, hs.commit))
+    return _item(CHECKPOINT_BODY.pack(RECORD_CHECKPOINT, seq, base_index, base_term, hs.term, hs.vote, hs.commit))
 
 
 def encode_snapshot(snap: Snapshot) -> bytes:
@@ -209,39 +221,58 @@ def read_segment(path: str, expected_seq: int) -> SegmentContents:
             raise errors.StorageCorrupted(path, offset, "record checksum mismatch")
         if length == 0:
             raise errors.StorageCorrupted(path, offset, "empty record")
-        kind = body[0]
         try:
-            if contents is None:
-                if kind != RECORD_CHECKPOINT:
-                    raise errors.StorageCorrupted(path, offset, "segment does not start with a checkpoint")
-                _, seq, base_index, base_term, term, vote, commit = CHECKPOINT_BODY.unpack_from(body, 0)
-                if seq != expected_seq:
-                    raise errors.StorageCorrupted(path, offset, f"checkpoint names segment {seq}, not {expected_seq}")
-                contents = SegmentContents(base_index, base_term, HardState(term, vote, commit), [], 0)
-            elif kind == RECORD_ENTRY:
-                _, term, index, entry_type = ENTRY_HEAD.unpack_from(body, 0)
-                entries = contents.entries
-                expected_index = contents.base_index + len(entries) + 1
-                if index > expected_index or index <= contents.base_index:
-                    raise errors.StorageCorrupted(
-                        path, offset, f"entry {index} does not follow the log (expected at most {expected_index})"
-                    )
-                if index < expected_index:
-                    del entries[index - contents.base_index - 1 :]
-                entries.append(Entry(term=term, index=index, type=EntryType(entry_type), data=bytes(body[ENTRY_HEAD.size :])))
-            elif kind == RECORD_HARD_STATE:
-                _, term, vote, commit = HARD_STATE_BODY.unpack_from(body, 0)
-                contents.hard_state = HardState(term, vote, commit)
-            elif kind == RECORD_CHECKPOINT:
-                raise errors.StorageCorrupted(path, offset, "a second checkpoint inside one segment")
-            else:
-                raise errors.StorageCorrupted(path, offset, f"unknown record kind {kind}")
+            contents = _read_items(path, offset, body, contents, expected_seq)
         except (struct.error, ValueError) as exc:
             raise errors.StorageCorrupted(path, offset, f"malformed record: {exc}") from exc
         offset = body_end
         contents.good_length = offset
     if contents is None:
         raise errors.StorageCorrupted(path, 0, "segment has no complete checkpoint record")
+    return contents
+
+
+def _read_items(
+    path: str, offset: int, body: memoryview, contents: SegmentContents | None, expected_seq: int
+) -> SegmentContents:
+    """Apply the items of one record (whose checksum was verified) to what was read so far."""
+    position = 0
+    while position < len(body):
+        (item_length,) = ITEM_LENGTH.unpack_from(body, position)
+        position += ITEM_LENGTH.size
+        item = body[position : position + item_length]
+        if len(item) != item_length or item_length == 0:
+            raise errors.StorageCorrupted(path, offset, "an item overruns its record")
+        position += item_length
+        kind = item[0]
+        if contents is None:
+            if kind != RECORD_CHECKPOINT:
+                raise errors.StorageCorrupted(path, offset, "segment does not start with a checkpoint")
+            _, seq, base_index, base_term, term, vote, commit = CHECKPOINT_BODY.unpack_from(item, 0)
+            if seq != expected_seq:
+                raise errors.StorageCorrupted(path, offset, f"checkpoint names segment {seq}, not {expected_seq}")
+            contents = SegmentContents(base_index, base_term, HardState(term, vote, commit), [], 0)
+        elif kind == RECORD_ENTRY:
+            _, term, index, entry_type = ENTRY_HEAD.unpack_from(item, 0)
+            entries = contents.entries
+            expected_index = contents.base_index + len(entries) + 1
+            if index > expected_index or index <= contents.base_index:
+                raise errors.StorageCorrupted(
+                    path, offset, f"entry {index} does not follow the log (expected at most {expected_index})"
+                )
+            if index < expected_index:
+                del entries[index - contents.base_index - 1 :]
+            data = bytes(item[ENTRY_HEAD.size :])
+            entries.append(Entry(term=term, index=index, type=EntryType(entry_type), data=data))
+        elif kind == RECORD_HARD_STATE:
+            _, term, vote, commit = HARD_STATE_BODY.unpack_from(item, 0)
+            contents.hard_state = HardState(term, vote, commit)
+        elif kind == RECORD_CHECKPOINT:
+            raise errors.StorageCorrupted(path, offset, "a second checkpoint inside one segment")
+        else:
+            raise errors.StorageCorrupted(path, offset, f"unknown record kind {kind}")
+    if contents is None:
+        raise errors.StorageCorrupted(path, offset, "segment does not start with a checkpoint")
     return contents
 
 
@@ -285,6 +316,7 @@ class DiskStorage:
         self._base_term = 0
         self._entries: list[Entry] = []
         self._hard_state = HardState()
+        self._deferred_hard_state: HardState | None = None  # a commit-only change not yet written
         self._snapshot = Snapshot()
         self.fsync_count = 0  # durable write batches so far (tests check group commit with it)
         self._open()
@@ -332,8 +364,11 @@ class DiskStorage:
                 # The crash fell between writing a received snapshot and its checkpoint: the snapshot wins.
                 base_index, base_term, entries = snap.meta.index, snap.meta.term, []
         hard_state = contents.hard_state
-        if hard_state.commit < base_index:
-            hard_state = HardState(hard_state.term, hard_state.vote, base_index)
+        # A commit index written lazily (see defers()) may lag the snapshot or the compaction point;
+        # both only ever cover committed entries.
+        known_committed = max(base_index, min(snap.meta.index, base_index + len(entries)))
+        if hard_state.commit < known_committed:
+            hard_state = HardState(hard_state.term, hard_state.vote, known_committed)
         self._segment_seq = seq
         self._base_index, self._base_term, self._entries = base_index, base_term, entries
         self._hard_state = hard_state
@@ -359,6 +394,9 @@ class DiskStorage:
 
     def close(self) -> None:
         with self._write_lock:
+            if self._fd >= 0 and self._deferred_hard_state is not None:
+                self._append_records(frame_record([encode_hard_state(self._deferred_hard_state)]))
+                self._deferred_hard_state = None
             if self._fd >= 0:
                 os.close(self._fd)
                 self._fd = -1
@@ -425,14 +463,37 @@ class DiskStorage:
         with self._write_lock:
             if snapshot is not None and not snapshot.empty:
                 self._save_with_snapshot(snapshot, entries, hard_state)
+                self._deferred_hard_state = None  # the checkpoint holds the newest hard state
+                return
+            if self.defers(entries, hard_state, snapshot):
+                assert hard_state is not None
+                with self._state_lock:
+                    self._hard_state = hard_state
+                self._deferred_hard_state = hard_state
                 return
             entries = self._entries_to_keep(entries)
-            chunks = [encode_entry(e) for e in entries]
+            items = [encode_entry(e) for e in entries]
+            hard_state = hard_state or self._deferred_hard_state
             if hard_state is not None:
-                chunks.append(encode_hard_state(hard_state))
-            if not chunks:
+                items.append(encode_hard_state(hard_state))
+            if not items:
                 return
-            self._append_records(b"".join(chunks), entries=entries, hard_state=hard_state)
+            self._append_records(frame_record(items), entries=entries, hard_state=hard_state)
+            self._deferred_hard_state = None
+
+    def defers(self, entries: Sequence[Entry], hard_state: HardState | None, snapshot: Snapshot | None) -> bool:
+        """Whether save() would only remember this (no I/O): a hard state whose commit alone changed.
+
+        etcd's rule (MustSync): term and vote must be durable before any message that depends on
+        them leaves, and entries before they are acknowledged; the commit index need not be, since a
+        restarted node learns it again from the leader, and every entry it covers is durable on a
+        majority. The deferred hard state is written with the next batch, by compact(), or by close().
+        """
+        if entries or (snapshot is not None and not snapshot.empty) or hard_state is None:
+            return False
+        with self._state_lock:
+            current = self._hard_state
+        return (hard_state.term, hard_state.vote) == (current.term, current.vote) and hard_state.commit >= current.commit
 
     def append(self, entries: Sequence[Entry]) -> None:
         """Append entries durably, replacing any conflicting suffix first."""
@@ -475,6 +536,7 @@ class DiskStorage:
                 kept = self._entries[index - self._base_index :]
                 hard_state = self._hard_state
             self._write_checkpoint(index, base_term, kept, hard_state)
+            self._deferred_hard_state = None  # the checkpoint holds it
 
     # ---------------------------------------------------------------- internals (callers hold _write_lock)
 
@@ -538,7 +600,7 @@ class DiskStorage:
         """Start a new segment holding the whole state; delete the old one once the new one is durable."""
         seq = self._segment_seq + 1
         name = f"{seq:016x}.wal"
-        buffer = encode_checkpoint(seq, base_index, base_term, hard_state) + b"".join(encode_entry(e) for e in kept)
+        buffer = frame_record([encode_checkpoint(seq, base_index, base_term, hard_state)] + [encode_entry(e) for e in kept])
         _write_file_atomically(self.wal_dir, name, buffer)
         self.fsync_count += 1
         old_fd, old_seq = self._fd, self._segment_seq

@@ -57,6 +57,26 @@ def test_one_ready_costs_one_fsync(tmp_path):
     storage.close()
 
 
+def test_commit_only_hard_state_is_deferred_to_the_next_batch(tmp_path):
+    storage = DiskStorage(str(tmp_path))
+    storage.save(entries=make_entries(1, 10), hard_state=HardState(term=1, vote=1, commit=0))
+    before = storage.fsync_count
+    assert storage.defers((), HardState(term=1, vote=1, commit=5), None)
+    assert not storage.defers((), HardState(term=2, vote=1, commit=5), None)  # a new term must be durable
+    storage.set_hard_state(HardState(term=1, vote=1, commit=5))
+    assert storage.fsync_count == before and storage.hard_state.commit == 5
+    # A crash now loses the commit index (learnt again from the leader), never term or vote.
+    crashed = DiskStorage(str(tmp_path))
+    assert crashed.initial_state()[0] == HardState(term=1, vote=1, commit=0)
+    crashed.close()
+    storage.append(make_entries(11, 11))  # carries the deferred hard state
+    storage.set_hard_state(HardState(term=1, vote=1, commit=11))
+    storage.close()  # writes it
+    reopened = DiskStorage(str(tmp_path))
+    assert reopened.initial_state()[0] == HardState(term=1, vote=1, commit=11)
+    reopened.close()
+
+
 def test_entries_limits_and_errors(tmp_path):
     storage = DiskStorage(str(tmp_path))
     storage.append(make_entries(1, 10, size=100))
