@@ -1,0 +1,42 @@
+"""swarmpyd, the per-host daemon. See daemon.py for the theory of operation."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import sys
+
+import click
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--data-dir", default=lambda: os.environ.get("SWARMPY_DATA_DIR", "/var/lib/swarmpy"),
+              show_default="/var/lib/swarmpy", help="Where this node keeps its swarm state.")
+@click.option("--socket", "socket_path", default=lambda: os.environ.get("SWARMPY_SOCKET", "/var/run/swarmpy/swarmpy.sock"),
+              show_default="/var/run/swarmpy/swarmpy.sock", help="The local control socket.")
+@click.option("--hostname", default=None, help="Hostname this node reports (default: the machine's).")
+@click.option("--debug", is_flag=True, help="Verbose logs.")
+def main(data_dir: str, socket_path: str, hostname: str | None, debug: bool) -> None:
+    """Run the swarmpy daemon in the foreground."""
+    logging.basicConfig(
+        level=logging.DEBUG if debug else logging.WARNING,
+        format="time=%(asctime)s level=%(levelname)s module=%(name)s msg=%(message)s",
+        stream=sys.stderr,
+    )
+    logging.getLogger("swarmpy").setLevel(logging.DEBUG if debug else logging.INFO)
+    from .daemon import Daemon  # deferred: keeps --help fast
+
+    async def serve() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+        await Daemon(data_dir, socket_path, hostname).run(stop)
+
+    try:
+        asyncio.run(serve())
+    except RuntimeError as exc:  # start-up refusals (socket in use, unreadable state) are for the user
+        click.echo(f"swarmpyd: {exc}", err=True)
+        sys.exit(1)

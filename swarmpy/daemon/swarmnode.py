@@ -1,0 +1,233 @@
+"""This daemon as a member of a swarm: its identity, its manager (if any) and its worker side.
+
+Every node runs tasks (managers too, as in Docker unless drained): a Worker with the Docker executor,
+fed by an Agent that holds a session with a manager's dispatcher over mutual TLS -- also on a manager,
+where it dials its own swarm port, so one code path serves every node.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import time
+from typing import Any
+
+import grpc
+
+from swarmpy.api import control_pb2, objects_pb2
+from swarmpy.ca import tls
+from swarmpy.ca.bootstrap import fetch_root_ca, request_node_certificate, split_host_port
+from swarmpy.ca.certs import create_root_ca, make_node_key_and_csr, sign_node_csr
+from swarmpy.ca.errors import CAError
+from swarmpy.ca.keystore import NodeCredentials, load_node_credentials, save_node_credentials
+from swarmpy.ca.tokens import new_join_tokens, parse_join_token
+from swarmpy.identity import new_id
+from swarmpy.manager.controlapi.defaults import cluster_spec_for_init
+from swarmpy.manager.controlapi.validation import validate_cluster_spec
+from swarmpy.manager.controlapi.errors import ControlError
+from swarmpy.manager.manager import ClusterBootstrap, Manager, new_raft_id
+
+from .control_proxy import WORKER_NODE, NoControl
+from .localnode import LocalNodeError
+from .state import DataDir, NodeState
+from .worker_side import WorkerSide, describe_node
+
+log = logging.getLogger(__name__)
+
+DEFAULT_PORT = 2377
+
+
+class SwarmNode:
+    def __init__(self, data_dir: DataDir, state: NodeState, hostname: str) -> None:
+        self.data_dir = data_dir
+        self.state = state
+        self.hostname = state.hostname or hostname
+        self.credentials: NodeCredentials | None = None
+        self.manager: Manager | None = None
+        self.worker: WorkerSide | None = None
+
+    # -- becoming a member ------------------------------------------------------------------
+
+    @classmethod
+    async def init(cls, data_dir: DataDir, hostname: str, request: control_pb2.InitRequest) -> SwarmNode:
+        listen_addr, advertise_addr = _addresses(request.listen_addr, request.advertise_addr)
+        try:
+            spec = cluster_spec_for_init(request.spec)
+            validate_cluster_spec(spec)
+        except ControlError as exc:
+            raise LocalNodeError(grpc.StatusCode.INVALID_ARGUMENT, str(exc)) from exc
+        cluster_id, node_id = new_id(), new_id()
+        root_key, root_cert = await asyncio.to_thread(create_root_ca)
+        key, csr = await asyncio.to_thread(make_node_key_and_csr)
+        cert = await asyncio.to_thread(
+            sign_node_csr, root_key, root_cert, csr, node_id, objects_pb2.MANAGER, cluster_id,
+            float(spec.ca_config.node_cert_expiry) / 1e9,
+        )
+        credentials = NodeCredentials(key_pem=key, cert_pem=cert, root_cert_pem=root_cert)
+        data_dir.erase_swarm_state()
+        await save_node_credentials(data_dir.root, credentials)
+        state = NodeState(
+            node_id=node_id, cluster_id=cluster_id, role="manager", listen_addr=listen_addr,
+            advertise_addr=advertise_addr, raft_id=new_raft_id(), managers=[advertise_addr], hostname=hostname,
+        )
+        root_ca = objects_pb2.RootCA(ca_key=root_key, ca_cert=root_cert, join_tokens=new_join_tokens(root_cert))
+        node = objects_pb2.Node(id=node_id, role=objects_pb2.MANAGER, description=describe_node(hostname))
+        node.spec.desired_role = objects_pb2.MANAGER
+        node.spec.availability = request.availability
+        node.status.state = objects_pb2.NodeStatus.READY
+        node.status.addr = split_host_port(advertise_addr)[0]
+        node.manager_status.raft_id = state.raft_id
+        node.manager_status.addr = advertise_addr
+        node.manager_status.leader = True
+        node.manager_status.reachability = objects_pb2.ManagerStatus.REACHABLE
+        swarm = cls(data_dir, state, hostname)
+        swarm.credentials = credentials
+        try:
+            await swarm._start_manager(ClusterBootstrap(cluster_id, spec, root_ca, node))
+            await swarm._start_worker()
+        except BaseException:
+            await swarm.stop()
+            data_dir.erase_swarm_state()
+            raise
+        data_dir.save(state)
+        return swarm
+
+    @classmethod
+    async def join(cls, data_dir: DataDir, hostname: str, request: control_pb2.JoinRequest) -> SwarmNode:
+        if not request.remote_addrs:
+            raise LocalNodeError(grpc.StatusCode.INVALID_ARGUMENT, "join needs the address of a manager")
+        remote = _with_port(request.remote_addrs[0])
+        try:
+            token = parse_join_token(request.join_token)
+            root_cert = await fetch_root_ca(remote, token.ca_digest)
+            issued = await request_node_certificate(
+                remote, root_cert, request.join_token, request.availability, request.advertise_addr
+            )
+        except CAError as exc:
+            raise LocalNodeError(grpc.StatusCode.FAILED_PRECONDITION, str(exc)) from exc
+        if issued.role == objects_pb2.MANAGER:
+            raise LocalNodeError(
+                grpc.StatusCode.UNIMPLEMENTED,
+                "joining as a manager needs Raft across managers, which this build does not have yet;"
+                " join as a worker and promote later",
+            )
+        listen_addr, advertise_addr = _addresses(request.listen_addr, request.advertise_addr)
+        credentials = NodeCredentials(key_pem=issued.key_pem, cert_pem=issued.cert_pem, root_cert_pem=root_cert)
+        data_dir.erase_swarm_state()
+        await save_node_credentials(data_dir.root, credentials)
+        state = NodeState(
+            node_id=issued.node_id, cluster_id=issued.cluster_id, role="worker", listen_addr=listen_addr,
+            advertise_addr=advertise_addr, managers=[remote], hostname=hostname,
+        )
+        data_dir.save(state)
+        swarm = cls(data_dir, state, hostname)
+        swarm.credentials = credentials
+        await swarm._start_worker()
+        return swarm
+
+    # -- running ----------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Resume from the data dir after a daemon restart."""
+        self.credentials = await load_node_credentials(self.data_dir.root)
+        if self.credentials is None:
+            raise RuntimeError(f"{self.data_dir.certificates}: node certificates are missing; leave and rejoin")
+        if self.state.role == "manager":
+            await self._start_manager(None)
+        await self._start_worker()
+
+    async def stop(self) -> None:
+        if self.worker is not None:
+            await self.worker.stop()
+            self.worker = None
+        if self.manager is not None:
+            await self.manager.stop()
+            self.manager = None
+
+    async def leave(self, force: bool) -> None:
+        if self.state.role == "manager" and not force:
+            raise LocalNodeError(
+                grpc.StatusCode.FAILED_PRECONDITION,
+                "You are attempting to leave the swarm on a node that is participating as a manager. Removing"
+                " the last manager erases all current state of the swarm. Use `--force` to ignore this message.",
+            )
+        if self.worker is not None:
+            await self.worker.shut_down_tasks()
+        await self.stop()
+        self.data_dir.erase_swarm_state()
+
+    async def _start_manager(self, bootstrap: ClusterBootstrap | None) -> None:
+        assert self.credentials is not None
+        self.manager = Manager(
+            node_id=self.state.node_id,
+            cluster_id=self.state.cluster_id,
+            raft_id=self.state.raft_id,
+            raft_dir=str(self.data_dir.raft),
+            listen_addr=self.state.listen_addr,
+            advertise_addr=self.state.advertise_addr,
+            credentials=self.credentials,
+        )
+        await self.manager.start(bootstrap)
+
+    async def _start_worker(self) -> None:
+        assert self.credentials is not None
+        self.worker = WorkerSide(
+            node_id=self.state.node_id,
+            hostname=self.hostname,
+            managers=self.state.managers or [self.state.advertise_addr],
+            credentials=self.credentials,
+            data_dir=str(self.data_dir.worker),
+        )
+        await self.worker.start()
+
+    # -- what the local socket asks ---------------------------------------------------------
+
+    def control(self) -> Any:
+        if self.manager is None:
+            raise NoControl(WORKER_NODE)
+        return self.manager.control
+
+    def info(self, version: str) -> control_pb2.InfoResponse:
+        info = control_pb2.InfoResponse(
+            state=control_pb2.InfoResponse.ACTIVE,
+            node_id=self.state.node_id,
+            node_addr=split_host_port(self.state.advertise_addr)[0],
+            control_available=self.manager is not None,
+            cluster_id=self.state.cluster_id,
+            daemon_version=version,
+        )
+        for addr in self.state.managers:
+            info.remote_managers.add(addr=addr)
+        return info
+
+
+def _with_port(addr: str) -> str:
+    return addr if ":" in addr.rsplit("]", 1)[-1] else f"{addr}:{DEFAULT_PORT}"
+
+
+def _addresses(listen_addr: str, advertise_addr: str) -> tuple[str, str]:
+    """docker's rules: listen defaults to 0.0.0.0:2377; advertise defaults to the listen host, or this host's address."""
+    listen = _with_port(listen_addr or f"0.0.0.0:{DEFAULT_PORT}")
+    listen_host, listen_port = split_host_port(listen)
+    if advertise_addr:
+        host, _, port = advertise_addr.rpartition(":") if ":" in advertise_addr else (advertise_addr, "", "")
+        return listen, f"{host}:{port or listen_port}" if port else f"{advertise_addr}:{listen_port}"
+    if listen_host not in ("0.0.0.0", "::", ""):
+        return listen, listen
+    return listen, f"{_default_address()}:{listen_port}"
+
+
+def _default_address() -> str:
+    """The address of the interface with the default route (no packet is sent), else loopback."""
+    probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        probe.connect(("192.0.2.1", 9))  # TEST-NET-1: connect() on UDP only picks a route
+        return probe.getsockname()[0]
+    except OSError:
+        return "127.0.0.1"
+    finally:
+        probe.close()
+
+
+_ = time  # kept for status timestamps in later steps

@@ -1,0 +1,122 @@
+"""The worker half of every node: Docker executor, Worker (task runners) and Agent (session with a manager)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import platform
+from typing import Any
+
+import grpc
+
+from swarmpy.api import dispatcher_pb2, objects_pb2
+from swarmpy.ca import tls
+from swarmpy.ca.keystore import NodeCredentials
+from swarmpy.worker.agent import Agent, TaskStatusReports
+from swarmpy.worker.executor.docker import DockerExecutor
+from swarmpy.worker.logs import ExecutorLogSource
+from swarmpy.worker.worker import Worker
+
+log = logging.getLogger(__name__)
+
+# How long `swarm leave` waits for this node's containers to stop (grace periods included).
+LEAVE_TIMEOUT = 30.0
+
+
+def _memory_bytes() -> int:
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemTotal:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
+def describe_node(hostname: str, engine_version: str = "") -> objects_pb2.NodeDescription:
+    arch = {"x86_64": "x86_64", "aarch64": "aarch64"}.get(platform.machine(), platform.machine())
+    description = objects_pb2.NodeDescription(hostname=hostname)
+    description.platform.os = platform.system().lower()
+    description.platform.architecture = arch
+    description.resources.nano_cpus = (os.cpu_count() or 1) * 1_000_000_000
+    description.resources.memory_bytes = _memory_bytes()
+    description.engine.engine_version = engine_version
+    return description
+
+
+class WorkerSide:
+    def __init__(
+        self, *, node_id: str, hostname: str, managers: list[str], credentials: NodeCredentials, data_dir: str
+    ) -> None:
+        self.node_id = node_id
+        self.hostname = hostname
+        self.managers = managers
+        self.credentials = credentials
+        self.data_dir = data_dir
+        self._docker: Any = None
+        self._engine_version = ""
+        self.executor: DockerExecutor | None = None
+        self.worker: Worker | None = None
+        self.agent: Agent | None = None
+        self._agent_task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        import docker  # the SDK is only needed on this path
+
+        os.makedirs(self.data_dir, exist_ok=True)
+        self._docker = await asyncio.to_thread(docker.from_env)
+        version = await asyncio.to_thread(self._docker.version)
+        self._engine_version = version.get("Version", "")
+        self.executor = DockerExecutor(self.node_id, self._docker)
+        await self.executor.start()
+        reports = TaskStatusReports()
+        self.worker = Worker(self.node_id, self.executor, reports.report, self.data_dir)
+        await self.worker.start()
+        self.agent = Agent(
+            self.node_id,
+            self.managers,
+            self._channel,
+            self.worker,
+            self._describe,
+            self.data_dir,
+            reports=reports,
+            log_source=ExecutorLogSource(self.executor, self.node_id),
+        )
+        self._agent_task = asyncio.create_task(self.agent.run(), name=f"agent-{self.node_id}")
+
+    async def stop(self) -> None:
+        if self.agent is not None and self._agent_task is not None:
+            await self.agent.stop()
+            self._agent_task.cancel()
+            await asyncio.gather(self._agent_task, return_exceptions=True)
+        self.agent = self._agent_task = None
+        if self.worker is not None:
+            await self.worker.close()
+            self.worker = None
+        if self.executor is not None:
+            await self.executor.close()
+            self.executor = None
+        if self._docker is not None:
+            await asyncio.to_thread(self._docker.close)
+            self._docker = None
+
+    async def shut_down_tasks(self) -> None:
+        """Leaving the swarm: stop and remove every container of this node (an empty COMPLETE set)."""
+        if self.worker is not None:
+            await self.worker.apply(dispatcher_pb2.AssignmentsMessage(type=dispatcher_pb2.AssignmentsMessage.COMPLETE))
+            deadline = asyncio.get_running_loop().time() + LEAVE_TIMEOUT
+            while self.worker.tasks() and asyncio.get_running_loop().time() < deadline:
+                await asyncio.sleep(0.1)
+            if self.worker.tasks():
+                log.warning("node %s left with tasks still stopping: %s", self.node_id, ", ".join(self.worker.tasks()))
+
+    def _channel(self, addr: str) -> grpc.aio.Channel:
+        creds = tls.channel_credentials(
+            self.credentials.key_pem, self.credentials.cert_pem, self.credentials.root_cert_pem
+        )
+        return grpc.aio.secure_channel(addr, creds, options=tls.channel_options())
+
+    async def _describe(self) -> objects_pb2.NodeDescription:
+        return describe_node(self.hostname, self._engine_version)

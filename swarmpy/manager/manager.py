@@ -1,0 +1,242 @@
+"""A manager: a Raft member holding the store, serving the swarm port, and leading when elected.
+
+Theory of operation
+-------------------
+Every manager runs the Raft driver with the store as its state machine, and serves on its swarm port
+(mutual TLS, authorized per method by swarmpy.ca.authz): Control for managers, Dispatcher for nodes,
+CA for joiners, Raft for the other managers. Reads come from the local store; writes are Raft
+proposals, so on a follower they fail with NotLeader (forwarding to the leader belongs to the
+multi-manager work).
+
+Leader-only work -- the dispatcher's liveness loop, the allocator, orchestrators, scheduler, restart
+supervisor and task reaper -- runs in `LeaderLoops`, which starts it when this node becomes leader and
+cancels and awaits all of it when it stops being leader. Each loop reconciles from the store when it
+starts, so a new leader picks up exactly where the store says things are.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
+from typing import Any
+
+import grpc
+
+from swarmpy.api import ca_pb2_grpc, control_pb2_grpc, dispatcher_pb2_grpc, objects_pb2
+from swarmpy.ca import tls
+from swarmpy.ca.authz import AuthorizationInterceptor
+from swarmpy.ca.keystore import NodeCredentials
+from swarmpy.ca.server import CAServicer, sign_for_cluster
+from swarmpy.identity import new_id
+from swarmpy.raft.driver import DriverConfig, RaftDriver
+from swarmpy.raft.errors import LeadershipLost, NotLeader
+from swarmpy.raft.transport import InMemoryNetwork
+from swarmpy.raft.wal import DiskStorage
+
+from .controlapi.servicer import ControlServicer
+from .dispatcher import Dispatcher, DispatcherSettings
+from .logbroker import LogBroker
+from .raftstore import RaftProposer, StoreStateMachine
+from .store import MemoryStore
+
+log = logging.getLogger(__name__)
+
+LoopFactory = Callable[[], Coroutine[Any, Any, None]]
+
+# A crashed leader loop is a bug; it is logged and started again after this pause, so one bad object
+# cannot stop the whole control plane.
+LOOP_RESTART_DELAY = 1.0
+
+
+class LeaderLoops:
+    """Runs a set of loops exactly while this manager is the Raft leader."""
+
+    def __init__(self, loops: dict[str, LoopFactory]) -> None:
+        self._loops = loops
+        self._leading = asyncio.Event()
+        self._following = asyncio.Event()
+        self._following.set()
+
+    def set_leader(self, is_leader: bool) -> None:
+        if is_leader:
+            self._following.clear()
+            self._leading.set()
+        else:
+            self._leading.clear()
+            self._following.set()
+
+    async def run(self) -> None:
+        while True:
+            await self._leading.wait()
+            log.info("became leader: starting %s", ", ".join(self._loops))
+            term = asyncio.create_task(self._run_all(), name="leader-loops")
+            lost = asyncio.create_task(self._following.wait(), name="leader-loops-watch")
+            try:
+                await asyncio.wait({term, lost}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for task in (term, lost):
+                    task.cancel()
+                await asyncio.gather(term, lost, return_exceptions=True)
+            log.info("leader loops stopped")
+
+    async def _run_all(self) -> None:
+        async with asyncio.TaskGroup() as group:
+            for name, factory in self._loops.items():
+                group.create_task(self._supervise(name, factory), name=name)
+
+    async def _supervise(self, name: str, factory: LoopFactory) -> None:
+        while True:
+            try:
+                await factory()
+                return
+            except (NotLeader, LeadershipLost):
+                return  # set_leader(False) is on its way and will cancel the rest
+            except Exception:
+                log.exception("leader loop %s crashed; restarting it in %.0f s", name, LOOP_RESTART_DELAY)
+                await asyncio.sleep(LOOP_RESTART_DELAY)
+
+
+@dataclass
+class ClusterBootstrap:
+    """What `swarm init` asks for; the manager proposes the first cluster and node objects from it."""
+
+    cluster_id: str
+    spec: objects_pb2.ClusterSpec
+    root_ca: objects_pb2.RootCA
+    node: objects_pb2.Node
+
+
+class Manager:
+    def __init__(
+        self,
+        *,
+        node_id: str,
+        cluster_id: str,
+        raft_id: int,
+        raft_dir: str,
+        listen_addr: str,
+        advertise_addr: str,
+        credentials: NodeCredentials,
+        raft_config: DriverConfig | None = None,
+        dispatcher_settings: DispatcherSettings | None = None,
+    ) -> None:
+        self.node_id = node_id
+        self.cluster_id = cluster_id
+        self.raft_id = raft_id
+        self.listen_addr = listen_addr
+        self.advertise_addr = advertise_addr
+        self.credentials = credentials
+        self.store = MemoryStore()
+        self._raft_dir = raft_dir
+        self._raft_config = raft_config or DriverConfig()
+        self.driver: RaftDriver | None = None
+        self.log_broker = LogBroker(self.store)
+        self.dispatcher = Dispatcher(self.store, dispatcher_settings, log_broker=self.log_broker)
+        self.control = ControlServicer(self.store, leader_gate=self._leader_gate, log_broker=self.log_broker)
+        self._server: grpc.aio.Server | None = None
+        self._loops = LeaderLoops(self._leader_loop_factories())
+        self._loops_task: asyncio.Task[None] | None = None
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    async def start(self, bootstrap: ClusterBootstrap | None = None) -> None:
+        storage = await asyncio.to_thread(DiskStorage, self._raft_dir)
+        fresh = storage.last_index() == 0 and storage.snapshot().empty
+        peers = (self.raft_id,) if (fresh and bootstrap is not None) else ()
+        # One manager for now: no peer to reach. The gRPC transport replaces this for many managers.
+        transport = InMemoryNetwork().transport(self.raft_id)
+        self.driver = RaftDriver(
+            self.raft_id, peers, storage, transport, StoreStateMachine(self.store), self._raft_config
+        )
+        self.store.proposer = RaftProposer(self.driver)
+        self.driver.add_leadership_listener(self._on_leadership)
+        self._loops_task = asyncio.create_task(self._loops.run(), name="leader-loops-supervisor")
+        await self.driver.start()
+        await self._serve()
+        if bootstrap is not None and fresh:
+            await self.driver.wait_for_leader()
+            await self._bootstrap(bootstrap)
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            await self._server.stop(grace=1)
+            self._server = None
+        if self._loops_task is not None:
+            self._loops_task.cancel()
+            await asyncio.gather(self._loops_task, return_exceptions=True)
+            self._loops_task = None
+        if self.driver is not None:
+            await self.driver.stop()
+
+    def _on_leadership(self, is_leader: bool, leader: int) -> None:
+        self._loops.set_leader(is_leader)
+        self.dispatcher.set_leader(is_leader) if hasattr(self.dispatcher, "set_leader") else None
+
+    async def _serve(self) -> None:
+        server = grpc.aio.server(
+            interceptors=[AuthorizationInterceptor(self.cluster_id, lambda: self.credentials.root_cert_pem)],
+            options=tls.server_options(),
+        )
+        control_pb2_grpc.add_ControlServicer_to_server(self.control, server)
+        dispatcher_pb2_grpc.add_DispatcherServicer_to_server(self.dispatcher, server)
+        ca_pb2_grpc.add_CAServicer_to_server(CAServicer(self._issue_certificate, self.store.view().get_cluster), server)
+        creds = tls.server_credentials(
+            self.credentials.key_pem, self.credentials.cert_pem, self.credentials.root_cert_pem
+        )
+        bound = server.add_secure_port(self.listen_addr, creds)
+        if bound == 0:
+            raise RuntimeError(f"cannot listen on {self.listen_addr}")
+        await server.start()
+        self._server = server
+
+    async def _bootstrap(self, boot: ClusterBootstrap) -> None:
+        cluster = objects_pb2.Cluster(id=boot.cluster_id, spec=boot.spec, root_ca=boot.root_ca)
+
+        def create(tx: Any) -> None:
+            tx.create("cluster", cluster)
+            tx.create("node", boot.node)
+
+        await self.store.update(create)
+
+    async def _leader_gate(self, rpc: str) -> None:
+        if self.driver is None or not self.driver.is_leader:
+            raise NotLeader(self.driver.leader if self.driver is not None else 0)
+
+    async def _issue_certificate(
+        self, role: int, csr_pem: bytes, availability: int, advertise_addr: str
+    ) -> tuple[str, bytes, str]:
+        """Create the joining node in the store, then sign its certificate (the CA servicer checked the token)."""
+        cluster = self.store.view().get_cluster()
+        node_id = new_id()
+        node = objects_pb2.Node(id=node_id, role=role)
+        node.spec.desired_role = role
+        node.spec.availability = availability
+        node.status.state = objects_pb2.NodeStatus.UNKNOWN
+        await self.store.update(lambda tx: tx.create("node", node))
+        cert = await sign_for_cluster(cluster, csr_pem, node_id, role)
+        return node_id, cert, cluster.id
+
+    def _leader_loop_factories(self) -> dict[str, Callable[[], Coroutine[Any, Any, None]]]:
+        from .allocator import Allocator
+        from .orchestrator.global_ import GlobalOrchestrator
+        from .orchestrator.replicated import ReplicatedOrchestrator
+        from .orchestrator.taskreaper import TaskReaper
+        from .scheduler import Scheduler
+
+        store = self.store
+        return {
+            "dispatcher": self.dispatcher.run,
+            "allocator": Allocator(store).run,
+            "replicated-orchestrator": ReplicatedOrchestrator(store).run,
+            "global-orchestrator": GlobalOrchestrator(store).run,
+            "scheduler": Scheduler(store).run,
+            "task-reaper": TaskReaper(store).run,
+        }
+
+
+def new_raft_id() -> int:
+    """A Raft member id: random, non-zero, never derived from an address."""
+    return random.SystemRandom().getrandbits(63) or 1
