@@ -467,15 +467,16 @@ class RaftDriver:
         # 3. Restore, apply, answer reads.
         if rd.snapshot is not None and not rd.snapshot.empty:
             self._restore(rd.snapshot)
-        for entry in rd.committed_entries:
-            self._apply(node, entry)
+        answers = [answer for entry in rd.committed_entries if (answer := self._apply(entry)) is not None]
         for read_state in rd.read_states:
             pending = self._reads.get(read_state.request_ctx)
             if pending is not None:
                 pending.index = read_state.index
         self._answer_reads()
-        # 4. Advance.
+        # 4. Advance. (A conf change takes effect in the core here, so proposers are answered after it.)
         node.advance(rd)
+        for pending, entry, result in answers:
+            self._answer_proposal(node, pending, entry, result)
         # 5. Log size management.
         if self.applied - self._snapshot_index >= self.config.snapshot_interval:
             await self._snapshot_and_compact(node)
@@ -518,23 +519,28 @@ class RaftDriver:
             if not pending.future.done():
                 pending.future.set_exception(errors.LeadershipLost("the log was replaced by a snapshot"))
 
-    def _apply(self, node: RaftNode, entry: Entry) -> None:
+    def _apply(self, entry: Entry) -> tuple[_PendingProposal, Entry, Any] | None:
+        """Apply one committed entry; return the proposal waiting on its index (answered after advance)."""
         if entry.index <= self.applied:
-            return
+            return None
+        result: Any = None
         if entry.type == EntryType.CONF_CHANGE:
-            result: Any = node.conf_state()
             observer = getattr(self.state_machine, "on_conf_change", None)
             if observer is not None and entry.data:
                 observer(entry.index, ConfChange.decode(entry.data))
         elif entry.data:
             result = self.state_machine.apply(entry.index, entry.data)
-        else:
-            result = None  # a new leader's empty entry
+        # else: a new leader's empty entry
         self.applied = entry.index
         self.stats.applied_entries += 1
         pending = self._proposals.pop(entry.index, None)
-        if pending is not None and not pending.future.done():
+        return (pending, entry, result) if pending is not None else None
+
+    def _answer_proposal(self, node: RaftNode, pending: _PendingProposal, entry: Entry, result: Any) -> None:
+        if not pending.future.done():
             if pending.term == entry.term:
+                if entry.type == EntryType.CONF_CHANGE:
+                    result = node.conf_state()
                 pending.future.set_result(ApplyResult(index=entry.index, term=entry.term, result=result))
             else:
                 pending.future.set_exception(

@@ -9,7 +9,7 @@ import pytest
 
 from swarmpy.raft import errors
 from swarmpy.raft.driver import ApplyResult, DriverConfig, RaftDriver
-from swarmpy.raft.messages import Entry, Message, MessageType
+from swarmpy.raft.messages import ConfChange, ConfChangeType, ConfState, Entry, Message, MessageType
 from swarmpy.raft.transport import InMemoryNetwork
 from swarmpy.raft.wal import DiskStorage
 
@@ -24,6 +24,10 @@ class KeyValueStateMachine:
     def __init__(self) -> None:
         self.values: dict[bytes, bytes] = {}
         self.applied_indexes: list[int] = []
+        self.conf_changes: list[ConfChange] = []
+
+    def on_conf_change(self, index: int, change: ConfChange) -> None:
+        self.conf_changes.append(change)
 
     def apply(self, index: int, data: bytes) -> bytes | None:
         key, _, value = data.partition(b"=")
@@ -48,11 +52,11 @@ class Cluster:
         self.drivers: dict[int, RaftDriver] = {}
         self.machines: dict[int, KeyValueStateMachine] = {}
 
-    async def start(self, node_id: int) -> RaftDriver:
+    async def start(self, node_id: int, peers=None) -> RaftDriver:
         machine = KeyValueStateMachine()
         driver = RaftDriver(
             node_id,
-            self.ids,
+            self.ids if peers is None else peers,
             DiskStorage(str(self.tmp_path / f"node{node_id}")),
             self.network.transport(node_id),
             machine,
@@ -271,3 +275,20 @@ async def test_stop_cancels_and_awaits_every_task(tmp_path):
     assert all(not d.running for d in drivers)
     with pytest.raises(errors.Unavailable):
         await drivers[0].propose(b"after=stop")
+
+
+async def test_membership_change_adds_and_removes_a_node(cluster):
+    leader = await cluster.leader()
+    await leader.propose(b"before=join")
+    added = await leader.propose_conf_change(ConfChange(ConfChangeType.ADD_NODE, 4, b"addr-4"))
+    assert added.result == ConfState((1, 2, 3, 4))
+    joiner = await cluster.start(4, peers=())  # a joining node starts empty and learns from the leader
+    await leader.propose(b"after=join")
+    await cluster.converge()
+    assert cluster.machines[4].values == {b"before": b"join", b"after": b"join"}
+    assert ConfChange(ConfChangeType.ADD_NODE, 4, b"addr-4") in cluster.machines[4].conf_changes
+    assert joiner.status().voters == (1, 2, 3, 4)
+    removed = await leader.propose_conf_change(ConfChange(ConfChangeType.REMOVE_NODE, 4))
+    assert removed.result == ConfState((1, 2, 3))
+    await cluster.stop(4)
+    await leader.propose(b"after=removal")
