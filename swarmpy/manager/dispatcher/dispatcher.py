@@ -1,0 +1,484 @@
+"""The leader's end of the wire to every node: sessions, heartbeats, task status, assignments, log streams.
+
+Theory of operation
+-------------------
+One Dispatcher runs on the Raft leader (the lead's wiring starts `run()` on election and cancels it on
+loss; a DispatcherGate answers for it everywhere else). It is a reconcile loop like the others: it reads
+the store, watches it and writes node status and task status into it, and it calls no other subsystem.
+
+Sessions. A node opens a Session stream; its node ID comes from its certificate (the injectable
+`identify`), never from the request. The dispatcher records a session, writes the node READY with the
+description the node sent and the address the call came from, and sends the session ID, the node, the
+managers (nodes with a manager_status) and the root CA certificate; later messages on the stream carry
+new manager lists. A Session call naming the node's current session resumes it (the agent uses this to
+push a new description) and supersedes the older stream without disturbing the session's other streams.
+
+Heartbeats. Each Heartbeat answers with the period until the next one (the cluster's, ± 10% jitter) and
+moves the node's deadline to GRACE_MULTIPLIER periods ahead. A node past its deadline is written DOWN
+("heartbeat failure") and its session ends: every stream of it closes and its calls are refused until it
+opens a new session, which writes it READY again. When the dispatcher starts, every node not already DOWN
+is written UNKNOWN and given one grace period to open a session; only those that do not are marked DOWN,
+each at its own deadline. The orchestrators replace the tasks of DOWN nodes; the dispatcher only writes
+the node's status.
+
+Task status. Reports are accepted only for tasks assigned to the caller (others are refused and logged)
+and go through a TaskStatusBatcher: observed state only moves forward, and many reports become one
+store proposal.
+
+Assignments. The first message is COMPLETE: every task on the node's tasks_by_node index that it should
+know (rules.should_know). Then the store's task changes, gathered over a short window, become INCREMENTAL
+messages: UPDATE for a task that is new to the node or changed (ignoring status, which the node itself
+reported), REMOVE for a known task deleted, moved away or no longer to be known.
+
+Logs. LogSubscriptions and PublishLogs are the node's side of the LogBroker (swarmpy.manager.logbroker),
+which the controlapi's ServiceLogs drives.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import grpc
+
+from swarmpy.api import dispatcher_pb2, dispatcher_pb2_grpc, objects_pb2
+from swarmpy.identity import new_id
+from swarmpy.manager.store import Change, Commit, Conflict
+from swarmpy.manager.store.memory import MemoryStore, Transaction, clone
+from swarmpy.raft.errors import LeadershipLost, NotLeader, ProposalDropped
+
+from .errors import DispatcherError, DispatcherStopped, SessionInvalid, UnknownNode
+from .liveness import Deadlines
+from .rules import (
+    GRACE_MULTIPLIER,
+    apply_changes,
+    assignment_changes,
+    jittered_period,
+    manager_peers,
+    peer_host,
+    should_know,
+)
+from .status_batch import TaskStatusBatcher
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+DEFAULT_HEARTBEAT_PERIOD = 5.0
+WRITE_RETRIES = 10
+UNKNOWN_MESSAGE = 'node moved to "unknown" state: a new leader waits for it to report in'
+
+
+class Unauthenticated(DispatcherError):
+    """The caller has no node certificate of this swarm: the caller's fault."""
+
+    def __init__(self, reason: str, code: grpc.StatusCode = grpc.StatusCode.UNAUTHENTICATED) -> None:
+        super().__init__(reason)
+        self.code = code
+
+
+def certificate_identity(context: grpc.aio.ServicerContext) -> str:
+    """The calling node's ID, from the certificate checked by swarmpy.ca.authz.AuthorizationInterceptor."""
+    from swarmpy.ca.authz import AccessDenied, caller_identity
+
+    try:
+        return caller_identity().node_id
+    except AccessDenied as exc:
+        raise Unauthenticated(exc.reason, exc.code) from exc
+
+
+@dataclass
+class DispatcherSettings:
+    """Timings. The heartbeat period is the cluster's (spec.dispatcher.heartbeat_period) when it sets one."""
+
+    heartbeat_period: float = DEFAULT_HEARTBEAT_PERIOD
+    grace_multiplier: int = GRACE_MULTIPLIER
+    status_flush_interval: float = 0.1
+    status_max_pending: int = 10_000
+    assignment_batch_window: float = 0.05
+
+
+class _Pulse:
+    """Wakes every waiter each time it fires; waiters re-check their own condition."""
+
+    def __init__(self) -> None:
+        self._event = asyncio.Event()
+
+    def fire(self) -> None:
+        event, self._event = self._event, asyncio.Event()
+        event.set()
+
+    async def wait(self) -> None:
+        await self._event.wait()
+
+
+class _Session:
+    def __init__(self, node_id: str, session_id: str, addr: str) -> None:
+        self.node_id = node_id
+        self.session_id = session_id
+        self.addr = addr
+        self.epoch = 0  # bumped when a newer Session stream resumes this session
+        self.ended = asyncio.Event()
+        self.end_reason: DispatcherError | None = None
+        self.pulse = _Pulse()
+
+    def end(self, reason: DispatcherError) -> None:
+        if self.ended.is_set():
+            return
+        self.end_reason = reason
+        self.ended.set()
+        self.pulse.fire()
+
+
+class Dispatcher(dispatcher_pb2_grpc.DispatcherServicer):
+    """See the module docstring. Serve it behind a DispatcherGate; run `run()` while this manager leads."""
+
+    def __init__(
+        self,
+        store: MemoryStore,
+        settings: DispatcherSettings | None = None,
+        *,
+        log_broker: Any = None,
+        identify: Callable[[grpc.aio.ServicerContext], str] = certificate_identity,
+        rng: random.Random | None = None,
+    ) -> None:
+        self._store = store
+        self._settings = settings or DispatcherSettings()
+        self._log_broker = log_broker
+        self._identify = identify
+        self._rng = rng or random.Random()
+        self._status = TaskStatusBatcher(store, self._settings.status_flush_interval, self._settings.status_max_pending)
+        self._sessions: dict[str, _Session] = {}
+        self._deadlines = Deadlines()
+        self._deadlines_moved = _Pulse()
+        self._managers: list[dispatcher_pb2.WeightedPeer] = []
+        self._running = False
+
+    # ---------------------------------------------------------------- the leader-side loop
+
+    async def run(self) -> None:
+        view, watch = self._store.view_and_watch(["node"])
+        try:
+            self._managers = manager_peers(view.nodes())
+            self._running = True
+            log.info("dispatcher started")
+            async with asyncio.TaskGroup() as tg:
+                tg.create_task(self._status.run())
+                tg.create_task(self._expire_nodes())
+                tg.create_task(self._follow_nodes(watch))
+                tg.create_task(self._mark_nodes_unknown())
+        finally:
+            self._running = False
+            watch.close()
+            for session in self._sessions.values():
+                session.end(DispatcherStopped("this manager stopped dispatching (leadership moved?): reconnect"))
+            self._sessions.clear()
+            log.info("dispatcher stopped")
+
+    def heartbeat_period(self) -> float:
+        cluster = self._store.view().get_cluster()
+        if cluster is not None and cluster.spec.dispatcher.heartbeat_period > 0:
+            return cluster.spec.dispatcher.heartbeat_period / 1e9
+        return self._settings.heartbeat_period
+
+    def _grace(self) -> float:
+        return self.heartbeat_period() * self._settings.grace_multiplier
+
+    async def _mark_nodes_unknown(self) -> None:
+        """Nodes the previous leader saw may or may not still be alive: each gets one grace period."""
+        due = time.monotonic() + self._grace()
+        candidates = [
+            node.id
+            for node in self._store.view().nodes()
+            if node.status.state != objects_pb2.NodeStatus.DOWN and node.id not in self._sessions
+        ]
+        for node_id in candidates:
+            if node_id not in self._deadlines:
+                self._deadlines.set(node_id, due)
+        self._deadlines_moved.fire()
+
+        def stage(batch: Any) -> None:
+            for node_id in candidates:
+                node = batch.get_node(node_id)
+                if node is None or node_id in self._sessions or node.status.state == objects_pb2.NodeStatus.DOWN:
+                    continue
+                updated = clone(node)
+                updated.status.state = objects_pb2.NodeStatus.UNKNOWN
+                updated.status.message = UNKNOWN_MESSAGE
+                batch.update("node", updated)
+
+        for _ in range(WRITE_RETRIES):
+            try:
+                await self._store.batch(stage)
+                return
+            except Conflict:
+                continue  # a node reported in (or was edited) meanwhile; the retry re-reads
+
+    async def _expire_nodes(self) -> None:
+        while True:
+            for node_id in self._deadlines.expired(time.monotonic()):
+                session = self._sessions.pop(node_id, None)
+                if session is not None:
+                    session.end(SessionInvalid(node_id, session.session_id, "heartbeat failure"))
+                    message = "heartbeat failure"
+                else:
+                    message = 'heartbeat failure for node in "unknown" state'
+                log.info("node %s is down: %s", node_id, message)
+                await self._write_down(node_id, message)
+            next_due = self._deadlines.next_due()
+            timeout = None if next_due is None else max(0.0, next_due - time.monotonic())
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._deadlines_moved.wait(), timeout)
+
+    async def _write_down(self, node_id: str, message: str) -> None:
+        def stage(tx: Transaction) -> None:
+            node = tx.get_node(node_id)
+            if node is None or node_id in self._sessions:  # removed, or back already
+                return
+            updated = clone(node)
+            updated.status.state = objects_pb2.NodeStatus.DOWN
+            updated.status.message = message
+            tx.update("node", updated)
+
+        await self._update_with_retries(stage, f"node {node_id}")
+
+    async def _follow_nodes(self, watch: Any) -> None:
+        async for event in watch:
+            if isinstance(event, Change):
+                if event.action == "remove":
+                    node_id = event.old.id
+                    self._deadlines.discard(node_id)
+                    session = self._sessions.pop(node_id, None)
+                    if session is not None:
+                        session.end(UnknownNode(node_id))
+            elif isinstance(event, Commit):
+                managers = manager_peers(self._store.view().nodes())
+                if managers != self._managers:
+                    self._managers = managers
+                    for session in self._sessions.values():
+                        session.pulse.fire()
+
+    async def _update_with_retries(self, fn: Callable[[Transaction], T], what: str) -> T:
+        for _ in range(WRITE_RETRIES):
+            try:
+                return await self._store.update(fn)
+            except Conflict:
+                continue  # someone else wrote the object first; fn re-reads it
+        raise DispatcherStopped(f"could not write {what}: too many concurrent writers; retry")
+
+    # ---------------------------------------------------------------- RPC plumbing
+
+    @contextlib.asynccontextmanager
+    async def _refusals(self, context: grpc.aio.ServicerContext) -> AsyncIterator[None]:
+        """Turn typed errors into gRPC statuses: whose fault it was decides the code."""
+        try:
+            yield
+        except DispatcherError as exc:
+            await context.abort(exc.code, str(exc))
+        except (NotLeader, LeadershipLost, ProposalDropped) as exc:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, f"not the leader: {exc}")
+
+    def _require_running(self) -> None:
+        if not self._running:
+            raise DispatcherStopped()
+
+    def _session_of(self, node_id: str, session_id: str) -> _Session:
+        session = self._sessions.get(node_id)
+        if session is None or session.session_id != session_id or session.ended.is_set():
+            raise SessionInvalid(node_id, session_id, "no such session on this manager")
+        return session
+
+    async def _until_ended(self, session: _Session, awaitable: Awaitable[T]) -> T:
+        """Await `awaitable`, or raise the session's end reason if it ends first."""
+        waiter = asyncio.ensure_future(awaitable)
+        ended = asyncio.ensure_future(session.ended.wait())
+        try:
+            await asyncio.wait({waiter, ended}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            ended.cancel()
+            if not waiter.done():
+                waiter.cancel()
+        if waiter.done() and not waiter.cancelled():
+            return waiter.result()
+        assert session.end_reason is not None
+        raise session.end_reason
+
+    # ---------------------------------------------------------------- Session and Heartbeat
+
+    async def Session(self, request: dispatcher_pb2.SessionRequest, context: grpc.aio.ServicerContext):
+        async with self._refusals(context):
+            node_id = self._identify(context)
+            self._require_running()
+            if self._store.view().get_node(node_id) is None:
+                raise UnknownNode(node_id)
+            session = self._sessions.get(node_id)
+            if session is not None and request.session_id == session.session_id and not session.ended.is_set():
+                session.epoch += 1  # resumed: the older Session stream of this session bows out
+                session.pulse.fire()
+            else:
+                if session is not None:
+                    session.end(SessionInvalid(node_id, session.session_id, "replaced by a newer session"))
+                session = _Session(node_id, new_id(), peer_host(context.peer()))
+                self._sessions[node_id] = session
+                log.info("node %s opened session %s from %s", node_id, session.session_id, session.addr or "a local socket")
+            self._deadlines.set(node_id, time.monotonic() + self._grace())
+            self._deadlines_moved.fire()
+            try:
+                node = await self._register(session, request.description)
+            except BaseException:
+                if self._sessions.get(node_id) is session and session.epoch == 0:
+                    del self._sessions[node_id]
+                raise
+            epoch = session.epoch
+            managers = self._managers
+            yield dispatcher_pb2.SessionMessage(
+                session_id=session.session_id, node=node, managers=managers, root_ca=self._root_ca()
+            )
+            while True:
+                while not (session.ended.is_set() or session.epoch != epoch or self._managers is not managers):
+                    await session.pulse.wait()
+                if session.ended.is_set():
+                    assert session.end_reason is not None
+                    raise session.end_reason
+                if session.epoch != epoch:
+                    return
+                managers = self._managers
+                node = self._store.view().get_node(node_id) or objects_pb2.Node(id=node_id)
+                yield dispatcher_pb2.SessionMessage(
+                    session_id=session.session_id, node=node, managers=managers, root_ca=self._root_ca()
+                )
+
+    def _root_ca(self) -> bytes:
+        cluster = self._store.view().get_cluster()
+        return cluster.root_ca.ca_cert if cluster is not None else b""
+
+    async def _register(self, session: _Session, description: objects_pb2.NodeDescription) -> objects_pb2.Node:
+        def stage(tx: Transaction) -> objects_pb2.Node:
+            node = tx.get_node(session.node_id)
+            if node is None:
+                raise UnknownNode(session.node_id)
+            updated = clone(node)
+            if description.ByteSize():
+                updated.description.CopyFrom(description)
+            updated.status.state = objects_pb2.NodeStatus.READY
+            updated.status.message = ""
+            updated.status.addr = session.addr
+            if updated != node:
+                tx.update("node", updated)
+            return updated
+
+        return await self._update_with_retries(stage, f"node {session.node_id}")
+
+    async def Heartbeat(self, request: dispatcher_pb2.HeartbeatRequest, context: grpc.aio.ServicerContext):
+        async with self._refusals(context):
+            node_id = self._identify(context)
+            self._require_running()
+            self._session_of(node_id, request.session_id)
+            period = jittered_period(int(self.heartbeat_period() * 1e9), self._rng)
+            self._deadlines.set(node_id, time.monotonic() + period / 1e9 * self._settings.grace_multiplier)
+            self._deadlines_moved.fire()
+            return dispatcher_pb2.HeartbeatResponse(period=period)
+
+    # ---------------------------------------------------------------- task status
+
+    async def UpdateTaskStatus(self, request: dispatcher_pb2.UpdateTaskStatusRequest, context: grpc.aio.ServicerContext):
+        async with self._refusals(context):
+            node_id = self._identify(context)
+            self._require_running()
+            self._session_of(node_id, request.session_id)
+            view = self._store.view()
+            accepted = []
+            for update in request.updates:
+                task = view.get_task(update.task_id)
+                if task is None:
+                    log.debug("node %s reported on task %s, which no longer exists", node_id, update.task_id)
+                    continue
+                if task.node_id != node_id:
+                    # A node may only speak for its own tasks; this is the caller's fault (or a forgery).
+                    log.warning(
+                        "refused status report from node %s for task %s, which is assigned to node %r",
+                        node_id, update.task_id, task.node_id,
+                    )
+                    continue
+                accepted.append((update.task_id, update.status))
+            if accepted:
+                await self._status.submit(node_id, accepted)
+            return dispatcher_pb2.UpdateTaskStatusResponse()
+
+    # ---------------------------------------------------------------- assignments
+
+    async def Assignments(self, request: dispatcher_pb2.AssignmentsRequest, context: grpc.aio.ServicerContext):
+        async with self._refusals(context):
+            node_id = self._identify(context)
+            self._require_running()
+            session = self._session_of(node_id, request.session_id)
+            view, watch = self._store.view_and_watch(["task"])
+            with watch:
+                known: dict[str, bytes] = {}
+                update = dispatcher_pb2.AssignmentChange.UPDATE
+                changes = [
+                    dispatcher_pb2.AssignmentChange(task=task, action=update)
+                    for task in view.tasks_by_node(node_id)
+                    if should_know(task)
+                ]
+                apply_changes(known, changes)
+                sequence = str(self._store.applied_index)
+                yield dispatcher_pb2.AssignmentsMessage(
+                    type=dispatcher_pb2.AssignmentsMessage.COMPLETE, results_in=sequence, changes=changes
+                )
+                while True:
+                    first = await self._until_ended(session, watch.get())
+                    await self._until_ended(session, asyncio.sleep(self._settings.assignment_batch_window))
+                    changed: dict[str, objects_pb2.Task | None] = {}
+                    for event in [first, *watch.drain()]:
+                        if isinstance(event, Change) and event.kind == "task":
+                            changed[event.obj.id] = event.new
+                    changes = assignment_changes(node_id, known, changed)
+                    if not changes:
+                        continue
+                    apply_changes(known, changes)
+                    previous, sequence = sequence, str(self._store.applied_index)
+                    yield dispatcher_pb2.AssignmentsMessage(
+                        type=dispatcher_pb2.AssignmentsMessage.INCREMENTAL,
+                        applies_to=previous,
+                        results_in=sequence,
+                        changes=changes,
+                    )
+
+    # ---------------------------------------------------------------- logs
+
+    async def LogSubscriptions(self, request: dispatcher_pb2.LogSubscriptionsRequest, context: grpc.aio.ServicerContext):
+        async with self._refusals(context):
+            node_id = self._identify(context)
+            self._require_running()
+            session = self._session_of(node_id, request.session_id)
+            if self._log_broker is None:
+                await self._until_ended(session, asyncio.Event().wait())
+                return
+            with self._log_broker.attach_node(node_id) as subscriptions:
+                while True:
+                    yield await self._until_ended(session, subscriptions.get())
+
+    async def PublishLogs(self, request_iterator: Any, context: grpc.aio.ServicerContext):
+        async with self._refusals(context):
+            node_id = self._identify(context)
+            self._require_running()
+            if self._log_broker is None:
+                raise DispatcherStopped("this manager has no log broker")
+            fed: set[str] = set()
+            try:
+                async for message in request_iterator:
+                    fed.add(message.subscription_id)
+                    self._log_broker.publish(node_id, message)
+            finally:
+                self._log_broker.publisher_gone(node_id, fed)
+            return dispatcher_pb2.PublishLogsResponse()
+
+
+__all__ = ["Dispatcher", "DispatcherSettings", "certificate_identity"]
