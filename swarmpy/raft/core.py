@@ -549,7 +549,7 @@ class RaftNode:
             else:
                 self._become_follower(m.term, NONE)
         elif m.term < self._term:
-            if (self.check_quorum or self.pre_vote) and mtype in (MessageType.HEARTBEAT, MessageType.APPEND):
+            if mtype in (MessageType.HEARTBEAT, MessageType.APPEND):
                 # A deposed leader that never heard of the new term: tell it, so it steps down.
                 # (With pre-vote or leases, the newer term would otherwise never reach it.)
                 self._send(Message(type=MessageType.APPEND_RESPONSE, to=m.frm, frm=self.id, term=self._term))

@@ -56,6 +56,7 @@ class SimNode:
         self.node: RaftNode
         self.app: list[bytes] = []  # applied NORMAL non-empty payloads, in order
         self.app_index = 0
+        self.read_states: list = []  # every ReadState this node emitted (all incarnations)
         # Hooks the simulator uses to check invariants as they happen.
         self.on_persist_entries: Callable[[SimNode, list[Entry]], None] | None = None
         self.on_apply: Callable[[SimNode, Entry], None] | None = None
@@ -114,6 +115,7 @@ class SimNode:
             self.app_index = entry.index
             if self.on_apply is not None:
                 self.on_apply(self, entry)
+        self.read_states.extend(rd.read_states)
         self.node.advance(rd)
         self._maybe_snapshot()
         return rd
@@ -205,8 +207,12 @@ class Cluster:
             self.stabilize()
 
     def elect(self, node_id: int) -> None:
-        self.nodes[node_id].node.campaign()
-        self.stabilize()
+        # A node behind in term loses its first attempt (and learns the term); a few tries suffice.
+        for _ in range(5):
+            self.nodes[node_id].node.campaign()
+            self.stabilize()
+            if self[node_id].role is Role.LEADER:
+                break
         assert self[node_id].role is Role.LEADER, f"node {node_id} did not win: {self[node_id].status()}"
 
     def leader(self) -> int:

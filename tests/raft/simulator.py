@@ -135,7 +135,7 @@ class Simulation:
         self.max_acked_index = 0
         self.read_floor: dict[bytes, int] = {}  # read ctx -> writes acknowledged before it was asked
         self.was_leader: dict[int, tuple[int, int]] = {}  # node -> (incarnation, term) it last led in
-        self.stats = {"elections": 0, "crashes": 0, "snapshots_installed": 0, "conf_changes": 0, "reads": 0}
+        self.stats = {"elections": 0, "crashes": 0, "snapshots_installed": 0, "conf_changes": 0, "reads": 0, "reads_served": 0, "acked": 0}
         for _ in range(self.params.size):
             self._new_node(founding=True)
         founders = tuple(sorted(self.nodes))
@@ -214,6 +214,7 @@ class Simulation:
             if pending is not None and pending.get(entry.index) == entry.data:
                 del pending[entry.index]
                 self.acked[entry.data] = entry.index
+                self.stats["acked"] += 1
                 self.max_acked_index = max(self.max_acked_index, entry.index)
 
     def _check_new_leader(self, sim_node: SimNode) -> None:
@@ -302,6 +303,7 @@ class Simulation:
                 if rd.snapshot is not None:
                     self.stats["snapshots_installed"] += 1
                 for read in rd.read_states:
+                    self.stats["reads_served"] += 1
                     floor = self.read_floor.pop(read.request_ctx, None)
                     if floor is not None and read.index < floor:
                         self.fail(
