@@ -15,8 +15,7 @@ from swarmpy.cli.progress_display import progress_display
 POLL_INTERVAL = 0.2
 
 
-def wait_for_convergence(daemon: Daemon, service_id: str, quiet: bool = False, stream=None,
-                         poll_interval: float = POLL_INTERVAL) -> None:
+def wait_for_convergence(daemon: Daemon, service_id: str, quiet: bool = False, stream=None) -> None:
     display = progress_display(stream or sys.stdout, quiet)
     tracker = ConvergenceTracker(service_id)
     try:
@@ -32,6 +31,6 @@ def wait_for_convergence(daemon: Daemon, service_id: str, quiet: bool = False, s
             display.show(observation.lines)
             if observation.converged:
                 return
-            time.sleep(poll_interval)
+            time.sleep(POLL_INTERVAL)
     except KeyboardInterrupt:
         display.message("Operation continuing in background.")

@@ -156,7 +156,7 @@ class ConvergenceTracker:
                 out.lines.append(("verify", f"Service {self.service_id} converged"))
                 out.converged = True
             else:
-                seconds_left = (monitor - waited) // SECOND + 1
+                seconds_left = -(-(monitor - waited) // SECOND)  # rounded up: "5 seconds" when just converged
                 out.lines.append(("verify", f"Waiting {seconds_left} seconds to verify that tasks are stable..."))
         else:
             if self._converged_at is not None:

@@ -236,6 +236,8 @@ def _update_labels(labels, added, removed, flag: str) -> None:
 
 
 def _update_constraints(placement: objects_pb2.Placement, options: Mapping[str, Any]) -> None:
+    if not (_given(options, "constraint_add") or _given(options, "constraint_rm")):
+        return
     removed = set(options.get("constraint_rm") or ())
     constraints = [c for c in placement.constraints if c not in removed]
     for added in options.get("constraint_add") or ():
