@@ -65,7 +65,7 @@ def test_replicated_convergence_waits_the_monitor_period():
     assert second.lines[-1] == ("verify", "Waiting 5 seconds to verify that tasks are stable...")
     assert not second.converged
     third = tracker.observe(Snapshot(service, running, NODES, 3 * SECOND + 1))
-    assert third.lines[-1] == ("verify", "Waiting 2 seconds to verify that tasks are stable...")
+    assert third.lines[-1] == ("verify", "Waiting 3 seconds to verify that tasks are stable...")
     done = tracker.observe(Snapshot(service, running, NODES, 6 * SECOND))
     assert done.converged and done.lines[-1] == ("verify", "Service svcid converged")
 
