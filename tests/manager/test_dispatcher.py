@@ -1,7 +1,7 @@
 """The Dispatcher over a real in-process grpc.aio server (insecure, 127.0.0.1) against a MemoryStore.
 
 The caller's identity, which a real manager reads from the TLS certificate, is injected: these tests name
-the calling node in the metadata key NODE_KEY (see `metadata_identity` and `NodeIdentityInterceptor`).
+the calling node in the metadata key NODE_KEY (see `metadata_identity` and `node_channel`).
 """
 
 from __future__ import annotations
@@ -52,33 +52,41 @@ def as_node(node_id: str) -> tuple[tuple[str, str], ...]:
     return ((NODE_KEY, node_id),)
 
 
-class NodeIdentityInterceptor(
-    grpc.aio.UnaryUnaryClientInterceptor,
-    grpc.aio.UnaryStreamClientInterceptor,
-    grpc.aio.StreamUnaryClientInterceptor,
-):
-    """Adds the node's test identity to every call of a channel (what a client certificate does for real)."""
+def _with_identity(details, node_id: str):
+    metadata = grpc.aio.Metadata(*(details.metadata or ()))
+    metadata.add(NODE_KEY, node_id)
+    return details._replace(metadata=metadata)
 
+
+# A channel files each interceptor under the first kind it is (an if/elif), so one class per kind.
+class _UnaryUnaryIdentity(grpc.aio.UnaryUnaryClientInterceptor):
     def __init__(self, node_id: str) -> None:
         self._node_id = node_id
 
-    def _details(self, details):
-        metadata = grpc.aio.Metadata(*(details.metadata or ()))
-        metadata.add(NODE_KEY, self._node_id)
-        return details._replace(metadata=metadata)
-
     async def intercept_unary_unary(self, continuation, details, request):
-        return await continuation(self._details(details), request)
+        return await continuation(_with_identity(details, self._node_id), request)
+
+
+class _UnaryStreamIdentity(grpc.aio.UnaryStreamClientInterceptor):
+    def __init__(self, node_id: str) -> None:
+        self._node_id = node_id
 
     async def intercept_unary_stream(self, continuation, details, request):
-        return await continuation(self._details(details), request)
+        return await continuation(_with_identity(details, self._node_id), request)
+
+
+class _StreamUnaryIdentity(grpc.aio.StreamUnaryClientInterceptor):
+    def __init__(self, node_id: str) -> None:
+        self._node_id = node_id
 
     async def intercept_stream_unary(self, continuation, details, request_iterator):
-        return await continuation(self._details(details), request_iterator)
+        return await continuation(_with_identity(details, self._node_id), request_iterator)
 
 
 def node_channel(addr: str, node_id: str) -> grpc.aio.Channel:
-    return grpc.aio.insecure_channel(addr, interceptors=[NodeIdentityInterceptor(node_id)])
+    """A channel whose every call carries the node's test identity (what a client certificate does for real)."""
+    interceptors = [_UnaryUnaryIdentity(node_id), _UnaryStreamIdentity(node_id), _StreamUnaryIdentity(node_id)]
+    return grpc.aio.insecure_channel(addr, interceptors=interceptors)
 
 
 class CountingProposer:
