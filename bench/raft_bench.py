@@ -104,7 +104,7 @@ async def run(
     sequential: int = 2_000,
     pipelined: int = 20_000,
     window: int = 1_000,
-    failovers: int = 5,
+    failovers: int = 10,
     tick_interval: float = 0.05,
     folder: str | None = None,
 ) -> BenchResult:
@@ -205,7 +205,7 @@ def main() -> None:
     parser.add_argument("--sequential", type=int, default=2_000)
     parser.add_argument("--pipelined", type=int, default=20_000)
     parser.add_argument("--window", type=int, default=1_000)
-    parser.add_argument("--failovers", type=int, default=5)
+    parser.add_argument("--failovers", type=int, default=10)
     parser.add_argument("--tick", type=float, default=0.05, help="tick interval in seconds")
     parser.add_argument("--profile", action="store_true", help="profile with pyinstrument (pip install pyinstrument)")
     args = parser.parse_args()

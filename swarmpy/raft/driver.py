@@ -278,6 +278,8 @@ class RaftDriver:
     # ---------------------------------------------------------------- the transport's side (MessageHandler)
 
     def receive(self, message: Message) -> None:
+        if self._task_group is None:
+            return  # not running (stopped, or failed): nothing would ever take it out of the inbox
         if estimated_message_bytes(message) > self.config.max_message_bytes:
             self.stats.oversized_messages_dropped += 1
             log.warning("node %x: dropped an oversized %s from %x", self.node_id, message.type.name, message.frm)
@@ -287,10 +289,14 @@ class RaftDriver:
         self._wakeup.set()
 
     def report_unreachable(self, node_id: int) -> None:
+        if self._task_group is None:
+            return
         self._inbox.append(("unreachable", node_id))
         self._wakeup.set()
 
     def report_snapshot(self, node_id: int, ok: bool) -> None:
+        if self._task_group is None:
+            return
         self._inbox.append(("snapshot_status", node_id, ok))
         self._wakeup.set()
 

@@ -62,18 +62,18 @@ Why a plain file and not sqlite
 Measured with `python bench/wal_choice.py 5000` on this 2-core machine (durable batches of 100-byte
 entries, each batch fsynced before the next, as one Ready is):
 
-=========================  =====  ========  ========  ===========
-store                      batch  p50 ms    p99 ms    entries/s
-=========================  =====  ========  ========  ===========
-plain file + fdatasync         1  0.125-0.145  0.21-0.26   6,600-7,500
-preallocated + fdatasync       1  0.091     0.163     10,772
-sqlite WAL, sync=FULL          1  0.103-0.112  0.21-0.26   8,100-8,400
-plain file + fdatasync        64  0.17-0.25   0.27-2.0    207,000-358,000
-preallocated + fdatasync      64  0.172     0.256     362,899
-sqlite WAL, sync=FULL         64  0.18-0.23   0.33-0.56   221,000-313,000
-=========================  =====  ========  ========  ===========
+==============================  =====  ===========  ==========  ================
+store                           batch  p50 ms       p99 ms      entries/s
+==============================  =====  ===========  ==========  ================
+plain file + fdatasync              1  0.125-0.145  0.21-0.26   6,600-7,600
+preallocated file + fdatasync       1  0.084-0.091  0.16-0.17   10,800-11,000
+sqlite, WAL, synchronous=FULL       1  0.100-0.112  0.21-0.26   8,100-8,600
+plain file + fdatasync             64  0.17-0.25    0.27-2.0    207,000-358,000
+preallocated file + fdatasync      64  0.154-0.172  0.23-0.26   363,000-412,000
+sqlite, WAL, synchronous=FULL      64  0.18-0.23    0.33-0.56   221,000-313,000
+==============================  =====  ===========  ==========  ================
 
-The two are within ~0.03 ms of each other per durable batch -- far below everything else a Raft
+The three are within a few hundredths of a millisecond per durable batch -- far below everything else a Raft
 round costs -- so speed does not decide. The plain file wins on control: recovery can tell a torn final
 record (drop it) from damage to acknowledged data (refuse to start), where sqlite rolls back or reports
 a generic "database disk image is malformed"; the record format is ours and documented here; there is
