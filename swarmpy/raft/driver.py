@@ -258,7 +258,9 @@ class RaftDriver:
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # the loop died: keep the reason, fail everything waiting on it
-            log.exception("node %x: raft driver failed", self.node_id)
+            while isinstance(exc, ExceptionGroup) and len(exc.exceptions) == 1:
+                exc = exc.exceptions[0]
+            log.error("node %x: raft driver failed", self.node_id, exc_info=exc)
             self.failure = exc
             self._fail_everything_pending(errors.Unavailable(f"the raft driver failed: {exc!r}"))
         finally:

@@ -292,3 +292,77 @@ async def test_membership_change_adds_and_removes_a_node(cluster):
     assert removed.result == ConfState((1, 2, 3))
     await cluster.stop(4)
     await leader.propose(b"after=removal")
+
+
+class ContractCheckingTransport:
+    """Wraps a transport: every promise in an outgoing message must already be durable in the sender's storage."""
+
+    def __init__(self, inner, storage: DiskStorage) -> None:
+        self.inner = inner
+        self.storage = storage
+        self.checked = 0
+
+    def bind(self, node_id, handler):
+        self.inner.bind(node_id, handler)
+
+    async def start(self):
+        await self.inner.start()
+
+    async def stop(self):
+        await self.inner.stop()
+
+    async def send(self, messages):
+        hard_state = self.storage.hard_state
+        for m in messages:
+            assert m.term <= hard_state.term or m.type in (MessageType.PRE_VOTE, MessageType.PRE_VOTE_RESPONSE)
+            if m.type == MessageType.APPEND_RESPONSE and not m.reject:
+                assert self.storage.last_index() >= m.index
+                self.checked += 1
+            if m.type == MessageType.VOTE_RESPONSE and not m.reject:
+                assert (hard_state.term, hard_state.vote) == (m.term, m.to)
+                self.checked += 1
+            if m.type == MessageType.APPEND and m.entries:
+                assert self.storage.last_index() >= m.entries[-1].index
+                self.checked += 1
+        await self.inner.send(messages)
+
+
+async def test_messages_leave_only_after_what_they_promise_is_durable(tmp_path):
+    network = InMemoryNetwork(random.Random(5))
+    drivers, transports = [], []
+    try:
+        for node_id in (1, 2, 3):
+            storage = DiskStorage(str(tmp_path / f"node{node_id}"))
+            transport = ContractCheckingTransport(network.transport(node_id), storage)
+            transports.append(transport)
+            driver = RaftDriver(
+                node_id, (1, 2, 3), storage, transport, KeyValueStateMachine(), DriverConfig(tick_interval=TICK),
+                rng=random.Random(node_id),
+            )
+            await driver.start()
+            drivers.append(driver)
+        async with asyncio.timeout(5):
+            while not any(d.is_leader for d in drivers):
+                await asyncio.sleep(TICK)
+        leader = next(d for d in drivers if d.is_leader)
+        await asyncio.gather(*(leader.propose(b"c%d=1" % i) for i in range(100)))
+        assert sum(t.checked for t in transports) > 10
+        assert all(d.failure is None for d in drivers)
+    finally:
+        for driver in drivers:
+            await driver.stop()
+
+
+async def test_a_storage_failure_stops_the_driver_and_fails_what_waits(cluster):
+    leader = await cluster.leader()
+    await leader.propose(b"ok=1")
+
+    def broken_save(*args, **kwargs):
+        raise OSError(5, "Input/output error")
+
+    leader.storage.save = broken_save
+    with pytest.raises((errors.Unavailable, errors.LeadershipLost)):
+        await leader.propose(b"doomed=1")
+    assert isinstance(leader.failure, OSError)
+    with pytest.raises(errors.Unavailable):
+        await leader.propose(b"after=failure")
