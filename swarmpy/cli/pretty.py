@@ -34,7 +34,8 @@ def _update_config_lines(config: objects_pb2.UpdateConfig, title: str, order_lab
     if config.HasField("monitor"):
         lines.append(f" Monitoring Period: {units.format_duration(config.monitor)}")
     lines.append(f" Max failure ratio: {config.max_failure_ratio:g}")
-    lines.append(f" {order_label}:{' ' * (18 - len(order_label) - 1)}{enum_word(objects_pb2.UpdateConfig.Order, config.order)}")
+    # docker aligns the order with "Max failure ratio: " (19 columns)
+    lines.append(f" {(order_label + ':').ljust(19)}{enum_word(objects_pb2.UpdateConfig.Order, config.order)}")
     return lines
 
 
