@@ -72,7 +72,7 @@ class Daemon:
         try:
             return method(request, timeout=timeout or self.timeout)
         except grpc.RpcError as error:
-            raise error_from_rpc(error, self.host) from None
+            raise error_from_rpc(error, self.host) from error  # the cause shows only with --debug
 
     def close(self) -> None:
         self._channel.close()
