@@ -36,10 +36,13 @@ from swarmpy.raft.errors import LeadershipLost, NotLeader
 from swarmpy.raft.transport import InMemoryNetwork
 from swarmpy.raft.wal import DiskStorage
 
+from .allocator import Allocator
 from .controlapi.servicer import ControlServicer
-from .dispatcher import Dispatcher, DispatcherSettings
+from .dispatcher import Dispatcher, DispatcherGate, DispatcherSettings
 from .logbroker import LogBroker
+from .orchestrator import GlobalOrchestrator, ReplicatedOrchestrator, TaskReaper
 from .raftstore import RaftProposer, StoreStateMachine
+from .scheduler import Scheduler
 from .store import MemoryStore
 
 log = logging.getLogger(__name__)
@@ -134,7 +137,8 @@ class Manager:
         self._raft_config = raft_config or DriverConfig()
         self.driver: RaftDriver | None = None
         self.log_broker = LogBroker(self.store)
-        self.dispatcher = Dispatcher(self.store, dispatcher_settings, log_broker=self.log_broker)
+        self._dispatcher_settings = dispatcher_settings
+        self.dispatcher_gate = DispatcherGate(self._leader_addr)
         self.control = ControlServicer(self.store, leader_gate=self._leader_gate, log_broker=self.log_broker)
         self._server: grpc.aio.Server | None = None
         self._loops = LeaderLoops(self._leader_loop_factories())
@@ -173,7 +177,23 @@ class Manager:
 
     def _on_leadership(self, is_leader: bool, leader: int) -> None:
         self._loops.set_leader(is_leader)
-        self.dispatcher.set_leader(is_leader) if hasattr(self.dispatcher, "set_leader") else None
+
+    def _leader_addr(self) -> str:
+        """The swarm address of the current Raft leader, for redirecting agents ("" if unknown)."""
+        leader = self.driver.leader if self.driver is not None else 0
+        for node in self.store.view().nodes():
+            if leader and node.manager_status.raft_id == leader:
+                return node.manager_status.addr
+        return ""
+
+    async def _run_dispatcher(self) -> None:
+        """One dispatcher per leadership term: sessions of a former term are never trusted."""
+        dispatcher = Dispatcher(self.store, self._dispatcher_settings, log_broker=self.log_broker)
+        self.dispatcher_gate.serve(dispatcher)
+        try:
+            await dispatcher.run()
+        finally:
+            self.dispatcher_gate.stop_serving()
 
     async def _serve(self) -> None:
         server = grpc.aio.server(
@@ -181,7 +201,7 @@ class Manager:
             options=tls.server_options(),
         )
         control_pb2_grpc.add_ControlServicer_to_server(self.control, server)
-        dispatcher_pb2_grpc.add_DispatcherServicer_to_server(self.dispatcher, server)
+        dispatcher_pb2_grpc.add_DispatcherServicer_to_server(self.dispatcher_gate, server)
         ca_pb2_grpc.add_CAServicer_to_server(CAServicer(self._issue_certificate, self.store.view().get_cluster), server)
         creds = tls.server_credentials(
             self.credentials.key_pem, self.credentials.cert_pem, self.credentials.root_cert_pem
@@ -220,20 +240,16 @@ class Manager:
         return node_id, cert, cluster.id
 
     def _leader_loop_factories(self) -> dict[str, Callable[[], Coroutine[Any, Any, None]]]:
-        from .allocator import Allocator
-        from .orchestrator.global_ import GlobalOrchestrator
-        from .orchestrator.replicated import ReplicatedOrchestrator
-        from .orchestrator.taskreaper import TaskReaper
-        from .scheduler import Scheduler
-
+        """Each factory builds its loop afresh: a new term starts from the store, not from old memory."""
         store = self.store
         return {
-            "dispatcher": self.dispatcher.run,
-            "allocator": Allocator(store).run,
-            "replicated-orchestrator": ReplicatedOrchestrator(store).run,
-            "global-orchestrator": GlobalOrchestrator(store).run,
-            "scheduler": Scheduler(store).run,
-            "task-reaper": TaskReaper(store).run,
+            "dispatcher": self._run_dispatcher,
+            "log-broker": self.log_broker.run,
+            "allocator": lambda: Allocator(store).run(),
+            "replicated-orchestrator": lambda: ReplicatedOrchestrator(store).run(),
+            "global-orchestrator": lambda: GlobalOrchestrator(store).run(),
+            "scheduler": lambda: Scheduler(store).run(),
+            "task-reaper": lambda: TaskReaper(store).run(),
         }
 
 

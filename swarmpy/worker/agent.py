@@ -271,7 +271,9 @@ class Agent:
     async def _follow_session(self, stream: _SessionStream) -> None:
         while True:
             call = stream.call
-            async for message in call:
+            # read(), not `async for`: the first message was taken with read(), and grpc.aio refuses to
+            # mix the two styles on one call.
+            while (message := await call.read()) is not grpc.aio.EOF:
                 if message.session_id != self.session_id:
                     raise SessionLost(f"the manager replaced session {self.session_id} with {message.session_id}")
                 await self._learn_managers(message.managers)
