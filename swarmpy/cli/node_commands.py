@@ -7,7 +7,7 @@ import json
 import click
 
 from swarmpy.cli import flag_types
-from swarmpy.cli.errors import CliError
+from swarmpy.cli.errors import CliError, invalid_flag_value
 
 
 @click.group()
@@ -129,7 +129,8 @@ def update(state, availability, label_add, label_rm, role, node_ref) -> None:
     try:
         added = parse_labels(label_add)
     except ValueError as exc:
-        raise flag_types.reject(str(exc), None, "") from None
+        bad = next(item for item in label_add if item.startswith("="))
+        raise invalid_flag_value(bad, "--label-add", str(exc)) from None
     daemon = state.daemon
     current = get_node(daemon, node_ref)
     spec = _copy_spec(current)

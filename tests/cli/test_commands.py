@@ -364,3 +364,10 @@ def test_join_leave_ca(run, fake):
     assert run("swarm", "leave", "--force").stdout == "Node left the swarm.\n"
     assert fake.sent("Leave")[0].force
     assert run("swarm", "ca").stdout.startswith("-----BEGIN CERTIFICATE-----")
+
+
+def test_node_update_rejects_a_label_without_key(run, fake):
+    result = run("node", "update", "--label-add", "=x", "self")
+    assert result.exit_code == 125
+    assert result.stderr == 'invalid argument "=x" for "--label-add" flag: invalid label format: \'=x\'\n'
+    assert fake.sent("UpdateNode") == []
