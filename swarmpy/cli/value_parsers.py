@@ -147,7 +147,7 @@ def parse_filters(items: tuple[str, ...] | list[str], allowed: tuple[str, ...]) 
     for item in items:
         key, eq, value = item.partition("=")
         if not eq:
-            raise ValueError(f"bad format of filter (expected name=value)")
+            raise ValueError("bad format of filter (expected name=value)")
         key = key.strip().lower()
         if key not in allowed:
             raise ValueError(f"invalid filter '{key}'")
@@ -159,7 +159,7 @@ def parse_placement_pref(text: str) -> str:
     """`spread=node.labels.zone` -> "node.labels.zone" (spread is the only strategy)."""
     strategy, eq, argument = text.partition("=")
     if not eq:
-        raise ValueError(f"placement preference must be of the format \"<strategy>=<arg>\"")
+        raise ValueError("placement preference must be of the format \"<strategy>=<arg>\"")
     if strategy.lower() != "spread":
         raise ValueError(f"unsupported placement preference {strategy} (only spread is supported)")
     return argument

@@ -175,7 +175,7 @@ def test_service_ps_columns_and_history(run, fake):
     lines = result.stdout.splitlines()
     assert lines[0] == ("ID             NAME        IMAGE     NODE      DESIRED STATE   CURRENT STATE"
                         "                    ERROR                       PORTS")
-    assert lines[1].startswith(f"replacement0   web.1       busybox   node-1    Running         Running less than a second ago")
+    assert lines[1].startswith("replacement0   web.1       busybox   node-1    Running         Running less than a second ago")
     assert lines[2].startswith(f"{first.id[:12]}    \\_ web.1   busybox   node-1    Shutdown        Failed less than a second ago")
     assert lines[2].endswith('"task: non-zero exit (1)"')
     assert lines[3].startswith(f"{second.id[:12]}   web.2       busybox   node-2    Running         New less than a second ago")
