@@ -1,0 +1,40 @@
+"""1,000 seeds of the chaos simulator (see simulator.py for what each seed does and checks)."""
+
+from __future__ import annotations
+
+import pytest
+
+from .simulator import LIVENESS_BOUND_TICKS, SimulationFailure, run_seed
+
+SEEDS = 1000
+STEPS = 300  # chaos ticks per seed: 30 election timeouts, ~50 ms per seed on this machine
+
+
+@pytest.mark.timeout(600)
+def test_safety_and_liveness_hold_for_1000_seeds_of_chaos():
+    failures = []
+    worst = 0
+    totals: dict[str, int] = {}
+    for seed in range(SEEDS):
+        try:
+            ticks, stats = run_seed(seed, steps=STEPS)
+        except SimulationFailure as exc:
+            failures.append(str(exc))
+            continue
+        worst = max(worst, ticks)
+        for key, value in stats.items():
+            totals[key] = totals.get(key, 0) + value
+    assert not failures, "\n\n".join(failures[:3])
+    assert worst <= LIVENESS_BOUND_TICKS
+    # The chaos really happened (guards against a simulator that quietly tests nothing).
+    assert totals["crashes"] > 1000 and totals["elections"] > 1000 and totals["snapshots_installed"] > 100
+    assert totals["conf_changes"] > 100 and totals["reads_served"] > 1000 and totals["acked"] > 10000
+
+
+def test_a_failing_seed_reports_its_replay_command():
+    from .simulator import Simulation
+
+    sim = Simulation(seed=42, steps=10)
+    with pytest.raises(SimulationFailure) as exc:
+        sim.fail("example")
+    assert "python -m tests.raft.simulator --seeds 1 --start 42 --steps 10" in str(exc.value)
