@@ -188,15 +188,17 @@ class RaftDriver:
         self._task_group: asyncio.TaskGroup | None = None
         self._runner: asyncio.Task[None] | None = None
         self._started = asyncio.Event()
-        self._stopping = False
         self.failure: BaseException | None = None  # set if the loop died of an unexpected error
 
     # ---------------------------------------------------------------- lifecycle
 
     async def start(self) -> None:
-        """Recover from storage, start the transport, the ticker and the loop. Returns once running."""
-        if self._runner is not None:
-            raise RuntimeError("the driver is already started")
+        """Recover from storage, start the loop, the ticker and the transport. Returns once running.
+
+        A driver runs once: after stop() (which closes the storage) make a new one over a new DiskStorage.
+        """
+        if self.node is not None:
+            raise RuntimeError("a RaftDriver runs once; create a new one to restart the node")
         self.node = self._make_node()
         snap = self.storage.snapshot()
         if not snap.empty:
@@ -204,9 +206,13 @@ class RaftDriver:
             self.stats.snapshots_restored += 1
         self.applied = self._snapshot_index = snap.meta.index
         self.transport.bind(self.node_id, self)
-        await self.transport.start()
         self._runner = asyncio.create_task(self._run(), name=f"raft-driver-{self.node_id:x}")
         await self._started.wait()
+        try:
+            await self.transport.start()
+        except BaseException:
+            await self.stop()
+            raise
 
     def _make_node(self) -> RaftNode:
         snap = self.storage.snapshot()
@@ -235,7 +241,6 @@ class RaftDriver:
         runner, self._runner = self._runner, None
         if runner is None:
             return
-        self._stopping = True
         runner.cancel()
         try:
             await runner
