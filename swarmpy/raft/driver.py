@@ -2,11 +2,12 @@
 
 Theory of operation
 -------------------
-One `RaftDriver` per node. It owns three tasks in one TaskGroup: the *ticker* (counts clock ticks
-every `tick_interval` seconds), the *loop* (the only code that touches the core) and the transport's
-own tasks (started and stopped with the driver). Everything that reaches the core from outside --
-a peer's message, a tick, a proposal, a read, a transfer request, an unreachable or snapshot report --
-is put into one inbox and the loop is woken. The loop then, in order:
+One `RaftDriver` per node. It owns one runner task holding a TaskGroup with two tasks: the *ticker*
+(counts clock ticks every `tick_interval` seconds) and the *loop* (the only code that touches the
+core). The transport is started once the loop runs and stopped with the driver. Everything that
+reaches the core from outside -- a peer's message, a tick, a proposal, a read, a transfer request,
+an unreachable or snapshot report -- is put into one inbox and the loop is woken. Incoming messages
+estimated larger than `max_message_bytes` are dropped and counted (`stats`). The loop then, in order:
 
 1. feeds the core everything in the inbox (`tick`, `step`, `propose`, ...), answering a proposal the
    core refuses at once (`NotLeader`, `ProposalTooLarge`, `ProposalDropped`);
@@ -37,7 +38,9 @@ Leadership changes are announced to listeners (`add_leadership_listener`) and th
 `wait_for_leader()`, so managers can start and stop leader-only loops.
 
 Stopping cancels the TaskGroup: every task the driver started is cancelled and awaited, pending
-futures fail with `LeadershipLost` (proposals) or `Unavailable` (reads), and storage is closed.
+futures fail with `LeadershipLost` (proposals) or `Unavailable` (reads), and storage is closed. If
+the loop dies of an error (a storage failure, say), `failure` keeps it, everything waiting fails with
+`Unavailable`, and further requests are refused with `Unavailable`.
 """
 
 from __future__ import annotations
