@@ -1,0 +1,144 @@
+"""What the orchestrators share: making tasks, grouping them into slots, and the task predicates.
+
+A *slot* is the place one replica lives in: `(service_id, slot number)` for a replicated service and
+`(service_id, node_id)` for a global one (whose tasks all have slot 0). A slot accumulates history: each
+restart, replacement or update adds a task and retires the previous one by raising its desired state
+to SHUTDOWN. The task reaper trims that history.
+
+A task is *runnable* while managers want it to run (desired state RUNNING or below): that is the slot's
+current task. It is *finished* once the worker reports it stopped (observed state beyond RUNNING).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import defaultdict
+from collections.abc import Iterable
+
+from swarmpy.api import objects_pb2
+from swarmpy.identity import new_id
+from swarmpy.manager.store import Change, Commit, Watch
+
+NEW = objects_pb2.NEW
+PENDING = objects_pb2.PENDING
+ASSIGNED = objects_pb2.ASSIGNED
+READY = objects_pb2.READY
+RUNNING = objects_pb2.RUNNING
+COMPLETE = objects_pb2.COMPLETE
+SHUTDOWN = objects_pb2.SHUTDOWN
+FAILED = objects_pb2.FAILED
+REJECTED = objects_pb2.REJECTED
+REMOVE = objects_pb2.REMOVE
+ORPHANED = objects_pb2.ORPHANED
+
+NodeAvailability = objects_pb2.NodeSpec.Availability
+NodeState = objects_pb2.NodeStatus.State
+
+SlotKey = tuple[str, int | str]  # (service_id, slot number) or (service_id, node_id)
+
+
+def is_replicated(service: objects_pb2.Service) -> bool:
+    return service.spec.WhichOneof("mode") == "replicated"
+
+
+def is_global(service: objects_pb2.Service) -> bool:
+    return service.spec.WhichOneof("mode") == "global"
+
+
+def new_task(
+    cluster: objects_pb2.Cluster | None,
+    service: objects_pb2.Service,
+    slot: int,
+    node_id: str = "",
+    desired_state: int = RUNNING,
+) -> objects_pb2.Task:
+    """A fresh task of `service` for a slot (replicated) or a node (global: slot 0, node_id set).
+
+    `cluster` is taken for cluster-wide task defaults; none apply yet.
+    """
+    del cluster
+    name = service.spec.annotations.name
+    task = objects_pb2.Task(
+        id=new_id(),
+        service_id=service.id,
+        slot=slot,
+        node_id=node_id,
+        desired_state=desired_state,
+    )
+    task.spec.CopyFrom(service.spec.task)
+    task.spec_version.CopyFrom(service.spec_version)
+    task.annotations.name = f"{name}.{node_id}" if node_id and slot == 0 else f"{name}.{slot}"
+    task.service_annotations.CopyFrom(service.spec.annotations)
+    task.status.state = NEW
+    task.status.timestamp = time.time_ns()
+    task.status.message = "created"
+    return task
+
+
+def is_task_dirty(service: objects_pb2.Service, task: objects_pb2.Task) -> bool:
+    """True when the task was made from a different task spec than the service's current one.
+
+    Only the task spec counts: a service spec change that leaves it alone (a scale, a new label) must not
+    restart every task, so the spec_version alone does not make a task dirty.
+    """
+    return task.spec != service.spec.task
+
+
+def is_runnable(task: objects_pb2.Task) -> bool:
+    """The managers still want this task to run: it is its slot's current task."""
+    return task.desired_state <= RUNNING
+
+
+def is_finished(task: objects_pb2.Task) -> bool:
+    """The worker reported the task stopped (complete, shut down, failed, rejected or orphaned)."""
+    return task.status.state > RUNNING
+
+
+def slot_key(task: objects_pb2.Task) -> SlotKey:
+    return (task.service_id, task.slot if task.slot else task.node_id)
+
+
+def group_by_slot(tasks: Iterable[objects_pb2.Task]) -> dict[int | str, list[objects_pb2.Task]]:
+    """A service's tasks by slot number (replicated) or node ID (global)."""
+    slots: dict[int | str, list[objects_pb2.Task]] = defaultdict(list)
+    for task in tasks:
+        slots[task.slot if task.slot else task.node_id].append(task)
+    return dict(slots)
+
+
+def runnable_by_slot(tasks: Iterable[objects_pb2.Task]) -> dict[int | str, list[objects_pb2.Task]]:
+    """Only the slots that have a current task, with only their current tasks."""
+    return group_by_slot(task for task in tasks if is_runnable(task))
+
+
+def node_gone_or_down(node: objects_pb2.Node | None) -> bool:
+    """The node cannot keep running its tasks: deleted, reported DOWN, or drained by the operator."""
+    return (
+        node is None
+        or node.status.state == NodeState.DOWN
+        or node.spec.availability == NodeAvailability.DRAIN
+    )
+
+
+def node_takes_new_tasks(node: objects_pb2.Node) -> bool:
+    return node.status.state == NodeState.READY and node.spec.availability == NodeAvailability.ACTIVE
+
+
+def retire(task: objects_pb2.Task, desired_state: int = SHUTDOWN) -> objects_pb2.Task:
+    """A copy of the task with its desired state raised (never lowered)."""
+    copy = objects_pb2.Task()
+    copy.CopyFrom(task)
+    copy.desired_state = max(copy.desired_state, desired_state)
+    return copy
+
+
+async def next_events(watch: Watch) -> list[Change | Commit]:
+    """Wait for at least one event, then take whatever else is already queued, so a loop works per batch."""
+    first = await watch.get()
+    return [first, *watch.drain()]
+
+
+def yield_soon() -> asyncio.Future[None]:
+    """Let other loops run between large reconcile passes."""
+    return asyncio.sleep(0)

@@ -1,0 +1,183 @@
+"""The global orchestrator: one task of each global service on every eligible node.
+
+Theory of operation
+-------------------
+A global service's slots are nodes. `plan_global` decides, purely, from the service, its tasks and the
+nodes:
+- a node that is READY, ACTIVE and satisfies the placement constraints, and has no runnable task of the
+  service, gets a new task with its node_id set at creation (the scheduler then only checks the node's
+  resources and ports, and assigns it);
+- a node that is gone, DOWN or drained, or no longer satisfies the constraints, has its runnable tasks
+  retired (desired SHUTDOWN);
+- a PAUSED node keeps its task but gets no new one.
+A task that finished while wanted is left to the restart supervisor, which restarts it on the same node.
+Updates of the task spec go through the same rolling updater as replicated services, slot = node. A
+deleted service's tasks get desired REMOVE.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from swarmpy.api import objects_pb2
+from swarmpy.manager.constraint import ConstraintError, matches, parse_constraints
+from swarmpy.manager.store import Change, MemoryStore, StoreError
+from swarmpy.manager.store.memory import Batch
+
+from .common import (
+    REMOVE,
+    is_global,
+    is_task_dirty,
+    new_task,
+    next_events,
+    node_gone_or_down,
+    node_takes_new_tasks,
+    retire,
+    runnable_by_slot,
+)
+from .update import UpdateRunner
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class GlobalPlan:
+    retire: list[objects_pb2.Task] = field(default_factory=list)
+    create_on: list[str] = field(default_factory=list)  # node IDs
+
+    def __bool__(self) -> bool:
+        return bool(self.retire or self.create_on)
+
+
+def plan_global(
+    service: objects_pb2.Service, tasks: Iterable[objects_pb2.Task], nodes: Iterable[objects_pb2.Node]
+) -> GlobalPlan:
+    plan = GlobalPlan()
+    try:
+        constraints = parse_constraints(list(service.spec.task.placement.constraints))
+    except ConstraintError as error:
+        # The control API validates constraints; a service that slipped through runs nowhere.
+        log.warning("global service %s has an invalid constraint, placing nothing: %s", service.id, error)
+        constraints = None
+    by_node = runnable_by_slot(task for task in tasks if not task.slot)
+    seen: set[str] = set()
+    for node in sorted(nodes, key=lambda node: node.id):
+        seen.add(node.id)
+        current = by_node.get(node.id, [])
+        eligible = constraints is not None and matches(constraints, node)
+        if node_gone_or_down(node) or not eligible:
+            plan.retire.extend(current)
+        elif not current and node_takes_new_tasks(node):
+            plan.create_on.append(node.id)
+    for node_id, current in by_node.items():
+        if node_id not in seen:
+            plan.retire.extend(current)
+    return plan
+
+
+class GlobalOrchestrator:
+    """Reconciles global services; reads services, tasks, nodes; writes tasks (and update_status)."""
+
+    def __init__(self, store: MemoryStore) -> None:
+        self._store = store
+
+    async def run(self) -> None:
+        view, watch = self._store.view_and_watch(["service", "task", "node"])
+        with watch:
+            async with asyncio.TaskGroup() as group:
+                updates = UpdateRunner(self._store, group)
+                dirty = {service.id for service in view.services() if is_global(service)}
+                while True:
+                    if dirty:
+                        dirty = await self._reconcile(dirty, updates)
+                        if dirty:
+                            continue
+                    for event in await next_events(watch):
+                        if isinstance(event, Change):
+                            self._note(event, dirty, updates)
+
+    def _note(self, event: Change, dirty: set[str], updates: UpdateRunner) -> None:
+        view = self._store.view()
+        if event.kind == "service":
+            if event.action == "remove":
+                if is_global(event.old):
+                    updates.cancel(event.old.id)
+                    dirty.add(event.old.id)
+            elif is_global(event.new):
+                dirty.add(event.new.id)
+        elif event.kind == "task":
+            if event.new is None or event.old is None or event.new.desired_state != event.old.desired_state:
+                service = view.get_service(event.obj.service_id)
+                if service is not None and is_global(service):
+                    dirty.add(service.id)
+        elif event.kind == "node":
+            if event.action == "update" and not _eligibility_may_have_changed(event.old, event.new):
+                return
+            dirty.update(service.id for service in view.services() if is_global(service))
+
+    async def _reconcile(self, service_ids: set[str], updates: UpdateRunner) -> set[str]:
+        view = self._store.view()
+        nodes = view.nodes()
+        retry: set[str] = set()
+        for service_id in sorted(service_ids):
+            service = view.get_service(service_id)
+            try:
+                if service is None:
+                    await self._remove_tasks(service_id)
+                    continue
+                if not is_global(service):
+                    continue
+                plan = plan_global(service, view.tasks_by_service(service_id), nodes)
+                if plan:
+                    await self._apply(service, plan)
+                    view = self._store.view()
+                tasks = view.tasks_by_service(service_id)
+                if any(is_task_dirty(service, task) for task in tasks if task.desired_state <= objects_pb2.RUNNING):
+                    updates.ensure(service)
+            except StoreError as error:
+                log.debug("reconciling global service %s raced another write, retrying: %s", service_id, error)
+                retry.add(service_id)
+        if retry:
+            await asyncio.sleep(0)
+        return retry
+
+    async def _apply(self, service: objects_pb2.Service, plan: GlobalPlan) -> None:
+        log.debug(
+            "global service %s: creating %d tasks, retiring %d",
+            service.spec.annotations.name,
+            len(plan.create_on),
+            len(plan.retire),
+        )
+
+        def write(batch: Batch) -> None:
+            cluster = batch.get_cluster()
+            for task in plan.retire:
+                batch.update("task", retire(task))
+            for node_id in plan.create_on:
+                batch.create("task", new_task(cluster, service, 0, node_id))
+
+        await self._store.batch(write)
+
+    async def _remove_tasks(self, service_id: str) -> None:
+        tasks = [task for task in self._store.view().tasks_by_service(service_id) if task.desired_state < REMOVE]
+        if not tasks:
+            return
+
+        def write(batch: Batch) -> None:
+            for task in tasks:
+                batch.update("task", retire(task, REMOVE))
+
+        await self._store.batch(write)
+
+
+def _eligibility_may_have_changed(old: objects_pb2.Node, new: objects_pb2.Node) -> bool:
+    return (
+        old.status.state != new.status.state
+        or old.spec != new.spec
+        or old.description != new.description
+        or old.role != new.role
+        or old.status.addr != new.status.addr
+    )

@@ -1,0 +1,226 @@
+"""The replicated orchestrator: keeps `replicas` slots of each replicated service occupied.
+
+Theory of operation
+-------------------
+A replicated service owns slots 1..N. A slot is occupied while it has a runnable task (desired RUNNING
+or below), even one that has finished and waits for the restart supervisor: restarts are that
+supervisor's job, so this loop never fills a slot whose task merely stopped.
+
+`plan_replicated` decides, purely, from the service, its tasks and the nodes:
+- a runnable task on a node that is gone, DOWN or drained is retired (desired SHUTDOWN) and replaced by
+  a new task in the same slot, which the scheduler places elsewhere;
+- with more occupied slots than replicas, whole slots are retired: first slots whose task is not running,
+  then those whose task is the n-th copy of the service on its node for the highest n (so the most
+  loaded nodes shed first, as swarmkit does), then the highest slot numbers;
+- with fewer, new tasks fill the lowest free slot numbers.
+The loop applies the plan, then hands slots whose current task was made from an older task spec to the
+rolling updater (update.py). A deleted service's tasks get desired REMOVE; the task reaper deletes them
+once their workers have stopped them. Tasks whose service no longer exists are treated the same way.
+
+The loop watches services, tasks and nodes, and reconciles each affected service once per batch of
+events. A write refused for a stale read (Conflict) is simply retried from a fresh read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import defaultdict
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from swarmpy.api import objects_pb2
+from swarmpy.manager.store import Change, MemoryStore, ReadView, StoreError
+from swarmpy.manager.store.memory import Batch
+
+from .common import (
+    REMOVE,
+    RUNNING,
+    is_replicated,
+    is_task_dirty,
+    new_task,
+    next_events,
+    node_gone_or_down,
+    retire,
+    runnable_by_slot,
+)
+from .update import UpdateRunner
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ReplicatedPlan:
+    retire: list[objects_pb2.Task] = field(default_factory=list)  # desired SHUTDOWN
+    create_slots: list[int] = field(default_factory=list)  # one new task per entry
+
+    def __bool__(self) -> bool:
+        return bool(self.retire or self.create_slots)
+
+
+def scale_down_order(
+    slots: Mapping[int, list[objects_pb2.Task]], replaced: set[int]
+) -> list[int]:
+    """Slots in the order they should be given up: not running first, most loaded node, highest slot."""
+    copy_on_node: dict[int, int] = {}
+    per_node: dict[str, int] = defaultdict(int)
+    for slot in sorted(slots):
+        node_id = slots[slot][0].node_id
+        per_node[node_id] += 1
+        copy_on_node[slot] = per_node[node_id] if node_id else 0
+
+    def running(slot: int) -> bool:
+        return slot not in replaced and any(task.status.state == RUNNING for task in slots[slot])
+
+    return sorted(slots, key=lambda slot: (running(slot), -copy_on_node[slot], -slot))
+
+
+def plan_replicated(
+    service: objects_pb2.Service, tasks: list[objects_pb2.Task], nodes: Mapping[str, objects_pb2.Node]
+) -> ReplicatedPlan:
+    plan = ReplicatedPlan()
+    slots = {slot: current for slot, current in runnable_by_slot(tasks).items() if isinstance(slot, int) and slot}
+    replaced: set[int] = set()
+    for slot, current in slots.items():
+        stranded = [task for task in current if task.node_id and node_gone_or_down(nodes.get(task.node_id))]
+        if stranded:
+            plan.retire.extend(stranded)
+            if len(stranded) == len(current):
+                replaced.add(slot)
+
+    replicas = service.spec.replicated.replicas
+    if len(slots) > replicas:
+        for slot in scale_down_order(slots, replaced)[: len(slots) - replicas]:
+            already = {task.id for task in plan.retire}
+            plan.retire.extend(task for task in slots.pop(slot) if task.id not in already)
+            replaced.discard(slot)
+    plan.create_slots.extend(sorted(replaced))
+    missing = replicas - len(slots)
+    candidate = 1
+    while missing > 0:
+        if candidate not in slots:
+            plan.create_slots.append(candidate)
+            missing -= 1
+        candidate += 1
+    return plan
+
+
+class ReplicatedOrchestrator:
+    """Reconciles replicated services' tasks; reads services, tasks, nodes; writes tasks and services
+    (update_status, through the updater)."""
+
+    def __init__(self, store: MemoryStore) -> None:
+        self._store = store
+
+    async def run(self) -> None:
+        view, watch = self._store.view_and_watch(["service", "task", "node"])
+        with watch:
+            async with asyncio.TaskGroup() as group:
+                updates = UpdateRunner(self._store, group)
+                await self._remove_orphaned_tasks(view)
+                dirty = {service.id for service in view.services() if is_replicated(service)}
+                while True:
+                    if dirty:
+                        dirty = await self._reconcile(dirty, updates)
+                        if dirty:
+                            continue
+                    for event in await next_events(watch):
+                        if isinstance(event, Change):
+                            self._note(event, dirty, updates)
+
+    def _note(self, event: Change, dirty: set[str], updates: UpdateRunner) -> None:
+        view = self._store.view()
+        if event.kind == "service":
+            if event.action == "remove":
+                if is_replicated(event.old):
+                    updates.cancel(event.old.id)
+                    dirty.add(event.old.id)
+            elif is_replicated(event.new):
+                dirty.add(event.new.id)
+        elif event.kind == "task":
+            service = view.get_service(event.obj.service_id)
+            if service is not None and is_replicated(service):
+                dirty.add(service.id)
+        elif event.kind == "node":
+            if event.action == "update" and not _availability_changed(event.old, event.new):
+                return
+            for task in view.tasks_by_node(event.obj.id):
+                service = view.get_service(task.service_id)
+                if service is not None and is_replicated(service):
+                    dirty.add(service.id)
+
+    async def _reconcile(self, service_ids: set[str], updates: UpdateRunner) -> set[str]:
+        """Reconcile the services; returns the ones to retry because a write raced another."""
+        view = self._store.view()
+        nodes = {node.id: node for node in view.nodes()}
+        retry: set[str] = set()
+        for service_id in sorted(service_ids):
+            service = view.get_service(service_id)
+            try:
+                if service is None:
+                    await self._remove_tasks(service_id)
+                    continue
+                if not is_replicated(service):
+                    continue
+                plan = plan_replicated(service, view.tasks_by_service(service_id), nodes)
+                if plan:
+                    await self._apply(service, plan)
+                    view = self._store.view()
+                tasks = view.tasks_by_service(service_id)
+                if any(is_task_dirty(service, task) for task in tasks if task.desired_state <= RUNNING):
+                    updates.ensure(service)
+            except StoreError as error:
+                log.debug("reconciling service %s raced another write, retrying: %s", service_id, error)
+                retry.add(service_id)
+        if retry:
+            await asyncio.sleep(0)
+        return retry
+
+    async def _apply(self, service: objects_pb2.Service, plan: ReplicatedPlan) -> None:
+        if plan.create_slots or len(plan.retire) > 1:
+            log.info(
+                "service %s: creating %d tasks, retiring %d",
+                service.spec.annotations.name,
+                len(plan.create_slots),
+                len(plan.retire),
+            )
+
+        def write(batch: Batch) -> None:
+            cluster = batch.get_cluster()
+            for task in plan.retire:
+                batch.update("task", retire(task))
+            for slot in plan.create_slots:
+                batch.create("task", new_task(cluster, service, slot))
+
+        await self._store.batch(write)
+
+    async def _remove_tasks(self, service_id: str) -> None:
+        tasks = [task for task in self._store.view().tasks_by_service(service_id) if task.desired_state < REMOVE]
+        await _mark_removed(self._store, tasks)
+
+    async def _remove_orphaned_tasks(self, view: ReadView) -> None:
+        """Tasks whose service vanished while no orchestrator was watching (e.g. across a leader change)."""
+        orphans = [
+            task
+            for task in view.tasks()
+            if task.desired_state < REMOVE and view.get_service(task.service_id) is None
+        ]
+        try:
+            await _mark_removed(self._store, orphans)
+        except StoreError as error:
+            log.debug("marking orphaned tasks for removal raced another write: %s", error)
+
+
+async def _mark_removed(store: MemoryStore, tasks: list[objects_pb2.Task]) -> None:
+    if not tasks:
+        return
+
+    def write(batch: Batch) -> None:
+        for task in tasks:
+            batch.update("task", retire(task, REMOVE))
+
+    await store.batch(write)
+
+
+def _availability_changed(old: objects_pb2.Node, new: objects_pb2.Node) -> bool:
+    return old.status.state != new.status.state or old.spec.availability != new.spec.availability
