@@ -13,6 +13,7 @@ from typing import Any
 import grpc
 
 from swarmpy.api import control_pb2, control_pb2_grpc
+from swarmpy.grpc_methods import install_methods
 
 NOT_IN_SWARM = (
     'This node is not a swarm manager. Use "swarmpy swarm init" or "swarmpy swarm join" to connect this node'
@@ -36,7 +37,6 @@ def _unary(name: str) -> Callable[..., Any]:
         target = await self._target(context)
         return await getattr(target, name)(request, context)
 
-    forward.__name__ = name
     return forward
 
 
@@ -46,7 +46,6 @@ def _server_streaming(name: str) -> Callable[..., Any]:
         async for message in getattr(target, name)(request, context):
             yield message
 
-    forward.__name__ = name
     return forward
 
 
@@ -62,6 +61,4 @@ class ControlProxy(control_pb2_grpc.ControlServicer):
             raise  # abort raises; this keeps type checkers and readers sure we never fall through
 
 
-for _method in control_pb2.DESCRIPTOR.services_by_name["Control"].methods:
-    _make = _server_streaming if _method.server_streaming else _unary
-    setattr(ControlProxy, _method.name, _make(_method.name))
+install_methods(ControlProxy, control_pb2.DESCRIPTOR, "Control", _unary, _server_streaming)

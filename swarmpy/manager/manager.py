@@ -4,9 +4,8 @@ Theory of operation
 -------------------
 Every manager runs the Raft driver with the store as its state machine, and serves on its swarm port
 (mutual TLS, authorized per method by swarmpy.ca.authz): Control for managers, Dispatcher for nodes,
-CA for joiners, Raft for the other managers. Reads come from the local store; writes are Raft
-proposals, so on a follower they fail with NotLeader (forwarding to the leader belongs to the
-multi-manager work).
+CA for joiners, Raft for the other managers. Control is routed (control_router.py): the leader serves
+it after a ReadIndex barrier, followers forward it to the leader. Writes are Raft proposals.
 
 Leader-only work -- the dispatcher's liveness loop, the allocator, orchestrators, scheduler, restart
 supervisor and task reaper -- runs in `LeaderLoops`, which starts it when this node becomes leader and
@@ -37,6 +36,7 @@ from swarmpy.raft.transport import InMemoryNetwork
 from swarmpy.raft.wal import DiskStorage
 
 from .allocator import Allocator
+from .control_router import ControlRouter
 from .controlapi.servicer import ControlServicer
 from .dispatcher import Dispatcher, DispatcherGate, DispatcherSettings
 from .logbroker import LogBroker
@@ -139,7 +139,14 @@ class Manager:
         self.log_broker = LogBroker(self.store)
         self._dispatcher_settings = dispatcher_settings
         self.dispatcher_gate = DispatcherGate(self._leader_addr)
-        self.control = ControlServicer(self.store, leader_gate=self._leader_gate, log_broker=self.log_broker)
+        self.control = ControlRouter(
+            ControlServicer(self.store, log_broker=self.log_broker),
+            is_leader=lambda: self.driver is not None and self.driver.is_leader,
+            read_barrier=lambda: self.driver.read_index(),
+            leader_channel=self._leader_channel,
+            barrier_timeout=2 * self._raft_config.election_tick * self._raft_config.tick_interval,
+        )
+        self._leader_channels: dict[str, grpc.aio.Channel] = {}
         self._server: grpc.aio.Server | None = None
         self._loops = LeaderLoops(self._leader_loop_factories())
         self._loops_task: asyncio.Task[None] | None = None
@@ -174,6 +181,9 @@ class Manager:
             self._loops_task = None
         if self.driver is not None:
             await self.driver.stop()
+        for channel in self._leader_channels.values():
+            await channel.close()
+        self._leader_channels.clear()
 
     def _on_leadership(self, is_leader: bool, leader: int) -> None:
         self._loops.set_leader(is_leader)
@@ -221,9 +231,18 @@ class Manager:
 
         await self.store.update(create)
 
-    async def _leader_gate(self, rpc: str) -> None:
-        if self.driver is None or not self.driver.is_leader:
-            raise NotLeader(self.driver.leader if self.driver is not None else 0)
+    def _leader_channel(self) -> grpc.aio.Channel | None:
+        """A channel to the leader's swarm port, with this manager's certificate (None: no leader known)."""
+        addr = self._leader_addr()
+        if not addr:
+            return None
+        channel = self._leader_channels.get(addr)
+        if channel is None:
+            creds = tls.channel_credentials(
+                self.credentials.key_pem, self.credentials.cert_pem, self.credentials.root_cert_pem
+            )
+            channel = self._leader_channels[addr] = grpc.aio.secure_channel(addr, creds, options=tls.channel_options())
+        return channel
 
     async def _issue_certificate(
         self, role: int, csr_pem: bytes, availability: int, advertise_addr: str

@@ -399,6 +399,7 @@ class RaftDriver:
     async def _loop(self) -> None:
         node = self.node
         assert node is not None
+        restarting_alone = True
         while True:
             await self._wakeup.wait()
             self._wakeup.clear()
@@ -406,6 +407,20 @@ class RaftDriver:
             while node.has_ready():
                 await self._handle_ready(node, node.ready())
                 self._feed_core(node)  # what arrived while the disk worked goes into the next Ready
+            if restarting_alone:
+                restarting_alone = self._campaign_if_sole_voter(node)
+
+    def _campaign_if_sole_voter(self, node: RaftNode) -> bool:
+        """A restarted single-member cluster elects itself at once instead of after a whole election
+        timeout (10 s by default): nobody else can lead, so waiting only delays the swarm. Returns
+        whether to check again (the membership is known only once the log is applied)."""
+        status = node.status()
+        if status.applied < status.commit:
+            return True
+        if status.voters == (self.node_id,) and status.role is not Role.LEADER:
+            node.campaign()
+            self._wakeup.set()
+        return False
 
     def _feed_core(self, node: RaftNode) -> None:
         ticks, self._pending_ticks = self._pending_ticks, 0

@@ -366,3 +366,24 @@ async def test_a_storage_failure_stops_the_driver_and_fails_what_waits(cluster):
     assert isinstance(leader.failure, OSError)
     with pytest.raises(errors.Unavailable):
         await leader.propose(b"after=failure")
+
+
+async def test_a_restarted_single_member_cluster_elects_itself_without_waiting_an_election_timeout(tmp_path):
+    # Default timing: one election timeout is 10-20 s, so a leader within 2 s proves no wait happened.
+    config = DriverConfig(tick_interval=1.0)
+    network = InMemoryNetwork(random.Random(1))
+    first = RaftDriver(1, (1,), DiskStorage(str(tmp_path / "n1")), network.transport(1), KeyValueStateMachine(), config)
+    await first.start()
+    await asyncio.wait_for(first.wait_for_leader(), 2)
+    await first.propose(b"k=v")
+    await first.stop()
+
+    machine = KeyValueStateMachine()
+    again = RaftDriver(1, (), DiskStorage(str(tmp_path / "n1")), network.transport(1), machine, config)
+    await again.start()
+    try:
+        assert await asyncio.wait_for(again.wait_for_leader(), 2) == 1
+        await again.propose(b"k=w")
+        assert machine.values[b"k"] == b"w"
+    finally:
+        await again.stop()
