@@ -183,3 +183,55 @@ async def test_task_spec_change_rolls_through_every_slot_and_completes():
         assert {t.spec.container.image for t in tasks} == {"busybox:2"}
         assert sorted(t.slot for t in tasks) == [1, 2, 3]
         assert store.view().get_service(service.id).update_status.message == "update completed"
+
+
+async def test_a_failing_new_task_pauses_the_update_and_a_rollback_completes_it():
+    async with swarm() as (store, agent):
+        service = make_service("web", replicas=2, max_attempts=1)
+        service.spec.update.parallelism = 1
+        await store.update(lambda tx: tx.create("service", service))
+        await eventually(lambda: converged(store, service.id, 2), what="2 running")
+        agent.failing_images.add("broken")
+
+        def broken_image(s):
+            s.previous_spec.CopyFrom(s.spec)
+            s.spec.task.container.image = "broken"
+            s.spec_version.index = 2
+
+        await edit(store, "service", service.id, broken_image)
+        await eventually(
+            lambda: store.view().get_service(service.id).update_status.state == UpdateState.PAUSED,
+            what="update paused",
+        )
+        message = store.view().get_service(service.id).update_status.message
+        assert message.startswith("update paused due to failure or early termination of task ")
+        assert sum(t.spec.container.image == "broken" for t in current(store, service.id)) == 1  # parallelism 1
+
+        def roll_back(s):  # what the control API does for `service update --rollback`
+            s.spec.CopyFrom(s.previous_spec)
+            s.spec_version.index = 3
+            s.update_status.Clear()
+            s.update_status.state = UpdateState.ROLLBACK_STARTED
+
+        await edit(store, "service", service.id, roll_back)
+        await eventually(
+            lambda: store.view().get_service(service.id).update_status.state == UpdateState.ROLLBACK_COMPLETED,
+            what="rollback completed",
+        )
+        await eventually(lambda: converged(store, service.id, 2), what="2 running again")
+        assert {t.spec.container.image for t in current(store, service.id)} == {"busybox"}
+
+
+async def test_a_global_task_that_fails_is_restarted_on_the_same_node():
+    async with swarm() as (store, agent):
+        service = make_service("agent", replicas=None)
+        await store.update(lambda tx: tx.create("service", service))
+        await eventually(lambda: converged(store, service.id, 3), what="one per node")
+        victim = next(t for t in current(store, service.id) if t.node_id == "n2")
+        agent.hold.add(victim.id)
+        await set_task_state(store, victim.id, objects_pb2.FAILED)
+        await eventually(
+            lambda: converged(store, service.id, 3) and victim.id not in {t.id for t in current(store, service.id)},
+            what="restart",
+        )
+        assert by_node(current(store, service.id)) == {"n1": 1, "n2": 1, "n3": 1}

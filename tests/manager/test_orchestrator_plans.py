@@ -28,6 +28,11 @@ def test_only_a_task_spec_change_makes_a_task_dirty():
     service.spec.replicated.replicas = 5
     service.spec_version.index = 2
     assert not is_task_dirty(service, task)  # a scale must not restart tasks
+    task.endpoint.spec.CopyFrom(service.spec.endpoint)  # allocated
+    assert not is_task_dirty(service, task)
+    service.spec.endpoint.ports.add(target_port=80)
+    assert is_task_dirty(service, task)  # a newly published port needs new tasks
+    task.endpoint.spec.CopyFrom(service.spec.endpoint)
     service.spec.task.container.image = "busybox:2"
     assert is_task_dirty(service, task)
 

@@ -92,6 +92,7 @@ class FakeAgent:
     def __init__(self, store: MemoryStore) -> None:
         self._store = store
         self.hold: set[str] = set()  # task IDs it must not touch
+        self.failing_images: set[str] = set()  # tasks of these images fail instead of running
 
     def _step(self, task: objects_pb2.Task) -> objects_pb2.Task | None:
         if task.id in self.hold or not task.node_id:
@@ -100,7 +101,7 @@ class FakeAgent:
         if desired >= objects_pb2.SHUTDOWN and objects_pb2.ASSIGNED <= state <= objects_pb2.RUNNING:
             target = objects_pb2.SHUTDOWN
         elif desired == objects_pb2.RUNNING and objects_pb2.ASSIGNED <= state < objects_pb2.RUNNING:
-            target = objects_pb2.RUNNING
+            target = objects_pb2.FAILED if task.spec.container.image in self.failing_images else objects_pb2.RUNNING
         else:
             return None
         update = clone(task)

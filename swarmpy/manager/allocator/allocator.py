@@ -183,7 +183,7 @@ class Allocator:
 
     async def _move_to_pending(self, task_ids: set[str]) -> set[str]:
         view = self._store.view()
-        ready: list[objects_pb2.Task] = []
+        ready: list[tuple[objects_pb2.Task, objects_pb2.Service]] = []
         for task_id in task_ids:
             task = view.get_task(task_id)
             if task is None or task.status.state != objects_pb2.NEW or task.desired_state > objects_pb2.RUNNING:
@@ -210,6 +210,9 @@ class Allocator:
         except StoreError as error:
             log.debug("moving tasks to pending partly raced other writes, retrying: %s", error)
             view = self._store.view()
-            return {task.id for task, _ in ready if (current := view.get_task(task.id)) is not None
-                    and current.status.state == objects_pb2.NEW}
+            return {
+                task.id
+                for task, _ in ready
+                if (current := view.get_task(task.id)) is not None and current.status.state == objects_pb2.NEW
+            }
         return set()

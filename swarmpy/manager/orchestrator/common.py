@@ -11,7 +11,6 @@ current task. It is *finished* once the worker reports it stopped (observed stat
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections import defaultdict
 from collections.abc import Iterable
@@ -77,12 +76,16 @@ def new_task(
 
 
 def is_task_dirty(service: objects_pb2.Service, task: objects_pb2.Task) -> bool:
-    """True when the task was made from a different task spec than the service's current one.
+    """True when the task was made from a different task spec, or given a different endpoint spec, than
+    the service's current ones.
 
-    Only the task spec counts: a service spec change that leaves it alone (a scale, a new label) must not
-    restart every task, so the spec_version alone does not make a task dirty.
+    A service spec change that leaves both alone (a scale, a new label) must not restart every task, so
+    the spec_version alone does not make a task dirty. A task not yet allocated has no endpoint: it gets
+    the current one when the allocator moves it to PENDING.
     """
-    return task.spec != service.spec.task
+    if task.spec != service.spec.task:
+        return True
+    return task.HasField("endpoint") and task.endpoint.spec != service.spec.endpoint
 
 
 def is_runnable(task: objects_pb2.Task) -> bool:
@@ -137,8 +140,3 @@ async def next_events(watch: Watch) -> list[Change | Commit]:
     """Wait for at least one event, then take whatever else is already queued, so a loop works per batch."""
     first = await watch.get()
     return [first, *watch.drain()]
-
-
-def yield_soon() -> asyncio.Future[None]:
-    """Let other loops run between large reconcile passes."""
-    return asyncio.sleep(0)
