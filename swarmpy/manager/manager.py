@@ -40,7 +40,7 @@ from .control_router import ControlRouter
 from .controlapi.servicer import ControlServicer
 from .dispatcher import Dispatcher, DispatcherGate, DispatcherSettings
 from .logbroker import LogBroker
-from .orchestrator import GlobalOrchestrator, ReplicatedOrchestrator, TaskReaper
+from .orchestrator import GlobalOrchestrator, ReplicatedOrchestrator, RestartSupervisor, TaskReaper
 from .raftstore import RaftProposer, StoreStateMachine
 from .scheduler import Scheduler
 from .store import MemoryStore
@@ -268,6 +268,7 @@ class Manager:
             "replicated-orchestrator": lambda: ReplicatedOrchestrator(store).run(),
             "global-orchestrator": lambda: GlobalOrchestrator(store).run(),
             "scheduler": lambda: Scheduler(store).run(),
+            "restart-supervisor": lambda: RestartSupervisor(store).run(),
             "task-reaper": lambda: TaskReaper(store).run(),
         }
 

@@ -148,6 +148,7 @@ class Agent:
         reports: TaskStatusReports | None = None,
         log_source: TaskLogSource | None = None,
         settings: AgentSettings | None = None,
+        on_node: Callable[[objects_pb2.Node], None] | None = None,
     ) -> None:
         self.node_id = node_id
         self._managers = list(dict.fromkeys(managers))
@@ -158,6 +159,8 @@ class Agent:
         self.reports = reports if reports is not None else TaskStatusReports()
         self._log_source = log_source
         self._settings = settings or AgentSettings()
+        # Told the node object the manager sends with every SessionMessage (role changes); must not block.
+        self._on_node = on_node
         self._cursor = 0
         self._opened = False  # whether the latest attempt got as far as an open session
         self._leader_hint: str | None = None
@@ -253,6 +256,7 @@ class Agent:
                 raise SessionLost(f"manager {addr} closed the session before it opened")
             self.session_id = first.session_id
             self.manager_addr = addr
+            self._tell_node(first)
             await self._learn_managers(first.managers)
             self.connected.set()
             self._opened = True
@@ -276,9 +280,14 @@ class Agent:
             while (message := await call.read()) is not grpc.aio.EOF:
                 if message.session_id != self.session_id:
                     raise SessionLost(f"the manager replaced session {self.session_id} with {message.session_id}")
+                self._tell_node(message)
                 await self._learn_managers(message.managers)
             if stream.call is call:
                 raise SessionLost("the manager closed the session stream")
+
+    def _tell_node(self, message: dispatcher_pb2.SessionMessage) -> None:
+        if self._on_node is not None and message.HasField("node") and message.node.id == self.node_id:
+            self._on_node(message.node)
 
     async def _heartbeats(self, stub: dispatcher_pb2_grpc.DispatcherStub) -> None:
         request = dispatcher_pb2.HeartbeatRequest(session_id=self.session_id)

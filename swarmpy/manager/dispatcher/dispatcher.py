@@ -118,6 +118,11 @@ class _Pulse:
         await self._event.wait()
 
 
+def _role_changed(old: objects_pb2.Node, new: objects_pb2.Node) -> bool:
+    """Promotion and demotion are carried out by the node itself, so it must hear of them at once."""
+    return old.spec.desired_role != new.spec.desired_role or old.role != new.role
+
+
 class _Session:
     def __init__(self, node_id: str, session_id: str, addr: str) -> None:
         self.node_id = node_id
@@ -127,6 +132,7 @@ class _Session:
         self.ended = asyncio.Event()
         self.end_reason: DispatcherError | None = None
         self.pulse = _Pulse()
+        self.role_changed = False  # the node's role or desired role changed: tell it in a SessionMessage
 
     def end(self, reason: DispatcherError) -> None:
         if self.ended.is_set():
@@ -257,6 +263,11 @@ class Dispatcher(dispatcher_pb2_grpc.DispatcherServicer):
                     session = self._sessions.pop(node_id, None)
                     if session is not None:
                         session.end(UnknownNode(node_id))
+                elif event.action == "update" and _role_changed(event.old, event.new):
+                    session = self._sessions.get(event.new.id)
+                    if session is not None:
+                        session.role_changed = True
+                        session.pulse.fire()
             elif isinstance(event, Commit):
                 managers = manager_peers(self._store.view().nodes())
                 if managers != self._managers:
@@ -341,8 +352,14 @@ class Dispatcher(dispatcher_pb2_grpc.DispatcherServicer):
                 session_id=session.session_id, node=node, managers=managers, root_ca=self._root_ca()
             )
             while True:
-                while not (session.ended.is_set() or session.epoch != epoch or self._managers is not managers):
+                while not (
+                    session.ended.is_set()
+                    or session.epoch != epoch
+                    or self._managers is not managers
+                    or session.role_changed
+                ):
                     await session.pulse.wait()
+                session.role_changed = False
                 if session.ended.is_set():
                     assert session.end_reason is not None
                     raise session.end_reason
