@@ -1,0 +1,64 @@
+"""A single-node swarm's life: init, the node as the CLI shows it, the CLI without a daemon, leaving."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from .conftest import run_cli, wait_until
+
+pytestmark = pytest.mark.docker
+
+
+def test_init_prints_the_join_command_and_the_node_is_a_ready_leader(shared_daemon):
+    init = shared_daemon.init_result
+    assert f"Swarm initialized: current node ({shared_daemon.node_id}) is now a manager." in init.stdout
+    assert re.search(
+        rf"^    swarmpy swarm join --token SWMTKN-1-[0-9a-z]+-[0-9a-z]+ 127\.0\.0\.1:{shared_daemon.listen_port}$",
+        init.stdout, re.MULTILINE,
+    ), init.stdout
+    assert "To add a manager to this swarm, run 'swarmpy swarm join-token manager'" in init.stdout
+
+    nodes = shared_daemon.ok("node", "ls").stdout.splitlines()
+    assert nodes[0].split() == ["ID", "HOSTNAME", "STATUS", "AVAILABILITY", "MANAGER", "STATUS", "ENGINE", "VERSION"]
+    assert len(nodes) == 2, nodes
+    assert nodes[1].split()[:6] == [shared_daemon.node_id, "*", shared_daemon.hostname, "Ready", "Active", "Leader"]
+
+
+def test_node_inspect_shows_a_ready_manager(shared_daemon):
+    import json
+
+    inspected = json.loads(shared_daemon.ok("node", "inspect", "self").stdout)
+    assert len(inspected) == 1
+    node = inspected[0]
+    assert node["ID"] == shared_daemon.node_id
+    assert node["Description"]["Hostname"] == shared_daemon.hostname
+    assert node["Status"]["State"] == "ready"
+    assert node["Spec"]["Role"] == "manager"
+    assert node["ManagerStatus"]["Leader"] is True
+
+
+def test_cli_without_a_daemon_says_so_plainly(tmp_path):
+    socket_path = tmp_path / "nobody-home.sock"
+    result = run_cli(f"unix://{socket_path}", "node", "ls")
+    assert result.code != 0
+    assert result.stdout == ""
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert str(socket_path) in lines[0]
+    assert "Is swarmpyd running?" in lines[0]
+
+
+def test_leave_removes_the_nodes_containers(own_daemon, image):
+    own_daemon.ok("service", "create", "-d", "--name", "leaver", "--replicas", "2", "--stop-grace-period", "1s",
+                  image, "sleep", "1000")
+    own_daemon.wait_running("leaver", 2)
+
+    assert own_daemon.ok("swarm", "leave", "--force").stdout.strip() == "Node left the swarm."
+
+    wait_until(lambda: not own_daemon.containers(include_stopped=True), what="no container of the node left")
+    after = own_daemon.cli("node", "ls")
+    assert after.code != 0
+    assert len(after.stderr.strip().splitlines()) == 1, after
+    assert "not a swarm manager" in after.stderr or "not part of a swarm" in after.stderr, after
