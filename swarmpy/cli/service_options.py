@@ -23,10 +23,10 @@ def _apply(decorators, command):
     return command
 
 
-def _update_config_options(section: str, verb: str):
+def _update_config_options(section: str, done: str, do: str):
     actions = '"pause", "continue", "rollback"' if section == "update" else '"pause", "continue"'
     return [
-        click.option(f"--{section}-parallelism", type=flag_types.UINT, help=f"Maximum number of tasks {verb} simultaneously (0 to {verb[:-3]} all at once)."),
+        click.option(f"--{section}-parallelism", type=flag_types.UINT, help=f"Maximum number of tasks {done} simultaneously (0 to {do} all at once)."),
         click.option(f"--{section}-delay", type=flag_types.DURATION, help=f"Delay between {section}s (ns|us|ms|s|m|h)."),
         click.option(f"--{section}-monitor", type=flag_types.DURATION, help=f"Duration after each task {section} to monitor for failure (ns|us|ms|s|m|h)."),
         click.option(f"--{section}-failure-action", type=FAILURE_ACTION if section == "update" else ROLLBACK_FAILURE_ACTION,
@@ -50,8 +50,8 @@ def common_service_options(command):
         click.option("--restart-max-attempts", type=flag_types.UINT, help="Maximum number of restarts before giving up."),
         click.option("--restart-window", type=flag_types.DURATION, help="Window used to evaluate the restart policy (ns|us|ms|s|m|h)."),
         click.option("--stop-grace-period", type=flag_types.DURATION, help="Time to wait before force killing a container (ns|us|ms|s|m|h)."),
-        *_update_config_options("update", "updated"),
-        *_update_config_options("rollback", "rolled back"),
+        *_update_config_options("update", "updated", "update"),
+        *_update_config_options("rollback", "rolled back", "roll back"),
         click.option("-w", "--workdir", help="Working directory inside the container."),
         click.option("-u", "--user", help="Username or UID (format: <name|uid>[:<group|gid>])."),
         click.option("--hostname", help="Container hostname."),
