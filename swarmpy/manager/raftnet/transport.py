@@ -1,0 +1,314 @@
+"""Raft messages between managers over gRPC mutual TLS: the `Transport` a manager's RaftDriver uses.
+
+Theory of operation
+-------------------
+`send(messages)` runs on the driver's loop and must return at once, so it only encodes each message,
+checks its size and appends it to the destination peer's queue. Each peer has one sender task, made
+the first time something is sent to it and owned by the transport's TaskGroup (cancelled and awaited
+by `stop()`). A sender takes whatever is queued for its peer and ships it as ONE ProcessRaftMessage
+call, up to `max_message_bytes`; while that call is in flight, more messages queue up and go in the
+next call. So a peer gets one RPC at a time, and the batch grows exactly when the link or the peer is
+the bottleneck -- the same group commit the driver does with the disk.
+
+Messages are serialized once, in `send()`, and a batch is the concatenation of the framed messages
+(see codec.frame), sent through a multicallable whose request serializer passes bytes through. The
+size of a batch is therefore known exactly before it is sent, and a message that cannot fit in any
+batch is refused in `send()` with `MessageTooLarge`, logged and counted (it is not raised: an
+exception would stop the driver).
+
+Loss is normal and Raft copes with it (it retransmits appends, heartbeats every tick, retries
+elections), so the transport never retries a message itself:
+- A full queue drops its oldest non-snapshot message (a slow peer must not make memory grow).
+- A failed call (peer down, timeout, refused) drops its batch, reports `report_unreachable(peer)` so
+  the leader stops streaming to it and probes instead, and `report_snapshot(peer, False)` if the batch
+  was a snapshot. The sender then closes the channel and waits (exponential backoff) before dialing
+  again. What queued meanwhile is sent after the wait; stale messages are harmless to Raft.
+- The peer's address is looked up (`resolve_addr`) before every call, so a member whose address
+  changed is dialed at its new address; a peer with no known address counts as unreachable.
+
+A SNAPSHOT message always travels alone, with a longer timeout, and `report_snapshot(peer, True)`
+follows its successful delivery. A snapshot larger than one gRPC message (4 MiB by default) cannot be
+sent yet: it is refused like any oversized message, and the leader keeps retrying it. Streaming
+snapshots in chunks is the fix when stores outgrow that.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import grpc
+
+from swarmpy.api import raft_pb2
+from swarmpy.raft.errors import RaftError
+from swarmpy.raft.messages import NONE, Message, MessageType
+from swarmpy.raft.transport import MessageHandler, Transport
+
+from . import codec
+
+log = logging.getLogger(__name__)
+
+MIB = 1 << 20
+PROCESS_RAFT_MESSAGE = "/swarmpy.api.Raft/ProcessRaftMessage"
+
+
+class MessageTooLarge(RaftError):
+    """A Raft message is larger than one gRPC message may be. This node's fault (its configuration or state)."""
+
+    def __init__(self, message: Message, size: int, limit: int) -> None:
+        super().__init__(
+            f"{message.type.name} from {message.frm:x} to {message.to:x} is {size} bytes encoded, "
+            f"over the limit of {limit} bytes for one Raft gRPC message; not sent"
+        )
+        self.size = size
+        self.limit = limit
+
+
+@dataclass(slots=True)
+class TransportStats:
+    messages_sent: int = 0
+    batches_sent: int = 0
+    failed_batches: int = 0
+    messages_lost_in_failed_batches: int = 0
+    dropped_queue_full: int = 0
+    refused_too_large: int = 0
+    unresolved_addresses: int = 0
+
+
+@dataclass(slots=True)
+class _Outgoing:
+    is_snapshot: bool
+    framed: bytes
+
+
+@dataclass(slots=True)
+class _Peer:
+    raft_id: int
+    queue: collections.deque[_Outgoing] = field(default_factory=collections.deque)
+    ready: asyncio.Event = field(default_factory=asyncio.Event)
+    task: asyncio.Task[None] | None = None
+    addr: str | None = None
+    channel: grpc.aio.Channel | None = None
+    call: grpc.aio.UnaryUnaryMultiCallable | None = None
+
+
+def _pass_bytes_through(request: bytes) -> bytes:
+    return request
+
+
+class GrpcTransport(Transport):
+    """Sends this manager's Raft messages to the other managers' Raft service. See the module docstring."""
+
+    def __init__(
+        self,
+        resolve_addr: Callable[[int], str | None],
+        channel_factory: Callable[[str], grpc.aio.Channel],
+        max_message_bytes: int = 4 * MIB,
+        *,
+        rpc_timeout: float = 2.0,
+        snapshot_timeout: float = 30.0,
+        max_queued_messages: int = 4096,
+        backoff_initial: float = 0.05,
+        backoff_max: float = 2.0,
+    ) -> None:
+        self.resolve_addr = resolve_addr
+        self.channel_factory = channel_factory
+        self.max_message_bytes = max_message_bytes
+        self.rpc_timeout = rpc_timeout
+        self.snapshot_timeout = snapshot_timeout
+        self.max_queued_messages = max_queued_messages
+        self.backoff_initial = backoff_initial
+        self.backoff_max = backoff_max
+        self.stats = TransportStats()
+        self.last_refusal: MessageTooLarge | None = None
+        self.node_id = NONE
+        self.handler: MessageHandler | None = None
+        self._peers: dict[int, _Peer] = {}
+        self._group: asyncio.TaskGroup | None = None
+        self._runner: asyncio.Task[None] | None = None
+
+    # ---------------------------------------------------------------- lifecycle
+
+    def bind(self, node_id: int, handler: MessageHandler) -> None:
+        self.node_id = node_id
+        self.handler = handler
+
+    async def start(self) -> None:
+        if self.handler is None:
+            raise RuntimeError("bind() the transport to a handler before starting it")
+        if self._runner is not None:
+            return
+        started = asyncio.Event()
+        self._runner = asyncio.create_task(self._own_senders(started), name=f"raft-transport-{self.node_id:x}")
+        await started.wait()
+
+    async def _own_senders(self, started: asyncio.Event) -> None:
+        async with asyncio.TaskGroup() as group:
+            self._group = group
+            started.set()
+            await asyncio.Future()  # until stop() cancels us, and with us every sender
+
+    async def stop(self) -> None:
+        runner, self._runner = self._runner, None
+        self._group = None
+        if runner is not None:
+            runner.cancel()
+            try:
+                await runner
+            except asyncio.CancelledError:
+                current = asyncio.current_task()
+                if current is not None and current.cancelling():
+                    raise
+        peers, self._peers = self._peers, {}
+        for peer in peers.values():
+            await self._disconnect(peer)
+
+    # ---------------------------------------------------------------- the driver's side
+
+    async def send(self, messages: Sequence[Message]) -> None:
+        if self._group is None:
+            return
+        for message in messages:
+            if message.to == NONE or message.to == self.node_id:
+                continue
+            self._enqueue(message)
+
+    def _enqueue(self, message: Message) -> None:
+        is_snapshot = message.type == MessageType.SNAPSHOT
+        framed = codec.frame(codec.encode_message(message).SerializeToString())
+        if len(framed) > self.max_message_bytes:
+            self._refuse(MessageTooLarge(message, len(framed), self.max_message_bytes), message.to, is_snapshot)
+            return
+        peer = self._peer(message.to)
+        queue = peer.queue
+        if len(queue) >= self.max_queued_messages and not self._drop_oldest_non_snapshot(queue):
+            # Only snapshots are queued: the newcomer is the one to lose.
+            self.stats.dropped_queue_full += 1
+            if is_snapshot:
+                self._report_failure(message.to, True)
+            return
+        queue.append(_Outgoing(is_snapshot, framed))
+        peer.ready.set()
+
+    def _drop_oldest_non_snapshot(self, queue: collections.deque[_Outgoing]) -> bool:
+        for position, outgoing in enumerate(queue):
+            if not outgoing.is_snapshot:
+                del queue[position]
+                self.stats.dropped_queue_full += 1
+                return True
+        return False
+
+    def _refuse(self, error: MessageTooLarge, peer_id: int, is_snapshot: bool) -> None:
+        self.stats.refused_too_large += 1
+        self.last_refusal = error
+        log.error("node %x: %s", self.node_id, error)
+        self._report_failure(peer_id, is_snapshot)
+
+    def _peer(self, raft_id: int) -> _Peer:
+        peer = self._peers.get(raft_id)
+        if peer is None:
+            peer = self._peers[raft_id] = _Peer(raft_id)
+        if peer.task is None and self._group is not None:
+            peer.task = self._group.create_task(self._send_loop(peer), name=f"raft-send-{self.node_id:x}-{raft_id:x}")
+        return peer
+
+    def queued(self, raft_id: int) -> int:
+        """Messages waiting for `raft_id` (for tests and status)."""
+        peer = self._peers.get(raft_id)
+        return len(peer.queue) if peer is not None else 0
+
+    # ---------------------------------------------------------------- one sender per peer
+
+    async def _send_loop(self, peer: _Peer) -> None:
+        backoff = self.backoff_initial
+        while True:
+            await peer.ready.wait()
+            peer.ready.clear()
+            while peer.queue:
+                if await self._send_one_batch(peer):
+                    backoff = self.backoff_initial
+                else:
+                    await self._disconnect(peer)
+                    await asyncio.sleep(backoff)
+                    backoff = min(backoff * 2, self.backoff_max)
+
+    async def _send_one_batch(self, peer: _Peer) -> bool:
+        """Ship what is queued for `peer` in one call; False (after reporting it) if that failed."""
+        addr = self.resolve_addr(peer.raft_id)
+        if not addr:
+            self.stats.unresolved_addresses += 1
+            lost = self._take_batch(peer)
+            log.debug("node %x: no address known for peer %x", self.node_id, peer.raft_id)
+            self._report_failure(peer.raft_id, any(o.is_snapshot for o in lost))
+            return False
+        if addr != peer.addr or peer.call is None:
+            await self._disconnect(peer)
+            self._connect(peer, addr)
+        batch = self._take_batch(peer)
+        is_snapshot = batch[0].is_snapshot
+        assert peer.call is not None
+        try:
+            await peer.call(
+                b"".join(o.framed for o in batch),
+                timeout=self.snapshot_timeout if is_snapshot else self.rpc_timeout,
+            )
+        except asyncio.CancelledError:
+            raise
+        except grpc.aio.AioRpcError as exc:
+            self._record_failure(peer, batch, f"{exc.code().name}: {exc.details()}")
+            return False
+        except Exception as exc:  # a channel bug must not kill the sender: report it and reconnect
+            log.exception("node %x: unexpected error sending to peer %x", self.node_id, peer.raft_id)
+            self._record_failure(peer, batch, repr(exc))
+            return False
+        self.stats.batches_sent += 1
+        self.stats.messages_sent += len(batch)
+        if is_snapshot and self.handler is not None:
+            self.handler.report_snapshot(peer.raft_id, True)
+        return True
+
+    def _take_batch(self, peer: _Peer) -> list[_Outgoing]:
+        """The oldest queued messages that fit in one call; a snapshot always travels alone."""
+        queue = peer.queue
+        first = queue.popleft()
+        batch = [first]
+        if first.is_snapshot:
+            return batch
+        size = len(first.framed)
+        while queue and not queue[0].is_snapshot and size + len(queue[0].framed) <= self.max_message_bytes:
+            outgoing = queue.popleft()
+            size += len(outgoing.framed)
+            batch.append(outgoing)
+        return batch
+
+    def _record_failure(self, peer: _Peer, batch: list[_Outgoing], why: str) -> None:
+        self.stats.failed_batches += 1
+        self.stats.messages_lost_in_failed_batches += len(batch)
+        log.debug("node %x: sending %d messages to peer %x at %s failed: %s",
+                  self.node_id, len(batch), peer.raft_id, peer.addr, why)
+        self._report_failure(peer.raft_id, batch[0].is_snapshot)
+
+    def _report_failure(self, peer_id: int, is_snapshot: bool) -> None:
+        if self.handler is None:
+            return
+        self.handler.report_unreachable(peer_id)
+        if is_snapshot:
+            self.handler.report_snapshot(peer_id, False)
+
+    def _connect(self, peer: _Peer, addr: str) -> None:
+        channel = self.channel_factory(addr)
+        peer.addr = addr
+        peer.channel = channel
+        peer.call = channel.unary_unary(
+            PROCESS_RAFT_MESSAGE,
+            request_serializer=_pass_bytes_through,
+            response_deserializer=raft_pb2.ProcessRaftMessageResponse.FromString,
+        )
+
+    async def _disconnect(self, peer: _Peer) -> None:
+        channel, peer.channel, peer.call = peer.channel, None, None
+        if channel is not None:
+            await channel.close()
