@@ -13,8 +13,8 @@ out of the 64-bit range; zero is the one id value it cannot rule out.
 The two message types the driver makes for itself (SNAPSHOT_STATUS, UNREACHABLE) never travel: a peer
 sending one is malformed.
 
-`framed_size` is the exact number of bytes one encoded message adds to a `RaftMessageBatch`, so the
-transport can assemble batches from already-serialized messages and know their size without
+`frame` turns one serialized message into the bytes it adds to a serialized `RaftMessageBatch`, so the
+transport can assemble batches from already-serialized messages and know their size exactly without
 serializing twice.
 """
 
@@ -129,11 +129,6 @@ def _decode_snapshot(encoded: raft_pb2.RaftSnapshot, message_type: MessageType, 
     return Snapshot(meta=meta, data=encoded.data)
 
 
-def framed_size(serialized_size: int) -> int:
-    """Bytes that one message of `serialized_size` bytes takes inside a serialized RaftMessageBatch."""
-    return len(BATCH_FIELD_TAG) + _varint_size(serialized_size) + serialized_size
-
-
 def frame(serialized: bytes) -> bytes:
     """One serialized RaftMessage as it appears inside a serialized RaftMessageBatch.
 
@@ -149,11 +144,3 @@ def _varint(value: int) -> bytes:
         value >>= 7
     out.append(value)
     return bytes(out)
-
-
-def _varint_size(value: int) -> int:
-    size = 1
-    while value > 0x7F:
-        value >>= 7
-        size += 1
-    return size

@@ -1,0 +1,236 @@
+"""GrpcTransport against real mutual-TLS Raft servers: batching, snapshots, failures, re-resolving, limits."""
+
+from __future__ import annotations
+
+import asyncio
+
+import grpc
+import pytest
+
+from swarmpy.api import raft_pb2_grpc
+from swarmpy.ca import tls
+from swarmpy.ca.authz import AuthorizationInterceptor
+from swarmpy.manager.raftnet import GrpcTransport, RaftServicer
+from swarmpy.raft.messages import ConfState, Entry, Message, MessageType, Snapshot, SnapshotMeta
+
+from .raftnet_harness import CLUSTER_ID, channel_to, node_certificate, root_ca, wait_until
+
+pytestmark = pytest.mark.timeout(30)
+
+KIB = 1024
+
+
+class RecordingDriver:
+    """Stands in for the RaftDriver behind a server: records what the servicer hands it."""
+
+    running = True
+    is_leader = False
+    leader = 0
+
+    def __init__(self, node_id: int) -> None:
+        self.node_id = node_id
+        self.received: list[Message] = []
+
+    def receive(self, message: Message) -> None:
+        self.received.append(message)
+
+
+class SlowServicer(RaftServicer):
+    def __init__(self, *args, delay: float, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.delay = delay
+
+    async def ProcessRaftMessage(self, request, context):
+        await asyncio.sleep(self.delay)
+        return await super().ProcessRaftMessage(request, context)
+
+
+class Reports:
+    """The sending side's handler: what the transport reported."""
+
+    def __init__(self) -> None:
+        self.unreachable: list[int] = []
+        self.snapshots: list[tuple[int, bool]] = []
+
+    def receive(self, message: Message) -> None:
+        raise AssertionError("the transport never delivers to its own node")
+
+    def report_unreachable(self, node_id: int) -> None:
+        self.unreachable.append(node_id)
+
+    def report_snapshot(self, node_id: int, ok: bool) -> None:
+        self.snapshots.append((node_id, ok))
+
+
+class Peer:
+    """A manager's Raft server on 127.0.0.1 with a RecordingDriver behind it."""
+
+    def __init__(self, raft_id: int, port: int = 0, delay: float = 0.0) -> None:
+        self.driver = RecordingDriver(raft_id)
+        self.port = port
+        self.delay = delay
+        self.batches = 0
+        self.server: grpc.aio.Server | None = None
+
+    @property
+    def addr(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    async def start(self) -> Peer:
+        key, cert = node_certificate(f"manager{self.driver.node_id}")
+        root = root_ca()[1]
+        self.server = grpc.aio.server(
+            interceptors=[AuthorizationInterceptor(CLUSTER_ID, lambda: root)], options=tls.server_options()
+        )
+        servicer = SlowServicer(lambda: self.driver, lambda: [], delay=self.delay)
+        self.servicer = servicer
+        raft_pb2_grpc.add_RaftServicer_to_server(servicer, self.server)
+        self.port = self.server.add_secure_port(self.addr, tls.server_credentials(key, cert, root))
+        await self.server.start()
+        return self
+
+    async def stop(self) -> None:
+        if self.server is not None:
+            await self.server.stop(grace=None)
+
+
+async def started_transport(addresses: dict[int, str], **options) -> tuple[GrpcTransport, Reports]:
+    transport = GrpcTransport(addresses.get, lambda addr: channel_to(addr, "manager1"), **options)
+    reports = Reports()
+    transport.bind(1, reports)
+    await transport.start()
+    return transport, reports
+
+
+def heartbeat(to: int, term: int = 1) -> Message:
+    return Message(type=MessageType.HEARTBEAT, to=to, frm=1, term=term)
+
+
+def append(to: int, size: int) -> Message:
+    return Message(type=MessageType.APPEND, to=to, frm=1, term=1, entries=(Entry(term=1, index=1, data=b"x" * size),))
+
+
+def snapshot(to: int, size: int = 10) -> Message:
+    snap = Snapshot(SnapshotMeta(index=9, term=1, conf=ConfState(voters=(1, to))), data=b"s" * size)
+    return Message(type=MessageType.SNAPSHOT, to=to, frm=1, term=1, snapshot=snap)
+
+
+async def test_delivers_in_order_batching_what_queued_while_a_call_was_in_flight():
+    peer = await Peer(2, delay=0.05).start()
+    transport, reports = await started_transport({2: peer.addr})
+    try:
+        for term in range(1, 201):
+            await transport.send([heartbeat(2, term)])
+            if term % 50 == 0:
+                await asyncio.sleep(0.01)
+        await wait_until(lambda: transport.stats.messages_sent == 200, what="200 messages acknowledged")
+        assert [m.term for m in peer.driver.received] == list(range(1, 201))
+        assert transport.stats.batches_sent <= 10  # one call at a time; the rest queued into the next
+        assert reports.unreachable == []
+    finally:
+        await transport.stop()
+        await peer.stop()
+
+
+async def test_snapshot_travels_alone_and_is_reported_delivered():
+    peer = await Peer(2).start()
+    transport, reports = await started_transport({2: peer.addr})
+    try:
+        await transport.send([heartbeat(2), snapshot(2), heartbeat(2, 2)])
+        await wait_until(lambda: transport.stats.batches_sent == 3, what="3 calls acknowledged")
+        assert [m.type for m in peer.driver.received] == [MessageType.HEARTBEAT, MessageType.SNAPSHOT, MessageType.HEARTBEAT]
+        assert peer.driver.received[1].snapshot.data == b"s" * 10
+        assert reports.snapshots == [(2, True)]
+    finally:
+        await transport.stop()
+        await peer.stop()
+
+
+async def test_unreachable_peer_is_reported_and_its_new_address_is_used_on_reconnect():
+    down = await Peer(2).start()
+    await down.stop()  # a port nothing listens on
+    addresses = {2: down.addr}
+    transport, reports = await started_transport(addresses, backoff_initial=0.01, backoff_max=0.05)
+    try:
+        await transport.send([heartbeat(2), snapshot(2)])
+        await wait_until(lambda: (2, False) in reports.snapshots, what="the failed snapshot report")
+        assert 2 in reports.unreachable and transport.stats.failed_batches >= 1
+
+        moved = await Peer(2).start()  # the member came back at another address
+        addresses[2] = moved.addr
+        await transport.send([heartbeat(2, 5)])
+        await wait_until(lambda: [m.term for m in moved.driver.received][-1:] == [5], what="delivery at the new address")
+        await moved.stop()
+    finally:
+        await transport.stop()
+
+
+async def test_peer_without_an_address_is_unreachable():
+    transport, reports = await started_transport({})
+    try:
+        await transport.send([heartbeat(7), snapshot(7)])
+        await wait_until(lambda: (7, False) in reports.snapshots, what="the failed snapshot report")
+        assert 7 in reports.unreachable and transport.stats.unresolved_addresses >= 1
+    finally:
+        await transport.stop()
+
+
+async def test_a_full_queue_drops_the_oldest_messages_but_keeps_snapshots():
+    peer = await Peer(2, delay=0.2).start()
+    transport, reports = await started_transport({2: peer.addr}, max_queued_messages=5)
+    try:
+        await transport.send([heartbeat(2, 1)])
+        await asyncio.sleep(0.05)  # the first call is now in flight for 0.2 s
+        await transport.send([snapshot(2)] + [heartbeat(2, term) for term in range(2, 12)])
+        assert transport.queued(2) == 5
+        assert transport.stats.dropped_queue_full == 6
+        await wait_until(lambda: transport.stats.messages_sent == 6, what="what was kept")
+        received = peer.driver.received
+        assert [m.type for m in received[:2]] == [MessageType.HEARTBEAT, MessageType.SNAPSHOT]
+        assert [m.term for m in received[2:]] == [8, 9, 10, 11]  # the newest heartbeats survived
+        assert reports.snapshots == [(2, True)]
+    finally:
+        await transport.stop()
+        await peer.stop()
+
+
+async def test_oversized_messages_are_refused_with_their_size_and_the_limit(caplog):
+    peer = await Peer(2).start()
+    transport, reports = await started_transport({2: peer.addr}, max_message_bytes=64 * KIB)
+    try:
+        await transport.send([append(2, 100 * KIB), snapshot(2, 100 * KIB), heartbeat(2)])
+        await wait_until(lambda: len(peer.driver.received) == 1, what="the heartbeat")
+        assert peer.driver.received[0].type == MessageType.HEARTBEAT
+        assert transport.stats.refused_too_large == 2
+        refusal = str(transport.last_refusal)
+        assert "SNAPSHOT from 1 to 2 is 102" in refusal and "over the limit of 65536 bytes" in refusal
+        assert any("APPEND from 1 to 2 is 102" in r.getMessage() for r in caplog.records)
+        assert reports.unreachable.count(2) == 2 and reports.snapshots == [(2, False)]
+    finally:
+        await transport.stop()
+        await peer.stop()
+
+
+async def test_the_receiving_server_enforces_its_own_limit():
+    peer = await Peer(2).start()  # 4 MiB, as every manager's server
+    transport, reports = await started_transport({2: peer.addr}, max_message_bytes=8 * 1024 * KIB)
+    try:
+        await transport.send([append(2, 5 * 1024 * KIB)])
+        await wait_until(lambda: reports.unreachable == [2], what="the refused call to be reported")
+        assert peer.driver.received == [] and transport.stats.failed_batches == 1
+    finally:
+        await transport.stop()
+        await peer.stop()
+
+
+async def test_stop_cancels_the_senders_and_later_sends_are_ignored():
+    peer = await Peer(2, delay=5).start()
+    transport, reports = await started_transport({2: peer.addr})
+    await transport.send([heartbeat(2)])
+    await asyncio.sleep(0.05)
+    sender = transport._peers[2].task
+    await asyncio.wait_for(transport.stop(), 2)  # does not wait for the 5 s call
+    assert sender.done()
+    await transport.send([heartbeat(2)])
+    assert transport.queued(2) == 0
+    await peer.stop()
