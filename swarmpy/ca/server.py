@@ -26,6 +26,7 @@ from swarmpy.ca.errors import (
     MalformedJoinToken,
 )
 from swarmpy.ca.tokens import role_for_join_token
+from swarmpy.raft.errors import RaftError
 
 logger = logging.getLogger(__name__)
 
@@ -34,8 +35,8 @@ IssueCertificate = Callable[[int, bytes, int, str], Awaitable[tuple[str, bytes, 
 
 def node_cert_expiry_seconds(cluster: objects_pb2.Cluster) -> float:
     """The cluster's node certificate lifetime; 0 (unset) means the swarmkit default of 90 days."""
-    configured = cluster.spec.ca_config.node_cert_expiry
-    return float(configured) if configured > 0 else DEFAULT_NODE_CERT_EXPIRY.total_seconds()
+    configured = cluster.spec.ca_config.node_cert_expiry  # nanoseconds, like every duration in the API
+    return configured / 1e9 if configured > 0 else DEFAULT_NODE_CERT_EXPIRY.total_seconds()
 
 
 async def sign_for_cluster(cluster: objects_pb2.Cluster, csr_pem: bytes, node_id: str, role: int) -> bytes:
@@ -55,9 +56,17 @@ async def sign_for_cluster(cluster: objects_pb2.Cluster, csr_pem: bytes, node_id
 class CAServicer(ca_pb2_grpc.CAServicer):
     """`current_cluster` returns the cluster object (id, spec, root CA and join tokens) as of now."""
 
-    def __init__(self, issue: IssueCertificate, current_cluster: Callable[[], objects_pb2.Cluster | None]) -> None:
+    def __init__(
+        self,
+        issue: IssueCertificate,
+        current_cluster: Callable[[], objects_pb2.Cluster | None],
+        current_node: Callable[[str], objects_pb2.Node | None] | None = None,
+    ) -> None:
         self._issue = issue
         self._current_cluster = current_cluster
+        # The node as the store has it: renewal signs its current `role` (promotion and demotion reach
+        # the certificate this way) and refuses nodes removed from the swarm. Without it, the old role.
+        self._current_node = current_node
 
     async def _cluster(self, context: grpc.aio.ServicerContext) -> objects_pb2.Cluster:
         cluster = self._current_cluster()
@@ -87,9 +96,13 @@ class CAServicer(ca_pb2_grpc.CAServicer):
             check_certificate_request(request.csr)
         except InvalidCertificateRequest as exc:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
-        node_id, cert_pem, cluster_id = await self._issue(
-            role, request.csr, request.availability, request.advertise_addr
-        )
+        try:
+            node_id, cert_pem, cluster_id = await self._issue(
+                role, request.csr, request.availability, request.advertise_addr
+            )
+        except RaftError as exc:  # no leader, or it changed meanwhile: nothing was created; the joiner retries
+            logger.info("could not issue a certificate to %s now: %s", peer, exc)
+            await context.abort(grpc.StatusCode.UNAVAILABLE, f"the swarm cannot admit nodes right now: {exc}")
         logger.info("issued %s certificate for node %s to %s", objects_pb2.NodeRole.Name(role), node_id, peer)
         return ca_pb2.IssueNodeCertificateResponse(
             node_id=node_id, certificate=cert_pem, role=role, cluster_id=cluster_id
@@ -98,8 +111,15 @@ class CAServicer(ca_pb2_grpc.CAServicer):
     async def RenewNodeCertificate(self, request, context):
         cluster = await self._cluster(context)
         identity = caller_identity()
+        role = identity.role
+        if self._current_node is not None:
+            node = self._current_node(identity.node_id)
+            if node is None:
+                logger.warning("refused renewal for node %s: it was removed from the swarm", identity.node_id)
+                await context.abort(grpc.StatusCode.PERMISSION_DENIED, f"node {identity.node_id} was removed from the swarm")
+            role = node.role
         try:
-            cert_pem = await sign_for_cluster(cluster, request.csr, identity.node_id, identity.role)
+            cert_pem = await sign_for_cluster(cluster, request.csr, identity.node_id, role)
         except InvalidCertificateRequest as exc:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
         logger.info("renewed certificate of node %s", identity.node_id)

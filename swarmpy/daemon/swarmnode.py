@@ -9,16 +9,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import shutil
 import socket
-import time
 from typing import Any
 
 import grpc
 
 from swarmpy.api import control_pb2, objects_pb2
 from swarmpy.ca import tls
-from swarmpy.ca.bootstrap import fetch_root_ca, request_node_certificate, split_host_port
-from swarmpy.ca.certs import create_root_ca, make_node_key_and_csr, sign_node_csr
+from swarmpy.ca.bootstrap import fetch_root_ca, renew_node_certificate, request_node_certificate, split_host_port
+from swarmpy.ca.certs import create_root_ca, make_node_key_and_csr, parse_node_certificate, sign_node_csr
 from swarmpy.ca.errors import CAError
 from swarmpy.ca.keystore import NodeCredentials, load_node_credentials, save_node_credentials
 from swarmpy.ca.tokens import new_join_tokens, parse_join_token
@@ -26,16 +26,19 @@ from swarmpy.identity import new_id
 from swarmpy.manager.controlapi.defaults import cluster_spec_for_init
 from swarmpy.manager.controlapi.validation import validate_cluster_spec
 from swarmpy.manager.controlapi.errors import ControlError
-from swarmpy.manager.manager import ClusterBootstrap, Manager, new_raft_id
+from swarmpy.manager.manager import ClusterBootstrap, Manager
+from swarmpy.manager.raftnet.servicer import random_raft_id
 
 from .control_proxy import WORKER_NODE, NoControl
 from .localnode import LocalNodeError
+from .raft_join import RaftJoinFailed, join_raft
 from .state import DataDir, NodeState
 from .worker_side import WorkerSide, describe_node
 
 log = logging.getLogger(__name__)
 
 DEFAULT_PORT = 2377
+ROLE_RETRY_DELAY = 2.0
 
 
 class SwarmNode:
@@ -46,6 +49,9 @@ class SwarmNode:
         self.credentials: NodeCredentials | None = None
         self.manager: Manager | None = None
         self.worker: WorkerSide | None = None
+        self._latest_node: objects_pb2.Node | None = None
+        self._node_changed = asyncio.Event()
+        self._role_task: asyncio.Task[None] | None = None
 
     # -- becoming a member ------------------------------------------------------------------
 
@@ -69,7 +75,7 @@ class SwarmNode:
         await save_node_credentials(data_dir.root, credentials)
         state = NodeState(
             node_id=node_id, cluster_id=cluster_id, role="manager", listen_addr=listen_addr,
-            advertise_addr=advertise_addr, raft_id=new_raft_id(), managers=[advertise_addr], hostname=hostname,
+            advertise_addr=advertise_addr, raft_id=random_raft_id(), managers=[advertise_addr], hostname=hostname,
         )
         root_ca = objects_pb2.RootCA(ca_key=root_key, ca_cert=root_cert, join_tokens=new_join_tokens(root_cert))
         node = objects_pb2.Node(id=node_id, role=objects_pb2.MANAGER, description=describe_node(hostname))
@@ -106,12 +112,6 @@ class SwarmNode:
             )
         except CAError as exc:
             raise LocalNodeError(grpc.StatusCode.FAILED_PRECONDITION, str(exc)) from exc
-        if issued.role == objects_pb2.MANAGER:
-            raise LocalNodeError(
-                grpc.StatusCode.UNIMPLEMENTED,
-                "joining as a manager needs Raft across managers, which this build does not have yet;"
-                " join as a worker and promote later",
-            )
         listen_addr, advertise_addr = _addresses(request.listen_addr, request.advertise_addr)
         credentials = NodeCredentials(key_pem=issued.key_pem, cert_pem=issued.cert_pem, root_cert_pem=root_cert)
         data_dir.erase_swarm_state()
@@ -120,10 +120,17 @@ class SwarmNode:
             node_id=issued.node_id, cluster_id=issued.cluster_id, role="worker", listen_addr=listen_addr,
             advertise_addr=advertise_addr, managers=[remote], hostname=hostname,
         )
-        data_dir.save(state)
         swarm = cls(data_dir, state, hostname)
         swarm.credentials = credentials
-        await swarm._start_worker()
+        try:
+            if parse_node_certificate(issued.cert_pem).role == objects_pb2.MANAGER:
+                await swarm._join_managers()
+            data_dir.save(state)
+            await swarm._start_worker()
+        except BaseException:
+            await swarm.stop()
+            data_dir.erase_swarm_state()
+            raise
         return swarm
 
     # -- running ----------------------------------------------------------------------------
@@ -138,6 +145,10 @@ class SwarmNode:
         await self._start_worker()
 
     async def stop(self) -> None:
+        if self._role_task is not None:
+            self._role_task.cancel()
+            await asyncio.gather(self._role_task, return_exceptions=True)
+            self._role_task = None
         if self.worker is not None:
             await self.worker.stop()
             self.worker = None
@@ -157,7 +168,18 @@ class SwarmNode:
         await self.stop()
         self.data_dir.erase_swarm_state()
 
-    async def _start_manager(self, bootstrap: ClusterBootstrap | None) -> None:
+    async def _join_managers(self) -> None:
+        """Ask the leader to add this node to the Raft group, then run a manager that follows it."""
+        assert self.credentials is not None
+        try:
+            raft_id, members = await join_raft(self.credentials, self.state.managers, self.state.advertise_addr)
+        except RaftJoinFailed as exc:
+            raise LocalNodeError(grpc.StatusCode.UNAVAILABLE, str(exc)) from exc
+        self.state.role = "manager"
+        self.state.raft_id = raft_id
+        await self._start_manager(None, known_members={m.raft_id: m.addr for m in members if m.addr})
+
+    async def _start_manager(self, bootstrap: ClusterBootstrap | None, known_members: dict[int, str] | None = None) -> None:
         assert self.credentials is not None
         self.manager = Manager(
             node_id=self.state.node_id,
@@ -167,6 +189,7 @@ class SwarmNode:
             listen_addr=self.state.listen_addr,
             advertise_addr=self.state.advertise_addr,
             credentials=self.credentials,
+            known_members=known_members,
         )
         await self.manager.start(bootstrap)
 
@@ -178,8 +201,64 @@ class SwarmNode:
             managers=self.state.managers or [self.state.advertise_addr],
             credentials=self.credentials,
             data_dir=str(self.data_dir.worker),
+            on_node=self._on_node_update,
         )
         await self.worker.start()
+        if self._role_task is None:
+            self._role_task = asyncio.create_task(self._follow_role(), name=f"role-{self.state.node_id}")
+
+    # -- promotion and demotion -------------------------------------------------------------
+
+    def _on_node_update(self, node: objects_pb2.Node) -> None:
+        self._latest_node = node
+        self._node_changed.set()
+
+    async def _follow_role(self) -> None:
+        """Become a manager or a worker when the swarm says this node's role changed (rolemanager.py)."""
+        while True:
+            await self._node_changed.wait()
+            self._node_changed.clear()
+            node = self._latest_node
+            if node is None:
+                continue
+            try:
+                if node.role == objects_pb2.MANAGER and self.manager is None:
+                    await self._become_manager()
+                elif node.role == objects_pb2.WORKER and self.manager is not None:
+                    await self._become_worker()
+            except (CAError, LocalNodeError, grpc.aio.AioRpcError) as exc:
+                log.warning("node %s: role change failed, will retry: %s", self.state.node_id, exc)
+                await asyncio.sleep(ROLE_RETRY_DELAY)
+                self._node_changed.set()
+
+    async def _renew_certificate(self, want_role: int) -> None:
+        assert self.credentials is not None and self.worker is not None
+        addr = self.worker.manager_addr() or self.state.managers[0]
+        key, cert = await renew_node_certificate(
+            addr, self.credentials.key_pem, self.credentials.cert_pem, self.credentials.root_cert_pem
+        )
+        if parse_node_certificate(cert).role != want_role:
+            raise LocalNodeError(grpc.StatusCode.UNAVAILABLE, "the renewed certificate does not carry the new role yet")
+        self.credentials = NodeCredentials(key_pem=key, cert_pem=cert, root_cert_pem=self.credentials.root_cert_pem)
+        await save_node_credentials(self.data_dir.root, self.credentials)
+        self.worker.credentials = self.credentials
+
+    async def _become_manager(self) -> None:
+        log.info("node %s: promoted; joining the managers", self.state.node_id)
+        await self._renew_certificate(objects_pb2.MANAGER)
+        await self._join_managers()
+        self.data_dir.save(self.state)
+
+    async def _become_worker(self) -> None:
+        log.info("node %s: demoted; stopping the manager", self.state.node_id)
+        await self._renew_certificate(objects_pb2.WORKER)
+        assert self.manager is not None
+        manager, self.manager = self.manager, None
+        await manager.stop()
+        self.state.role = "worker"
+        self.state.raft_id = 0
+        self.data_dir.save(self.state)
+        shutil.rmtree(self.data_dir.raft, ignore_errors=True)
 
     # -- what the local socket asks ---------------------------------------------------------
 
@@ -229,5 +308,3 @@ def _default_address() -> str:
     finally:
         probe.close()
 
-
-_ = time  # kept for status timestamps in later steps

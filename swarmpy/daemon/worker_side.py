@@ -6,6 +6,7 @@ import asyncio
 import logging
 import os
 import platform
+from collections.abc import Callable
 from typing import Any
 
 import grpc
@@ -48,13 +49,21 @@ def describe_node(hostname: str, engine_version: str = "") -> objects_pb2.NodeDe
 
 class WorkerSide:
     def __init__(
-        self, *, node_id: str, hostname: str, managers: list[str], credentials: NodeCredentials, data_dir: str
+        self,
+        *,
+        node_id: str,
+        hostname: str,
+        managers: list[str],
+        credentials: NodeCredentials,
+        data_dir: str,
+        on_node: Callable[[objects_pb2.Node], None] | None = None,
     ) -> None:
         self.node_id = node_id
         self.hostname = hostname
         self.managers = managers
         self.credentials = credentials
         self.data_dir = data_dir
+        self._on_node = on_node
         self._docker: Any = None
         self._engine_version = ""
         self.executor: DockerExecutor | None = None
@@ -83,6 +92,7 @@ class WorkerSide:
             self.data_dir,
             reports=reports,
             log_source=ExecutorLogSource(self.executor, self.node_id),
+            on_node=self._on_node,
         )
         self._agent_task = asyncio.create_task(self.agent.run(), name=f"agent-{self.node_id}")
 
@@ -111,6 +121,10 @@ class WorkerSide:
                 await asyncio.sleep(0.1)
             if self.worker.tasks():
                 log.warning("node %s left with tasks still stopping: %s", self.node_id, ", ".join(self.worker.tasks()))
+
+    def manager_addr(self) -> str:
+        """The manager of the agent's current session ("" if none)."""
+        return self.agent.manager_addr if self.agent is not None else ""
 
     def _channel(self, addr: str) -> grpc.aio.Channel:
         creds = tls.channel_credentials(

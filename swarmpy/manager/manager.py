@@ -17,14 +17,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
 import grpc
 
-from swarmpy.api import ca_pb2_grpc, control_pb2_grpc, dispatcher_pb2_grpc, objects_pb2
+from swarmpy.api import ca_pb2_grpc, control_pb2_grpc, dispatcher_pb2_grpc, objects_pb2, raft_pb2_grpc
 from swarmpy.ca import tls
 from swarmpy.ca.authz import AuthorizationInterceptor
 from swarmpy.ca.keystore import NodeCredentials
@@ -32,18 +31,22 @@ from swarmpy.ca.server import CAServicer, sign_for_cluster
 from swarmpy.identity import new_id
 from swarmpy.raft.driver import DriverConfig, RaftDriver
 from swarmpy.raft.errors import LeadershipLost, NotLeader
-from swarmpy.raft.transport import InMemoryNetwork
+from swarmpy.raft.messages import ConfChange, ConfChangeType
 from swarmpy.raft.wal import DiskStorage
 
 from .allocator import Allocator
-from .control_router import ControlRouter
+from .control_router import FORWARD_TIMEOUT, NO_LEADER, ControlRouter
 from .controlapi.servicer import ControlServicer
 from .dispatcher import Dispatcher, DispatcherGate, DispatcherSettings
 from .logbroker import LogBroker
 from .orchestrator import GlobalOrchestrator, ReplicatedOrchestrator, RestartSupervisor, TaskReaper
+from .raftnet.servicer import RaftServicer
+from .raftnet.transport import GrpcTransport
 from .raftstore import RaftProposer, StoreStateMachine
+from .rolemanager import RoleManager, demotion_refusal
 from .scheduler import Scheduler
 from .store import MemoryStore
+from .store.memory import clone
 
 log = logging.getLogger(__name__)
 
@@ -102,6 +105,27 @@ class LeaderLoops:
                 await asyncio.sleep(LOOP_RESTART_DELAY)
 
 
+class LeaderCAServicer(CAServicer):
+    """The CA on a manager: issuance creates a node, a write only the leader can make, so a follower
+    forwards the whole request (token included: the leader checks it again) to the leader."""
+
+    def __init__(self, manager: Manager, current_cluster: Any, current_node: Any) -> None:
+        super().__init__(manager._issue_certificate, current_cluster, current_node)
+        self._manager = manager
+
+    async def IssueNodeCertificate(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        driver = self._manager.driver
+        if driver is not None and driver.is_leader:
+            return await super().IssueNodeCertificate(request, context)
+        channel = self._manager._leader_channel()
+        if channel is None:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, NO_LEADER)
+        try:
+            return await ca_pb2_grpc.CAStub(channel).IssueNodeCertificate(request, timeout=FORWARD_TIMEOUT)
+        except grpc.aio.AioRpcError as error:
+            await context.abort(error.code(), error.details() or "")
+
+
 @dataclass
 class ClusterBootstrap:
     """What `swarm init` asks for; the manager proposes the first cluster and node objects from it."""
@@ -125,6 +149,7 @@ class Manager:
         credentials: NodeCredentials,
         raft_config: DriverConfig | None = None,
         dispatcher_settings: DispatcherSettings | None = None,
+        known_members: dict[int, str] | None = None,
     ) -> None:
         self.node_id = node_id
         self.cluster_id = cluster_id
@@ -132,6 +157,8 @@ class Manager:
         self.listen_addr = listen_addr
         self.advertise_addr = advertise_addr
         self.credentials = credentials
+        # Addresses of Raft members learnt when joining, until the replicated store knows them.
+        self._known_members = dict(known_members or {})
         self.store = MemoryStore()
         self._raft_dir = raft_dir
         self._raft_config = raft_config or DriverConfig()
@@ -140,7 +167,11 @@ class Manager:
         self._dispatcher_settings = dispatcher_settings
         self.dispatcher_gate = DispatcherGate(self._leader_addr)
         self.control = ControlRouter(
-            ControlServicer(self.store, log_broker=self.log_broker),
+            ControlServicer(
+                self.store,
+                log_broker=self.log_broker,
+                check_demotion=lambda node: demotion_refusal(self.driver, self.store, node),
+            ),
             is_leader=lambda: self.driver is not None and self.driver.is_leader,
             read_barrier=lambda: self.driver.read_index(),
             leader_channel=self._leader_channel,
@@ -157,8 +188,7 @@ class Manager:
         storage = await asyncio.to_thread(DiskStorage, self._raft_dir)
         fresh = storage.last_index() == 0 and storage.snapshot().empty
         peers = (self.raft_id,) if (fresh and bootstrap is not None) else ()
-        # One manager for now: no peer to reach. The gRPC transport replaces this for many managers.
-        transport = InMemoryNetwork().transport(self.raft_id)
+        transport = GrpcTransport(self._member_addr, self._peer_channel, self._raft_config.max_message_bytes)
         self.driver = RaftDriver(
             self.raft_id, peers, storage, transport, StoreStateMachine(self.store), self._raft_config
         )
@@ -212,7 +242,11 @@ class Manager:
         )
         control_pb2_grpc.add_ControlServicer_to_server(self.control, server)
         dispatcher_pb2_grpc.add_DispatcherServicer_to_server(self.dispatcher_gate, server)
-        ca_pb2_grpc.add_CAServicer_to_server(CAServicer(self._issue_certificate, self.store.view().get_cluster), server)
+        view = self.store.view()
+        ca_pb2_grpc.add_CAServicer_to_server(LeaderCAServicer(self, view.get_cluster, view.get_node), server)
+        raft_pb2_grpc.add_RaftServicer_to_server(
+            RaftServicer(lambda: self.driver, view.members), server
+        )
         creds = tls.server_credentials(
             self.credentials.key_pem, self.credentials.cert_pem, self.credentials.root_cert_pem
         )
@@ -230,6 +264,22 @@ class Manager:
             tx.create("node", boot.node)
 
         await self.store.update(create)
+        # The founding member's identity: the bootstrap conf change carries none, and other managers check
+        # Raft senders against it.
+        me = objects_pb2.RaftMember(raft_id=self.raft_id, node_id=self.node_id, addr=self.advertise_addr)
+        await self.driver.propose_conf_change(
+            ConfChange(ConfChangeType.UPDATE_NODE, self.raft_id, me.SerializeToString())
+        )
+
+    def _member_addr(self, raft_id: int) -> str | None:
+        for member in self.store.view().members():
+            if member.raft_id == raft_id and member.addr:
+                return member.addr
+        return self._known_members.get(raft_id)
+
+    def _peer_channel(self, addr: str) -> grpc.aio.Channel:
+        creds = tls.channel_credentials(self.credentials.key_pem, self.credentials.cert_pem, self.credentials.root_cert_pem)
+        return grpc.aio.secure_channel(addr, creds, options=tls.channel_options(self._raft_config.max_message_bytes))
 
     def _leader_channel(self) -> grpc.aio.Channel | None:
         """A channel to the leader's swarm port, with this manager's certificate (None: no leader known)."""
@@ -250,12 +300,13 @@ class Manager:
         """Create the joining node in the store, then sign its certificate (the CA servicer checked the token)."""
         cluster = self.store.view().get_cluster()
         node_id = new_id()
+        # Sign first: a signing failure then leaves no node behind, and a certificate nobody holds is harmless.
+        cert = await sign_for_cluster(cluster, csr_pem, node_id, role)
         node = objects_pb2.Node(id=node_id, role=role)
         node.spec.desired_role = role
         node.spec.availability = availability
         node.status.state = objects_pb2.NodeStatus.UNKNOWN
         await self.store.update(lambda tx: tx.create("node", node))
-        cert = await sign_for_cluster(cluster, csr_pem, node_id, role)
         return node_id, cert, cluster.id
 
     def _leader_loop_factories(self) -> dict[str, Callable[[], Coroutine[Any, Any, None]]]:
@@ -263,6 +314,7 @@ class Manager:
         store = self.store
         return {
             "dispatcher": self._run_dispatcher,
+            "role-manager": lambda: RoleManager(store, self.driver).run(),
             "log-broker": self.log_broker.run,
             "allocator": lambda: Allocator(store).run(),
             "replicated-orchestrator": lambda: ReplicatedOrchestrator(store).run(),
@@ -272,7 +324,3 @@ class Manager:
             "task-reaper": lambda: TaskReaper(store).run(),
         }
 
-
-def new_raft_id() -> int:
-    """A Raft member id: random, non-zero, never derived from an address."""
-    return random.SystemRandom().getrandbits(63) or 1

@@ -164,10 +164,13 @@ class ControlServicer(control_pb2_grpc.ControlServicer):
         *,
         leader_gate: LeaderGate | None = None,
         log_broker: LogBroker | None = None,
+        check_demotion: Callable[[objects_pb2.Node], str | None] | None = None,
     ) -> None:
         self._store = store
         self._leader_gate = leader_gate
         self._log_broker = log_broker
+        # Says why demoting a manager now would lose quorum (None: safe); wired to Raft by the manager.
+        self._check_demotion = check_demotion
 
     async def _admit(self, rpc: str) -> None:
         if self._leader_gate is not None:
@@ -198,6 +201,9 @@ class ControlServicer(control_pb2_grpc.ControlServicer):
                 managers = [node for node in tx.nodes() if node.spec.desired_role == MANAGER]
                 if len(managers) <= 1:
                     raise FailedPrecondition(f"attempting to demote the last manager of the swarm ({request.ref})")
+                refusal = self._check_demotion(current) if self._check_demotion is not None else None
+                if refusal:
+                    raise FailedPrecondition(refusal)
             node = clone(current)
             node.spec.CopyFrom(request.spec)
             tx.update("node", node)

@@ -1,0 +1,186 @@
+"""The role manager: keeps nodes' roles and the Raft membership in step with what users asked (leader only).
+
+Theory of operation
+-------------------
+A node's `spec.desired_role` is what `node promote/demote` asked; `role` is what it is now, and it is
+the role its next certificate carries (the CA signs `role`, never `desired_role`). This loop moves
+`role` toward `desired_role`, in the order that keeps the cluster safe:
+
+- promotion: `role` becomes MANAGER at once. The node hears of it in its session, renews its
+  certificate (now a manager's) and asks the leader to join the Raft group.
+- demotion: the node leaves the Raft group first (a Raft REMOVE, which the core refuses if the remaining
+  reachable members would not make a quorum); only then does `role` become WORKER, so the node is never
+  a voter holding a worker's certificate. If the node to demote is this leader, leadership is handed to
+  another member first; the new leader finishes the job.
+
+The loop also keeps each manager's `manager_status` (leader flag, reachability) current, for `node ls`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from swarmpy.api import objects_pb2
+from swarmpy.raft.driver import RaftDriver
+from swarmpy.raft.errors import ConfChangeRefused, ProposalDropped, RaftError
+from swarmpy.raft.messages import ConfChange, ConfChangeType
+
+from .store import Commit, Conflict, MemoryStore
+from .store.memory import clone
+
+log = logging.getLogger(__name__)
+
+MANAGER, WORKER = objects_pb2.MANAGER, objects_pb2.WORKER
+REACHABLE = objects_pb2.ManagerStatus.REACHABLE
+UNREACHABLE = objects_pb2.ManagerStatus.UNREACHABLE
+STATUS_INTERVAL = 1.0  # seconds between reachability checks
+RETRY_DELAY = 1.0
+
+
+class RoleManager:
+    def __init__(self, store: MemoryStore, driver: RaftDriver) -> None:
+        self._store = store
+        self._driver = driver
+
+    async def run(self) -> None:
+        watch = self._store.watch(["node"])
+        try:
+            while True:
+                await self._reconcile_roles()
+                await self._refresh_manager_status()
+                try:
+                    async with asyncio.timeout(STATUS_INTERVAL):
+                        while not isinstance(await watch.get(), Commit):
+                            pass
+                except TimeoutError:
+                    pass
+                watch.drain()
+        finally:
+            watch.close()
+
+    # -- roles ----------------------------------------------------------------------------------
+
+    async def _reconcile_roles(self) -> None:
+        for node in self._store.view().nodes():
+            if node.spec.desired_role == MANAGER and node.role == WORKER:
+                await self._set_role(node.id, MANAGER)
+            elif node.spec.desired_role == WORKER and node.role == MANAGER:
+                await self._demote(node)
+
+    async def _demote(self, node: objects_pb2.Node) -> None:
+        raft_id = self._raft_id_of(node)
+        if raft_id and raft_id in self._driver.status().voters:
+            if raft_id == self._driver.node_id:
+                await self._hand_over_leadership()
+                return
+            try:
+                await self._driver.propose_conf_change(ConfChange(ConfChangeType.REMOVE_NODE, raft_id))
+            except (ConfChangeRefused, ProposalDropped) as exc:
+                log.warning("cannot demote node %s yet: %s", node.id, exc)
+                await asyncio.sleep(RETRY_DELAY)
+                return
+            log.info("node %s left the Raft group (member %x)", node.id, raft_id)
+        await self._set_role(node.id, WORKER)
+
+    async def _hand_over_leadership(self) -> None:
+        status = self._driver.status()
+        candidates = [
+            peer for peer, progress in status.progress.items()
+            if peer != self._driver.node_id and progress.match == status.last_index
+        ] or [peer for peer in status.voters if peer != self._driver.node_id]
+        if not candidates:
+            log.warning("this leader is to be demoted but no other manager can take over")
+            await asyncio.sleep(RETRY_DELAY)
+            return
+        log.info("handing leadership to member %x before demoting this manager", candidates[0])
+        try:
+            await self._driver.transfer_leadership(candidates[0])
+        except RaftError as exc:
+            log.warning("leadership transfer to %x failed: %s", candidates[0], exc)
+            await asyncio.sleep(RETRY_DELAY)
+
+    def _raft_id_of(self, node: objects_pb2.Node) -> int:
+        for member in self._store.view().members():
+            if member.node_id == node.id:
+                return member.raft_id
+        return node.manager_status.raft_id
+
+    async def _set_role(self, node_id: str, role: int) -> None:
+        def update(tx: Any) -> None:
+            current = tx.get("node", node_id)
+            if current is None or current.role == role:
+                return
+            node = clone(current)
+            node.role = role
+            if role == WORKER:
+                node.ClearField("manager_status")
+            tx.update("node", node)
+
+        try:
+            await self._store.update(update)
+        except Conflict:
+            return  # changed meanwhile: the next pass looks again
+        log.info("node %s is now a %s", node_id, "manager" if role == MANAGER else "worker")
+
+    # -- manager status -------------------------------------------------------------------------
+
+    async def _refresh_manager_status(self) -> None:
+        status = self._driver.status()
+        reachable_within = self._driver.config.election_tick
+        members = {m.node_id: m for m in self._store.view().members()}
+        changed: list[objects_pb2.Node] = []
+        for node in self._store.view().nodes():
+            member = members.get(node.id)
+            if member is None or member.raft_id not in status.voters:
+                continue
+            is_leader = member.raft_id == status.id
+            progress = status.progress.get(member.raft_id)
+            reachable = is_leader or (progress is not None and progress.ticks_since_heard <= reachable_within)
+            wanted = objects_pb2.ManagerStatus(
+                raft_id=member.raft_id,
+                addr=member.addr or node.manager_status.addr,
+                leader=is_leader,
+                reachability=REACHABLE if reachable else UNREACHABLE,
+            )
+            if node.manager_status != wanted:
+                updated = clone(node)
+                updated.manager_status.CopyFrom(wanted)
+                changed.append(updated)
+        if not changed:
+            return
+
+        def update(tx: Any) -> None:
+            for node in changed:
+                tx.update("node", node)
+
+        try:
+            await self._store.update(update)
+        except Conflict:
+            pass  # a node changed meanwhile; the next pass recomputes
+
+
+def demotion_refusal(driver: RaftDriver, store: MemoryStore, node: objects_pb2.Node) -> str | None:
+    """Why demoting `node` now would lose quorum, or None if it is safe (checked before accepting it)."""
+    raft_id = 0
+    for member in store.view().members():
+        if member.node_id == node.id:
+            raft_id = member.raft_id
+    status = driver.status()
+    if not raft_id or raft_id not in status.voters:
+        return None
+    remaining = [v for v in status.voters if v != raft_id]
+    needed = len(remaining) // 2 + 1
+    reachable = sum(
+        1
+        for v in remaining
+        if v == status.id
+        or (v in status.progress and status.progress[v].ticks_since_heard <= driver.config.election_tick)
+    )
+    if reachable < needed:
+        return (
+            f"can't demote node {node.id}: the swarm would lose quorum ({reachable} of the {len(remaining)}"
+            f" remaining managers are reachable, {needed} are needed)"
+        )
+    return None
