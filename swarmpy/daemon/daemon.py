@@ -24,6 +24,7 @@ import grpc
 
 from swarmpy.api import control_pb2, control_pb2_grpc
 
+from .force_new_cluster import rebuild_raft_as_sole_member
 from .control_proxy import NOT_IN_SWARM, ControlProxy, NoControl
 from .localnode import LocalNodeError, LocalNodeServicer
 from .state import DataDir
@@ -91,9 +92,29 @@ class Daemon:
 
     async def init(self, request: control_pb2.InitRequest) -> str:
         async with self._membership_lock:
+            if request.force_new_cluster and self.swarm is not None:
+                return await self._force_new_cluster()
             self._refuse_if_member()
             self.swarm = await SwarmNode.init(self.data_dir, self.hostname, request)
             return self.swarm.state.node_id
+
+    async def _force_new_cluster(self) -> str:
+        assert self.swarm is not None
+        state = self.swarm.state
+        if state.role != "manager":
+            raise LocalNodeError(
+                grpc.StatusCode.FAILED_PRECONDITION, "--force-new-cluster needs a manager: this node is a worker"
+            )
+        await self.swarm.stop()
+        self.swarm = None
+        await asyncio.to_thread(
+            rebuild_raft_as_sole_member, self.data_dir.raft, state.raft_id, state.node_id, state.advertise_addr
+        )
+        state.managers = [state.advertise_addr]
+        self.data_dir.save(state)
+        self.swarm = SwarmNode(self.data_dir, state, self.hostname)
+        await self.swarm.start()
+        return state.node_id
 
     async def join(self, request: control_pb2.JoinRequest) -> None:
         async with self._membership_lock:
