@@ -8,7 +8,9 @@ the first time something is sent to it and owned by the transport's TaskGroup (c
 by `stop()`). A sender takes whatever is queued for its peer and ships it as ONE ProcessRaftMessage
 call, up to `max_message_bytes`; while that call is in flight, more messages queue up and go in the
 next call. So a peer gets one RPC at a time, and the batch grows exactly when the link or the peer is
-the bottleneck -- the same group commit the driver does with the disk.
+the bottleneck -- the same group commit the driver does with the disk. (Two calls in flight were
+tried: the server then sometimes delivers them out of order, which makes the leader's appends get
+rejected and retried, and bench/raft_grpc_bench.py showed no gain.)
 
 Messages are serialized once, in `send()`, and a batch is the concatenation of the framed messages
 (see codec.frame), sent through a multicallable whose request serializer passes bytes through. The
