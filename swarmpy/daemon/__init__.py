@@ -19,7 +19,10 @@ import click
 @click.option("--hostname", default=None, help="Hostname this node reports (default: the machine's).")
 @click.option("--debug", is_flag=True, help="Verbose logs.")
 def main(data_dir: str, socket_path: str, hostname: str | None, debug: bool) -> None:
-    """Run the swarmpy daemon in the foreground."""
+    """Run the swarmpy daemon in the foreground.
+
+    SWARMPY_RAFT_TICK (seconds, default 1) shortens the Raft tick for tests and benchmarks.
+    """
     logging.basicConfig(
         level=logging.DEBUG if debug else logging.WARNING,
         format="time=%(asctime)s level=%(levelname)s module=%(name)s msg=%(message)s",
@@ -27,6 +30,13 @@ def main(data_dir: str, socket_path: str, hostname: str | None, debug: bool) -> 
     )
     logging.getLogger("swarmpy").setLevel(logging.DEBUG if debug else logging.INFO)
     from .daemon import Daemon  # deferred: keeps --help fast
+    from .tuning import raft_config_from_environment
+
+    try:
+        raft_config_from_environment()  # a bad knob is refused now, not at the first init or join
+    except RuntimeError as exc:
+        click.echo(f"swarmpyd: {exc}", err=True)
+        sys.exit(1)
 
     async def serve() -> None:
         stop = asyncio.Event()

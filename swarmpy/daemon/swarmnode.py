@@ -33,6 +33,7 @@ from .control_proxy import WORKER_NODE, NoControl
 from .localnode import LocalNodeError
 from .raft_join import RaftJoinFailed, join_raft
 from .state import DataDir, NodeState
+from .tuning import raft_config_from_environment
 from .worker_side import WorkerSide, describe_node
 
 log = logging.getLogger(__name__)
@@ -190,6 +191,7 @@ class SwarmNode:
             advertise_addr=self.state.advertise_addr,
             credentials=self.credentials,
             known_members=known_members,
+            raft_config=raft_config_from_environment(),
         )
         await self.manager.start(bootstrap)
 
