@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import TypeVar
 
 import pytest
+from docker import errors as docker_errors
 
 from tests.conftest import docker_client
 
@@ -187,6 +188,11 @@ class SwarmDaemon:
     def teardown(self) -> None:
         try:
             if self.process is not None and self.process.poll() is None and self.node_id:
+                # Services go first: leaving with many tasks still assigned can hang for 30 s while the
+                # leader restarts what the worker stops (test_leave_with_tasks_that_restart_at_once).
+                services = self.cli("service", "ls", "-q", timeout=15)
+                if services.code == 0 and services.stdout.split():
+                    self.cli("service", "rm", *services.stdout.split(), timeout=15)
                 self.cli("swarm", "leave", "--force", timeout=30)
         finally:
             self.stop()
@@ -206,6 +212,12 @@ class SwarmDaemon:
         filters: dict = {"label": labels}
         if not include_stopped:
             filters["status"] = "running"
+        for _ in range(10):
+            try:
+                return self.docker.containers.list(all=include_stopped, filters=filters)
+            except docker_errors.NotFound:
+                # The SDK lists, then inspects each container: one removed in between is not an error.
+                time.sleep(0.05)
         return self.docker.containers.list(all=include_stopped, filters=filters)
 
     def running(self, service: str, count: int) -> list | None:
@@ -224,7 +236,7 @@ class SwarmDaemon:
         for container in self.containers(include_stopped=True):
             try:
                 container.remove(force=True, v=True)
-            except Exception:  # already gone (the daemon removed it first): nothing left to clean
+            except docker_errors.APIError:  # gone already, or being removed by the daemon
                 pass
 
 
