@@ -124,13 +124,15 @@ def inspect_nodes(state, pretty, output_format, nodes) -> None:
 def update(state, availability, label_add, label_rm, role, node_ref) -> None:
     """Update a node."""
     from swarmpy.api import objects_pb2
-    from swarmpy.cli.value_parsers import parse_labels
+    from swarmpy.cli.value_parsers import parse_key_value
 
-    try:
-        added = parse_labels(label_add)
-    except ValueError as exc:
-        bad = next(item for item in label_add if item.startswith("="))
-        raise invalid_flag_value(bad, "--label-add", str(exc)) from None
+    added = {}
+    for item in label_add:
+        try:
+            key, value = parse_key_value(item)
+        except ValueError as exc:
+            raise invalid_flag_value(item, "--label-add", str(exc)) from None
+        added[key] = value
     daemon = state.daemon
     current = get_node(daemon, node_ref)
     spec = _copy_spec(current)

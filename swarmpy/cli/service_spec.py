@@ -13,8 +13,8 @@ import shlex
 from typing import Any, Mapping
 
 from swarmpy.api import objects_pb2
-from swarmpy.cli.errors import FlagError
-from swarmpy.cli.value_parsers import PortSpec, normalize_env, parse_env_file, parse_labels, parse_placement_pref
+from swarmpy.cli.errors import FlagError, invalid_flag_value
+from swarmpy.cli.value_parsers import PortSpec, normalize_env, parse_env_file, parse_key_value, parse_placement_pref
 
 RESTART_CONDITIONS = {
     "none": objects_pb2.RestartPolicy.NONE,
@@ -80,11 +80,14 @@ def _env_list(items) -> list[str]:
 
 
 def _labels(items, flag: str, short: str | None = None) -> dict[str, str]:
-    try:
-        return parse_labels(items or ())
-    except ValueError as exc:
-        name = f"{short}, {flag}" if short else flag
-        raise FlagError(f'invalid argument "{exc}" for "{name}" flag') from None
+    labels = {}
+    for item in items or ():
+        try:
+            key, value = parse_key_value(item)
+        except ValueError as exc:
+            raise invalid_flag_value(item, flag, str(exc), short) from None
+        labels[key] = value
+    return labels
 
 
 def _placement_prefs(items) -> list[objects_pb2.PlacementPreference]:
