@@ -106,6 +106,8 @@ class SwarmDaemon:
         self.process: subprocess.Popen | None = None
         self.node_id = ""
         self.init_result: CliResult | None = None
+        self._channel = None
+        self._control = None
         self._starts = 0
 
     @property
@@ -179,6 +181,32 @@ class SwarmDaemon:
     def cli(self, *args: str, timeout: float = CLI_TIMEOUT) -> CliResult:
         return run_cli(self.host, *args, timeout=timeout)
 
+    def control(self):
+        """A Control stub on the local socket, for checks a CLI subprocess would make slow."""
+        if self._control is None:
+            import grpc
+
+            from swarmpy.api import control_pb2_grpc
+
+            self._channel = grpc.insecure_channel(f"unix:{self.socket_path}")
+            self._control = control_pb2_grpc.ControlStub(self._channel)
+        return self._control
+
+    def state(self) -> tuple:
+        """What a user can change: services and nodes (specs and versions), tasks, containers."""
+        from swarmpy.api import control_pb2
+
+        control = self.control()
+        services = control.ListServices(control_pb2.ListServicesRequest(), timeout=10).services
+        nodes = control.ListNodes(control_pb2.ListNodesRequest(), timeout=10).nodes
+        tasks = control.ListTasks(control_pb2.ListTasksRequest(), timeout=10).tasks
+        return (
+            sorted((s.id, s.meta.version.index, s.spec.SerializeToString(deterministic=True)) for s in services),
+            sorted((n.id, n.meta.version.index, n.spec.SerializeToString(deterministic=True)) for n in nodes),
+            sorted(t.id for t in tasks),
+            sorted(c.id for c in self.containers(include_stopped=True)),
+        )
+
     def ok(self, *args: str, timeout: float = CLI_TIMEOUT) -> CliResult:
         """Run the CLI and insist that it succeeded."""
         result = self.cli(*args, timeout=timeout)
@@ -186,6 +214,9 @@ class SwarmDaemon:
         return result
 
     def teardown(self) -> None:
+        if self._channel is not None:
+            self._channel.close()
+            self._channel = self._control = None
         try:
             if self.process is not None and self.process.poll() is None and self.node_id:
                 # Services go first: leaving with many tasks still assigned can hang for 30 s while the
