@@ -172,8 +172,12 @@ class SwarmNode:
     async def _join_managers(self) -> None:
         """Ask the leader to add this node to the Raft group, then run a manager that follows it."""
         assert self.credentials is not None
+        # A promoted node asks the managers the swarm told its agent about: the ones it knew at join time
+        # may be gone, or be itself (a demoted founder, whose swarm port closed with its manager).
+        learnt = self.worker.known_managers() if self.worker is not None else []
+        candidates = [a for a in dict.fromkeys([*learnt, *self.state.managers]) if a != self.state.advertise_addr]
         try:
-            raft_id, members = await join_raft(self.credentials, self.state.managers, self.state.advertise_addr)
+            raft_id, members = await join_raft(self.credentials, candidates, self.state.advertise_addr)
         except RaftJoinFailed as exc:
             raise LocalNodeError(grpc.StatusCode.UNAVAILABLE, str(exc)) from exc
         self.state.role = "manager"

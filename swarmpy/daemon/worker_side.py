@@ -126,6 +126,11 @@ class WorkerSide:
         """The manager of the agent's current session ("" if none)."""
         return self.agent.manager_addr if self.agent is not None else ""
 
+    def known_managers(self) -> list[str]:
+        """Managers to ask, best first: the current session's (the leader's dispatcher), then the swarm's list."""
+        known = self.agent.managers if self.agent is not None else list(self.managers)
+        return list(dict.fromkeys([a for a in (self.manager_addr(), *known) if a]))
+
     def _channel(self, addr: str) -> grpc.aio.Channel:
         creds = tls.channel_credentials(
             self.credentials.key_pem, self.credentials.cert_pem, self.credentials.root_cert_pem

@@ -170,6 +170,11 @@ class Agent:
         self.session_id = ""
         self.manager_addr = ""  # the manager of the current (or last) session
 
+    @property
+    def managers(self) -> list[str]:
+        """The manager addresses the agent knows now: the swarm's latest list once a session told it."""
+        return list(self._managers)
+
     # ---------------------------------------------------------------- lifecycle
 
     async def run(self) -> None:
