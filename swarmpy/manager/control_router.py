@@ -69,7 +69,10 @@ class ControlRouter(control_pb2_grpc.ControlServicer):
 async def _relay_error(context: grpc.aio.ServicerContext, error: grpc.aio.AioRpcError) -> None:
     code = error.code()
     if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
-        await context.abort(grpc.StatusCode.UNAVAILABLE, f"{NO_LEADER} (the leader did not answer: {error.details()})")
+        # The transport's own words ("failed to connect ... Connection refused") stay in the log: relayed to
+        # the CLI they read as if the user's local daemon were unreachable, and it is not.
+        log.info("forwarding to the leader failed: %s: %s", code.name, error.details())
+        await context.abort(grpc.StatusCode.UNAVAILABLE, f"{NO_LEADER} (the last known leader did not answer)")
     await context.abort(code, error.details() or "")
 
 
