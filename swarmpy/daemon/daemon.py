@@ -23,6 +23,7 @@ from pathlib import Path
 import grpc
 
 from swarmpy.api import control_pb2, control_pb2_grpc
+from swarmpy.raft.errors import RaftError
 
 from .force_new_cluster import rebuild_raft_as_sole_member
 from .control_proxy import NOT_IN_SWARM, ControlProxy, NoControl
@@ -35,6 +36,7 @@ log = logging.getLogger(__name__)
 VERSION = "0.1.0"
 DEFAULT_SOCKET = "/var/run/swarmpy/swarmpy.sock"
 DEFAULT_DATA_DIR = "/var/lib/swarmpy"
+FORCE_NEW_CLUSTER_SERVE_TIMEOUT = 30.0  # a sole voter elects itself at once; this only bounds a bug
 
 
 class Daemon:
@@ -114,6 +116,17 @@ class Daemon:
         self.data_dir.save(state)
         self.swarm = SwarmNode(self.data_dir, state, self.hostname)
         await self.swarm.start()
+        # Answer only once this manager leads and serves: the CLI asks for the join tokens right after.
+        try:
+            async with asyncio.timeout(FORCE_NEW_CLUSTER_SERVE_TIMEOUT):
+                await self.swarm.manager.driver.wait_for_leader()
+                await self.swarm.manager.driver.read_index()
+        except (TimeoutError, RaftError) as exc:
+            raise LocalNodeError(
+                grpc.StatusCode.UNAVAILABLE,
+                f"node {state.node_id}: the Raft state was rebuilt, but this manager did not start leading within"
+                f" {FORCE_NEW_CLUSTER_SERVE_TIMEOUT:.0f} s ({exc!r}); see the daemon's log",
+            ) from exc
         return state.node_id
 
     async def join(self, request: control_pb2.JoinRequest) -> None:
