@@ -239,6 +239,8 @@ class SwarmNode:
 
     async def _renew_certificate(self, want_role: int) -> None:
         assert self.credentials is not None and self.worker is not None
+        if parse_node_certificate(self.credentials.cert_pem).role == want_role:
+            return  # a retry after a failed Raft join: the certificate already changed
         addr = self.worker.manager_addr() or self.state.managers[0]
         key, cert = await renew_node_certificate(
             addr, self.credentials.key_pem, self.credentials.cert_pem, self.credentials.root_cert_pem
