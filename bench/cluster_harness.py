@@ -3,7 +3,7 @@
 Theory of operation
 -------------------
 Each manager is a `swarmpyd` child process (the real daemon, unchanged) with its own data dir and local
-socket under one temporary directory. The first runs `swarm init` through the CLI, drained
+socket under one temporary directory. The first runs `swarm init` through the CLI, by default drained
 (`--availability drain`) so that no task lands on the manager's own Docker-backed worker: the tasks of
 a benchmark go to the simulated nodes only. Further managers would join with the manager token; the
 daemon refuses that today, and `start_managers` says so.
@@ -124,7 +124,8 @@ class ManagerCluster:
     def swarm_addrs(self) -> list[str]:
         return [manager.swarm_addr for manager in self.managers]
 
-    def stop(self) -> None:
+    def stop(self, keep_logs_in: Path | None = None) -> None:
+        """Stop every daemon and remove the work dir; `keep_logs_in` saves the daemons' logs first."""
         for manager in self.managers:
             if manager.process.poll() is None:
                 manager.process.send_signal(signal.SIGTERM)
@@ -134,6 +135,10 @@ class ManagerCluster:
             except subprocess.TimeoutExpired:
                 manager.process.kill()
                 manager.process.wait()
+        if keep_logs_in is not None:
+            keep_logs_in.mkdir(parents=True, exist_ok=True)
+            for manager in self.managers:
+                shutil.copy(manager.log_path, keep_logs_in / manager.log_path.name)
         shutil.rmtree(self.work_dir, ignore_errors=True)
 
 
@@ -160,8 +165,9 @@ def _start_daemon(work_dir: Path, name: str) -> ManagerProcess:
     return manager
 
 
-def start_managers(count: int = 1, *, dispatcher_heartbeat: str = "5s") -> ManagerCluster:
-    """`count` manager daemons in one swarm, the first the leader; drained, so tasks go to other nodes."""
+def start_managers(count: int = 1, *, dispatcher_heartbeat: str = "5s", availability: str = "drain") -> ManagerCluster:
+    """`count` manager daemons in one swarm, the first the leader; drained by default, so tasks go to
+    other (simulated) nodes; `availability="active"` lets the leader run real containers."""
     if count < 1:
         raise ValueError(f"a swarm needs at least one manager, asked for {count}")
     cluster = ManagerCluster()
@@ -170,7 +176,7 @@ def start_managers(count: int = 1, *, dispatcher_heartbeat: str = "5s") -> Manag
         cluster.managers.append(first)
         first.swarm_addr = f"127.0.0.1:{free_port()}"
         first.cli("swarm", "init", "--advertise-addr", first.swarm_addr, "--listen-addr", first.swarm_addr,
-                  "--availability", "drain", "--dispatcher-heartbeat", dispatcher_heartbeat)
+                  "--availability", availability, "--dispatcher-heartbeat", dispatcher_heartbeat)
         cluster.worker_token = first.cli("swarm", "join-token", "-q", "worker").stdout.strip()
         cluster.manager_token = first.cli("swarm", "join-token", "-q", "manager").stdout.strip()
         for index in range(2, count + 1):
@@ -178,7 +184,8 @@ def start_managers(count: int = 1, *, dispatcher_heartbeat: str = "5s") -> Manag
             cluster.managers.append(other)
             other.swarm_addr = f"127.0.0.1:{free_port()}"
             joined = other.cli("swarm", "join", "--token", cluster.manager_token, "--advertise-addr", other.swarm_addr,
-                               "--listen-addr", other.swarm_addr, "--availability", "drain", first.swarm_addr, check=False)
+                               "--listen-addr", other.swarm_addr, "--availability", availability, first.swarm_addr,
+                               check=False)
             if joined.returncode != 0:
                 raise RuntimeError(f"manager {other.name} could not join as a manager: {joined.stderr.strip()}")
     except BaseException:
@@ -231,25 +238,38 @@ class ControlClient:
     async def node(self, node_id: str) -> objects_pb2.Node:
         return (await self.control.GetNode(control_pb2.GetNodeRequest(ref=node_id), timeout=60)).node
 
-    async def wait_ready_nodes(self, count: int, timeout: float = 120.0, interval: float = 0.1) -> None:
-        """Until at least `count` nodes are READY and active (the drained managers do not count)."""
-        async with asyncio.timeout(timeout):
-            while True:
-                ready = sum(
-                    1 for node in await self.nodes()
-                    if node.status.state == objects_pb2.NodeStatus.READY and node.spec.availability == objects_pb2.NodeSpec.ACTIVE
-                )
-                if ready >= count:
-                    return
-                await asyncio.sleep(interval)
+    async def ready_nodes(self) -> int:
+        """Nodes READY and active (the drained managers do not count)."""
+        return sum(
+            1 for node in await self.nodes()
+            if node.status.state == objects_pb2.NodeStatus.READY and node.spec.availability == objects_pb2.NodeSpec.ACTIVE
+        )
 
-    async def wait_running(self, service_id: str, replicas: int, timeout: float, interval: float) -> float:
-        """Poll until `replicas` tasks of the service run; the monotonic time it was first seen."""
+    async def wait_ready_nodes(self, count: int, timeout: float = 120.0, interval: float = 0.1) -> None:
+        """Until at least `count` nodes are READY and active; TimeoutError saying how many were."""
+        ready = 0
+        try:
+            async with asyncio.timeout(timeout):
+                while (ready := await self.ready_nodes()) < count:
+                    await asyncio.sleep(interval)
+        except TimeoutError:
+            raise TimeoutError(f"only {ready} of {count} nodes were READY after {timeout}s") from None
+
+    async def wait_running(
+        self, service_id: str, replicas: int, timeout: float, interval: float, progress: float | None = None
+    ) -> float:
+        """Poll until `replicas` tasks of the service run; the perf_counter time it was first seen.
+        With `progress`, print the running count every `progress` seconds (for long runs)."""
+        started = last_shown = time.perf_counter()
         async with asyncio.timeout(timeout):
             while True:
                 running, _ = await self.running_count(service_id)
+                now = time.perf_counter()
                 if running >= replicas:
-                    return time.perf_counter()
+                    return now
+                if progress is not None and now - last_shown >= progress:
+                    print(f"  {now - started:6.1f} s: {running} of {replicas} running", flush=True)
+                    last_shown = now
                 await asyncio.sleep(interval)
 
 
