@@ -26,8 +26,9 @@ from swarmpy.identity import new_id
 from swarmpy.manager.controlapi.defaults import cluster_spec_for_init
 from swarmpy.manager.controlapi.validation import validate_cluster_spec
 from swarmpy.manager.controlapi.errors import ControlError
-from swarmpy.manager.manager import ClusterBootstrap, Manager
+from swarmpy.manager.manager import ClusterBootstrap, ListenError, Manager
 from swarmpy.manager.raftnet.servicer import random_raft_id
+from swarmpy.raft.errors import RaftError
 
 from .control_proxy import WORKER_NODE, NoControl
 from .localnode import LocalNodeError
@@ -40,6 +41,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_PORT = 2377
 ROLE_RETRY_DELAY = 2.0
+LEAVE_RAFT_TIMEOUT = 10.0  # `swarm leave --force` on a manager: how long to try being removed from Raft
 
 
 class SwarmNode:
@@ -93,9 +95,11 @@ class SwarmNode:
         try:
             await swarm._start_manager(ClusterBootstrap(cluster_id, spec, root_ca, node))
             await swarm._start_worker()
-        except BaseException:
+        except BaseException as exc:
             await swarm.stop()
             data_dir.erase_swarm_state()
+            if isinstance(exc, ListenError):
+                raise LocalNodeError(grpc.StatusCode.INVALID_ARGUMENT, str(exc)) from exc
             raise
         data_dir.save(state)
         return swarm
@@ -128,9 +132,11 @@ class SwarmNode:
                 await swarm._join_managers()
             data_dir.save(state)
             await swarm._start_worker()
-        except BaseException:
+        except BaseException as exc:
             await swarm.stop()
             data_dir.erase_swarm_state()
+            if isinstance(exc, ListenError):
+                raise LocalNodeError(grpc.StatusCode.INVALID_ARGUMENT, str(exc)) from exc
             raise
         return swarm
 
@@ -158,16 +164,43 @@ class SwarmNode:
             self.manager = None
 
     async def leave(self, force: bool) -> None:
-        if self.state.role == "manager" and not force:
-            raise LocalNodeError(
-                grpc.StatusCode.FAILED_PRECONDITION,
-                "You are attempting to leave the swarm on a node that is participating as a manager. Removing"
-                " the last manager erases all current state of the swarm. Use `--force` to ignore this message.",
-            )
+        if self.manager is not None:
+            if not force:
+                raise LocalNodeError(grpc.StatusCode.FAILED_PRECONDITION, self._manager_leave_warning())
+            try:
+                await self.manager.leave_raft(LEAVE_RAFT_TIMEOUT)
+            except (RaftError, grpc.aio.AioRpcError, TimeoutError) as exc:
+                # Best effort: the user insisted on leaving. The others keep this member until a manager
+                # with a quorum demotes and removes the node.
+                log.warning("node %s leaves without being removed from the Raft group: %s", self.state.node_id,
+                            exc.details() if isinstance(exc, grpc.aio.AioRpcError) else repr(exc))
         if self.worker is not None:
             await self.worker.shut_down_tasks()
         await self.stop()
         self.data_dir.erase_swarm_state()
+
+    def _manager_leave_warning(self) -> str:
+        """docker's refusal of `swarm leave` on a manager, with what leaving would do to the quorum."""
+        message = "You are attempting to leave the swarm on a node that is participating as a manager. "
+        assert self.manager is not None
+        driver = self.manager.driver
+        status = driver.status() if driver is not None and driver.running else None
+        if status is None or not driver.is_leader:
+            # Only the leader tracks who is reachable; a follower cannot count.
+            message += "Doing so may lose the consensus of your cluster. "
+        else:
+            reachable = sum(
+                1 for v in status.voters
+                if v == status.id or (v in status.progress and status.progress[v].ticks_since_heard <= driver.config.election_tick)
+            )
+            total = len(status.voters)
+            if total == 1:
+                return message + "Removing the last manager erases all current state of the swarm. Use `--force` to ignore this message."
+            if reachable - 1 < (total - 1) // 2 + 1:
+                message += (f"Removing this node leaves {reachable - 1} managers out of {total - 1}. Without a Raft"
+                            " quorum your swarm will be inaccessible. ")
+        return message + ("The only way to restore a swarm that has lost consensus is to reinitialize it with"
+                          " `--force-new-cluster`. Use `--force` to suppress this message.")
 
     async def _join_managers(self) -> None:
         """Ask the leader to add this node to the Raft group, then run a manager that follows it."""

@@ -23,14 +23,14 @@ from typing import Any
 
 import grpc
 
-from swarmpy.api import ca_pb2_grpc, control_pb2_grpc, dispatcher_pb2_grpc, objects_pb2, raft_pb2_grpc
+from swarmpy.api import ca_pb2_grpc, control_pb2_grpc, dispatcher_pb2_grpc, objects_pb2, raft_pb2, raft_pb2_grpc
 from swarmpy.ca import tls
 from swarmpy.ca.authz import AuthorizationInterceptor
 from swarmpy.ca.keystore import NodeCredentials
 from swarmpy.ca.server import CAServicer, sign_for_cluster
 from swarmpy.identity import new_id
 from swarmpy.raft.driver import DriverConfig, RaftDriver
-from swarmpy.raft.errors import LeadershipLost, NotLeader
+from swarmpy.raft.errors import LeadershipLost, NotLeader, Unavailable
 from swarmpy.raft.messages import ConfChange, ConfChangeType
 from swarmpy.raft.wal import DiskStorage
 
@@ -103,6 +103,10 @@ class LeaderLoops:
             except Exception:
                 log.exception("leader loop %s crashed; restarting it in %.0f s", name, LOOP_RESTART_DELAY)
                 await asyncio.sleep(LOOP_RESTART_DELAY)
+
+
+class ListenError(Exception):
+    """The swarm port cannot be bound (in use, or not this host's address): the caller's to fix."""
 
 
 class LeaderCAServicer(CAServicer):
@@ -215,6 +219,30 @@ class Manager:
             await channel.close()
         self._leader_channels.clear()
 
+    async def leave_raft(self, timeout: float) -> None:
+        """Have the leader remove this manager from the Raft group, handing leadership over first if it is
+        this one (the leader cannot remove itself). For `swarm leave --force`: without it the others keep
+        counting a member that will never answer again, and one more loss costs them their quorum.
+        Raises RaftError or grpc.aio.AioRpcError when it cannot be done; the last manager has nothing to do."""
+        driver = self.driver
+        if driver is None or not driver.running:
+            raise Unavailable(f"manager {self.node_id}: Raft is not running, so it cannot leave the group")
+        status = driver.status()
+        others = [v for v in status.voters if v != self.raft_id]
+        if not others:
+            return
+        async with asyncio.timeout(timeout):
+            if driver.is_leader:
+                # The most caught-up member takes over fastest.
+                successor = max(others, key=lambda v: status.progress[v].match if v in status.progress else -1)
+                await driver.transfer_leadership(successor)
+            leader_addr = self._member_addr(driver.leader) if driver.leader else None
+            if not leader_addr:
+                raise Unavailable(f"manager {self.node_id}: {NO_LEADER}, so none can remove it from the group")
+            async with self._peer_channel(leader_addr) as channel:
+                await raft_pb2_grpc.RaftStub(channel).Leave(raft_pb2.RaftLeaveRequest(raft_id=self.raft_id))
+        log.info("manager %s (raft id %x) left the Raft group", self.node_id, self.raft_id)
+
     def _on_leadership(self, is_leader: bool, leader: int) -> None:
         self._loops.set_leader(is_leader)
 
@@ -250,9 +278,14 @@ class Manager:
         creds = tls.server_credentials(
             self.credentials.key_pem, self.credentials.cert_pem, self.credentials.root_cert_pem
         )
-        bound = server.add_secure_port(self.listen_addr, creds)
+        try:
+            bound = server.add_secure_port(self.listen_addr, creds)
+        except RuntimeError:  # grpc's "Failed to bind", with advice about GRPC_VERBOSITY
+            bound = 0
         if bound == 0:
-            raise RuntimeError(f"cannot listen on {self.listen_addr}")
+            raise ListenError(
+                f"cannot listen on {self.listen_addr}: the address is already in use or not an address of this host"
+            )
         await server.start()
         self._server = server
 
