@@ -134,6 +134,13 @@ class RoleManager:
         for node in self._store.view().nodes():
             member = members.get(node.id)
             if member is None or member.raft_id not in status.voters:
+                # A manager that was a member and is no longer (it left with --force): it answers nobody.
+                gone = node.role == MANAGER and node.manager_status.raft_id != 0
+                if gone and (node.manager_status.leader or node.manager_status.reachability != UNREACHABLE):
+                    updated = clone(node)
+                    updated.manager_status.leader = False
+                    updated.manager_status.reachability = UNREACHABLE
+                    changed.append(updated)
                 continue
             is_leader = member.raft_id == status.id
             progress = status.progress.get(member.raft_id)
