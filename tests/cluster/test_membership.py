@@ -99,6 +99,41 @@ def test_a_demotion_that_would_lose_quorum_is_refused_saying_why(cluster):
     cluster.wait_ready()
 
 
+def test_a_manager_leaves_only_with_force_and_then_leaves_the_raft_group_too(cluster):
+    leader = cluster.wait_leader()
+    others = [m for m in cluster.live_managers() if m is not leader]
+
+    refused = leader.cli("swarm", "leave")
+    assert refused.code != 0, refused
+    assert "participating as a manager" in refused.stderr and "--force" in refused.stderr, refused
+
+    assert leader.ok("swarm", "leave", "--force").stdout.strip() == "Node left the swarm."
+    new_leader = cluster.wait_leader(among=others)
+
+    def departed():
+        node = node_of(new_leader, leader.node_id)
+        return node is not None and node.status.state == objects_pb2.NodeStatus.DOWN and (
+            node.manager_status.reachability == objects_pb2.ManagerStatus.UNREACHABLE)
+
+    wait_until(departed, timeout=15, what="the departed manager Down and Unreachable", details=cluster.status)
+    # It left the Raft group (the leader that removed it says so), so the two that remain are the whole
+    # group and make a quorum by themselves.
+    assert f"manager {leader.node_id} (raft id" in new_leader.log_path.read_text()
+    new_leader.ok("service", "create", "-d", "--name", unique("after-leave"), "--replicas", "0", "swarmpy-test/busybox")
+
+    # A departed manager is cleaned up as docker's users do: demote, then remove.
+    new_leader.ok("node", "demote", leader.node_id)
+    wait_until(lambda: node_of(new_leader, leader.node_id).role == objects_pb2.WORKER, timeout=15,
+               what="the departed manager demoted")
+    new_leader.ok("node", "rm", leader.node_id)
+    assert node_of(new_leader, leader.node_id) is None
+
+    # The host comes back as a new manager, so the swarm has three again.
+    cluster.join(leader.name, "manager", through=new_leader)
+    cluster.wait_ready()
+    assert len(cluster.live_managers()) == 3
+
+
 def test_force_new_cluster_recovers_a_lone_survivor_with_its_services(cluster, image):
     leader = cluster.wait_leader()
     name = unique("fnc")
