@@ -113,7 +113,15 @@ class WorkerSide:
             self._docker = None
 
     async def shut_down_tasks(self) -> None:
-        """Leaving the swarm: stop and remove every container of this node (an empty COMPLETE set)."""
+        """Leaving the swarm: stop and remove every container of this node (an empty COMPLETE set).
+
+        The agent goes first: with its session open, the leader would see the tasks stop while still
+        desired RUNNING, restart them, and send the replacements here."""
+        if self.agent is not None and self._agent_task is not None:
+            await self.agent.stop()
+            self._agent_task.cancel()
+            await asyncio.gather(self._agent_task, return_exceptions=True)
+            self.agent = self._agent_task = None
         if self.worker is not None:
             await self.worker.apply(dispatcher_pb2.AssignmentsMessage(type=dispatcher_pb2.AssignmentsMessage.COMPLETE))
             deadline = asyncio.get_running_loop().time() + LEAVE_TIMEOUT
