@@ -32,10 +32,16 @@ def channel_options(max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> list[
 
 
 def server_options(max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> list[tuple[str, object]]:
-    """Options for a manager's grpc.aio server: the same message size limits as the channels."""
+    """Options for a manager's grpc.aio server: the same message size limits as the channels.
+
+    grpc sets SO_REUSEPORT by default: a second swarmpyd given the same swarm port would bind it too,
+    and the kernel would share the connections between two clusters (handshakes failing at random).
+    Off, the second bind fails and its `swarm init` says the address is in use.
+    """
     return [
         ("grpc.max_send_message_length", max_message_bytes),
         ("grpc.max_receive_message_length", max_message_bytes),
+        ("grpc.so_reuseport", 0),
     ]
 
 
