@@ -306,6 +306,17 @@ def own_daemon(docker, tmp_path) -> SwarmDaemon:
 
 
 @pytest.fixture
+def bare_daemon(docker, tmp_path) -> SwarmDaemon:
+    """A started swarmpyd that is in no swarm yet."""
+    daemon = SwarmDaemon(tmp_path, docker)
+    try:
+        daemon.start()
+        yield daemon
+    finally:
+        daemon.teardown()
+
+
+@pytest.fixture
 def image(busybox_image) -> str:
     """The test image as users name it (the tag defaults to latest)."""
     return busybox_image.removesuffix(":latest")

@@ -65,14 +65,15 @@ def test_leave_removes_the_nodes_containers(own_daemon, image):
     assert "not a swarm manager" in after.stderr or "not part of a swarm" in after.stderr, after
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "daemon/worker_side.py: leave shuts the tasks down while the agent's session is still open; the leader "
-    "sees them finish with desired RUNNING, restarts them, and the agent starts the replacements, so leave "
-    "waits out LEAVE_TIMEOUT (30 s) and leaves them running"))
 def test_leave_with_tasks_that_restart_at_once(own_daemon, image):
-    own_daemon.ok("service", "create", "-d", "--name", "eager", "--replicas", "4", "--restart-delay", "0s",
-                  "--stop-grace-period", "1s", image, "sleep", "1000")
-    own_daemon.wait_running("eager", 4)
+    # One task stops at once on SIGTERM and is restarted at once; the other holds the leave open for its
+    # whole grace period, long enough for the replacement to arrive every time.
+    own_daemon.ok("service", "create", "-d", "--name", "prompt", "--restart-delay", "0s",
+                  image, "sh", "-c", "trap 'exit 0' TERM; while true; do sleep 0.1; done")
+    own_daemon.ok("service", "create", "-d", "--name", "stubborn", "--stop-grace-period", "3s",
+                  image, "sleep", "1000")
+    own_daemon.wait_running("prompt", 1)
+    own_daemon.wait_running("stubborn", 1)
 
     try:
         left = own_daemon.cli("swarm", "leave", "--force", timeout=10)
@@ -80,3 +81,16 @@ def test_leave_with_tasks_that_restart_at_once(own_daemon, image):
         pytest.fail("swarm leave --force took more than 10 s")
     assert left.code == 0, left
     assert not own_daemon.containers(include_stopped=True)
+
+
+def test_init_on_a_port_another_swarm_holds_is_refused(shared_daemon, bare_daemon):
+    taken = f"127.0.0.1:{shared_daemon.listen_port}"
+    result = bare_daemon.cli("swarm", "init", "--advertise-addr", "127.0.0.1", "--listen-addr", taken)
+    assert result.code != 0, f"{result}\nboth daemons bound {taken}"
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and taken in lines[0] and "already in use" in lines[0], result
+    assert "Unexpected" not in result.stderr, result
+
+    assert "not a swarm manager" in bare_daemon.cli("node", "ls").stderr
+    # The first swarm's manager still answers its own node on that port.
+    assert shared_daemon.ok("node", "ls").stdout.splitlines()[1].split()[3] == "Ready"
