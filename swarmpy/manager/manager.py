@@ -236,12 +236,30 @@ class Manager:
                 # The most caught-up member takes over fastest.
                 successor = max(others, key=lambda v: status.progress[v].match if v in status.progress else -1)
                 await driver.transfer_leadership(successor)
-            leader_addr = self._member_addr(driver.leader) if driver.leader else None
-            if not leader_addr:
-                raise Unavailable(f"manager {self.node_id}: {NO_LEADER}, so none can remove it from the group")
-            async with self._peer_channel(leader_addr) as channel:
-                await raft_pb2_grpc.RaftStub(channel).Leave(raft_pb2.RaftLeaveRequest(raft_id=self.raft_id))
+            while not await self._ask_leader_to_remove_this_member():
+                # No leader yet, or a leader too new to change the membership (it must first commit an
+                # entry of its own term): both pass within a few ticks.
+                await asyncio.sleep(self._raft_config.tick_interval)
         log.info("manager %s (raft id %x) left the Raft group", self.node_id, self.raft_id)
+
+    async def _ask_leader_to_remove_this_member(self) -> bool:
+        """One Raft.Leave to the leader: True once done, False when worth asking again; raises otherwise."""
+        leader = self.driver.leader
+        leader_addr = self._member_addr(leader) if leader and leader != self.raft_id else None
+        if not leader_addr:
+            return False
+        async with self._peer_channel(leader_addr) as channel:
+            try:
+                await raft_pb2_grpc.RaftStub(channel).Leave(
+                    raft_pb2.RaftLeaveRequest(raft_id=self.raft_id), timeout=FORWARD_TIMEOUT
+                )
+            except grpc.aio.AioRpcError as error:
+                moved = error.code() == grpc.StatusCode.FAILED_PRECONDITION and "not the Raft leader" in (error.details() or "")
+                if error.code() == grpc.StatusCode.UNAVAILABLE or moved:
+                    log.debug("asking %s to remove this manager from Raft: %s", leader_addr, error.details())
+                    return False
+                raise
+        return True
 
     def _on_leadership(self, is_leader: bool, leader: int) -> None:
         self._loops.set_leader(is_leader)
