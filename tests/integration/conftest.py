@@ -219,11 +219,6 @@ class SwarmDaemon:
             self._channel = self._control = None
         try:
             if self.process is not None and self.process.poll() is None and self.node_id:
-                # Services go first: leaving with many tasks still assigned can hang for 30 s while the
-                # leader restarts what the worker stops (test_leave_with_tasks_that_restart_at_once).
-                services = self.cli("service", "ls", "-q", timeout=15)
-                if services.code == 0 and services.stdout.split():
-                    self.cli("service", "rm", *services.stdout.split(), timeout=15)
                 self.cli("swarm", "leave", "--force", timeout=30)
         finally:
             self.stop()
