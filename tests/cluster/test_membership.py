@@ -148,6 +148,10 @@ def test_force_new_cluster_recovers_a_lone_survivor_with_its_services(cluster, i
     failed = survivor.cli("service", "scale", "-d", f"{name}=4")
     assert failed.code != 0 and "the swarm does not have a leader" in failed.stderr, failed
     assert time.monotonic() - started < 10, "a write without quorum must fail fast, not hang"
+    started = time.monotonic()
+    read = survivor.cli("service", "ls")
+    assert read.code != 0 and "the swarm does not have a leader" in read.stderr, read
+    assert time.monotonic() - started < 10, "a read without quorum is refused, not left hanging"
 
     survivor.ok("swarm", "init", "--force-new-cluster", timeout=60)
     assert cluster.wait_leader(among=[survivor]) is survivor
