@@ -95,9 +95,14 @@ def main() -> None:
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
 
+    # One event loop for every run: grpc.aio binds to the first loop it sees.
+    asyncio.run(all_runs(args))
+
+
+async def all_runs(args: argparse.Namespace) -> None:
     losses = []
     for run in range(1, args.runs + 1):
-        loss = asyncio.run(one_run(args.survivors, args.heartbeat))
+        loss = await one_run(args.survivors, args.heartbeat)
         losses.append(loss)
         print(
             f"run {run}: DOWN detected {loss.detection:.3f} s after the kill; all {TASKS} RUNNING elsewhere "
