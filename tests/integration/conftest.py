@@ -256,6 +256,15 @@ class SwarmDaemon:
                           what=f"{count} running containers of service {service}",
                           details=lambda: f"{self.cli('service', 'ps', service, '--no-trunc')}\n{self.log_tail()}")
 
+    def wait_listed(self, pattern: str, timeout: float = WAIT_TIMEOUT) -> str:
+        """`service ls` once a line matches `pattern`: a container can run before its task reports RUNNING."""
+        def listed():
+            listing = self.ok("service", "ls").stdout
+            return listing if re.search(pattern, listing, re.MULTILINE) else None
+
+        return wait_until(listed, timeout=timeout, what=f"service ls to match {pattern!r}",
+                          details=lambda: self.cli("service", "ls").stdout)
+
     def remove_containers(self) -> None:
         if not self.node_id:
             return

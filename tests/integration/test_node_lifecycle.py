@@ -42,8 +42,7 @@ def test_drain_sends_tasks_pending_and_active_brings_them_back(own_daemon, image
 
     own_daemon.ok("node", "update", "--availability", "active", "self")
     own_daemon.wait_running("drained", 2)
-    listing = own_daemon.ok("service", "ls").stdout
-    assert re.search(r"\sdrained\s+replicated\s+2/2\s", listing), listing
+    own_daemon.wait_listed(r"\sdrained\s+replicated\s+2/2\s")
 
 
 def test_restarted_daemon_adopts_its_containers(own_daemon, image):
@@ -70,8 +69,7 @@ def test_restarted_daemon_adopts_its_containers(own_daemon, image):
     node_row = ready_leader()
     assert node_row[:6] == [own_daemon.node_id, "*", own_daemon.hostname, "Ready", "Active", "Leader"], node_row
 
-    listing = own_daemon.ok("service", "ls").stdout
-    assert re.search(r"\sdurable\s+replicated\s+2/2\s", listing), listing
+    own_daemon.wait_listed(r"\sdurable\s+replicated\s+2/2\s")
     # Adopted, not restarted: the same containers, started when they first started, for a while.
     deadline = time.monotonic() + 3
     while time.monotonic() < deadline:

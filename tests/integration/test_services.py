@@ -51,8 +51,7 @@ def test_create_runs_the_replicas_with_swarm_labels(shared_daemon, image):
         slots.add(labels["com.docker.swarm.task.slot"])
     assert slots == {"1", "2", "3"}
 
-    listing = shared_daemon.ok("service", "ls").stdout
-    assert re.search(rf"^{service_id[:12]}\s+sl\s+replicated\s+3/3\s+{re.escape(image)}", listing, re.MULTILINE), listing
+    shared_daemon.wait_listed(rf"^{service_id[:12]}\s+sl\s+replicated\s+3/3\s+{re.escape(image)}")
 
 
 def test_scale_up_and_down(shared_daemon, image):
@@ -64,11 +63,13 @@ def test_scale_up_and_down(shared_daemon, image):
 
     assert shared_daemon.ok("service", "scale", "-d", "scaler=1").stdout.strip() == "scaler scaled to 1"
     survivors = shared_daemon.wait_running("scaler", 1)
-    listing = shared_daemon.ok("service", "ls").stdout
-    assert re.search(r"\sscaler\s+replicated\s+1/1\s", listing), listing
-    running = [row for row in task_rows(shared_daemon, "scaler") if " Running " in row and "Running" in row.split()[5:7]]
-    assert len(running) == 1, running
-    assert survivors[0].labels["com.docker.swarm.task.id"] == running[0].split()[0]
+    shared_daemon.wait_listed(r"\sscaler\s+replicated\s+1/1\s")
+    # Columns are two or more spaces apart: ID, NAME, IMAGE, NODE, DESIRED STATE, CURRENT STATE.
+    columns = [re.split(r"\s{2,}", row.strip()) for row in task_rows(shared_daemon, "scaler")]
+    wanted = [row for row in columns if row[4] == "Running"]
+    assert len(wanted) == 1, columns
+    assert wanted[0][5].startswith("Running"), wanted
+    assert survivors[0].labels["com.docker.swarm.task.id"] == wanted[0][0]
 
 
 def test_a_killed_container_is_replaced_and_kept_in_history(shared_daemon, image):
@@ -106,8 +107,7 @@ def test_global_service_runs_one_task_on_the_node(shared_daemon, image):
     assert columns[1] == f"everywhere.{shared_daemon.node_id}"
     assert columns[3] == shared_daemon.hostname
     assert container.labels["com.docker.swarm.task.id"] == columns[0]
-    listing = shared_daemon.ok("service", "ls").stdout
-    assert re.search(r"\severywhere\s+global\s+1/1\s", listing), listing
+    shared_daemon.wait_listed(r"\severywhere\s+global\s+1/1\s")
 
 
 def test_rm_leaves_no_container(shared_daemon, image):
