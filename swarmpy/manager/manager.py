@@ -267,10 +267,14 @@ class Manager:
     def _leader_addr(self) -> str:
         """The swarm address of the current Raft leader, for redirecting agents ("" if unknown)."""
         leader = self.driver.leader if self.driver is not None else 0
-        for node in self.store.view().nodes():
-            if leader and node.manager_status.raft_id == leader:
-                return node.manager_status.addr
-        return ""
+        if not leader:
+            return ""
+        # The Raft member table first: it is written with the membership change itself, whereas a node's
+        # manager_status waits for the role manager, so a manager that won an election just after joining
+        # would otherwise be unreachable by forwarding until it wrote its own status.
+        return self._member_addr(leader) or next(
+            (n.manager_status.addr for n in self.store.view().nodes() if n.manager_status.raft_id == leader), ""
+        )
 
     async def _run_dispatcher(self) -> None:
         """One dispatcher per leadership term: sessions of a former term are never trusted."""
