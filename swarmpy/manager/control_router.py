@@ -6,6 +6,11 @@ even one acknowledged a moment ago through another manager. (swarmkit's managers
 leader for the same reason.) The barrier also makes a deposed leader that has not noticed yet refuse
 rather than serve stale state.
 
+A forwarded unary call is abandoned when this manager's idea of the leader changes while it waits
+(UNAVAILABLE, no leader): a leader that froze or lost its network still accepts the connection and
+would hold the call until FORWARD_TIMEOUT, whereas a follower stops believing in it after one
+election timeout. (Like any call cut short, a write abandoned this way may or may not have applied.)
+
 A forwarded call is marked, and a manager that receives a marked call but is not the leader refuses
 it: leadership moved while the call was in flight, and bouncing it on could loop. Without a known
 leader, calls fail at once with UNAVAILABLE ("the swarm does not have a leader"): they never hang.
@@ -39,8 +44,11 @@ class ControlRouter(control_pb2_grpc.ControlServicer):
         read_barrier: Callable[[], Awaitable[Any]],
         leader_channel: Callable[[], grpc.aio.Channel | None],
         barrier_timeout: float,
+        leader_moved: Callable[[], asyncio.Event] | None = None,
     ) -> None:
+        """`leader_moved()` returns an event that will be set at the next change of leader (never set if None)."""
         self._local = local
+        self._leader_moved = leader_moved or asyncio.Event
         self._is_leader = is_leader
         self._read_barrier = read_barrier
         self._leader_channel = leader_channel
@@ -76,15 +84,38 @@ async def _relay_error(context: grpc.aio.ServicerContext, error: grpc.aio.AioRpc
     await context.abort(code, error.details() or "")
 
 
+async def _forward_unless_leader_moves(call: grpc.aio.UnaryUnaryCall, moved: asyncio.Event) -> Any:
+    """The forwarded call's answer, or None (the call cancelled) if the leader changed first."""
+    answer = asyncio.ensure_future(call)
+    watch = asyncio.ensure_future(moved.wait())
+    try:
+        await asyncio.wait({answer, watch}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        watch.cancel()
+        abandoned = not answer.done()
+        if abandoned:
+            answer.cancel()
+            call.cancel()
+    return None if abandoned else answer.result()
+
+
 def _unary(name: str) -> Callable[..., Any]:
     async def route(self: ControlRouter, request: Any, context: grpc.aio.ServicerContext) -> Any:
         if await self._serve_locally(context):
             return await getattr(self._local, name)(request, context)
+        moved = self._leader_moved()
         stub = await self._leader_stub(context)
         try:
-            return await getattr(stub, name)(request, metadata=((FORWARDED_KEY, "1"),), timeout=FORWARD_TIMEOUT)
+            call = getattr(stub, name)(request, metadata=((FORWARDED_KEY, "1"),), timeout=FORWARD_TIMEOUT)
+            answer = await _forward_unless_leader_moves(call, moved)
         except grpc.aio.AioRpcError as error:
             await _relay_error(context, error)
+        if answer is None:
+            await context.abort(
+                grpc.StatusCode.UNAVAILABLE,
+                f"{NO_LEADER} (leadership moved while the call waited for the leader; it may or may not have been applied)",
+            )
+        return answer
 
     return route
 

@@ -180,7 +180,9 @@ class Manager:
             read_barrier=lambda: self.driver.read_index(),
             leader_channel=self._leader_channel,
             barrier_timeout=2 * self._raft_config.election_tick * self._raft_config.tick_interval,
+            leader_moved=lambda: self._leader_moved,
         )
+        self._leader_moved = asyncio.Event()  # replaced and set at each change of leader
         self._leader_channels: dict[str, grpc.aio.Channel] = {}
         self._server: grpc.aio.Server | None = None
         self._loops = LeaderLoops(self._leader_loop_factories())
@@ -263,6 +265,8 @@ class Manager:
 
     def _on_leadership(self, is_leader: bool, leader: int) -> None:
         self._loops.set_leader(is_leader)
+        moved, self._leader_moved = self._leader_moved, asyncio.Event()
+        moved.set()
 
     def _leader_addr(self) -> str:
         """The swarm address of the current Raft leader, for redirecting agents ("" if unknown)."""
