@@ -117,6 +117,14 @@ def test_frozen_leader_the_majority_goes_on_and_after_thawing_there_is_one_histo
 
     leader.freeze()
     try:
+        # A write forwarded to the frozen leader is not held until the forwarding timeout: the follower
+        # gives up on it as soon as it stops believing in that leader (one election timeout).
+        started = time.monotonic()
+        cut = majority[0].cli("service", "scale", "-d", f"{name}=3")
+        cut_after = elapsed_since(started)
+        print(f"write forwarded to the frozen leader answered in {cut_after:.2f} s: {cut.stderr.strip()}")
+        assert cut.code != 0 and "the swarm does not have a leader" in cut.stderr, cut
+        assert cut_after < 2 * ELECTION_TIMEOUT + 2.0
         new_leader = cluster.wait_leader(among=majority, timeout=10 * ELECTION_TIMEOUT)
         # Writes through either manager of the majority: one forwarded, one served by the leader itself.
         follower = next(m for m in majority if m is not new_leader)
