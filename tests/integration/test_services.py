@@ -200,10 +200,6 @@ def test_create_without_detach_waits_until_converged(shared_daemon, image):
     assert len(shared_daemon.containers("patient")) == 2
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "orchestrator/update.py has no monitor period yet: it marks the update COMPLETED as soon as the last "
-    "batch runs, and the CLI (as docker's) stops at a COMPLETED update it has not yet seen converge, so "
-    "`service update` ends after 'overall progress: 1 out of 2 tasks' without the verify line"))
 def test_update_without_detach_waits_until_converged(shared_daemon, image):
     service_id = create(shared_daemon, "rolling", image, "sleep", "1000", options=("--replicas", "2"))
     shared_daemon.wait_running("rolling", 2)

@@ -165,6 +165,7 @@ async def test_task_spec_change_rolls_through_every_slot_and_completes():
     async with swarm() as (store, _):
         service = make_service("web", replicas=3)
         service.spec.update.parallelism = 1
+        service.spec.update.monitor = 300_000_000  # 0.3 s
         await store.update(lambda tx: tx.create("service", service))
         await eventually(lambda: converged(store, service.id, 3), what="3 running")
         before = {t.id for t in current(store, service.id)}
@@ -174,10 +175,15 @@ async def test_task_spec_change_rolls_through_every_slot_and_completes():
             s.spec_version.index = 2
 
         await edit(store, "service", service.id, new_image)
+        await eventually(lambda: all(t.spec.container.image == "busybox:2" and t.status.state == objects_pb2.RUNNING
+                                     for t in current(store, service.id)), what="every slot replaced and running")
+        all_running_at = asyncio.get_running_loop().time()
         await eventually(
             lambda: store.view().get_service(service.id).update_status.state == UpdateState.COMPLETED,
             what="update completed",
         )
+        # COMPLETED only after the monitor period has passed with every new task still up.
+        assert asyncio.get_running_loop().time() - all_running_at >= 0.25
         tasks = current(store, service.id)
         assert len(tasks) == 3 and not before & {t.id for t in tasks}
         assert {t.spec.container.image for t in tasks} == {"busybox:2"}
@@ -189,6 +195,7 @@ async def test_a_failing_new_task_pauses_the_update_and_a_rollback_completes_it(
     async with swarm() as (store, agent):
         service = make_service("web", replicas=2, max_attempts=1)
         service.spec.update.parallelism = 1
+        service.spec.rollback.monitor = 300_000_000  # 0.3 s: the rollback waits this long before it completes
         await store.update(lambda tx: tx.create("service", service))
         await eventually(lambda: converged(store, service.id, 2), what="2 running")
         agent.failing_images.add("broken")

@@ -16,9 +16,11 @@ pauses the update (PAUSED / ROLLBACK_PAUSED) with a message naming it, unless th
 CONTINUE; while paused, no new update of the same spec starts (the control API clears update_status when
 it writes a new spec). A rollback is just another spec change: the control API puts previous_spec back.
 
-Not yet here (the fuller updater comes later and fits behind the same `ServiceUpdate.run`): monitor
-period and max failure ratio, start-first order, and the automatic rollback failure action (treated as
-pause for now).
+After the last batch the update watches every task it started for the monitor period (default 5 s)
+before it counts as COMPLETED; a failure meanwhile pauses it like any other.
+
+Not yet here (the fuller updater comes later and fits behind the same `ServiceUpdate.run`): max
+failure ratio, start-first order, and the automatic rollback failure action (treated as pause for now).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ import time
 from collections.abc import Callable
 
 from swarmpy.api import objects_pb2
+from swarmpy.manager.controlapi.defaults import effective_rollback_config, effective_update_config
 from swarmpy.manager.store import MemoryStore, StoreError, Transaction
 from swarmpy.manager.store.memory import clone
 
@@ -79,6 +82,7 @@ class ServiceUpdate:
         rollback = service.update_status.state == UpdateState.ROLLBACK_STARTED
         if not rollback:
             await self._set_status(UpdateState.UPDATING, "update in progress", started=True)
+        updated: list[str] = []
         while True:
             service = self._current_service()
             if service is None:
@@ -87,21 +91,55 @@ class ServiceUpdate:
             if not batch:
                 break
             new_ids = await self._replace(batch)
+            updated.extend(new_ids)
             failed = await self._wait_until_running(new_ids)
-            if failed is not None and service.spec.update.failure_action != FailureAction.CONTINUE:
-                state = UpdateState.ROLLBACK_PAUSED if rollback else UpdateState.PAUSED
-                what = "rollback" if rollback else "update"
-                await self._set_status(state, f"{what} paused due to failure or early termination of task {failed}")
-                log.info("%s of service %s paused: task %s failed", what, self.service_id, failed)
+            if failed is not None and not await self._pause_unless_continuing(service, rollback, failed):
                 return
             delay = service.spec.update.delay
             if delay > 0:
                 await asyncio.sleep(delay / 1e9)
+        # The monitor period: the last batch must stay up this long before the update counts as done
+        # (swarmkit's Monitor; docker's CLI waits for COMPLETED, so it must not come early).
+        config = effective_rollback_config if rollback else effective_update_config
+        monitor = config(service.spec).monitor / 1e9 if service is not None else 0
+        failed = await self._watch_for_failure(updated, monitor)
+        if failed is not None and service is not None and not await self._pause_unless_continuing(service, rollback, failed):
+            return
+        if self._current_service() is None:
+            return
         if rollback:
             await self._set_status(UpdateState.ROLLBACK_COMPLETED, "rollback completed", completed=True)
         else:
             await self._set_status(UpdateState.COMPLETED, "update completed", completed=True)
         log.info("service %s updated to spec version %d", self.service_id, self.spec_version)
+
+    async def _pause_unless_continuing(self, service: objects_pb2.Service, rollback: bool, failed: str) -> bool:
+        """True to carry on past a failed task (failure action CONTINUE); else pause and return False."""
+        if service.spec.update.failure_action == FailureAction.CONTINUE:
+            return True
+        state = UpdateState.ROLLBACK_PAUSED if rollback else UpdateState.PAUSED
+        what = "rollback" if rollback else "update"
+        await self._set_status(state, f"{what} paused due to failure or early termination of task {failed}")
+        log.info("%s of service %s paused: task %s failed", what, self.service_id, failed)
+        return False
+
+    async def _watch_for_failure(self, task_ids: list[str], seconds: float) -> str | None:
+        """Watch the given tasks for `seconds`; the ID of one that failed meanwhile, if any."""
+        if seconds <= 0 or not task_ids:
+            return None
+        with self._store.watch(["task"]) as watch:
+            try:
+                async with asyncio.timeout(seconds):
+                    while True:
+                        view = self._store.view()
+                        for task_id in task_ids:
+                            task = view.get_task(task_id)
+                            if task is not None and is_runnable(task) and is_finished(task):
+                                return task_id
+                        await watch.get()
+                        watch.drain()
+            except TimeoutError:
+                return None
 
     def _current_service(self) -> objects_pb2.Service | None:
         service = self._store.view().get_service(self.service_id)
