@@ -530,3 +530,53 @@ async def test_assignments_refuse_an_unknown_session():
         with pytest.raises(grpc.aio.AioRpcError) as refused:
             await call.read()
         assert refused.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+class DownHoldingProposer:
+    """Applies proposals in order, like a Raft log, but holds the first one that writes a node DOWN until
+    `release` is set: a DOWN write still in flight when the node comes back."""
+
+    def __init__(self, store: MemoryStore) -> None:
+        self._store = store
+        self._index = 0
+        self._in_order = asyncio.Lock()  # FIFO: proposals apply in the order they were made
+        self.down_held = asyncio.Event()
+        self.release = asyncio.Event()
+
+    async def propose(self, data: bytes):
+        async with self._in_order:
+            from swarmpy.api import store_pb2
+
+            actions = store_pb2.StoreProposal.FromString(data).actions
+            if not self.down_held.is_set() and any(
+                action.WhichOneof("target") == "node" and action.node.status.state == DOWN for action in actions
+            ):
+                self.down_held.set()
+                await self.release.wait()
+            self._index += 1
+            return self._store.apply(self._index, data)
+
+
+async def test_a_node_back_before_its_down_write_applies_ends_up_ready():
+    store = MemoryStore()
+    proposer = DownHoldingProposer(store)
+    store.proposer = proposer
+    await seed(store, ("node", make_node("n1")))
+    async with running_manager(store) as manager, grpc.aio.insecure_channel(manager.addr) as channel:
+        stub = dispatcher_pb2_grpc.DispatcherStub(channel)
+        first_call, _ = await open_session(stub, "n1")
+        await asyncio.wait_for(proposer.down_held.wait(), 3)  # no heartbeats: the DOWN write is on its way
+        assert node_state(store, "n1") == READY
+
+        reopening = asyncio.create_task(open_session(stub, "n1"))
+        await asyncio.sleep(0.1)  # the new session's own write queues up behind the DOWN write
+        proposer.release.set()
+        call, message = await asyncio.wait_for(reopening, 3)
+        assert message.node.status.state == READY
+        await wait_for(lambda: node_state(store, "n1") == READY, timeout=1)
+        beat = dispatcher_pb2.HeartbeatRequest(session_id=message.session_id)
+        await stub.Heartbeat(beat, metadata=as_node("n1"))
+        await asyncio.sleep(0.1)
+        assert node_state(store, "n1") == READY
+        call.cancel()
+        first_call.cancel()

@@ -16,7 +16,8 @@ push a new description) and supersedes the older stream without disturbing the s
 Heartbeats. Each Heartbeat answers with the period until the next one (the cluster's, ± 10% jitter) and
 moves the node's deadline to GRACE_MULTIPLIER periods ahead. A node past its deadline is written DOWN
 ("heartbeat failure") and its session ends: every stream of it closes and its calls are refused until it
-opens a new session, which writes it READY again. When the dispatcher starts, every node not already DOWN
+opens a new session, which writes it READY again (always with a write, even if the node still looks
+READY: a DOWN write already on its way through Raft then conflicts with it and one of the two is retried). When the dispatcher starts, every node not already DOWN
 is written UNKNOWN and given one grace period to open a session; only those that do not are marked DOWN,
 each at its own deadline. The orchestrators replace the tasks of DOWN nodes; the dispatcher only writes
 the node's status.
@@ -26,8 +27,9 @@ and go through a TaskStatusBatcher: observed state only moves forward, and many 
 store proposal.
 
 Assignments. The first message is COMPLETE: every task on the node's tasks_by_node index that it should
-know (rules.should_know). Then the store's task changes, gathered over a short window, become INCREMENTAL
-messages: UPDATE for a task that is new to the node or changed (ignoring status, which the node itself
+know (rules.should_know). Then the task changes of its node, routed to it by the dispatcher's one task
+watch (routing.TaskRouter, so a write costs the same whatever the number of nodes) and gathered over a
+short window, become INCREMENTAL messages: UPDATE for a task that is new to the node or changed (ignoring status, which the node itself
 reported), REMOVE for a known task deleted, moved away or no longer to be known.
 
 Logs. LogSubscriptions and PublishLogs are the node's side of the LogBroker (swarmpy.manager.logbroker),
@@ -64,6 +66,7 @@ from .rules import (
     peer_host,
     should_know,
 )
+from .routing import TaskRouter
 from .status_batch import TaskStatusBatcher
 
 log = logging.getLogger(__name__)
@@ -118,6 +121,11 @@ class _Pulse:
         await self._event.wait()
 
 
+def _complete_set(tasks: list[objects_pb2.Task]) -> list[dispatcher_pb2.AssignmentChange]:
+    update = dispatcher_pb2.AssignmentChange.UPDATE
+    return [dispatcher_pb2.AssignmentChange(task=task, action=update) for task in tasks if should_know(task)]
+
+
 def _role_changed(old: objects_pb2.Node, new: objects_pb2.Node) -> bool:
     """Promotion and demotion are carried out by the node itself, so it must hear of them at once."""
     return old.spec.desired_role != new.spec.desired_role or old.role != new.role
@@ -160,6 +168,7 @@ class Dispatcher(dispatcher_pb2_grpc.DispatcherServicer):
         self._identify = identify
         self._rng = rng or random.Random()
         self._status = TaskStatusBatcher(store, self._settings.status_flush_interval, self._settings.status_max_pending)
+        self._tasks = TaskRouter(store)
         self._sessions: dict[str, _Session] = {}
         self._deadlines = Deadlines()
         self._deadlines_moved = _Pulse()
@@ -172,16 +181,19 @@ class Dispatcher(dispatcher_pb2_grpc.DispatcherServicer):
         view, watch = self._store.view_and_watch(["node"])
         try:
             self._managers = manager_peers(view.nodes())
+            self._tasks.open()
             self._running = True
             log.info("dispatcher started")
             async with asyncio.TaskGroup() as tg:
                 tg.create_task(self._status.run())
+                tg.create_task(self._tasks.run())
                 tg.create_task(self._expire_nodes())
                 tg.create_task(self._follow_nodes(watch))
                 tg.create_task(self._mark_nodes_unknown())
         finally:
             self._running = False
             watch.close()
+            self._tasks.close()
             for session in self._sessions.values():
                 session.end(DispatcherStopped("this manager stopped dispatching (leadership moved?): reconnect"))
             self._sessions.clear()
@@ -239,8 +251,10 @@ class Dispatcher(dispatcher_pb2_grpc.DispatcherServicer):
                 await self._write_down(node_id, message)
             next_due = self._deadlines.next_due()
             timeout = None if next_due is None else max(0.0, next_due - time.monotonic())
+            # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation racing its timeout.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._deadlines_moved.wait(), timeout)
+                async with asyncio.timeout(timeout):
+                    await self._deadlines_moved.wait()
 
     async def _write_down(self, node_id: str, message: str) -> None:
         def stage(tx: Transaction) -> None:
@@ -386,8 +400,11 @@ class Dispatcher(dispatcher_pb2_grpc.DispatcherServicer):
             updated.status.state = objects_pb2.NodeStatus.READY
             updated.status.message = ""
             updated.status.addr = session.addr
-            if updated != node:
-                tx.update("node", updated)
+            # Written even when nothing seems to change: a DOWN (or UNKNOWN) write proposed before this
+            # session opened may still be on its way through Raft. Both writes name the version read here,
+            # so whichever applies second conflicts and is retried from a fresh read: the DOWN write then
+            # sees the session and stands down, or this one sees DOWN and writes READY over it.
+            tx.update("node", updated)
             return updated
 
         return await self._update_with_retries(stage, f"node {session.node_id}")
@@ -435,27 +452,28 @@ class Dispatcher(dispatcher_pb2_grpc.DispatcherServicer):
             node_id = self._identify(context)
             self._require_running()
             session = self._session_of(node_id, request.session_id)
-            view, watch = self._store.view_and_watch(["task"])
-            with watch:
+            tasks, inbox = self._tasks.subscribe(node_id)
+            try:
                 known: dict[str, bytes] = {}
-                update = dispatcher_pb2.AssignmentChange.UPDATE
-                changes = [
-                    dispatcher_pb2.AssignmentChange(task=task, action=update)
-                    for task in view.tasks_by_node(node_id)
-                    if should_know(task)
-                ]
+                changes = _complete_set(tasks)
                 apply_changes(known, changes)
                 sequence = str(self._store.applied_index)
                 yield dispatcher_pb2.AssignmentsMessage(
                     type=dispatcher_pb2.AssignmentsMessage.COMPLETE, results_in=sequence, changes=changes
                 )
                 while True:
-                    first = await self._until_ended(session, watch.get())
+                    await self._until_ended(session, inbox.wait())
                     await self._until_ended(session, asyncio.sleep(self._settings.assignment_batch_window))
-                    changed: dict[str, objects_pb2.Task | None] = {}
-                    for event in [first, *watch.drain()]:
-                        if isinstance(event, Change) and event.kind == "task":
-                            changed[event.obj.id] = event.new
+                    changed, resync = inbox.take()
+                    if resync:  # the store was restored from a snapshot: start the node over
+                        known.clear()
+                        changes = _complete_set(self._store.view().tasks_by_node(node_id))
+                        apply_changes(known, changes)
+                        sequence = str(self._store.applied_index)
+                        yield dispatcher_pb2.AssignmentsMessage(
+                            type=dispatcher_pb2.AssignmentsMessage.COMPLETE, results_in=sequence, changes=changes
+                        )
+                        continue
                     changes = assignment_changes(node_id, known, changed)
                     if not changes:
                         continue
@@ -467,6 +485,8 @@ class Dispatcher(dispatcher_pb2_grpc.DispatcherServicer):
                         results_in=sequence,
                         changes=changes,
                     )
+            finally:
+                self._tasks.unsubscribe(inbox)
 
     # ---------------------------------------------------------------- logs
 

@@ -59,8 +59,10 @@ class TaskStatusBatcher:
         try:
             while True:
                 await self._has_pending.wait()
+                # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation racing its timeout.
                 try:
-                    await asyncio.wait_for(self._full.wait(), self._flush_interval)
+                    async with asyncio.timeout(self._flush_interval):
+                        await self._full.wait()
                 except TimeoutError:
                     pass
                 await self._flush()
