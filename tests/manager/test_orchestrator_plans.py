@@ -1,9 +1,10 @@
 """Pure orchestration decisions: new tasks, dirtiness, slots, replicated and global plans."""
 
 from swarmpy.api import objects_pb2
+from swarmpy.manager.store.memory import clone
 from swarmpy.manager.orchestrator.common import group_by_slot, is_task_dirty, new_task, runnable_by_slot
 from swarmpy.manager.orchestrator.global_ import plan_global
-from swarmpy.manager.orchestrator.replicated import plan_replicated
+from swarmpy.manager.orchestrator.replicated import plan_replicated, task_change_may_alter_plan
 from tests.manager.test_orchestrator_support import Availability, NodeState, make_node, make_service, make_task
 
 NODES = {n: make_node(n) for n in ("n1", "n2", "n3")}
@@ -133,3 +134,31 @@ def test_global_respects_constraints_both_ways():
     nodes = [make_node("n1", labels={"zone": "east"}), make_node("n2", labels={"zone": "west"})]
     plan = plan_global(service, [make_task(service, 0, node_id="n2")], nodes)
     assert plan.create_on == ["n1"] and [t.node_id for t in plan.retire] == ["n2"]
+
+
+def test_only_changes_that_can_free_or_fill_a_slot_make_a_replicated_service_dirty():
+    service = make_service(replicas=2)
+    nodes = dict(NODES, down=make_node("down", state=NodeState.DOWN))
+    task = make_task(service, 1, state=objects_pb2.PENDING)
+
+    def after(change, before=task):
+        updated = clone(before)
+        change(updated)
+        return updated
+
+    def may_alter(old, new):
+        return task_change_may_alter_plan(old, new, nodes.get)
+
+    assert may_alter(None, task) and may_alter(task, None)  # created, deleted
+    assigned = after(lambda t: (setattr(t, "node_id", "n1"), setattr(t.status, "state", objects_pb2.ASSIGNED)))
+    assert not may_alter(task, assigned)  # the scheduler's write
+    running = after(lambda t: setattr(t.status, "state", objects_pb2.RUNNING), assigned)
+    assert not may_alter(assigned, running)  # a status report
+    assert may_alter(running, after(lambda t: setattr(t, "desired_state", objects_pb2.SHUTDOWN), running))
+    assert may_alter(running, after(lambda t: setattr(t.status, "state", objects_pb2.FAILED), running))
+    on_down = after(lambda t: (setattr(t, "node_id", "down"), setattr(t.status, "state", objects_pb2.ASSIGNED)))
+    assert may_alter(task, on_down)  # assigned to a node that cannot keep it
+    on_gone = after(lambda t: setattr(t.status, "state", objects_pb2.RUNNING), after(lambda t: setattr(t, "node_id", "gone")))
+    assert may_alter(after(lambda t: setattr(t, "node_id", "gone")), on_gone)  # reported from a deleted node
+    retired = after(lambda t: setattr(t, "desired_state", objects_pb2.SHUTDOWN), running)
+    assert not may_alter(retired, after(lambda t: setattr(t.status, "state", objects_pb2.SHUTDOWN), retired))

@@ -18,7 +18,8 @@ rolling updater (update.py). A deleted service's tasks get desired REMOVE; the t
 once their workers have stopped them. Tasks whose service no longer exists are treated the same way.
 
 The loop watches services, tasks and nodes, and reconciles each affected service once per batch of
-events. A write refused for a stale read (Conflict) is simply retried from a fresh read.
+events. Only changes that can alter the plan make a service dirty (`task_change_may_alter_plan`): a
+status report does not, so a large service is not re-planned once per task per state. A write refused for a stale read (Conflict) is simply retried from a fresh read.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from swarmpy.api import objects_pb2
@@ -37,6 +38,7 @@ from .common import (
     REMOVE,
     RUNNING,
     is_replicated,
+    is_runnable,
     is_task_dirty,
     new_task,
     next_events,
@@ -138,6 +140,8 @@ class ReplicatedOrchestrator:
             elif is_replicated(event.new):
                 dirty.add(event.new.id)
         elif event.kind == "task":
+            if not task_change_may_alter_plan(event.old, event.new, view.get_node):
+                return
             service = view.get_service(event.obj.service_id)
             if service is not None and is_replicated(service):
                 dirty.add(service.id)
@@ -220,6 +224,31 @@ async def _mark_removed(store: MemoryStore, tasks: list[objects_pb2.Task]) -> No
             batch.update("task", retire(task, REMOVE))
 
     await store.batch(write)
+
+
+def task_change_may_alter_plan(
+    old: objects_pb2.Task | None,
+    new: objects_pb2.Task | None,
+    get_node: Callable[[str], objects_pb2.Node | None],
+) -> bool:
+    """Whether a task change can change `plan_replicated`'s answer for its service.
+
+    Most task writes are status reports (ASSIGNED → ... → RUNNING) and scheduler assignments; none of them
+    frees or fills a slot, so re-planning a service of 10,000 tasks for each would be all waste. What can
+    matter: a task created or deleted, its desired state changed (a slot freed), a runnable task on a node
+    that cannot keep it (moved there, or reported while the node is down or drained), and a task that
+    finished (it still holds its slot, but scale-down gives up slots that are not running first).
+    """
+    if old is None or new is None:
+        return True
+    if old.desired_state != new.desired_state:
+        return True
+    if not is_runnable(new):
+        return False
+    if new.node_id and (new.node_id != old.node_id or new.status.state != old.status.state):
+        if node_gone_or_down(get_node(new.node_id)):
+            return True
+    return old.status.state <= RUNNING < new.status.state
 
 
 def _availability_changed(old: objects_pb2.Node, new: objects_pb2.Node) -> bool:
