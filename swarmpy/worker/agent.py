@@ -250,8 +250,11 @@ class Agent:
             stub = dispatcher_pb2_grpc.DispatcherStub(channel)
             description = await self._describe()
             call = stub.Session(dispatcher_pb2.SessionRequest(description=description))
+            # asyncio.timeout rather than wait_for here and below: on 3.11, wait_for can swallow a
+            # cancellation that races its result, and the agent would then never finish stopping.
             try:
-                first = await asyncio.wait_for(call.read(), self._settings.rpc_timeout)
+                async with asyncio.timeout(self._settings.rpc_timeout):
+                    first = await call.read()
             except grpc.aio.AioRpcError as exc:
                 leader = redirect_of(exc)
                 if leader:
@@ -323,7 +326,8 @@ class Agent:
     ) -> None:
         while True:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._description_nudge.wait(), self._settings.description_interval)
+                async with asyncio.timeout(self._settings.description_interval):
+                    await self._description_nudge.wait()
             self._description_nudge.clear()
             description = await self._describe()
             if description == sent:
