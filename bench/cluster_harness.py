@@ -5,8 +5,8 @@ Theory of operation
 Each manager is a `swarmpyd` child process (the real daemon, unchanged) with its own data dir and local
 socket under one temporary directory. The first runs `swarm init` through the CLI, by default drained
 (`--availability drain`) so that no task lands on the manager's own Docker-backed worker: the tasks of
-a benchmark go to the simulated nodes only. Further managers would join with the manager token; the
-daemon refuses that today, and `start_managers` says so.
+a benchmark go to the simulated nodes only. Further managers join with the manager token
+(`swarm join --token <manager token>`), also drained.
 
 The benchmark then speaks the Control API over the first daemon's local socket with grpc.aio
 (`ControlClient`), and reads the leader's peak RSS and CPU time from /proc (`ProcessUsage`).
@@ -36,22 +36,6 @@ from swarmpy.api import control_pb2, control_pb2_grpc, objects_pb2
 DAEMON_START_TIMEOUT = 30.0
 STOP_GRACE = 10.0
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-
-
-# swarmpyd, with one bench-only shim: swarmpy.ca.server reads ClusterSpec.ca_config.node_cert_expiry
-# (nanoseconds, as the CLI and swarmpy.daemon.swarmnode write it) as seconds, so every join fails with
-# OverflowError. Until that is fixed the shim converts values that can only be nanoseconds (over ~3,000
-# years as seconds); once it is fixed, the shim never fires.
-DAEMON_LAUNCHER = """
-import swarmpy.ca.server as ca_server
-_read_expiry = ca_server.node_cert_expiry_seconds
-def _expiry_in_seconds(cluster):
-    value = _read_expiry(cluster)
-    return value / 1e9 if value > 1e11 else value
-ca_server.node_cert_expiry_seconds = _expiry_in_seconds
-from swarmpy.daemon import main
-main()
-"""
 
 
 def free_port() -> int:
@@ -149,7 +133,7 @@ def _start_daemon(work_dir: Path, name: str) -> ManagerProcess:
     log_path = work_dir / f"{name}.log"
     with open(log_path, "wb") as log_file:
         process = subprocess.Popen(
-            [sys.executable, "-c", DAEMON_LAUNCHER,
+            [sys.executable, "-c", "from swarmpy.daemon import main; main()",
              "--data-dir", str(data_dir), "--socket", str(socket_path), "--hostname", name],
             stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True,
         )

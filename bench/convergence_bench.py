@@ -194,7 +194,7 @@ def parse_sizes(text: str) -> list[tuple[int, int]]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", type=parse_sizes, default=parse_sizes("100x100,10000x1000"))
-    parser.add_argument("--managers", type=int, default=1, help="manager processes (3 needs join-as-manager)")
+    parser.add_argument("--managers", type=int, default=1, help="manager processes (the first leads; the others join with the manager token)")
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for convergence")
     parser.add_argument("--profile", type=Path, default=None, help="directory for py-spy profiles of the leader")
     args = parser.parse_args()
