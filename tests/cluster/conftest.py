@@ -306,6 +306,10 @@ class Cluster:
                     daemon.thaw()
             except (ProcessLookupError, PermissionError):
                 pass
+        # Every daemon dies before any container is removed: a live leader would otherwise reschedule
+        # the tasks of the hosts already torn down, and start containers for them meanwhile.
+        for daemon in self.daemons.values():
+            daemon.kill()
         for daemon in self.daemons.values():
             daemon.teardown()
 
