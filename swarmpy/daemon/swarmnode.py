@@ -18,7 +18,7 @@ import grpc
 from swarmpy.api import control_pb2, objects_pb2
 from swarmpy.ca import tls
 from swarmpy.ca.bootstrap import fetch_root_ca, renew_node_certificate, request_node_certificate, split_host_port
-from swarmpy.ca.certs import create_root_ca, make_node_key_and_csr, parse_node_certificate, sign_node_csr
+from swarmpy.ca.certs import create_root_ca, make_node_key_and_csr, parse_node_certificate, renewal_delay, sign_node_csr
 from swarmpy.ca.errors import CAError
 from swarmpy.ca.keystore import NodeCredentials, load_node_credentials, save_node_credentials
 from swarmpy.ca.tokens import new_join_tokens, parse_join_token
@@ -55,6 +55,7 @@ class SwarmNode:
         self._latest_node: objects_pb2.Node | None = None
         self._node_changed = asyncio.Event()
         self._role_task: asyncio.Task[None] | None = None
+        self._renewal_task: asyncio.Task[None] | None = None
 
     # -- becoming a member ------------------------------------------------------------------
 
@@ -152,10 +153,11 @@ class SwarmNode:
         await self._start_worker()
 
     async def stop(self) -> None:
-        if self._role_task is not None:
-            self._role_task.cancel()
-            await asyncio.gather(self._role_task, return_exceptions=True)
-            self._role_task = None
+        for task in (self._role_task, self._renewal_task):
+            if task is not None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+        self._role_task = self._renewal_task = None
         if self.worker is not None:
             await self.worker.stop()
             self.worker = None
@@ -245,6 +247,10 @@ class SwarmNode:
         await self.worker.start()
         if self._role_task is None:
             self._role_task = asyncio.create_task(self._follow_role(), name=f"role-{self.state.node_id}")
+        if self._renewal_task is None:
+            self._renewal_task = asyncio.create_task(
+                self._keep_certificate_fresh(), name=f"cert-renewal-{self.state.node_id}"
+            )
 
     # -- promotion and demotion -------------------------------------------------------------
 
@@ -270,19 +276,35 @@ class SwarmNode:
                 await asyncio.sleep(ROLE_RETRY_DELAY)
                 self._node_changed.set()
 
-    async def _renew_certificate(self, want_role: int) -> None:
+    async def _renew_certificate(self, want_role: int | None) -> None:
+        """A fresh certificate from a manager; `want_role` None takes whatever role the swarm gives."""
         assert self.credentials is not None and self.worker is not None
-        if parse_node_certificate(self.credentials.cert_pem).role == want_role:
+        if want_role is not None and parse_node_certificate(self.credentials.cert_pem).role == want_role:
             return  # a retry after a failed Raft join: the certificate already changed
         addr = self.worker.manager_addr() or self.state.managers[0]
         key, cert = await renew_node_certificate(
             addr, self.credentials.key_pem, self.credentials.cert_pem, self.credentials.root_cert_pem
         )
-        if parse_node_certificate(cert).role != want_role:
+        if want_role is not None and parse_node_certificate(cert).role != want_role:
             raise LocalNodeError(grpc.StatusCode.UNAVAILABLE, "the renewed certificate does not carry the new role yet")
         self.credentials = NodeCredentials(key_pem=key, cert_pem=cert, root_cert_pem=self.credentials.root_cert_pem)
         await save_node_credentials(self.data_dir.root, self.credentials)
         self.worker.credentials = self.credentials
+        if self.manager is not None:
+            self.manager.update_credentials(self.credentials)
+
+    async def _keep_certificate_fresh(self) -> None:
+        """Renew at a random point in 50-80% of the certificate's life (swarmkit's rule), tasks untouched."""
+        while True:
+            assert self.credentials is not None
+            await asyncio.sleep(renewal_delay(self.credentials.cert_pem))
+            try:
+                await self._renew_certificate(None)
+            except (CAError, LocalNodeError, grpc.aio.AioRpcError) as exc:
+                log.warning("node %s: certificate renewal failed, will retry: %s", self.state.node_id, exc)
+                await asyncio.sleep(ROLE_RETRY_DELAY)
+                continue
+            log.info("node %s: certificate renewed", self.state.node_id)
 
     async def _become_manager(self) -> None:
         log.info("node %s: promoted; joining the managers", self.state.node_id)

@@ -184,7 +184,9 @@ class Manager:
         )
         self._leader_moved = asyncio.Event()  # replaced and set at each change of leader
         self._leader_channels: dict[str, grpc.aio.Channel] = {}
+        self._retired_channels: list[grpc.aio.Channel] = []
         self._server: grpc.aio.Server | None = None
+        self._server_credentials: tls.ReloadableServerCredentials | None = None
         self._loops = LeaderLoops(self._leader_loop_factories())
         self._loops_task: asyncio.Task[None] | None = None
 
@@ -217,9 +219,10 @@ class Manager:
             self._loops_task = None
         if self.driver is not None:
             await self.driver.stop()
-        for channel in self._leader_channels.values():
+        for channel in [*self._leader_channels.values(), *self._retired_channels]:
             await channel.close()
         self._leader_channels.clear()
+        self._retired_channels.clear()
 
     async def leave_raft(self, timeout: float) -> None:
         """Have the leader remove this manager from the Raft group, handing leadership over first if it is
@@ -301,9 +304,10 @@ class Manager:
         raft_pb2_grpc.add_RaftServicer_to_server(
             RaftServicer(lambda: self.driver, view.members), server
         )
-        creds = tls.server_credentials(
+        self._server_credentials = tls.ReloadableServerCredentials(
             self.credentials.key_pem, self.credentials.cert_pem, self.credentials.root_cert_pem
         )
+        creds = self._server_credentials.credentials
         try:
             bound = server.add_secure_port(self.listen_addr, creds)
         except RuntimeError:  # grpc's "Failed to bind", with advice about GRPC_VERBOSITY
@@ -339,6 +343,15 @@ class Manager:
     def _peer_channel(self, addr: str) -> grpc.aio.Channel:
         creds = tls.channel_credentials(self.credentials.key_pem, self.credentials.cert_pem, self.credentials.root_cert_pem)
         return grpc.aio.secure_channel(addr, creds, options=tls.channel_options(self._raft_config.max_message_bytes))
+
+    def update_credentials(self, credentials: NodeCredentials) -> None:
+        """A renewed certificate: new connections present it; established ones keep their session."""
+        self.credentials = credentials
+        if self._server_credentials is not None:
+            self._server_credentials.update(credentials.key_pem, credentials.cert_pem, credentials.root_cert_pem)
+        # Dial the leader afresh with the new certificate; the old channels close when the manager stops.
+        self._retired_channels.extend(self._leader_channels.values())
+        self._leader_channels.clear()
 
     def _leader_channel(self) -> grpc.aio.Channel | None:
         """A channel to the leader's swarm port, with this manager's certificate (None: no leader known)."""
