@@ -73,3 +73,40 @@ async def test_reaper_loop_trims_history_and_deletes_removed_tasks_when_stopped(
         assert store.view().get_task(doomed.id) is not None  # still running
         await set_task_state(store, doomed.id, objects_pb2.SHUTDOWN)
         await eventually(lambda: store.view().get_task(doomed.id) is None, what="removed task reaped")
+
+
+async def test_reaper_loop_trims_history_as_tasks_are_retired_and_stop_while_it_runs():
+    store = MemoryStore()
+    service = make_service()
+    cluster = objects_pb2.Cluster(id="c")
+    cluster.spec.orchestration.task_history_retention_limit = 1
+    first, second, current = (
+        make_task(service, 1, node_id="n1", state=objects_pb2.RUNNING, created_at=i) for i in range(1, 4)
+    )
+
+    def setup(tx):
+        tx.create("cluster", cluster)
+        tx.create("node", make_node("n1"))
+        tx.create("task", first)
+
+    await store.update(setup)
+    async with running(TaskReaper(store, tick_seconds=0.02)):
+
+        async def replace(old, new):
+            def write(tx):
+                retired_task = objects_pb2.Task()
+                retired_task.CopyFrom(tx.get_task(old.id))
+                retired_task.desired_state = objects_pb2.SHUTDOWN
+                tx.update("task", retired_task)
+                tx.create("task", new)
+
+            await store.update(write)
+
+        await replace(first, second)
+        await replace(second, current)
+        await set_task_state(store, current.id, objects_pb2.RUNNING)  # a report of the current task
+        await asyncio.sleep(0.1)
+        assert len(store.view().tasks()) == 3  # two retired, but neither has stopped yet
+        await set_task_state(store, first.id, objects_pb2.SHUTDOWN)  # the retired task's report
+        await eventually(lambda: store.view().get_task(first.id) is None, what="the stopped excess task reaped")
+        assert {task.id for task in store.view().tasks()} == {second.id, current.id}

@@ -12,7 +12,7 @@ Two kinds of task are deleted:
   its worker stops it.
 `reap_removed` and `history_to_delete` are the pure decisions.
 
-The loop notes the slots touched by task events and the tasks marked REMOVE, and every 250 ms (or as soon
+The loop notes the slots of retired tasks that changed and the tasks marked REMOVE, and every 250 ms (or as soon
 as 1,000 are noted) decides for all of them at once and deletes in one store batch, so that a large
 service deletion becomes a few proposals rather than thousands.
 """
@@ -101,9 +101,15 @@ class TaskReaper:
             if not isinstance(event, Change):
                 continue
             if event.kind == "task" and event.new is not None:
-                slots.add(slot_key(event.new))
                 if event.new.desired_state >= REMOVE:
                     removed.add(event.new.id)
+                elif not is_runnable(event.new):
+                    # Only a retired task (just retired, or reporting it stopped) can push a slot's history
+                    # over the limit or make its excess deletable; a runnable task's reports cannot, and
+                    # noting their slots would re-read a large service for every status report.
+                    slots.add(slot_key(event.new))
+                else:
+                    continue
             elif event.kind == "node" and event.action == "remove":
                 removed.update(
                     task.id for task in self._store.view().tasks_by_node(event.old.id) if task.desired_state >= REMOVE
