@@ -95,31 +95,37 @@ class TaskReaper:
                 # asyncio.timeout rather than wait_for: on 3.11, wait_for can swallow a cancellation that
                 # races the result, which would leave this loop running after its owner stopped it.
                 async with asyncio.timeout(timeout):
-                    event = await watch.get()
+                    first = await watch.get()
             except TimeoutError:
                 return
-            if not isinstance(event, Change):
-                continue
-            if event.kind == "task" and event.new is not None:
-                if event.new.desired_state >= REMOVE:
-                    removed.add(event.new.id)
-                elif not is_runnable(event.new):
-                    # Only a retired task (just retired, or reporting it stopped) can push a slot's history
-                    # over the limit or make its excess deletable; a runnable task's reports cannot, and
-                    # noting their slots would re-read a large service for every status report.
-                    slots.add(slot_key(event.new))
-                else:
-                    continue
-            elif event.kind == "node" and event.action == "remove":
-                removed.update(
-                    task.id for task in self._store.view().tasks_by_node(event.old.id) if task.desired_state >= REMOVE
-                )
-            elif event.kind == "cluster":
-                slots.update(slot_key(task) for task in self._store.view().tasks())
-            else:
-                continue
-            if deadline is None:
+            # Everything already queued is taken without a timer each: a large service makes thousands.
+            noted = [self._note(event, slots, removed) for event in [first, *watch.drain()]]
+            if deadline is None and any(noted):
                 deadline = loop.time() + self._tick
+
+    def _note(self, event: object, slots: set[SlotKey], removed: set[str]) -> bool:
+        """Note what the event may make deletable; whether it noted anything."""
+        if not isinstance(event, Change):
+            return False
+        if event.kind == "task" and event.new is not None:
+            if event.new.desired_state >= REMOVE:
+                removed.add(event.new.id)
+            elif not is_runnable(event.new):
+                # Only a retired task (just retired, or reporting it stopped) can push a slot's history
+                # over the limit or make its excess deletable; a runnable task's reports cannot, and
+                # noting their slots would re-read a large service for every status report.
+                slots.add(slot_key(event.new))
+            else:
+                return False
+        elif event.kind == "node" and event.action == "remove":
+            removed.update(
+                task.id for task in self._store.view().tasks_by_node(event.old.id) if task.desired_state >= REMOVE
+            )
+        elif event.kind == "cluster":
+            slots.update(slot_key(task) for task in self._store.view().tasks())
+        else:
+            return False
+        return True
 
     async def _reap(self, slots: set[SlotKey], removed: set[str]) -> None:
         view = self._store.view()
