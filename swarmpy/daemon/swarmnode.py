@@ -16,7 +16,6 @@ from typing import Any
 import grpc
 
 from swarmpy.api import control_pb2, objects_pb2
-from swarmpy.ca import tls
 from swarmpy.ca.bootstrap import fetch_root_ca, renew_node_certificate, request_node_certificate, split_host_port
 from swarmpy.ca.certs import create_root_ca, make_node_key_and_csr, parse_node_certificate, renewal_delay, sign_node_csr
 from swarmpy.ca.errors import CAError

@@ -46,7 +46,6 @@ from .raftstore import RaftProposer, StoreStateMachine
 from .rolemanager import RoleManager, demotion_refusal
 from .scheduler import Scheduler
 from .store import MemoryStore
-from .store.memory import clone
 
 log = logging.getLogger(__name__)
 
