@@ -580,3 +580,20 @@ async def test_a_node_back_before_its_down_write_applies_ends_up_ready():
         assert node_state(store, "n1") == READY
         call.cancel()
         first_call.cancel()
+
+
+async def test_an_ended_session_closes_its_assignments_stream():
+    store = MemoryStore()
+    await seed(store, ("node", make_node("n1")))
+    async with running_manager(store) as manager, grpc.aio.insecure_channel(manager.addr) as channel:
+        stub = dispatcher_pb2_grpc.DispatcherStub(channel)
+        session, first = await open_session(stub, "n1")
+        call = stub.Assignments(dispatcher_pb2.AssignmentsRequest(session_id=first.session_id), metadata=as_node("n1"))
+        complete = await asyncio.wait_for(call.read(), 2)
+        assert complete.type == dispatcher_pb2.AssignmentsMessage.COMPLETE
+        # No heartbeats: the session ends after its grace period, and the stream with it.
+        with pytest.raises(grpc.aio.AioRpcError) as ended:
+            await asyncio.wait_for(call.read(), 2)
+        assert ended.value.code() == grpc.StatusCode.NOT_FOUND
+        assert manager.dispatcher._tasks.subscribers() == 0
+        session.cancel()

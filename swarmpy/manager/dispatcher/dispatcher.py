@@ -66,7 +66,7 @@ from .rules import (
     peer_host,
     should_know,
 )
-from .routing import TaskRouter
+from .routing import Inbox, TaskRouter
 from .status_batch import TaskStatusBatcher
 
 log = logging.getLogger(__name__)
@@ -141,6 +141,9 @@ class _Session:
         self.end_reason: DispatcherError | None = None
         self.pulse = _Pulse()
         self.role_changed = False  # the node's role or desired role changed: tell it in a SessionMessage
+        # The inboxes of this session's Assignments streams, woken when it ends: cheaper than racing each
+        # wait against `ended` (two extra tasks per message per node).
+        self.inboxes: set[Inbox] = set()
 
     def end(self, reason: DispatcherError) -> None:
         if self.ended.is_set():
@@ -148,6 +151,14 @@ class _Session:
         self.end_reason = reason
         self.ended.set()
         self.pulse.fire()
+        for inbox in self.inboxes:
+            inbox.wake()
+
+    def check(self) -> None:
+        """Raise the reason the session ended, if it did."""
+        if self.ended.is_set():
+            assert self.end_reason is not None
+            raise self.end_reason
 
 
 class Dispatcher(dispatcher_pb2_grpc.DispatcherServicer):
@@ -453,6 +464,7 @@ class Dispatcher(dispatcher_pb2_grpc.DispatcherServicer):
             self._require_running()
             session = self._session_of(node_id, request.session_id)
             tasks, inbox = self._tasks.subscribe(node_id)
+            session.inboxes.add(inbox)
             try:
                 known: dict[str, bytes] = {}
                 changes = _complete_set(tasks)
@@ -462,8 +474,10 @@ class Dispatcher(dispatcher_pb2_grpc.DispatcherServicer):
                     type=dispatcher_pb2.AssignmentsMessage.COMPLETE, results_in=sequence, changes=changes
                 )
                 while True:
-                    await self._until_ended(session, inbox.wait())
-                    await self._until_ended(session, asyncio.sleep(self._settings.assignment_batch_window))
+                    await inbox.wait()
+                    session.check()
+                    await asyncio.sleep(self._settings.assignment_batch_window)
+                    session.check()
                     changed, resync = inbox.take()
                     if resync:  # the store was restored from a snapshot: start the node over
                         known.clear()
@@ -486,6 +500,7 @@ class Dispatcher(dispatcher_pb2_grpc.DispatcherServicer):
                         changes=changes,
                     )
             finally:
+                session.inboxes.discard(inbox)
                 self._tasks.unsubscribe(inbox)
 
     # ---------------------------------------------------------------- logs

@@ -49,6 +49,10 @@ class Inbox:
         self.changed.clear()
         self._ready.set()
 
+    def wake(self) -> None:
+        """Wake the stream with nothing new (its session ended: it re-checks and leaves)."""
+        self._ready.set()
+
     async def wait(self) -> None:
         """Until there is something to take."""
         await self._ready.wait()
