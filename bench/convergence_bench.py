@@ -37,6 +37,8 @@ class Figures:
     sessions_seconds: float
     converge_seconds: float
     leader_peak_rss: int
+    leader_rss_before: int  # VmRSS just before CreateService: what the joined nodes alone cost
+    leader_rss_timeline: list[tuple[float, int]]  # (seconds after CreateService, VmRSS) every RSS_SAMPLE_INTERVAL
     leader_cpu_converge: float
     leader_cpu_total: float
     leader_fds: int
@@ -97,6 +99,15 @@ def summarise_profile(collapsed: Path, top: int = 25) -> str:
 
 
 SIMULATOR_STOP_TIMEOUT = 30.0
+RSS_SAMPLE_INTERVAL = 1.0
+
+
+async def sample_rss(manager, started: float, into: list[tuple[float, int]]) -> None:
+    """The manager's RSS every RSS_SAMPLE_INTERVAL until cancelled: where memory grows, and whether it is
+    released (queues draining) or kept (state)."""
+    while True:
+        into.append((time.perf_counter() - started, manager.usage().rss_bytes))
+        await asyncio.sleep(RSS_SAMPLE_INTERVAL)
 
 
 async def stop_simulator(running: asyncio.Task[None]) -> None:
@@ -140,16 +151,23 @@ async def run_size(replicas: int, nodes: int, managers: int, timeout: float, pro
             )
             await asyncio.sleep(0.5)  # py-spy attaches before the clock starts
         poll_interval = 0.01 if replicas <= 1000 else 0.05
+        rss_timeline: list[tuple[float, int]] = []
         started = time.perf_counter()
-        service = await client.create_service(replicated_spec(f"converge-{replicas}", replicas))
+        sampler = asyncio.create_task(sample_rss(cluster.leader, started, rss_timeline))
         try:
-            converged = await client.wait_running(
-                service.id, replicas, timeout=timeout, interval=poll_interval, progress=5.0 if replicas > 1000 else None
-            )
-            converge_seconds = converged - started
-        except TimeoutError:
-            converge_seconds = float("inf")  # reported as "did not converge", with the usage so far
+            service = await client.create_service(replicated_spec(f"converge-{replicas}", replicas))
+            try:
+                converged = await client.wait_running(
+                    service.id, replicas, timeout=timeout, interval=poll_interval,
+                    progress=5.0 if replicas > 1000 else None,
+                )
+                converge_seconds = converged - started
+            except TimeoutError:
+                converge_seconds = float("inf")  # reported as "did not converge", with the usage so far
+        finally:
+            sampler.cancel()
         leader_after = cluster.leader.usage()
+        rss_timeline.append((time.perf_counter() - started, leader_after.rss_bytes))
         if profiler is not None:
             profiler.send_signal(2)  # SIGINT: py-spy writes what it has
             profiler.wait()
@@ -171,6 +189,8 @@ async def run_size(replicas: int, nodes: int, managers: int, timeout: float, pro
         sessions_seconds=sessions_seconds,
         converge_seconds=converge_seconds,
         leader_peak_rss=leader_after.peak_rss_bytes,
+        leader_rss_before=leader_before.rss_bytes,
+        leader_rss_timeline=rss_timeline,
         leader_cpu_converge=leader_after.cpu_seconds - leader_before.cpu_seconds,
         leader_cpu_total=leader_after.cpu_seconds,
         leader_fds=leader_after.open_files,
@@ -227,6 +247,9 @@ async def run_sizes(args: argparse.Namespace) -> None:
             f"tasks per node {figures.spread[0]}..{figures.spread[1]}, duplicate slots {figures.duplicate_slots}",
             flush=True,
         )
+        timeline = ", ".join(f"{at:.0f}s {rss / MIB:.0f}" for at, rss in figures.leader_rss_timeline)
+        print(f"  leader RSS (MiB): {figures.leader_rss_before / MIB:.0f} before create; after create: {timeline}",
+              flush=True)
 
 if __name__ == "__main__":
     main()
