@@ -7,17 +7,22 @@
 - Nodes dial with `channel_credentials` (their own certificate) and joiners with
   `bootstrap_channel_credentials`. Both verify the manager against the swarm root CA and expect the
   name "swarm-manager" whatever address they dial, which `channel_options` arranges.
+  `secure_channel` puts the two together for a node holding its NodeCredentials.
 """
 
 from __future__ import annotations
 
 import threading
+from typing import TYPE_CHECKING
 
 import grpc
 
 from swarmpy.ca.certs import MANAGER_SERVER_NAME, load_certificate, load_private_key, parse_node_certificate
 from swarmpy.ca.errors import MalformedCertificate
 from swarmpy.ca.join_bootstrap import BOOTSTRAP_CA_CERT_PEM, BOOTSTRAP_CLIENT_CERT_PEM, bootstrap_client_key_pem
+
+if TYPE_CHECKING:
+    from swarmpy.ca.keystore import NodeCredentials
 
 DEFAULT_MAX_MESSAGE_BYTES = 4 * 1024 * 1024
 
@@ -122,3 +127,11 @@ def bootstrap_channel_credentials(root_cert_pem: bytes) -> grpc.ChannelCredentia
         private_key=bootstrap_client_key_pem(),
         certificate_chain=BOOTSTRAP_CLIENT_CERT_PEM,
     )
+
+
+def secure_channel(
+    addr: str, credentials: NodeCredentials, max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
+) -> grpc.aio.Channel:
+    """A mutual-TLS channel from a node, presenting its certificate, to the manager at `addr`."""
+    creds = channel_credentials(credentials.key_pem, credentials.cert_pem, credentials.root_cert_pem)
+    return grpc.aio.secure_channel(addr, creds, options=channel_options(max_message_bytes))

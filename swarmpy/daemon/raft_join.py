@@ -32,8 +32,7 @@ async def join_raft(
         if addr in tried:
             continue
         tried.add(addr)
-        creds = tls.channel_credentials(credentials.key_pem, credentials.cert_pem, credentials.root_cert_pem)
-        async with grpc.aio.secure_channel(addr, creds, options=tls.channel_options()) as channel:
+        async with tls.secure_channel(addr, credentials) as channel:
             try:
                 response = await raft_pb2_grpc.RaftStub(channel).Join(
                     raft_pb2.RaftJoinRequest(addr=advertise_addr), timeout=JOIN_TIMEOUT

@@ -140,10 +140,7 @@ class WorkerSide:
         return list(dict.fromkeys([a for a in (self.manager_addr(), *known) if a]))
 
     def _channel(self, addr: str) -> grpc.aio.Channel:
-        creds = tls.channel_credentials(
-            self.credentials.key_pem, self.credentials.cert_pem, self.credentials.root_cert_pem
-        )
-        return grpc.aio.secure_channel(addr, creds, options=tls.channel_options())
+        return tls.secure_channel(addr, self.credentials)
 
     async def _describe(self) -> objects_pb2.NodeDescription:
         return describe_node(self.hostname, self._engine_version)

@@ -26,12 +26,14 @@ from swarmpy.ca.bootstrap import (
     request_node_certificate,
 )
 from swarmpy.ca.errors import JoinRefused, MalformedCertificate, ManagerUnreachable, RootCAMismatch
+from swarmpy.ca.keystore import NodeCredentials
 from swarmpy.ca.server import CAServicer, sign_for_cluster
 from swarmpy.ca.tls import (
     CHANNEL_OPTIONS,
     ReloadableServerCredentials,
     bootstrap_channel_credentials,
     channel_credentials,
+    secure_channel,
     server_credentials,
     server_options,
 )
@@ -156,6 +158,14 @@ async def test_worker_joins_with_a_pinned_root_and_uses_its_certificate(manager)
     async with grpc.aio.secure_channel(manager.addr, node_credentials, CHANNEL_OPTIONS) as channel:
         stream = dispatcher_pb2_grpc.DispatcherStub(channel).Session(dispatcher_pb2.SessionRequest(), timeout=CALL_TIMEOUT)
         assert [m.node.id async for m in stream] == [issued.node_id] * 2
+
+
+async def test_secure_channel_presents_the_node_credentials(manager):
+    root, issued = await join(manager, manager.swarm.worker_token)
+    credentials = NodeCredentials(key_pem=issued.key_pem, cert_pem=issued.cert_pem, root_cert_pem=root)
+    async with secure_channel(manager.addr, credentials) as channel:
+        await dispatcher_pb2_grpc.DispatcherStub(channel).Heartbeat(dispatcher_pb2.HeartbeatRequest(), timeout=CALL_TIMEOUT)
+    assert manager.echo.calls == [issued.node_id]
 
 
 async def test_a_worker_certificate_cannot_call_manager_methods(manager, caplog):
