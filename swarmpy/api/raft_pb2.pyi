@@ -64,6 +64,16 @@ class RaftMessageBatch(_message.Message):
     messages: _containers.RepeatedCompositeFieldContainer[RaftMessage]
     def __init__(self, messages: _Optional[_Iterable[_Union[RaftMessage, _Mapping]]] = ...) -> None: ...
 
+class RaftMessageChunk(_message.Message):
+    __slots__ = ("header", "total_data_bytes", "data")
+    HEADER_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_DATA_BYTES_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    header: RaftMessage
+    total_data_bytes: int
+    data: bytes
+    def __init__(self, header: _Optional[_Union[RaftMessage, _Mapping]] = ..., total_data_bytes: _Optional[int] = ..., data: _Optional[bytes] = ...) -> None: ...
+
 class ProcessRaftMessageResponse(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...

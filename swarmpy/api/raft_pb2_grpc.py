@@ -39,6 +39,11 @@ class RaftStub:
                 request_serializer=swarmpy_dot_api_dot_raft__pb2.RaftMessageBatch.SerializeToString,
                 response_deserializer=swarmpy_dot_api_dot_raft__pb2.ProcessRaftMessageResponse.FromString,
                 _registered_method=True)
+        self.StreamRaftMessage = channel.stream_unary(
+                '/swarmpy.api.Raft/StreamRaftMessage',
+                request_serializer=swarmpy_dot_api_dot_raft__pb2.RaftMessageChunk.SerializeToString,
+                response_deserializer=swarmpy_dot_api_dot_raft__pb2.ProcessRaftMessageResponse.FromString,
+                _registered_method=True)
         self.Join = channel.unary_unary(
                 '/swarmpy.api.Raft/Join',
                 request_serializer=swarmpy_dot_api_dot_raft__pb2.RaftJoinRequest.SerializeToString,
@@ -56,6 +61,14 @@ class RaftServicer:
 
     def ProcessRaftMessage(self, request, context):
         """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def StreamRaftMessage(self, request_iterator, context):
+        """One message too large for a single gRPC message (a SNAPSHOT of a large store), in chunks. The
+        receiver reassembles it and hands it to Raft as ProcessRaftMessage would.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -79,6 +92,11 @@ def add_RaftServicer_to_server(servicer, server):
             'ProcessRaftMessage': grpc.unary_unary_rpc_method_handler(
                     servicer.ProcessRaftMessage,
                     request_deserializer=swarmpy_dot_api_dot_raft__pb2.RaftMessageBatch.FromString,
+                    response_serializer=swarmpy_dot_api_dot_raft__pb2.ProcessRaftMessageResponse.SerializeToString,
+            ),
+            'StreamRaftMessage': grpc.stream_unary_rpc_method_handler(
+                    servicer.StreamRaftMessage,
+                    request_deserializer=swarmpy_dot_api_dot_raft__pb2.RaftMessageChunk.FromString,
                     response_serializer=swarmpy_dot_api_dot_raft__pb2.ProcessRaftMessageResponse.SerializeToString,
             ),
             'Join': grpc.unary_unary_rpc_method_handler(
@@ -118,6 +136,33 @@ class Raft:
             target,
             '/swarmpy.api.Raft/ProcessRaftMessage',
             swarmpy_dot_api_dot_raft__pb2.RaftMessageBatch.SerializeToString,
+            swarmpy_dot_api_dot_raft__pb2.ProcessRaftMessageResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def StreamRaftMessage(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_unary(
+            request_iterator,
+            target,
+            '/swarmpy.api.Raft/StreamRaftMessage',
+            swarmpy_dot_api_dot_raft__pb2.RaftMessageChunk.SerializeToString,
             swarmpy_dot_api_dot_raft__pb2.ProcessRaftMessageResponse.FromString,
             options,
             channel_credentials,
