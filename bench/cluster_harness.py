@@ -172,10 +172,26 @@ def start_managers(count: int = 1, *, dispatcher_heartbeat: str = "5s", availabi
                                check=False)
             if joined.returncode != 0:
                 raise RuntimeError(f"manager {other.name} could not join as a manager: {joined.stderr.strip()}")
+        for manager in cluster.managers[1:]:
+            _wait_until_it_knows_the_leader(manager)
     except BaseException:
         cluster.stop()
         raise
     return cluster
+
+
+def _wait_until_it_knows_the_leader(manager: ManagerProcess) -> None:
+    """A manager that just joined answers "the swarm does not have a leader" until it hears from the
+    leader; nodes sent to it for certificates meanwhile would be refused."""
+    deadline = time.monotonic() + DAEMON_START_TIMEOUT
+    while True:
+        listed = manager.cli("node", "ls", "-q", check=False)
+        if listed.returncode == 0:
+            return
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"manager {manager.name} did not reach the leader within {DAEMON_START_TIMEOUT}s: "
+                               f"{listed.stderr.strip()}")
+        time.sleep(0.2)
 
 
 def replicated_spec(name: str, replicas: int, image: str = "swarmpy-test/busybox", command: Sequence[str] = ("sleep", "100000")) -> objects_pb2.ServiceSpec:
