@@ -23,26 +23,22 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-from swarmpy.api import objects_pb2
-
-TaskState = objects_pb2.TaskState  # the enum wrapper; values are ints in swarmkit's order
-
-NEW = objects_pb2.NEW
-PENDING = objects_pb2.PENDING
-ASSIGNED = objects_pb2.ASSIGNED
-ACCEPTED = objects_pb2.ACCEPTED
-PREPARING = objects_pb2.PREPARING
-READY = objects_pb2.READY
-STARTING = objects_pb2.STARTING
-RUNNING = objects_pb2.RUNNING
-COMPLETE = objects_pb2.COMPLETE
-SHUTDOWN = objects_pb2.SHUTDOWN
-FAILED = objects_pb2.FAILED
-REJECTED = objects_pb2.REJECTED
-REMOVE = objects_pb2.REMOVE
-ORPHANED = objects_pb2.ORPHANED
-
-TERMINAL_STATES = frozenset({COMPLETE, SHUTDOWN, FAILED, REJECTED})
+# The states are the proto enum's values, in swarmkit's order, so that `<` and `>=` compare progress.
+from swarmpy.api.objects_pb2 import (
+    ACCEPTED,
+    ASSIGNED,
+    COMPLETE,
+    FAILED,
+    NEW,
+    PENDING,
+    PREPARING,
+    READY,
+    REJECTED,
+    REMOVE,
+    RUNNING,
+    SHUTDOWN,
+    STARTING,
+)
 
 
 class Action(enum.Enum):

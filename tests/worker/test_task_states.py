@@ -6,14 +6,12 @@ import itertools
 
 import pytest
 
+from swarmpy.api import objects_pb2
 from swarmpy.worker import task_states as ts
 from swarmpy.worker.task_states import Action, Container, ContainerFacts
 
-ALL_STATES = [
-    ts.NEW, ts.PENDING, ts.ASSIGNED, ts.ACCEPTED, ts.PREPARING, ts.READY, ts.STARTING, ts.RUNNING,
-    ts.COMPLETE, ts.SHUTDOWN, ts.FAILED, ts.REJECTED, ts.REMOVE, ts.ORPHANED,
-]
-OBSERVABLE = [s for s in ALL_STATES if s not in (ts.REMOVE, ts.ORPHANED)]
+ALL_STATES = list(objects_pb2.TaskState.values())
+OBSERVABLE = [s for s in ALL_STATES if s not in (ts.REMOVE, objects_pb2.ORPHANED)]
 DESIRED = [ts.READY, ts.RUNNING, ts.COMPLETE, ts.SHUTDOWN, ts.REMOVE]
 CONTAINERS = [ContainerFacts(c, container_id="" if c is Container.ABSENT else "c1", exit_code=0) for c in Container]
 PAUSE = [ts.NEW, ts.PENDING, ts.ASSIGNED, ts.ACCEPTED, ts.READY]
