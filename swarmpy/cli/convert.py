@@ -16,12 +16,24 @@ from swarmpy.api import objects_pb2
 _EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
 
 
-def rfc3339_nano(unix_nanos: int) -> str:
-    """Go's time.RFC3339Nano in UTC: fractional seconds with trailing zeros dropped."""
+def utc_time_text(unix_nanos: int, seconds_format: str, zone: str, *, fixed_fraction: bool = False) -> str:
+    """A time in UTC as Go prints it: the whole seconds (strftime `seconds_format`), the fraction, `zone`.
+
+    Go's "Nano" layouts drop the fraction's trailing zeros (and a zero fraction entirely); a fixed
+    fraction keeps all nine digits so that columns line up.
+    """
     seconds, nanos = divmod(unix_nanos, 1_000_000_000)
     moment = _EPOCH + datetime.timedelta(seconds=seconds)
-    fraction = f".{nanos:09d}".rstrip("0") if nanos else ""
-    return moment.strftime("%Y-%m-%dT%H:%M:%S") + fraction + "Z"
+    if fixed_fraction:
+        fraction = f".{nanos:09d}"
+    else:
+        fraction = f".{nanos:09d}".rstrip("0") if nanos else ""
+    return moment.strftime(seconds_format) + fraction + zone
+
+
+def rfc3339_nano(unix_nanos: int) -> str:
+    """Go's time.RFC3339Nano in UTC: fractional seconds with trailing zeros dropped."""
+    return utc_time_text(unix_nanos, "%Y-%m-%dT%H:%M:%S", "Z")
 
 
 def enum_word(enum_type, value: int) -> str:
@@ -181,18 +193,16 @@ def service_spec(spec: objects_pb2.ServiceSpec) -> dict[str, Any]:
     return converted
 
 
-_UPDATE_STATES = {
-    objects_pb2.UpdateStatus.UPDATING: "updating",
-    objects_pb2.UpdateStatus.PAUSED: "paused",
-    objects_pb2.UpdateStatus.COMPLETED: "completed",
-    objects_pb2.UpdateStatus.ROLLBACK_STARTED: "rollback_started",
-    objects_pb2.UpdateStatus.ROLLBACK_PAUSED: "rollback_paused",
-    objects_pb2.UpdateStatus.ROLLBACK_COMPLETED: "rollback_completed",
-}
+def update_state_word(state: int) -> str:
+    """UPDATING -> "updating", ROLLBACK_STARTED -> "rollback_started" (docker keeps the underscore here);
+    "" for UNKNOWN, as docker leaves an unset state empty."""
+    if state == objects_pb2.UpdateStatus.UNKNOWN:
+        return ""
+    return objects_pb2.UpdateStatus.UpdateState.Name(state).lower()
 
 
 def update_status(status: objects_pb2.UpdateStatus) -> dict[str, Any]:
-    converted: dict[str, Any] = {"State": _UPDATE_STATES.get(status.state, "")}
+    converted: dict[str, Any] = {"State": update_state_word(status.state)}
     if status.started_at:
         converted["StartedAt"] = rfc3339_nano(status.started_at)
     if status.completed_at:

@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
-import datetime
+import time
 
 from swarmpy import units
 from swarmpy.api import objects_pb2
-from swarmpy.cli.convert import enum_word
+from swarmpy.cli.convert import enum_word, update_state_word, utc_time_text
 from swarmpy.cli.table import pretty_word
 
 
 def go_time_string(unix_nanos: int) -> str:
     """Go's time.Time.String() in UTC: 2017-05-10 21:20:40.062926318 +0000 UTC."""
-    seconds, nanos = divmod(unix_nanos, 1_000_000_000)
-    moment = datetime.datetime.fromtimestamp(seconds, tz=datetime.timezone.utc)
-    fraction = f".{nanos:09d}".rstrip("0") if nanos else ""
-    return moment.strftime("%Y-%m-%d %H:%M:%S") + fraction + " +0000 UTC"
+    return utc_time_text(unix_nanos, "%Y-%m-%d %H:%M:%S", " +0000 UTC")
 
 
 def _go_list(items) -> str:
@@ -52,16 +49,6 @@ def _resource_lines(requirements: objects_pb2.ResourceRequirements) -> list[str]
     return ["Resources:"] + lines if lines else []
 
 
-_UPDATE_STATE_WORDS = {
-    objects_pb2.UpdateStatus.UPDATING: "updating",
-    objects_pb2.UpdateStatus.PAUSED: "paused",
-    objects_pb2.UpdateStatus.COMPLETED: "completed",
-    objects_pb2.UpdateStatus.ROLLBACK_STARTED: "rollback_started",
-    objects_pb2.UpdateStatus.ROLLBACK_PAUSED: "rollback_paused",
-    objects_pb2.UpdateStatus.ROLLBACK_COMPLETED: "rollback_completed",
-}
-
-
 def pretty_service(service: objects_pb2.Service) -> str:
     spec = service.spec
     container = spec.task.container
@@ -75,7 +62,7 @@ def pretty_service(service: objects_pb2.Service) -> str:
         lines += ["Service Mode:\tReplicated", f" Replicas:\t{spec.replicated.replicas}"]
     if service.HasField("update_status") and service.update_status.state:
         status = service.update_status
-        lines += ["UpdateStatus:", f" State:\t\t{_UPDATE_STATE_WORDS.get(status.state, '')}"]
+        lines += ["UpdateStatus:", f" State:\t\t{update_state_word(status.state)}"]
         if status.started_at:
             lines.append(f" Started:\t{units.human_duration(_now() - status.started_at)} ago")
         if status.completed_at:
@@ -122,8 +109,6 @@ def pretty_service(service: objects_pb2.Service) -> str:
 
 
 def _now() -> int:
-    import time
-
     return time.time_ns()
 
 

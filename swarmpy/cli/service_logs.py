@@ -10,6 +10,7 @@ import grpc
 
 from swarmpy.api import control_pb2, dispatcher_pb2
 from swarmpy.cli.connection import error_from_rpc, is_not_found
+from swarmpy.cli.convert import utc_time_text
 from swarmpy.cli.errors import CliError
 from swarmpy.cli.table import truncate_id
 
@@ -26,11 +27,7 @@ class LogOptions:
 
 def fixed_rfc3339_nano(unix_nanos: int) -> str:
     """docker's log timestamps always carry nine fractional digits, so columns line up."""
-    import datetime
-
-    seconds, nanos = divmod(unix_nanos, 1_000_000_000)
-    moment = datetime.datetime.fromtimestamp(seconds, tz=datetime.timezone.utc)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S") + f".{nanos:09d}Z"
+    return utc_time_text(unix_nanos, "%Y-%m-%dT%H:%M:%S", "Z", fixed_fraction=True)
 
 
 def log_prefix(service_name: str, task, node_name: str, padding_width: int, options: LogOptions) -> str:

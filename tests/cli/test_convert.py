@@ -12,6 +12,22 @@ def test_rfc3339_nano_trims_trailing_zeros():
     assert convert.rfc3339_nano(1_700_000_000_120_000_000) == "2023-11-14T22:13:20.12Z"
 
 
+def test_go_time_string_and_log_timestamps_share_the_instant_but_not_the_layout():
+    from swarmpy.cli.pretty import go_time_string
+    from swarmpy.cli.service_logs import fixed_rfc3339_nano
+
+    assert go_time_string(1_700_000_000_120_000_000) == "2023-11-14 22:13:20.12 +0000 UTC"
+    assert go_time_string(0) == "1970-01-01 00:00:00 +0000 UTC"
+    assert fixed_rfc3339_nano(1_700_000_000_120_000_000) == "2023-11-14T22:13:20.120000000Z"
+    assert fixed_rfc3339_nano(0) == "1970-01-01T00:00:00.000000000Z"
+
+
+def test_update_state_words_are_dockers():
+    assert convert.update_state_word(objects_pb2.UpdateStatus.UNKNOWN) == ""
+    assert convert.update_state_word(objects_pb2.UpdateStatus.UPDATING) == "updating"
+    assert convert.update_state_word(objects_pb2.UpdateStatus.ROLLBACK_COMPLETED) == "rollback_completed"
+
+
 def test_service_in_engine_api_shape():
     spec = build_service_spec({"image": "nginx", "name": "web", "replicas": 2, "args": ("-g", "daemon off;"),
                                "env": ("A=1",), "limit_memory": 1024, "restart_condition": "on-failure",
