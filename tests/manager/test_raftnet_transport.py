@@ -65,8 +65,9 @@ class Reports:
 class Peer:
     """A manager's Raft server on 127.0.0.1 with a RecordingDriver behind it."""
 
-    def __init__(self, raft_id: int, port: int = 0, delay: float = 0.0) -> None:
+    def __init__(self, raft_id: int, port: int = 0, delay: float = 0.0, **servicer_options) -> None:
         self.driver = RecordingDriver(raft_id)
+        self.servicer_options = servicer_options
         self.port = port
         self.delay = delay
         self.batches = 0
@@ -82,7 +83,7 @@ class Peer:
         self.server = grpc.aio.server(
             interceptors=[AuthorizationInterceptor(CLUSTER_ID, lambda: root)], options=tls.server_options()
         )
-        servicer = SlowServicer(lambda: self.driver, lambda: [], delay=self.delay)
+        servicer = SlowServicer(lambda: self.driver, lambda: [], delay=self.delay, **self.servicer_options)
         self.servicer = servicer
         raft_pb2_grpc.add_RaftServicer_to_server(servicer, self.server)
         self.port = self.server.add_secure_port(self.addr, tls.server_credentials(key, cert, root))
@@ -196,19 +197,56 @@ async def test_a_full_queue_drops_the_oldest_messages_but_keeps_snapshots():
 
 async def test_oversized_messages_are_refused_with_their_size_and_the_limit(caplog):
     peer = await Peer(2).start()
-    transport, reports = await started_transport({2: peer.addr}, max_message_bytes=64 * KIB)
+    transport, reports = await started_transport(
+        {2: peer.addr}, max_message_bytes=64 * KIB, snapshot_chunk_bytes=16 * KIB, max_snapshot_bytes=200 * KIB
+    )
     try:
-        await transport.send([append(2, 100 * KIB), snapshot(2, 100 * KIB), heartbeat(2)])
+        await transport.send([append(2, 100 * KIB), snapshot(2, 300 * KIB), heartbeat(2)])
         await wait_until(lambda: len(peer.driver.received) == 1, what="the heartbeat")
         assert peer.driver.received[0].type == MessageType.HEARTBEAT
         assert transport.stats.refused_too_large == 2
         refusal = str(transport.last_refusal)
-        assert "SNAPSHOT from 1 to 2 is 102" in refusal and "over the limit of 65536 bytes" in refusal
-        assert any("APPEND from 1 to 2 is 102" in r.getMessage() for r in caplog.records)
+        assert "SNAPSHOT from 1 to 2 is 307200" in refusal and "over the limit of 204800 bytes for a streamed snapshot" in refusal
+        assert any("APPEND from 1 to 2 is 102" in r.getMessage() and "over the limit of 65536 bytes" in r.getMessage()
+                   for r in caplog.records)
         assert reports.unreachable.count(2) == 2 and reports.snapshots == [(2, False)]
     finally:
         await transport.stop()
         await peer.stop()
+
+
+async def test_a_snapshot_too_large_for_one_message_streams_in_chunks_between_other_messages():
+    peer = await Peer(2).start()
+    transport, reports = await started_transport({2: peer.addr}, max_message_bytes=64 * KIB, snapshot_chunk_bytes=16 * KIB)
+    try:
+        big = snapshot(2, 100 * KIB + 7)
+        await transport.send([heartbeat(2, 1), big, heartbeat(2, 2)])
+        await wait_until(lambda: len(peer.driver.received) == 3, what="3 messages")
+        assert [m.type for m in peer.driver.received] == [MessageType.HEARTBEAT, MessageType.SNAPSHOT, MessageType.HEARTBEAT]
+        assert peer.driver.received[1] == big
+        assert transport.stats.snapshots_streamed == 1 and transport.stats.chunks_streamed == 7
+        assert reports.snapshots == [(2, True)] and reports.unreachable == []
+    finally:
+        await transport.stop()
+        await peer.stop()
+
+
+async def test_a_refused_stream_is_reported_as_a_failed_snapshot():
+    peer = await Peer(2, max_snapshot_bytes=50 * KIB).start()
+    transport, reports = await started_transport({2: peer.addr}, max_message_bytes=64 * KIB, snapshot_chunk_bytes=16 * KIB)
+    try:
+        await transport.send([snapshot(2, 100 * KIB)])
+        await wait_until(lambda: reports.snapshots == [(2, False)], what="the failed snapshot report")
+        assert peer.driver.received == [] and reports.unreachable == [2]
+        assert peer.servicer.stats.streams_refused == 1
+    finally:
+        await transport.stop()
+        await peer.stop()
+
+
+def test_snapshot_chunks_must_fit_in_a_message():
+    with pytest.raises(ValueError, match="do not fit"):
+        GrpcTransport({}.get, lambda addr: None, max_message_bytes=64 * KIB, snapshot_chunk_bytes=64 * KIB)
 
 
 async def test_the_receiving_server_enforces_its_own_limit():

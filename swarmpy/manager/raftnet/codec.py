@@ -16,9 +16,17 @@ sending one is malformed.
 `frame` turns one serialized message into the bytes it adds to a serialized `RaftMessageBatch`, so the
 transport can assemble batches from already-serialized messages and know their size exactly without
 serializing twice.
+
+A SNAPSHOT too large for one gRPC message streams as `RaftMessageChunk`s (`snapshot_chunks`): the first
+carries the message with its snapshot data left out plus the data's total size, and every chunk carries
+the next piece of the data. `SnapshotAssembler` is the receiving side's trust boundary for a stream: it
+refuses a stream that does not start with a SNAPSHOT header, announces more than its limit, sends a
+second header, or brings more or less data than announced -- each the sender's fault.
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterator
 
 from swarmpy.api import raft_pb2
 from swarmpy.raft.errors import MalformedMessage
@@ -39,12 +47,20 @@ LOCAL_ONLY_TYPES = frozenset({MessageType.SNAPSHOT_STATUS, MessageType.UNREACHAB
 _KNOWN_MESSAGE_TYPES = frozenset(int(t) for t in MessageType)
 _KNOWN_ENTRY_TYPES = frozenset(int(t) for t in EntryType)
 
+# The largest snapshot a StreamRaftMessage may carry, by default (swarmkit sets no bound; one keeps a
+# confused or hostile manager from exhausting another's memory).
+DEFAULT_MAX_SNAPSHOT_BYTES = 1 << 30
+
 # RaftMessageBatch.messages is field 1, length-delimited: tag byte 0x0A, then a varint length.
 BATCH_FIELD_TAG = b"\x0a"
 
 
 class MalformedRaftMessage(MalformedMessage):
     """A peer sent a RaftMessage this node cannot interpret. The sending peer's fault; the message is dropped."""
+
+
+class SnapshotTooLarge(MalformedRaftMessage):
+    """A peer announced a streamed snapshot larger than this node accepts. The sender's fault (or a limit set too low)."""
 
 
 def encode_entry(entry: Entry) -> raft_pb2.RaftEntry:
@@ -144,3 +160,74 @@ def _varint(value: int) -> bytes:
         value >>= 7
     out.append(value)
     return bytes(out)
+
+
+def snapshot_chunks(message: Message, chunk_bytes: int) -> Iterator[raft_pb2.RaftMessageChunk]:
+    """`message` (a SNAPSHOT) as the chunks of one StreamRaftMessage call, at most `chunk_bytes` of data each."""
+    assert message.snapshot is not None and chunk_bytes > 0
+    data = message.snapshot.data
+    header = encode_message(message)
+    header.snapshot.data = b""
+    yield raft_pb2.RaftMessageChunk(header=header, total_data_bytes=len(data), data=data[:chunk_bytes])
+    for start in range(chunk_bytes, len(data), chunk_bytes):
+        yield raft_pb2.RaftMessageChunk(data=data[start:start + chunk_bytes])
+
+
+class SnapshotAssembler:
+    """Reassembles one StreamRaftMessage stream, refusing (MalformedRaftMessage) what breaks the protocol."""
+
+    def __init__(self, max_data_bytes: int) -> None:
+        self.max_data_bytes = max_data_bytes
+        self.header: raft_pb2.RaftMessage | None = None
+        self.total = 0
+        self.received = 0
+        self._pieces: list[bytes] = []
+
+    @property
+    def sender(self) -> int:
+        """The raft id the header claims (0 before the header arrived)."""
+        return getattr(self.header, "from") if self.header is not None else NONE
+
+    def add(self, chunk: raft_pb2.RaftMessageChunk) -> None:
+        if self.header is None:
+            self._begin(chunk)
+        elif chunk.HasField("header"):
+            raise MalformedRaftMessage(f"a second message header in the stream from node {self.sender:x}")
+        self.received += len(chunk.data)
+        if self.received > self.total:
+            raise MalformedRaftMessage(
+                f"the stream from node {self.sender:x} brought more than the {self.total} bytes of snapshot "
+                "data it announced"
+            )
+        if chunk.data:
+            self._pieces.append(chunk.data)
+
+    def _begin(self, chunk: raft_pb2.RaftMessageChunk) -> None:
+        if not chunk.HasField("header"):
+            raise MalformedRaftMessage("a Raft message stream must start with the message header; this one did not")
+        header = chunk.header
+        sender = getattr(header, "from")
+        if header.type != MessageType.SNAPSHOT or not header.HasField("snapshot"):
+            raise MalformedRaftMessage(
+                f"only a SNAPSHOT may be streamed; node {sender:x} streamed message type {header.type}"
+            )
+        if chunk.total_data_bytes > self.max_data_bytes:
+            raise SnapshotTooLarge(
+                f"node {sender:x} announced a {chunk.total_data_bytes}-byte snapshot, over this manager's "
+                f"limit of {self.max_data_bytes} bytes"
+            )
+        self.header = header
+        self.total = chunk.total_data_bytes
+
+    def message(self) -> Message:
+        """The whole message, once the stream ended; MalformedRaftMessage if it ended early."""
+        if self.header is None:
+            raise MalformedRaftMessage("an empty Raft message stream (no header, no data)")
+        if self.received != self.total:
+            raise MalformedRaftMessage(
+                f"the stream from node {self.sender:x} ended after {self.received} of the {self.total} bytes "
+                "of snapshot data it announced"
+            )
+        self.header.snapshot.data = b"".join(self._pieces)
+        self._pieces.clear()
+        return decode_message(self.header)

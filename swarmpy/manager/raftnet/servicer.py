@@ -10,6 +10,11 @@ the manager that sent it, and hands each one to `driver.receive()`, which only q
 returns as soon as the messages are in the driver's inbox, never after Raft processed them.
 - A message that cannot be decoded is dropped and counted; the rest of the batch is delivered and the
   call fails with INVALID_ARGUMENT so the sender hears about its bug.
+- StreamRaftMessage carries one message too large for a gRPC message (a big SNAPSHOT) in chunks.
+  codec.SnapshotAssembler checks the stream as it arrives; the sender check runs on the first chunk's
+  header, before any more data is read, and the reassembled message goes to `driver.receive()` like
+  any other. A stream announcing more than `max_snapshot_bytes` is refused with RESOURCE_EXHAUSTED,
+  one that breaks the chunk protocol with INVALID_ARGUMENT, and nothing of it reaches Raft.
 - A certificate proves a node id, but a Raft message claims a raft id. The `SenderCheck` compares the
   two using the members Raft recorded (RaftMember{raft_id, node_id, addr}, kept by the state machine
   from conf change contexts): a caller registered under another raft id, or claiming a raft id that
@@ -29,7 +34,7 @@ from __future__ import annotations
 
 import logging
 import random
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import NoReturn, Protocol
 
@@ -86,6 +91,8 @@ class ServicerStats:
     messages_delivered: int = 0
     malformed_messages: int = 0
     impersonations_refused: int = 0
+    streams: int = 0
+    streams_refused: int = 0
 
 
 class RaftServicer(raft_pb2_grpc.RaftServicer):
@@ -101,6 +108,7 @@ class RaftServicer(raft_pb2_grpc.RaftServicer):
         sender_check: SenderCheck | None = None,
         caller: Callable[[], str] = caller_node_id,
         new_raft_id: Callable[[], int] = random_raft_id,
+        max_snapshot_bytes: int = codec.DEFAULT_MAX_SNAPSHOT_BYTES,
     ) -> None:
         self._driver_provider = driver_provider
         self._members = members
@@ -109,6 +117,7 @@ class RaftServicer(raft_pb2_grpc.RaftServicer):
         self._sender_check = sender_check if sender_check is not None else MembersSenderCheck(members)
         self._caller = caller
         self._new_raft_id = new_raft_id
+        self.max_snapshot_bytes = max_snapshot_bytes
         self.stats = ServicerStats()
 
     # ---------------------------------------------------------------- messages
@@ -129,14 +138,7 @@ class RaftServicer(raft_pb2_grpc.RaftServicer):
                 first_problem = first_problem or str(exc)
                 log.warning("dropped a malformed Raft message from manager %s: %s", node_id, exc)
         for message in messages:
-            if not self._sender_check(node_id, message.frm):
-                self.stats.impersonations_refused += 1
-                reason = (
-                    f"manager {node_id} sent a {message.type.name} claiming raft id {message.frm:x}, "
-                    "which is not its own; the whole batch is refused"
-                )
-                log.warning("refused Raft messages: %s", reason)
-                await context.abort(grpc.StatusCode.PERMISSION_DENIED, reason)
+            await self._check_sender(node_id, message.frm, message.type.name, "the whole batch", context)
         for message in messages:
             driver.receive(message)
         self.stats.messages_delivered += len(messages)
@@ -146,6 +148,41 @@ class RaftServicer(raft_pb2_grpc.RaftServicer):
                 f"{len(request.messages) - len(messages)} malformed Raft messages dropped, e.g.: {first_problem}",
             )
         return raft_pb2.ProcessRaftMessageResponse()
+
+    async def StreamRaftMessage(
+        self, request_iterator: AsyncIterator[raft_pb2.RaftMessageChunk], context: grpc.aio.ServicerContext
+    ) -> raft_pb2.ProcessRaftMessageResponse:
+        driver = await self._running_driver(context)
+        node_id = self._caller()
+        self.stats.streams += 1
+        assembler = codec.SnapshotAssembler(self.max_snapshot_bytes)
+        try:
+            async for chunk in request_iterator:
+                checked = assembler.header is not None
+                assembler.add(chunk)
+                if not checked:
+                    await self._check_sender(node_id, assembler.sender, "SNAPSHOT stream", "the stream", context)
+            message = assembler.message()
+        except codec.MalformedRaftMessage as exc:
+            self.stats.streams_refused += 1
+            log.warning("refused a Raft message stream from manager %s: %s", node_id, exc)
+            too_large = isinstance(exc, codec.SnapshotTooLarge)
+            code = grpc.StatusCode.RESOURCE_EXHAUSTED if too_large else grpc.StatusCode.INVALID_ARGUMENT
+            await context.abort(code, f"Raft message stream refused: {exc}")
+        driver.receive(message)
+        self.stats.messages_delivered += 1
+        log.debug("received a %d-byte snapshot from manager %s in a stream", assembler.total, node_id)
+        return raft_pb2.ProcessRaftMessageResponse()
+
+    async def _check_sender(
+        self, node_id: str, raft_id: int, what: str, refused: str, context: grpc.aio.ServicerContext
+    ) -> None:
+        if self._sender_check(node_id, raft_id):
+            return
+        self.stats.impersonations_refused += 1
+        reason = f"manager {node_id} sent a {what} claiming raft id {raft_id:x}, which is not its own; {refused} is refused"
+        log.warning("refused Raft messages: %s", reason)
+        await context.abort(grpc.StatusCode.PERMISSION_DENIED, reason)
 
     # ---------------------------------------------------------------- membership
 

@@ -29,9 +29,11 @@ elections), so the transport never retries a message itself:
   changed is dialed at its new address; a peer with no known address counts as unreachable.
 
 A SNAPSHOT message always travels alone, with a longer timeout, and `report_snapshot(peer, True)`
-follows its successful delivery. A snapshot larger than one gRPC message (4 MiB by default) cannot be
-sent yet: it is refused like any oversized message, and the leader keeps retrying it. Streaming
-snapshots in chunks is the fix when stores outgrow that.
+follows its successful delivery. A snapshot larger than one gRPC message (4 MiB by default) -- a store
+of some thousands of tasks -- streams instead: one StreamRaftMessage call whose chunks (codec.
+snapshot_chunks, `snapshot_chunk_bytes` of data each) the peer reassembles; success and failure are
+reported exactly as for a snapshot sent whole. Only a snapshot over `max_snapshot_bytes` is refused,
+like any other message too large to send.
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 import grpc
@@ -55,15 +57,17 @@ log = logging.getLogger(__name__)
 
 MIB = 1 << 20
 PROCESS_RAFT_MESSAGE = "/swarmpy.api.Raft/ProcessRaftMessage"
+STREAM_RAFT_MESSAGE = "/swarmpy.api.Raft/StreamRaftMessage"
+DEFAULT_SNAPSHOT_CHUNK_BYTES = 1 * MIB
 
 
 class MessageTooLarge(RaftError):
-    """A Raft message is larger than one gRPC message may be. This node's fault (its configuration or state)."""
+    """A Raft message is larger than one gRPC message (or a snapshot than one stream) may be. This node's fault (its configuration or state)."""
 
-    def __init__(self, message: Message, size: int, limit: int) -> None:
+    def __init__(self, message: Message, size: int, limit: int, what: str = "one Raft gRPC message") -> None:
         super().__init__(
             f"{message.type.name} from {message.frm:x} to {message.to:x} is {size} bytes encoded, "
-            f"over the limit of {limit} bytes for one Raft gRPC message; not sent"
+            f"over the limit of {limit} bytes for {what}; not sent"
         )
         self.size = size
         self.limit = limit
@@ -78,12 +82,15 @@ class TransportStats:
     dropped_queue_full: int = 0
     refused_too_large: int = 0
     unresolved_addresses: int = 0
+    snapshots_streamed: int = 0
+    chunks_streamed: int = 0
 
 
 @dataclass(slots=True)
 class _Outgoing:
     is_snapshot: bool
-    framed: bytes
+    framed: bytes  # empty for a streamed message
+    streamed: Message | None = None  # a SNAPSHOT too large for one call, sent by StreamRaftMessage
 
 
 @dataclass(slots=True)
@@ -95,6 +102,7 @@ class _Peer:
     addr: str | None = None
     channel: grpc.aio.Channel | None = None
     call: grpc.aio.UnaryUnaryMultiCallable | None = None
+    stream_call: grpc.aio.StreamUnaryMultiCallable | None = None
 
 
 def _pass_bytes_through(request: bytes) -> bytes:
@@ -115,7 +123,14 @@ class GrpcTransport(Transport):
         max_queued_messages: int = 4096,
         backoff_initial: float = 0.05,
         backoff_max: float = 2.0,
+        max_snapshot_bytes: int = codec.DEFAULT_MAX_SNAPSHOT_BYTES,
+        snapshot_chunk_bytes: int = DEFAULT_SNAPSHOT_CHUNK_BYTES,
     ) -> None:
+        if not 0 < snapshot_chunk_bytes < max_message_bytes:
+            raise ValueError(
+                f"snapshot chunks of {snapshot_chunk_bytes} bytes do not fit in Raft gRPC messages of "
+                f"{max_message_bytes} bytes (a chunk needs room for its header too)"
+            )
         self.resolve_addr = resolve_addr
         self.channel_factory = channel_factory
         self.max_message_bytes = max_message_bytes
@@ -124,6 +139,8 @@ class GrpcTransport(Transport):
         self.max_queued_messages = max_queued_messages
         self.backoff_initial = backoff_initial
         self.backoff_max = backoff_max
+        self.max_snapshot_bytes = max_snapshot_bytes
+        self.snapshot_chunk_bytes = snapshot_chunk_bytes
         self.stats = TransportStats()
         self.last_refusal: MessageTooLarge | None = None
         self.node_id = NONE
@@ -181,9 +198,17 @@ class GrpcTransport(Transport):
     def _enqueue(self, message: Message) -> None:
         is_snapshot = message.type == MessageType.SNAPSHOT
         framed = codec.frame(codec.encode_message(message).SerializeToString())
+        outgoing = _Outgoing(is_snapshot, framed)
         if len(framed) > self.max_message_bytes:
-            self._refuse(MessageTooLarge(message, len(framed), self.max_message_bytes), message.to, is_snapshot)
-            return
+            if not is_snapshot:
+                self._refuse(MessageTooLarge(message, len(framed), self.max_message_bytes), message.to, False)
+                return
+            assert message.snapshot is not None
+            if len(message.snapshot.data) > self.max_snapshot_bytes:
+                too_large = MessageTooLarge(message, len(message.snapshot.data), self.max_snapshot_bytes, "a streamed snapshot")
+                self._refuse(too_large, message.to, True)
+                return
+            outgoing = _Outgoing(True, b"", streamed=message)
         peer = self._peer(message.to)
         queue = peer.queue
         if len(queue) >= self.max_queued_messages and not self._drop_oldest_non_snapshot(queue):
@@ -192,7 +217,7 @@ class GrpcTransport(Transport):
             if is_snapshot:
                 self._report_failure(message.to, True)
             return
-        queue.append(_Outgoing(is_snapshot, framed))
+        queue.append(outgoing)
         peer.ready.set()
 
     def _drop_oldest_non_snapshot(self, queue: collections.deque[_Outgoing]) -> bool:
@@ -251,12 +276,16 @@ class GrpcTransport(Transport):
             self._connect(peer, addr)
         batch = self._take_batch(peer)
         is_snapshot = batch[0].is_snapshot
-        assert peer.call is not None
+        streamed = batch[0].streamed
+        assert peer.call is not None and peer.stream_call is not None
         try:
-            await peer.call(
-                b"".join(o.framed for o in batch),
-                timeout=self.snapshot_timeout if is_snapshot else self.rpc_timeout,
-            )
+            if streamed is not None:
+                await self._stream(peer, streamed)
+            else:
+                await peer.call(
+                    b"".join(o.framed for o in batch),
+                    timeout=self.snapshot_timeout if is_snapshot else self.rpc_timeout,
+                )
         except asyncio.CancelledError:
             raise
         except grpc.aio.AioRpcError as exc:
@@ -271,6 +300,25 @@ class GrpcTransport(Transport):
         if is_snapshot and self.handler is not None:
             self.handler.report_snapshot(peer.raft_id, True)
         return True
+
+    async def _stream(self, peer: _Peer, message: Message) -> None:
+        """One StreamRaftMessage call carrying `message` in chunks; raises what the call raised."""
+        assert peer.stream_call is not None and message.snapshot is not None
+        chunks = 0
+
+        def counted() -> Iterator[raft_pb2.RaftMessageChunk]:
+            nonlocal chunks
+            for chunk in codec.snapshot_chunks(message, self.snapshot_chunk_bytes):
+                chunks += 1
+                yield chunk
+
+        # A large snapshot takes a while on a slow link: allow at least 10 MiB/s before giving up.
+        timeout = max(self.snapshot_timeout, len(message.snapshot.data) / (10 * MIB))
+        await peer.stream_call(counted(), timeout=timeout)
+        self.stats.snapshots_streamed += 1
+        self.stats.chunks_streamed += chunks
+        log.info("node %x: streamed a %d-byte snapshot to peer %x in %d chunks",
+                 self.node_id, len(message.snapshot.data), peer.raft_id, chunks)
 
     def _take_batch(self, peer: _Peer) -> list[_Outgoing]:
         """The oldest queued messages that fit in one call; a snapshot always travels alone."""
@@ -309,8 +357,13 @@ class GrpcTransport(Transport):
             request_serializer=_pass_bytes_through,
             response_deserializer=raft_pb2.ProcessRaftMessageResponse.FromString,
         )
+        peer.stream_call = channel.stream_unary(
+            STREAM_RAFT_MESSAGE,
+            request_serializer=raft_pb2.RaftMessageChunk.SerializeToString,
+            response_deserializer=raft_pb2.ProcessRaftMessageResponse.FromString,
+        )
 
     async def _disconnect(self, peer: _Peer) -> None:
-        channel, peer.channel, peer.call = peer.channel, None, None
+        channel, peer.channel, peer.call, peer.stream_call = peer.channel, None, None, None
         if channel is not None:
             await channel.close()
