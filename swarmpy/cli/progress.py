@@ -71,41 +71,32 @@ def _is_running(task: objects_pb2.Task) -> bool:
     return not _is_terminal(task.desired_state) and task.status.state == TaskState.RUNNING
 
 
-def tasks_by_slot(tasks, active_nodes: set[str]) -> dict[int, objects_pb2.Task]:
-    chosen: dict[int, objects_pb2.Task] = {}
+def _shown_task_per_key(tasks, key) -> dict:
+    """For each key, the task docker's progress shows: the lowest desired state (the replacement over the
+    task being shut down), then, between equals (start-first updates), the less advanced observed state."""
+    chosen: dict = {}
     for task in tasks:
         desired, observed = STATE_STEP.get(task.desired_state, 0), STATE_STEP.get(task.status.state, 0)
         if not desired or not observed:
             continue
-        existing = chosen.get(task.slot)
+        existing = chosen.get(key(task))
         if existing is not None:
             existing_desired = STATE_STEP[existing.desired_state]
             if existing_desired < desired:
                 continue
-            # equal desired states (start-first updates): the less advanced observed state wins
             if existing_desired == desired and STATE_STEP[existing.status.state] <= observed:
                 continue
-        if task.node_id and task.node_id not in active_nodes:
-            continue
-        chosen[task.slot] = task
+        chosen[key(task)] = task
     return chosen
+
+
+def tasks_by_slot(tasks, active_nodes: set[str]) -> dict[int, objects_pb2.Task]:
+    on_active_nodes = (task for task in tasks if not task.node_id or task.node_id in active_nodes)
+    return _shown_task_per_key(on_active_nodes, lambda task: task.slot)
 
 
 def tasks_by_node(tasks) -> dict[str, objects_pb2.Task]:
-    chosen: dict[str, objects_pb2.Task] = {}
-    for task in tasks:
-        desired, observed = STATE_STEP.get(task.desired_state, 0), STATE_STEP.get(task.status.state, 0)
-        if not desired or not observed:
-            continue
-        existing = chosen.get(task.node_id)
-        if existing is not None:
-            existing_desired = STATE_STEP[existing.desired_state]
-            if existing_desired < desired:
-                continue
-            if existing_desired == desired and STATE_STEP[existing.status.state] <= observed:
-                continue
-        chosen[task.node_id] = task
-    return chosen
+    return _shown_task_per_key(tasks, lambda task: task.node_id)
 
 
 class ProgressFailed(Exception):
