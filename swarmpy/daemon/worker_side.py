@@ -97,11 +97,7 @@ class WorkerSide:
         self._agent_task = asyncio.create_task(self.agent.run(), name=f"agent-{self.node_id}")
 
     async def stop(self) -> None:
-        if self.agent is not None and self._agent_task is not None:
-            await self.agent.stop()
-            self._agent_task.cancel()
-            await asyncio.gather(self._agent_task, return_exceptions=True)
-        self.agent = self._agent_task = None
+        await self._stop_agent()
         if self.worker is not None:
             await self.worker.close()
             self.worker = None
@@ -117,11 +113,7 @@ class WorkerSide:
 
         The agent goes first: with its session open, the leader would see the tasks stop while still
         desired RUNNING, restart them, and send the replacements here."""
-        if self.agent is not None and self._agent_task is not None:
-            await self.agent.stop()
-            self._agent_task.cancel()
-            await asyncio.gather(self._agent_task, return_exceptions=True)
-            self.agent = self._agent_task = None
+        await self._stop_agent()
         if self.worker is not None:
             await self.worker.apply(dispatcher_pb2.AssignmentsMessage(type=dispatcher_pb2.AssignmentsMessage.COMPLETE))
             deadline = asyncio.get_running_loop().time() + LEAVE_TIMEOUT
@@ -129,6 +121,13 @@ class WorkerSide:
                 await asyncio.sleep(0.1)
             if self.worker.tasks():
                 log.warning("node %s left with tasks still stopping: %s", self.node_id, ", ".join(self.worker.tasks()))
+
+    async def _stop_agent(self) -> None:
+        if self.agent is not None and self._agent_task is not None:
+            await self.agent.stop()
+            self._agent_task.cancel()
+            await asyncio.gather(self._agent_task, return_exceptions=True)
+        self.agent = self._agent_task = None
 
     def manager_addr(self) -> str:
         """The manager of the agent's current session ("" if none)."""
@@ -143,4 +142,4 @@ class WorkerSide:
         return tls.secure_channel(addr, self.credentials)
 
     async def _describe(self) -> objects_pb2.NodeDescription:
-        return describe_node(self.hostname, self._engine_version)
+        return await asyncio.to_thread(describe_node, self.hostname, self._engine_version)  # reads /proc
