@@ -19,7 +19,6 @@ Worker) cancels it on close; the container then keeps running, for the next daem
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -145,11 +144,11 @@ class TaskRunner:
         try:
             await asyncio.wait({waiting, changed}, return_when=asyncio.FIRST_COMPLETED)
         finally:
-            for pending in (waiting, changed):
-                if not pending.done():
-                    pending.cancel()
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await pending
+            waiting.cancel()
+            changed.cancel()
+            # asyncio.wait, unlike awaiting them with CancelledError suppressed, cannot swallow a
+            # cancellation of this runner that arrives while they finish.
+            await asyncio.wait({waiting, changed})
         if not waiting.done() or waiting.cancelled():
             return False
         waiting.result()  # raises ContainerExited / ContainerVanished
