@@ -16,6 +16,7 @@ starts, so a new leader picks up exactly where the store says things are.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
@@ -40,6 +41,7 @@ from .controlapi.servicer import ControlServicer
 from .dispatcher import Dispatcher, DispatcherGate, DispatcherSettings
 from .logbroker import LogBroker
 from .orchestrator import GlobalOrchestrator, ReplicatedOrchestrator, RestartSupervisor, TaskReaper
+from .raftnet.codec import DEFAULT_MAX_SNAPSHOT_BYTES
 from .raftnet.servicer import RaftServicer
 from .raftnet.transport import GrpcTransport
 from .raftstore import RaftProposer, StoreStateMachine
@@ -54,6 +56,9 @@ LoopFactory = Callable[[], Coroutine[Any, Any, None]]
 # A crashed leader loop is a bug; it is logged and started again after this pause, so one bad object
 # cannot stop the whole control plane.
 LOOP_RESTART_DELAY = 1.0
+
+# What a Raft message adds to its snapshot's data, at most (driver.estimated_message_bytes).
+MESSAGE_OVERHEAD = 64 * 1024
 
 
 class LeaderLoops:
@@ -196,8 +201,14 @@ class Manager:
         fresh = storage.last_index() == 0 and storage.snapshot().empty
         peers = (self.raft_id,) if (fresh and bootstrap is not None) else ()
         transport = GrpcTransport(self._member_addr, self._peer_channel, self._raft_config.max_message_bytes)
+        # A snapshot larger than one gRPC message arrives through StreamRaftMessage, bounded by that
+        # stream's own limit; the driver's size check must not drop it. Single messages stay bounded by gRPC.
+        driver_config = dataclasses.replace(
+            self._raft_config,
+            max_message_bytes=max(self._raft_config.max_message_bytes, DEFAULT_MAX_SNAPSHOT_BYTES + MESSAGE_OVERHEAD),
+        )
         self.driver = RaftDriver(
-            self.raft_id, peers, storage, transport, StoreStateMachine(self.store), self._raft_config
+            self.raft_id, peers, storage, transport, StoreStateMachine(self.store), driver_config
         )
         self.store.proposer = RaftProposer(self.driver)
         self.driver.add_leadership_listener(self._on_leadership)
