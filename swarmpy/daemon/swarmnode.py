@@ -235,10 +235,14 @@ class SwarmNode:
 
     async def _start_worker(self) -> None:
         assert self.credentials is not None
+        managers = list(self.state.managers)
+        if (self.manager is not None or not managers) and self.state.advertise_addr not in managers:
+            # A manager restarted at a new address may know only its own old one.
+            managers.append(self.state.advertise_addr)
         self.worker = WorkerSide(
             node_id=self.state.node_id,
             hostname=self.hostname,
-            managers=self.state.managers or [self.state.advertise_addr],
+            managers=managers,
             credentials=self.credentials,
             data_dir=str(self.data_dir.worker),
             on_node=self._on_node_update,

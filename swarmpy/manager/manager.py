@@ -31,7 +31,7 @@ from swarmpy.ca.keystore import NodeCredentials
 from swarmpy.ca.server import CAServicer, sign_for_cluster
 from swarmpy.identity import new_id
 from swarmpy.raft.driver import DriverConfig, RaftDriver
-from swarmpy.raft.errors import LeadershipLost, NotLeader, Unavailable
+from swarmpy.raft.errors import LeadershipLost, NotLeader, RaftError, Unavailable
 from swarmpy.raft.messages import ConfChange, ConfChangeType
 from swarmpy.raft.wal import DiskStorage
 
@@ -193,6 +193,7 @@ class Manager:
         self._server_credentials: tls.ReloadableServerCredentials | None = None
         self._loops = LeaderLoops(self._leader_loop_factories())
         self._loops_task: asyncio.Task[None] | None = None
+        self._address_task: asyncio.Task[None] | None = None
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -215,6 +216,7 @@ class Manager:
         self._loops_task = asyncio.create_task(self._loops.run(), name="leader-loops-supervisor")
         await self.driver.start()
         await self._serve()
+        self._address_task = asyncio.create_task(self._keep_member_address_current(), name="raft-member-address")
         if bootstrap is not None and fresh:
             await self.driver.wait_for_leader()
             await self._bootstrap(bootstrap)
@@ -223,10 +225,11 @@ class Manager:
         if self._server is not None:
             await self._server.stop(grace=1)
             self._server = None
-        if self._loops_task is not None:
-            self._loops_task.cancel()
-            await asyncio.gather(self._loops_task, return_exceptions=True)
-            self._loops_task = None
+        for task in (self._loops_task, self._address_task):
+            if task is not None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+        self._loops_task = self._address_task = None
         if self.driver is not None:
             await self.driver.stop()
         for channel in [*self._leader_channels.values(), *self._retired_channels]:
@@ -275,6 +278,55 @@ class Manager:
                     return False
                 raise
         return True
+
+    async def _keep_member_address_current(self) -> None:
+        """Make this manager's Raft member entry carry the address it advertises now.
+
+        A manager restarted with another address (node.json changed) is still dialled at the old one, so
+        it never hears from the leader and cannot find it: it asks every other member in turn to Join it
+        again, which the leader answers with an UPDATE_NODE of the same raft id and the new address (the
+        others refuse, naming the leader). Alone, it is the leader and records the change itself. Until
+        its store has caught up it may not see its entry yet; it just looks again.
+        """
+        retry = self._raft_config.election_tick * self._raft_config.tick_interval
+        while True:
+            recorded = next((m.addr for m in self.store.view().members() if m.raft_id == self.raft_id), None)
+            if recorded == self.advertise_addr:
+                return
+            if recorded is None:
+                await asyncio.sleep(self._raft_config.tick_interval)
+                continue
+            if await self._update_member_address(recorded):
+                log.info("manager %s (raft id %x): member address changed from %s to %s",
+                         self.node_id, self.raft_id, recorded, self.advertise_addr)
+                return
+            await asyncio.sleep(retry)
+
+    async def _update_member_address(self, recorded: str) -> bool:
+        """One attempt to record this manager's new address in Raft; True once done."""
+        driver = self.driver
+        assert driver is not None
+        if driver.is_leader:
+            me = objects_pb2.RaftMember(raft_id=self.raft_id, node_id=self.node_id, addr=self.advertise_addr)
+            try:
+                await driver.propose_conf_change(ConfChange(ConfChangeType.UPDATE_NODE, self.raft_id, me.SerializeToString()))
+            except RaftError as exc:
+                log.debug("recording this manager's new address: %s", exc)
+                return False
+            return True
+        others = [m.addr for m in self.store.view().members() if m.raft_id != self.raft_id and m.addr]
+        for addr in others:
+            async with self._peer_channel(addr) as channel:
+                try:
+                    await raft_pb2_grpc.RaftStub(channel).Join(
+                        raft_pb2.RaftJoinRequest(addr=self.advertise_addr), timeout=FORWARD_TIMEOUT
+                    )
+                except grpc.aio.AioRpcError as error:
+                    log.debug("asking %s to record this manager's address %s (was %s): %s",
+                              addr, self.advertise_addr, recorded, error.details())
+                    continue
+            return True
+        return False
 
     def _on_leadership(self, is_leader: bool, leader: int) -> None:
         self._loops.set_leader(is_leader)
