@@ -31,12 +31,14 @@ from swarmpy.ca.keystore import NodeCredentials
 from swarmpy.ca.server import CAServicer, sign_for_cluster
 from swarmpy.identity import new_id
 from swarmpy.raft.driver import DriverConfig, RaftDriver
-from swarmpy.raft.errors import LeadershipLost, NotLeader, RaftError, Unavailable
+from swarmpy.raft.errors import ConfChangeRefused, LeadershipLost, NotLeader, ProposalDropped, RaftError, Unavailable
 from swarmpy.raft.messages import ConfChange, ConfChangeType
 from swarmpy.raft.wal import DiskStorage
 
 from .allocator import Allocator
 from .control_router import FORWARD_TIMEOUT, NO_LEADER, ControlRouter
+from .controlapi.errors import FailedPrecondition
+from .controlapi.errors import Unavailable as ControlUnavailable
 from .controlapi.servicer import ControlServicer
 from .dispatcher import Dispatcher, DispatcherGate, DispatcherSettings
 from .logbroker import LogBroker
@@ -179,6 +181,7 @@ class Manager:
                 self.store,
                 log_broker=self.log_broker,
                 check_demotion=lambda node: demotion_refusal(self.driver, self.store, node),
+                remove_manager=self._remove_raft_member_of,
             ),
             is_leader=lambda: self.driver is not None and self.driver.is_leader,
             read_barrier=lambda: self.driver.read_index(),
@@ -327,6 +330,29 @@ class Manager:
                     continue
             return True
         return False
+
+    async def _remove_raft_member_of(self, node: objects_pb2.Node) -> None:
+        """`node rm --force` of a manager: its Raft member goes (a REMOVE the core refuses if the others
+        could not keep a quorum), so the managers left stop counting a voter that will never answer."""
+        driver = self.driver
+        if driver is None or not driver.is_leader:
+            raise ControlUnavailable(NO_LEADER)
+        raft_id = next((m.raft_id for m in self.store.view().members() if m.node_id == node.id), 0)
+        raft_id = raft_id or node.manager_status.raft_id
+        if not raft_id or raft_id not in driver.status().voters:
+            return  # not a member (any more): only the node object is left to delete
+        if raft_id == driver.node_id:
+            raise FailedPrecondition(
+                f"node {node.id} is the leader of the swarm and cannot remove itself; demote it first "
+                "(leadership moves to another manager), then remove it"
+            )
+        try:
+            await driver.propose_conf_change(ConfChange(ConfChangeType.REMOVE_NODE, raft_id))
+        except ConfChangeRefused as exc:
+            raise FailedPrecondition(f"can't remove manager node {node.id} from the raft cluster: {exc}") from exc
+        except ProposalDropped as exc:
+            raise ControlUnavailable(f"can't remove manager node {node.id} now, retry: {exc}") from exc
+        log.info("manager node %s (raft id %x) removed from the Raft group by force", node.id, raft_id)
 
     def _on_leadership(self, is_leader: bool, leader: int) -> None:
         self._loops.set_leader(is_leader)

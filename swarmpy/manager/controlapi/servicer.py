@@ -165,12 +165,16 @@ class ControlServicer(control_pb2_grpc.ControlServicer):
         leader_gate: LeaderGate | None = None,
         log_broker: LogBroker | None = None,
         check_demotion: Callable[[objects_pb2.Node], str | None] | None = None,
+        remove_manager: Callable[[objects_pb2.Node], Awaitable[None]] | None = None,
     ) -> None:
         self._store = store
         self._leader_gate = leader_gate
         self._log_broker = log_broker
         # Says why demoting a manager now would lose quorum (None: safe); wired to Raft by the manager.
         self._check_demotion = check_demotion
+        # Takes a manager out of the Raft group for `node rm --force` (raises FailedPrecondition saying
+        # why it cannot); wired to Raft by the manager. Without it, managers are never removed.
+        self._remove_manager = remove_manager
 
     async def _admit(self, rpc: str) -> None:
         if self._leader_gate is not None:
@@ -216,13 +220,27 @@ class ControlServicer(control_pb2_grpc.ControlServicer):
     async def RemoveNode(
         self, request: control_pb2.RemoveNodeRequest, context: Any
     ) -> control_pb2.RemoveNodeResponse:
+        def is_manager(node: objects_pb2.Node) -> bool:
+            return node.spec.desired_role == MANAGER or node.role == MANAGER
+
+        def refuse_manager() -> None:
+            raise FailedPrecondition(
+                f"node {request.ref} is a cluster manager and is a member of the raft cluster. It must be"
+                " demoted to worker before removal"
+            )
+
+        target = self._store.view().resolve("node", request.ref)
+        if is_manager(target):
+            # docker's rule, unless forced: then (as `swarm leave --force` would) the manager's Raft
+            # membership goes first, refused if the rest could not keep a quorum.
+            if not request.force or self._remove_manager is None:
+                refuse_manager()
+            await self._remove_manager(target)
+
         def remove(tx: Transaction) -> None:
             node = tx.resolve("node", request.ref)
-            if node.spec.desired_role == MANAGER or node.role == MANAGER:
-                raise FailedPrecondition(
-                    f"node {request.ref} is a cluster manager and is a member of the raft cluster. It must be"
-                    " demoted to worker before removal"
-                )
+            if is_manager(node) and not request.force:
+                refuse_manager()
             if not request.force and node.status.state != objects_pb2.NodeStatus.DOWN:
                 raise FailedPrecondition(f"node {request.ref} is not down and can't be removed")
             tx.delete("node", node.id)
