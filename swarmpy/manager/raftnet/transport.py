@@ -197,9 +197,12 @@ class GrpcTransport(Transport):
 
     def _enqueue(self, message: Message) -> None:
         is_snapshot = message.type == MessageType.SNAPSHOT
-        framed = codec.frame(codec.encode_message(message).SerializeToString())
+        # A snapshot whose data alone fills a message streams without being serialized whole first (this
+        # runs on the driver's loop, and the snapshot may be large).
+        must_stream = is_snapshot and message.snapshot is not None and len(message.snapshot.data) >= self.max_message_bytes
+        framed = b"" if must_stream else codec.frame(codec.encode_message(message).SerializeToString())
         outgoing = _Outgoing(is_snapshot, framed)
-        if len(framed) > self.max_message_bytes:
+        if must_stream or len(framed) > self.max_message_bytes:
             if not is_snapshot:
                 self._refuse(MessageTooLarge(message, len(framed), self.max_message_bytes), message.to, False)
                 return
