@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 import click
 
 from swarmpy.cli import flag_types
@@ -96,22 +94,13 @@ def list_nodes(state, quiet, output_format, filters) -> None:
 def inspect_nodes(state, pretty, output_format, nodes) -> None:
     """Display detailed information on one or more nodes."""
     from swarmpy.cli import convert
+    from swarmpy.cli.inspect_output import print_inspected
     from swarmpy.cli.pretty import pretty_node
 
-    if output_format and output_format != "json":
-        raise CliError(f"unsupported format {output_format!r}: only \"json\" is supported")
-    found, errors = [], []
-    for ref in nodes:
-        try:
-            found.append(get_node(state.daemon, ref))
-        except CliError as error:
-            errors.append(error.message)
-    if pretty:
-        state.out("\n\n".join(pretty_node(n) for n in found))
-    else:
-        state.out(json.dumps([convert.node(n) for n in found], indent=4))
-    if errors:
-        raise CliError("\n".join(errors))
+    print_inspected(
+        state, nodes, lambda ref: get_node(state.daemon, ref), convert.node, pretty_node,
+        pretty=pretty, output_format=output_format,
+    )
 
 
 @node.command()

@@ -186,22 +186,13 @@ def list_service_tasks(state, quiet, no_trunc, output_format, filters, services)
 def inspect_services(state, pretty, output_format, services) -> None:
     """Display detailed information on one or more services."""
     from swarmpy.cli import convert
+    from swarmpy.cli.inspect_output import print_inspected
     from swarmpy.cli.pretty import pretty_service
 
-    if output_format and output_format != "json":
-        raise CliError(f"unsupported format {output_format!r}: only \"json\" is supported")
-    found, errors = [], []
-    for ref in services:
-        try:
-            found.append(get_service(state.daemon, ref, insert_defaults=True))
-        except CliError as error:
-            errors.append(error.message)
-    if pretty:
-        state.out("\n\n".join(pretty_service(s) for s in found))
-    else:
-        state.out(json.dumps([convert.service(s) for s in found], indent=4))
-    if errors:
-        raise CliError("\n".join(errors))
+    print_inspected(
+        state, services, lambda ref: get_service(state.daemon, ref, insert_defaults=True), convert.service, pretty_service,
+        pretty=pretty, output_format=output_format,
+    )
 
 
 # ---------------------------------------------------------------- update / rollback / scale

@@ -371,3 +371,15 @@ def test_node_update_rejects_a_label_without_key(run, fake):
     assert result.exit_code == 125
     assert result.stderr == 'invalid argument "=x" for "--label-add" flag: invalid label format: \'=x\'\n'
     assert fake.sent("UpdateNode") == []
+
+
+def test_inspect_prints_what_it_found_then_fails_for_the_rest(run, fake):
+    _create(run, "--name", "web", "busybox")
+    import json
+
+    result = run("service", "inspect", "web", "nope")
+    assert result.exit_code == 1
+    assert [s["Spec"]["Name"] for s in json.loads(result.stdout)] == ["web"]
+    assert "nope" in result.stderr
+    refused = run("node", "inspect", "--format", "{{.ID}}", "self")
+    assert refused.exit_code != 0 and "only \"json\" is supported" in refused.stderr
