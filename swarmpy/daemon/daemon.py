@@ -52,7 +52,7 @@ class Daemon:
         """Serve until `stop` is set, then shut everything down."""
         await self._serve_socket()
         try:
-            state = self.data_dir.load()
+            state = await asyncio.to_thread(self.data_dir.load)
             if state is not None:
                 log.info("resuming swarm membership as node %s (%s)", state.node_id, state.role)
                 self.swarm = SwarmNode(self.data_dir, state, self.hostname)
@@ -113,7 +113,7 @@ class Daemon:
             rebuild_raft_as_sole_member, self.data_dir.raft, state.raft_id, state.node_id, state.advertise_addr
         )
         state.managers = [state.advertise_addr]
-        self.data_dir.save(state)
+        await asyncio.to_thread(self.data_dir.save, state)  # fsyncs
         self.swarm = SwarmNode(self.data_dir, state, self.hostname)
         await self.swarm.start()
         # Answer only once this manager leads and serves: the CLI asks for the join tokens right after.
