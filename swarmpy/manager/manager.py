@@ -205,11 +205,10 @@ class Manager:
         fresh = storage.last_index() == 0 and storage.snapshot().empty
         peers = (self.raft_id,) if (fresh and bootstrap is not None) else ()
         transport = GrpcTransport(self._member_addr, self._peer_channel, self._raft_config.max_message_bytes)
-        # A snapshot larger than one gRPC message arrives through StreamRaftMessage, bounded by that
-        # stream's own limit; the driver's size check must not drop it. Single messages stay bounded by gRPC.
+        # A snapshot larger than one gRPC message arrives through StreamRaftMessage, bounded by that stream's
+        # limit; the driver accepts snapshots up to the same bound. Single messages stay bounded by gRPC.
         driver_config = dataclasses.replace(
-            self._raft_config,
-            max_message_bytes=max(self._raft_config.max_message_bytes, DEFAULT_MAX_SNAPSHOT_BYTES + MESSAGE_OVERHEAD),
+            self._raft_config, max_snapshot_bytes=DEFAULT_MAX_SNAPSHOT_BYTES + MESSAGE_OVERHEAD
         )
         self.driver = RaftDriver(
             self.raft_id, peers, storage, transport, StoreStateMachine(self.store), driver_config
@@ -429,8 +428,7 @@ class Manager:
         return self._known_members.get(raft_id)
 
     def _peer_channel(self, addr: str) -> grpc.aio.Channel:
-        creds = tls.channel_credentials(self.credentials.key_pem, self.credentials.cert_pem, self.credentials.root_cert_pem)
-        return grpc.aio.secure_channel(addr, creds, options=tls.channel_options(self._raft_config.max_message_bytes))
+        return tls.secure_channel(addr, self.credentials, self._raft_config.max_message_bytes)
 
     def update_credentials(self, credentials: NodeCredentials) -> None:
         """A renewed certificate: new connections present it; established ones keep their session."""
@@ -448,10 +446,7 @@ class Manager:
             return None
         channel = self._leader_channels.get(addr)
         if channel is None:
-            creds = tls.channel_credentials(
-                self.credentials.key_pem, self.credentials.cert_pem, self.credentials.root_cert_pem
-            )
-            channel = self._leader_channels[addr] = grpc.aio.secure_channel(addr, creds, options=tls.channel_options())
+            channel = self._leader_channels[addr] = tls.secure_channel(addr, self.credentials)
         return channel
 
     async def _issue_certificate(

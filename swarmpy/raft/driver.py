@@ -56,7 +56,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from . import errors
 from .core import Config, RaftNode
-from .messages import NONE, ConfChange, Entry, EntryType, HardState, Message, Ready, Role, SoftState
+from .messages import NONE, ConfChange, Entry, EntryType, HardState, Message, MessageType, Ready, Role, SoftState
 from .transport import Transport
 from .wal import DiskStorage
 
@@ -108,6 +108,9 @@ class DriverConfig:
     max_inflight_msgs: int = 256
     max_proposal_bytes: int = 4 * MIB
     max_message_bytes: int = 4 * MIB  # incoming messages estimated larger than this are dropped and counted
+    # A snapshot may be far larger than one message: transports stream it in chunks (raftnet does). This
+    # bounds what a driver accepts whole.
+    max_snapshot_bytes: int = 1024 * MIB
     check_quorum: bool = True
     # swarmkit runs with PreVote off. Without it a follower whose log lags (common right after a
     # leader crash) wins the race to time out, bumps the term, resets the up-to-date follower's
@@ -290,7 +293,10 @@ class RaftDriver:
     def receive(self, message: Message) -> None:
         if self._task_group is None:
             return  # not running (stopped, or failed): nothing would ever take it out of the inbox
-        if estimated_message_bytes(message) > self.config.max_message_bytes:
+        limit = (
+            self.config.max_snapshot_bytes if message.type == MessageType.SNAPSHOT else self.config.max_message_bytes
+        )
+        if estimated_message_bytes(message) > limit:
             self.stats.oversized_messages_dropped += 1
             log.warning("node %x: dropped an oversized %s from %x", self.node_id, message.type.name, message.frm)
             return

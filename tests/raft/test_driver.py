@@ -9,7 +9,7 @@ import pytest
 
 from swarmpy.raft import errors
 from swarmpy.raft.driver import ApplyResult, DriverConfig, RaftDriver
-from swarmpy.raft.messages import ConfChange, ConfChangeType, ConfState, Entry, Message, MessageType
+from swarmpy.raft.messages import ConfChange, ConfChangeType, ConfState, Entry, Message, MessageType, Snapshot, SnapshotMeta
 from swarmpy.raft.transport import InMemoryNetwork
 from swarmpy.raft.wal import DiskStorage
 
@@ -257,6 +257,14 @@ async def test_oversized_incoming_messages_are_dropped_and_counted(tmp_path):
         )
         follower.receive(huge)
         assert follower.stats.oversized_messages_dropped == 1
+        # A snapshot is bounded by max_snapshot_bytes instead (transports stream it): 20 kB passes...
+        snapshot = Snapshot(meta=SnapshotMeta(index=1, term=1, conf=ConfState((1,))), data=b"s" * 20_000)
+        follower.receive(Message(type=MessageType.SNAPSHOT, to=follower.node_id, frm=leader.node_id, snapshot=snapshot))
+        assert follower.stats.oversized_messages_dropped == 1
+        # ...and beyond that bound it is dropped like any oversized message.
+        follower.config.max_snapshot_bytes = 15_000
+        follower.receive(Message(type=MessageType.SNAPSHOT, to=follower.node_id, frm=leader.node_id, snapshot=snapshot))
+        assert follower.stats.oversized_messages_dropped == 2
         with pytest.raises(errors.ProposalTooLarge):
             await leader.propose(b"x" * (5 << 20))
     finally:
