@@ -40,13 +40,12 @@ from typing import Protocol
 import grpc
 
 from swarmpy.api import dispatcher_pb2, dispatcher_pb2_grpc, objects_pb2
+from swarmpy.leader_redirect import leader_redirect
 from swarmpy.worker.logs import TaskLogSource, selected_tasks
 
 log = logging.getLogger(__name__)
 
 MANAGERS_FILE = "managers.json"
-LEADER_ADDR_KEY = "swarmpy-leader-addr"  # the dispatcher gate's redirect (swarmpy.manager.dispatcher.gate)
-NOT_LEADER = "not the leader"
 LOG_BATCH = 100
 
 
@@ -110,15 +109,6 @@ class TaskStatusReports:
         for task_id, status in sent.items():
             if self._pending.get(task_id) is status:  # a newer report since stays pending
                 del self._pending[task_id]
-
-
-def redirect_of(error: grpc.aio.AioRpcError) -> str | None:
-    if error.code() != grpc.StatusCode.UNAVAILABLE or not (error.details() or "").startswith(NOT_LEADER):
-        return None
-    for key, value in error.trailing_metadata() or ():
-        if key == LEADER_ADDR_KEY and value:
-            return value if isinstance(value, str) else value.decode()
-    return None
 
 
 def _first_error(error: BaseException) -> BaseException:
@@ -216,7 +206,7 @@ class Agent:
                     self._leader_hint = error.leader
                     continue
                 if isinstance(error, grpc.aio.AioRpcError):
-                    leader = redirect_of(error)
+                    leader = leader_redirect(error)
                     if leader:
                         self._leader_hint = leader
                         continue
@@ -256,7 +246,7 @@ class Agent:
                 async with asyncio.timeout(self._settings.rpc_timeout):
                     first = await call.read()
             except grpc.aio.AioRpcError as exc:
-                leader = redirect_of(exc)
+                leader = leader_redirect(exc)
                 if leader:
                     raise _Redirect(leader) from exc
                 raise

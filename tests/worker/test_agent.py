@@ -9,12 +9,10 @@ import contextlib
 import pytest
 
 from swarmpy.api import dispatcher_pb2, objects_pb2
-from swarmpy.manager.dispatcher import gate
 from swarmpy.manager.logbroker import LogBroker
 from swarmpy.manager.store import MemoryStore
-from swarmpy.worker import agent as agent_module
 from swarmpy.worker.agent import Agent, AgentSettings, TaskStatusReports
-from tests.manager.test_dispatcher import Manager, edit, make_node, make_task, node_channel, seed, wait_for
+from tests.manager.test_dispatcher import Manager, make_node, make_task, node_channel, seed, wait_for
 
 FAST = AgentSettings(rpc_timeout=2.0, backoff_min=0.02, backoff_max=0.2, description_interval=0.1, status_batch_window=0.01)
 
@@ -103,9 +101,6 @@ async def managers(store: MemoryStore, count: int = 1, **kwargs):
             await manager.stop()
 
 
-def test_redirect_vocabulary_matches_the_gate():
-    assert agent_module.LEADER_ADDR_KEY == gate.LEADER_ADDR_KEY
-    assert agent_module.NOT_LEADER == gate.NOT_LEADER
 
 
 async def test_reports_stay_pending_until_acknowledged():

@@ -17,21 +17,11 @@ import grpc
 
 from swarmpy.api import dispatcher_pb2_grpc
 
+from swarmpy.leader_redirect import LEADER_ADDR_KEY, leader_redirect, refusal
+
 from .dispatcher import Dispatcher
 
-LEADER_ADDR_KEY = "swarmpy-leader-addr"
-NOT_LEADER = "not the leader"
-
-
-def leader_redirect(error: grpc.aio.AioRpcError) -> str | None:
-    """The leader's address from a "not the leader" refusal, or None if the error is anything else."""
-    if error.code() != grpc.StatusCode.UNAVAILABLE or not (error.details() or "").startswith(NOT_LEADER):
-        return None
-    for key, value in error.trailing_metadata() or ():
-        if key == LEADER_ADDR_KEY and value:
-            return value if isinstance(value, str) else value.decode()
-    return None
-
+__all__ = ["LEADER_ADDR_KEY", "DispatcherGate", "leader_redirect"]
 
 class DispatcherGate(dispatcher_pb2_grpc.DispatcherServicer):
     def __init__(self, leader_addr: Callable[[], str | None]) -> None:
@@ -45,9 +35,8 @@ class DispatcherGate(dispatcher_pb2_grpc.DispatcherServicer):
         self._dispatcher = None
 
     async def _refuse(self, context: grpc.aio.ServicerContext) -> None:
-        leader = self._leader_addr() or ""
-        where = f"; the leader is at {leader}" if leader else "; no leader is known yet"
-        await context.abort(grpc.StatusCode.UNAVAILABLE, NOT_LEADER + where, trailing_metadata=((LEADER_ADDR_KEY, leader),))
+        details, trailing = refusal(self._leader_addr() or "")
+        await context.abort(grpc.StatusCode.UNAVAILABLE, details, trailing_metadata=trailing)
 
     async def _unary(self, name: str, request: Any, context: grpc.aio.ServicerContext) -> Any:
         dispatcher = self._dispatcher
