@@ -74,7 +74,7 @@ class SwarmNode:
             float(spec.ca_config.node_cert_expiry) / 1e9,
         )
         credentials = NodeCredentials(key_pem=key, cert_pem=cert, root_cert_pem=root_cert)
-        data_dir.erase_swarm_state()
+        await asyncio.to_thread(data_dir.erase_swarm_state)
         await save_node_credentials(data_dir.root, credentials)
         state = NodeState(
             node_id=node_id, cluster_id=cluster_id, role="manager", listen_addr=listen_addr,
@@ -97,11 +97,11 @@ class SwarmNode:
             await swarm._start_worker()
         except BaseException as exc:
             await swarm.stop()
-            data_dir.erase_swarm_state()
+            await asyncio.to_thread(data_dir.erase_swarm_state)
             if isinstance(exc, ListenError):
                 raise LocalNodeError(grpc.StatusCode.INVALID_ARGUMENT, str(exc)) from exc
             raise
-        data_dir.save(state)
+        await asyncio.to_thread(data_dir.save, state)
         return swarm
 
     @classmethod
@@ -119,7 +119,7 @@ class SwarmNode:
             raise LocalNodeError(grpc.StatusCode.FAILED_PRECONDITION, str(exc)) from exc
         listen_addr, advertise_addr = _addresses(request.listen_addr, request.advertise_addr)
         credentials = NodeCredentials(key_pem=issued.key_pem, cert_pem=issued.cert_pem, root_cert_pem=root_cert)
-        data_dir.erase_swarm_state()
+        await asyncio.to_thread(data_dir.erase_swarm_state)
         await save_node_credentials(data_dir.root, credentials)
         state = NodeState(
             node_id=issued.node_id, cluster_id=issued.cluster_id, role="worker", listen_addr=listen_addr,
@@ -130,11 +130,11 @@ class SwarmNode:
         try:
             if parse_node_certificate(issued.cert_pem).role == objects_pb2.MANAGER:
                 await swarm._join_managers()
-            data_dir.save(state)
+            await asyncio.to_thread(data_dir.save, state)
             await swarm._start_worker()
         except BaseException as exc:
             await swarm.stop()
-            data_dir.erase_swarm_state()
+            await asyncio.to_thread(data_dir.erase_swarm_state)
             if isinstance(exc, ListenError):
                 raise LocalNodeError(grpc.StatusCode.INVALID_ARGUMENT, str(exc)) from exc
             raise
@@ -178,7 +178,7 @@ class SwarmNode:
         if self.worker is not None:
             await self.worker.shut_down_tasks()
         await self.stop()
-        self.data_dir.erase_swarm_state()
+        await asyncio.to_thread(self.data_dir.erase_swarm_state)
 
     def _manager_leave_warning(self) -> str:
         """docker's refusal of `swarm leave` on a manager, with what leaving would do to the quorum."""
@@ -313,7 +313,7 @@ class SwarmNode:
         log.info("node %s: promoted; joining the managers", self.state.node_id)
         await self._renew_certificate(objects_pb2.MANAGER)
         await self._join_managers()
-        self.data_dir.save(self.state)
+        await asyncio.to_thread(self.data_dir.save, self.state)
 
     async def _become_worker(self) -> None:
         log.info("node %s: demoted; stopping the manager", self.state.node_id)
@@ -323,8 +323,8 @@ class SwarmNode:
         await manager.stop()
         self.state.role = "worker"
         self.state.raft_id = 0
-        self.data_dir.save(self.state)
-        shutil.rmtree(self.data_dir.raft, ignore_errors=True)
+        await asyncio.to_thread(self.data_dir.save, self.state)
+        await asyncio.to_thread(shutil.rmtree, self.data_dir.raft, ignore_errors=True)
 
     # -- what the local socket asks ---------------------------------------------------------
 

@@ -58,7 +58,8 @@ class ControlRouter(control_pb2_grpc.ControlServicer):
         """True to serve here (after the read barrier); False to forward; aborts when neither can be done."""
         if self._is_leader():
             try:
-                await asyncio.wait_for(self._read_barrier(), self._barrier_timeout)
+                async with asyncio.timeout(self._barrier_timeout):  # not wait_for: 3.11's can swallow a cancel
+                    await self._read_barrier()
             except Exception as exc:  # the barrier fails in many ways (timeout, lost leadership): all mean no leader
                 log.info("read barrier failed: %r", exc)
                 await context.abort(grpc.StatusCode.UNAVAILABLE, NO_LEADER)

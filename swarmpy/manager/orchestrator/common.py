@@ -16,20 +16,22 @@ from collections import defaultdict
 from collections.abc import Iterable
 
 from swarmpy.api import objects_pb2
+from swarmpy.api.objects_pb2 import (  # noqa: F401 - re-exported for the orchestrators
+    ASSIGNED,
+    COMPLETE,
+    FAILED,
+    NEW,
+    ORPHANED,
+    PENDING,
+    READY,
+    REJECTED,
+    REMOVE,
+    RUNNING,
+    SHUTDOWN,
+)
 from swarmpy.identity import new_id
 from swarmpy.manager.store import Change, Commit, Watch
 
-NEW = objects_pb2.NEW
-PENDING = objects_pb2.PENDING
-ASSIGNED = objects_pb2.ASSIGNED
-READY = objects_pb2.READY
-RUNNING = objects_pb2.RUNNING
-COMPLETE = objects_pb2.COMPLETE
-SHUTDOWN = objects_pb2.SHUTDOWN
-FAILED = objects_pb2.FAILED
-REJECTED = objects_pb2.REJECTED
-REMOVE = objects_pb2.REMOVE
-ORPHANED = objects_pb2.ORPHANED
 
 NodeAvailability = objects_pb2.NodeSpec.Availability
 NodeState = objects_pb2.NodeStatus.State
