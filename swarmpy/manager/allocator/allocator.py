@@ -184,12 +184,16 @@ class Allocator:
     async def _move_to_pending(self, task_ids: set[str]) -> set[str]:
         view = self._store.view()
         ready: list[tuple[objects_pb2.Task, objects_pb2.Service]] = []
+        allocated: dict[str, objects_pb2.Service | None] = {}  # per service: comparing endpoints costs
         for task_id in task_ids:
             task = view.get_task(task_id)
             if task is None or task.status.state != objects_pb2.NEW or task.desired_state > objects_pb2.RUNNING:
                 continue
-            service = view.get_service(task.service_id)
-            if service is None or not endpoint_allocated(service):
+            if task.service_id not in allocated:
+                service = view.get_service(task.service_id)
+                allocated[task.service_id] = service if service is not None and endpoint_allocated(service) else None
+            service = allocated[task.service_id]
+            if service is None:
                 continue  # the service's allocation brings the task back
             ready.append((task, service))
         if not ready:
