@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 
 from swarmpy.api import objects_pb2
 from swarmpy.manager.constraint import ConstraintError, matches, parse_constraints
-from swarmpy.manager.store import Change, MemoryStore, StoreError
+from swarmpy.manager.store import Change, StoreError
 from swarmpy.manager.store.memory import Batch
 
 from .common import (
@@ -32,12 +32,12 @@ from .common import (
     is_global,
     is_task_dirty,
     new_task,
-    next_events,
     node_gone_or_down,
     node_takes_new_tasks,
     retire,
     runnable_by_slot,
 )
+from .loop import ServiceReconcileLoop
 from .update import UpdateRunner
 
 log = logging.getLogger(__name__)
@@ -78,26 +78,11 @@ def plan_global(
     return plan
 
 
-class GlobalOrchestrator:
+class GlobalOrchestrator(ServiceReconcileLoop):
     """Reconciles global services; reads services, tasks, nodes; writes tasks (and update_status)."""
 
-    def __init__(self, store: MemoryStore) -> None:
-        self._store = store
-
-    async def run(self) -> None:
-        view, watch = self._store.view_and_watch(["service", "task", "node"])
-        with watch:
-            async with asyncio.TaskGroup() as group:
-                updates = UpdateRunner(self._store, group)
-                dirty = {service.id for service in view.services() if is_global(service)}
-                while True:
-                    if dirty:
-                        dirty = await self._reconcile(dirty, updates)
-                        if dirty:
-                            continue
-                    for event in await next_events(watch):
-                        if isinstance(event, Change):
-                            self._note(event, dirty, updates)
+    def _owns(self, service: objects_pb2.Service) -> bool:
+        return is_global(service)
 
     def _note(self, event: Change, dirty: set[str], updates: UpdateRunner) -> None:
         view = self._store.view()

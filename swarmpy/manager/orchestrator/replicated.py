@@ -41,11 +41,11 @@ from .common import (
     is_runnable,
     is_task_dirty,
     new_task,
-    next_events,
     node_gone_or_down,
     retire,
     runnable_by_slot,
 )
+from .loop import ServiceReconcileLoop
 from .update import UpdateRunner
 
 log = logging.getLogger(__name__)
@@ -107,28 +107,15 @@ def plan_replicated(
     return plan
 
 
-class ReplicatedOrchestrator:
+class ReplicatedOrchestrator(ServiceReconcileLoop):
     """Reconciles replicated services' tasks; reads services, tasks, nodes; writes tasks and services
     (update_status, through the updater)."""
 
-    def __init__(self, store: MemoryStore) -> None:
-        self._store = store
+    def _owns(self, service: objects_pb2.Service) -> bool:
+        return is_replicated(service)
 
-    async def run(self) -> None:
-        view, watch = self._store.view_and_watch(["service", "task", "node"])
-        with watch:
-            async with asyncio.TaskGroup() as group:
-                updates = UpdateRunner(self._store, group)
-                await self._remove_orphaned_tasks(view)
-                dirty = {service.id for service in view.services() if is_replicated(service)}
-                while True:
-                    if dirty:
-                        dirty = await self._reconcile(dirty, updates)
-                        if dirty:
-                            continue
-                    for event in await next_events(watch):
-                        if isinstance(event, Change):
-                            self._note(event, dirty, updates)
+    async def _prepare(self, view: ReadView) -> None:
+        await self._remove_orphaned_tasks(view)
 
     def _note(self, event: Change, dirty: set[str], updates: UpdateRunner) -> None:
         view = self._store.view()
