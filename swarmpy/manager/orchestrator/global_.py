@@ -17,20 +17,19 @@ deleted service's tasks get desired REMOVE.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 from swarmpy.api import objects_pb2
 from swarmpy.manager.constraint import ConstraintError, matches, parse_constraints
-from swarmpy.manager.store import Change, StoreError
+from swarmpy.manager.store import Change, ReadView
 from swarmpy.manager.store.memory import Batch
 
 from .common import (
     REMOVE,
     is_global,
-    is_task_dirty,
     new_task,
     node_gone_or_down,
     node_takes_new_tasks,
@@ -103,31 +102,11 @@ class GlobalOrchestrator(ServiceReconcileLoop):
                 return
             dirty.update(service.id for service in view.services() if is_global(service))
 
-    async def _reconcile(self, service_ids: set[str], updates: UpdateRunner) -> set[str]:
-        view = self._store.view()
-        nodes = view.nodes()
-        retry: set[str] = set()
-        for service_id in sorted(service_ids):
-            service = view.get_service(service_id)
-            try:
-                if service is None:
-                    await self._remove_tasks(service_id)
-                    continue
-                if not is_global(service):
-                    continue
-                plan = plan_global(service, view.tasks_by_service(service_id), nodes)
-                if plan:
-                    await self._apply(service, plan)
-                    view = self._store.view()
-                tasks = view.tasks_by_service(service_id)
-                if any(is_task_dirty(service, task) for task in tasks if task.desired_state <= objects_pb2.RUNNING):
-                    updates.ensure(service)
-            except StoreError as error:
-                log.debug("reconciling global service %s raced another write, retrying: %s", service_id, error)
-                retry.add(service_id)
-        if retry:
-            await asyncio.sleep(0)
-        return retry
+    def _nodes(self, view: ReadView) -> Any:
+        return view.nodes()
+
+    def _plan(self, service: objects_pb2.Service, tasks: list[objects_pb2.Task], nodes: Any) -> Any:
+        return plan_global(service, tasks, nodes)
 
     async def _apply(self, service: objects_pb2.Service, plan: GlobalPlan) -> None:
         log.debug(

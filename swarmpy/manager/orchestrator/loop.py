@@ -8,12 +8,16 @@ reconciled before waiting again. Rolling updates run beside the loop, owned by i
 from __future__ import annotations
 
 import asyncio
+import logging
+from typing import Any
 
 from swarmpy.api import objects_pb2
-from swarmpy.manager.store import Change, MemoryStore, ReadView
+from swarmpy.manager.store import Change, MemoryStore, ReadView, StoreError
 
-from .common import next_events
+from .common import is_task_dirty, next_events
 from .update import UpdateRunner
+
+log = logging.getLogger(__name__)
 
 
 class ServiceReconcileLoop:
@@ -30,9 +34,47 @@ class ServiceReconcileLoop:
     def _note(self, event: Change, dirty: set[str], updates: UpdateRunner) -> None:
         raise NotImplementedError
 
-    async def _reconcile(self, dirty: set[str], updates: UpdateRunner) -> set[str]:
-        """Reconcile the dirty services; returns those still dirty (to try again at once)."""
+    def _nodes(self, view: ReadView) -> Any:
+        """The nodes in the form `_plan` wants, computed once per reconcile pass."""
         raise NotImplementedError
+
+    def _plan(self, service: objects_pb2.Service, tasks: list[objects_pb2.Task], nodes: Any) -> Any:
+        """What to change for one service (falsy: nothing)."""
+        raise NotImplementedError
+
+    async def _apply(self, service: objects_pb2.Service, plan: Any) -> None:
+        raise NotImplementedError
+
+    async def _remove_tasks(self, service_id: str) -> None:
+        """The service is gone: its tasks are to be removed."""
+        raise NotImplementedError
+
+    async def _reconcile(self, service_ids: set[str], updates: UpdateRunner) -> set[str]:
+        """Reconcile the services; returns the ones to retry because a write raced another."""
+        view = self._store.view()
+        nodes = self._nodes(view)
+        retry: set[str] = set()
+        for service_id in sorted(service_ids):
+            service = view.get_service(service_id)
+            try:
+                if service is None:
+                    await self._remove_tasks(service_id)
+                    continue
+                if not self._owns(service):
+                    continue
+                plan = self._plan(service, view.tasks_by_service(service_id), nodes)
+                if plan:
+                    await self._apply(service, plan)
+                    view = self._store.view()
+                tasks = view.tasks_by_service(service_id)
+                if any(is_task_dirty(service, task) for task in tasks if task.desired_state <= objects_pb2.RUNNING):
+                    updates.ensure(service)
+            except StoreError as error:
+                log.debug("reconciling service %s raced another write, retrying: %s", service_id, error)
+                retry.add(service_id)
+        if retry:
+            await asyncio.sleep(0)
+        return retry
 
     async def run(self) -> None:
         view, watch = self._store.view_and_watch(["service", "task", "node"])

@@ -24,11 +24,11 @@ status report does not, so a large service is not re-planned once per task per s
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections import defaultdict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from swarmpy.api import objects_pb2
 from swarmpy.manager.store import Change, MemoryStore, ReadView, StoreError
@@ -39,7 +39,6 @@ from .common import (
     RUNNING,
     is_replicated,
     is_runnable,
-    is_task_dirty,
     new_task,
     node_gone_or_down,
     retire,
@@ -140,32 +139,11 @@ class ReplicatedOrchestrator(ServiceReconcileLoop):
                 if service is not None and is_replicated(service):
                     dirty.add(service.id)
 
-    async def _reconcile(self, service_ids: set[str], updates: UpdateRunner) -> set[str]:
-        """Reconcile the services; returns the ones to retry because a write raced another."""
-        view = self._store.view()
-        nodes = {node.id: node for node in view.nodes()}
-        retry: set[str] = set()
-        for service_id in sorted(service_ids):
-            service = view.get_service(service_id)
-            try:
-                if service is None:
-                    await self._remove_tasks(service_id)
-                    continue
-                if not is_replicated(service):
-                    continue
-                plan = plan_replicated(service, view.tasks_by_service(service_id), nodes)
-                if plan:
-                    await self._apply(service, plan)
-                    view = self._store.view()
-                tasks = view.tasks_by_service(service_id)
-                if any(is_task_dirty(service, task) for task in tasks if task.desired_state <= RUNNING):
-                    updates.ensure(service)
-            except StoreError as error:
-                log.debug("reconciling service %s raced another write, retrying: %s", service_id, error)
-                retry.add(service_id)
-        if retry:
-            await asyncio.sleep(0)
-        return retry
+    def _nodes(self, view: ReadView) -> Any:
+        return {node.id: node for node in view.nodes()}
+
+    def _plan(self, service: objects_pb2.Service, tasks: list[objects_pb2.Task], nodes: Any) -> Any:
+        return plan_replicated(service, tasks, nodes)
 
     async def _apply(self, service: objects_pb2.Service, plan: ReplicatedPlan) -> None:
         if plan.create_slots or len(plan.retire) > 1:
