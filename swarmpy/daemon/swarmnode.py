@@ -96,10 +96,7 @@ class SwarmNode:
             await swarm._start_manager(ClusterBootstrap(cluster_id, spec, root_ca, node))
             await swarm._start_worker()
         except BaseException as exc:
-            await swarm.stop()
-            await asyncio.to_thread(data_dir.erase_swarm_state)
-            if isinstance(exc, ListenError):
-                raise LocalNodeError(grpc.StatusCode.INVALID_ARGUMENT, str(exc)) from exc
+            await swarm._abandon(exc)
             raise
         await asyncio.to_thread(data_dir.save, state)
         return swarm
@@ -133,12 +130,16 @@ class SwarmNode:
             await asyncio.to_thread(data_dir.save, state)
             await swarm._start_worker()
         except BaseException as exc:
-            await swarm.stop()
-            await asyncio.to_thread(data_dir.erase_swarm_state)
-            if isinstance(exc, ListenError):
-                raise LocalNodeError(grpc.StatusCode.INVALID_ARGUMENT, str(exc)) from exc
+            await swarm._abandon(exc)
             raise
         return swarm
+
+    async def _abandon(self, error: BaseException) -> None:
+        """A failed init or join leaves nothing behind; raises what the user should read, if any."""
+        await self.stop()
+        await asyncio.to_thread(self.data_dir.erase_swarm_state)
+        if isinstance(error, ListenError):
+            raise LocalNodeError(grpc.StatusCode.INVALID_ARGUMENT, str(error)) from error
 
     # -- running ----------------------------------------------------------------------------
 
