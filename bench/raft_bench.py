@@ -25,23 +25,9 @@ from swarmpy.raft.driver import DriverConfig, RaftDriver  # noqa: E402
 from swarmpy.raft.transport import InMemoryNetwork  # noqa: E402
 from swarmpy.raft.wal import DiskStorage  # noqa: E402
 
+from bench.raft_measure import PAYLOAD, CountingStateMachine, measure_proposals  # noqa: E402
+
 NODE_IDS = (1, 2, 3)
-PAYLOAD = b"x" * 100
-
-
-class CountingStateMachine:
-    def __init__(self) -> None:
-        self.count = 0
-
-    def apply(self, index: int, data: bytes) -> int:
-        self.count += 1
-        return index
-
-    def snapshot(self) -> bytes:
-        return self.count.to_bytes(8, "little")
-
-    def restore(self, data: bytes) -> None:
-        self.count = int.from_bytes(data, "little")
 
 
 @dataclass
@@ -96,10 +82,6 @@ class BenchCluster:
                 await asyncio.sleep(self.config.tick_interval / 4)
 
 
-def percentile(sorted_values: list[float], fraction: float) -> float:
-    return sorted_values[min(len(sorted_values) - 1, int(len(sorted_values) * fraction))]
-
-
 async def run(
     sequential: int = 2_000,
     pipelined: int = 20_000,
@@ -117,38 +99,14 @@ async def run(
             leader = await cluster.leader()
             await leader.propose(PAYLOAD)  # warm up
 
-            latencies = []
-            started = time.perf_counter()
-            for _ in range(sequential):
-                before = time.perf_counter()
-                await leader.propose(PAYLOAD)
-                latencies.append(time.perf_counter() - before)
-            elapsed = time.perf_counter() - started
-            latencies.sort()
-            if sequential:
-                result.sequential_per_second = sequential / elapsed
-                result.sequential_p50_ms = statistics.median(latencies) * 1e3
-                result.sequential_p99_ms = percentile(latencies, 0.99) * 1e3
-
-            latencies = []
-            in_flight = asyncio.Semaphore(window)
-
-            async def one() -> None:
-                async with in_flight:
-                    before = time.perf_counter()
-                    await leader.propose(PAYLOAD)
-                    latencies.append(time.perf_counter() - before)
-
-            started = time.perf_counter()
-            async with asyncio.TaskGroup() as group:
-                for _ in range(pipelined):
-                    group.create_task(one())
-            elapsed = time.perf_counter() - started
-            latencies.sort()
-            if pipelined:
-                result.pipelined_per_second = pipelined / elapsed
-                result.pipelined_p50_ms = statistics.median(latencies) * 1e3
-                result.pipelined_p99_ms = percentile(latencies, 0.99) * 1e3
+            measured = await measure_proposals(leader, sequential, pipelined, window)
+            sequential_figures, pipelined_figures = measured["sequential"], measured["pipelined"]
+            result.sequential_per_second = sequential_figures["per_second"]
+            result.sequential_p50_ms = sequential_figures["p50_ms"]
+            result.sequential_p99_ms = sequential_figures["p99_ms"]
+            result.pipelined_per_second = pipelined_figures["per_second"]
+            result.pipelined_p50_ms = pipelined_figures["p50_ms"]
+            result.pipelined_p99_ms = pipelined_figures["p99_ms"]
 
             await leader.read_index()
             target = leader.applied

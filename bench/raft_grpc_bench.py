@@ -20,7 +20,6 @@ import json
 import os
 import random
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -39,24 +38,10 @@ from swarmpy.manager.raftnet import GrpcTransport, RaftServicer  # noqa: E402
 from swarmpy.raft.driver import DriverConfig, RaftDriver  # noqa: E402
 from swarmpy.raft.wal import DiskStorage  # noqa: E402
 
+from bench.raft_measure import CountingStateMachine, measure_proposals  # noqa: E402
+
 CLUSTER_ID = "raftgrpcbench"
 NODE_IDS = (1, 2, 3)
-PAYLOAD = b"x" * 100
-
-
-class CountingStateMachine:
-    def __init__(self) -> None:
-        self.count = 0
-
-    def apply(self, index: int, data: bytes) -> int:
-        self.count += 1
-        return index
-
-    def snapshot(self) -> bytes:
-        return self.count.to_bytes(8, "little")
-
-    def restore(self, data: bytes) -> None:
-        self.count = int.from_bytes(data, "little")
 
 
 def make_certificates(folder: str) -> None:
@@ -86,45 +71,8 @@ def free_ports(count: int) -> list[int]:
     return ports
 
 
-def percentile(sorted_values: list[float], fraction: float) -> float:
-    return sorted_values[min(len(sorted_values) - 1, int(len(sorted_values) * fraction))]
-
-
-def summary(latencies: list[float], elapsed: float) -> dict[str, float]:
-    latencies.sort()
-    return {
-        "count": len(latencies),
-        "per_second": len(latencies) / elapsed,
-        "p50_ms": statistics.median(latencies) * 1e3,
-        "p99_ms": percentile(latencies, 0.99) * 1e3,
-    }
-
-
 async def measure(driver: RaftDriver, sequential: int, pipelined: int, window: int) -> dict:
-    await driver.propose(PAYLOAD)  # warm up: connections open, caches hot
-    latencies: list[float] = []
-    started = time.perf_counter()
-    for _ in range(sequential):
-        before = time.perf_counter()
-        await driver.propose(PAYLOAD)
-        latencies.append(time.perf_counter() - before)
-    result = {"sequential": summary(latencies, time.perf_counter() - started)}
-
-    latencies = []
-    in_flight = asyncio.Semaphore(window)
-
-    async def one() -> None:
-        async with in_flight:
-            before = time.perf_counter()
-            await driver.propose(PAYLOAD)
-            latencies.append(time.perf_counter() - before)
-
-    started = time.perf_counter()
-    async with asyncio.TaskGroup() as group:
-        for _ in range(pipelined):
-            group.create_task(one())
-    result["pipelined"] = summary(latencies, time.perf_counter() - started)
-    result["pipelined"]["window"] = window
+    result = await measure_proposals(driver, sequential, pipelined, window)
     result["transport"] = dataclasses.asdict(driver.transport.stats)
     return result
 
