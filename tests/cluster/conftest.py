@@ -55,13 +55,17 @@ def free_port_on(ip: str) -> int:
 class ClusterDaemon(SwarmDaemon):
     """One host of a multi-host swarm: swarmpyd on `ip`, with a short Raft tick."""
 
-    def __init__(self, workdir: Path, docker, ip: str, name: str) -> None:
+    def __init__(self, workdir: Path, docker, ip: str, name: str, *, listen_port: int | None = None,
+                 launcher: tuple[str, ...] = ()) -> None:
+        """`launcher` prefixes the daemon's command line (e.g. `ip netns exec NS`, to run it in its own
+        network namespace, where `ip` is not bindable from here: then `listen_port` must be given)."""
         workdir.mkdir(parents=True, exist_ok=True)
         super().__init__(workdir, docker)
         self.ip = ip
         self.name = name
         self.hostname = f"{name}-{uuid.uuid4().hex[:6]}"
-        self.listen_port = free_port_on(ip)
+        self.listen_port = listen_port if listen_port is not None else free_port_on(ip)
+        self.launcher = launcher
         self.known_node_ids: set[str] = set()  # every ID this host had: teardown removes their containers
         self._channel: grpc.Channel | None = None
 
@@ -76,7 +80,7 @@ class ClusterDaemon(SwarmDaemon):
             log.flush()
             env = dict(os.environ, SWARMPY_RAFT_TICK=str(RAFT_TICK))
             self.process = subprocess.Popen(
-                [sys.executable, "-c", "from swarmpy.daemon import main; main()",
+                [*self.launcher, sys.executable, "-c", "from swarmpy.daemon import main; main()",
                  "--data-dir", str(self.data_dir), "--socket", str(self.socket_path), "--hostname", self.hostname],
                 stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=env,
             )
