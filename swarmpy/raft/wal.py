@@ -8,9 +8,10 @@ A data directory holds two folders::
     snap/<index:016x>-<term:016x>.snap  the newest snapshot (at most one after a clean step)
 
 A segment is a sequence of records; one record is one durable batch (everything one `save()` writes,
-i.e. one Ready), so a crash can tear at most the last record. Each record is framed as::
+i.e. one Ready, in one write followed by one fdatasync), so a crash can tear at most the last record.
+Each record is framed as::
 
-    u32 body length | u32 crc32(length field) | u32 crc32(body) | body
+    "SWRB" | u32 body length | u32 flags | u32 crc32(head so far) | u32 crc32(body) | body | "SWRE"
 
 and the body is a sequence of items, each `u32 item length | item`, whose first byte says what it is:
 
@@ -40,16 +41,28 @@ deleted. Keeping the entries after the compaction point costs at most `log_entri
 rewrites per snapshot interval (500 per 10,000 entries with swarmkit's settings). Snapshots are written
 the same way (temp file, fsync, rename, fsync of the folder) and carry a crc32 trailer.
 
-Recovery on open reads the newest segment from the start. Only the *last* record may be damaged, and
-only in ways a crash mid-append can cause: the file ends inside it, or its body checksum fails and it
-reaches the end of the file, or the bytes from a bad header to the end of the file are all zero.
-Such a torn record is dropped and the file truncated to the last good record (it was never
-acknowledged: the write that produced it did not return). Anything else -- a bad checksum followed by
-more data, a bad header followed by non-zero bytes, a segment whose checkpoint is missing or names
-another sequence number, a snapshot that fails its checksum, a log compacted past the snapshot, a
-snapshot with no segment -- raises `errors.StorageCorrupted(path, offset, reason)`: acknowledged data is
-never silently thrown away. (A single flipped bit in the very last record is indistinguishable from a
-torn write and is treated as one; it is logged at WARNING.)
+Recovery on open reads every segment and the newest snapshot, and deletes nothing until all of them
+have been read and checked (a damaged newest segment next to an intact older one is refused with both
+left on disk). Only the *last* record of the newest segment may be damaged, and only in ways a crash
+mid-append can cause; then it is provably a write that never completed, so never acknowledged:
+
+* the file ends inside it (fdatasync makes the file's length durable with the data, so a record
+  that was synced whole is never cut short by a crash), or
+* one of its 512-byte disk sectors reads as all zeros (a sector the crash kept from being written;
+  the page cache writes back in sectors, in any order). The framing makes this provable: the head and
+  the end marker contain no zero-only sector, and a record whose body holds 512 zero bytes in a row is
+  flagged `MAY_HOLD_ZERO_SECTOR` when written, which rules this test out for it, or
+* its head never landed: the bytes from it to the end of the file are zeros, or hold no further
+  record head (a head written after it would prove it was synced).
+
+Such a torn record is dropped (logged at WARNING with its offset and size) and the file truncated to
+the last good record. Anything else raises `errors.StorageCorrupted(path, offset, reason)` and the
+node does not start: a complete last record failing its checksum (e.g. a flipped bit), a bad record
+followed by more data, garbage after the tail, a segment whose checkpoint is missing or names another
+sequence number, a snapshot that fails its checksum (including one cut short), a log compacted past
+the snapshot, a snapshot with no segment. A truncation exactly at a record boundary leaves a file
+indistinguishable from one whose writer crashed before that record; every open therefore logs what
+it recovered (last index, term, vote) at INFO, and every dropped record or superseded file at WARNING.
 
 All entries since the last compaction are kept in memory and served from there, so the core's reads
 (`entries`, `term`, ...) never touch the disk. Reads and writes may come from different threads: the
@@ -96,11 +109,17 @@ from dataclasses import dataclass
 
 from . import errors
 from .messages import ConfState, Entry, EntryType, HardState, Snapshot, SnapshotMeta
+from .files import OS_FILES, OsFiles
 from .storage import limit_size
 
 log = logging.getLogger(__name__)
 
-FRAME = struct.Struct("<III")  # body length, crc32 of the length field, crc32 of the body
+RECORD_HEAD = struct.Struct("<4sIIII")  # magic, body length, flags, crc32 of the first 12 bytes, crc32 of the body
+RECORD_MAGIC = b"SWRB"
+RECORD_END = b"SWRE"  # no zero byte in either: the head's and the end's sectors are never all zeros
+MAY_HOLD_ZERO_SECTOR = 1  # flag: the body has 512 zero bytes in a row, so a zero sector proves nothing
+SECTOR = 512
+ZERO_SECTOR = bytes(SECTOR)
 ITEM_LENGTH = struct.Struct("<I")  # each item inside a record's body is prefixed by its length
 CHECKPOINT_BODY = struct.Struct("<BQQQQQQ")  # kind, seq, base index, base term, term, vote, commit
 ENTRY_HEAD = struct.Struct("<BQQB")  # kind, term, index, entry type; then the data
@@ -124,8 +143,32 @@ SNAPSHOT_NAME = re.compile(r"^([0-9a-f]{16})-([0-9a-f]{16})\.snap$")
 def frame_record(items: Sequence[bytes]) -> bytes:
     """One record (one durable batch) holding `items`, each already length-prefixed by encode_*."""
     body = b"".join(items)
-    length = len(body)
-    return FRAME.pack(length, zlib.crc32(length.to_bytes(4, "little")), zlib.crc32(body)) + body
+    flags = MAY_HOLD_ZERO_SECTOR if ZERO_SECTOR in body else 0
+    head = RECORD_MAGIC + struct.pack("<II", len(body), flags)
+    return head + struct.pack("<II", zlib.crc32(head), zlib.crc32(body)) + body + RECORD_END
+
+
+def _has_zero_sector(raw: bytes | memoryview, start: int, end: int) -> bool:
+    """Whether any part of a disk sector inside [start, end) of the file reads as all zeros."""
+    position = start
+    while position < end:
+        boundary = min(end, (position // SECTOR + 1) * SECTOR)
+        if not any(raw[position:boundary]):
+            return True
+        position = boundary
+    return False
+
+
+def _find_record_head(raw: bytes, start: int) -> int:
+    """Offset of the first intact record head at or after `start`, or -1."""
+    position = raw.find(RECORD_MAGIC, start)
+    while position >= 0:
+        if position + RECORD_HEAD.size <= len(raw):
+            _, _, _, head_check, _ = RECORD_HEAD.unpack_from(raw, position)
+            if zlib.crc32(raw[position : position + 12]) == head_check:
+                return position
+        position = raw.find(RECORD_MAGIC, position + 1)
+    return -1
 
 
 def _item(body: bytes) -> bytes:
@@ -188,48 +231,70 @@ class SegmentContents:
     hard_state: HardState
     entries: list[Entry]
     good_length: int  # the file's length up to the end of the last good record
+    file_length: int = 0  # the file's length as read
 
 
-def read_segment(path: str, expected_seq: int) -> SegmentContents:
-    """Parse a segment; drop a torn final record (reported via good_length); raise on other damage."""
-    with open(path, "rb") as file:
-        raw = file.read()
+def read_segment(path: str, expected_seq: int, files: OsFiles = OS_FILES) -> SegmentContents:
+    """Parse a segment; drop a provably torn final record (reported via good_length); raise on other damage."""
+    raw = files.read(path)
     view = memoryview(raw)
-    size = len(raw)
     offset = 0
     contents: SegmentContents | None = None
-    while offset < size:
-        if size - offset < FRAME.size:
-            log.warning("%s: dropping a torn record header at offset %d (%d bytes)", path, offset, size - offset)
+    while offset < len(raw):
+        verdict = _check_record(raw, offset)
+        if verdict is not None:
+            kind, reason = verdict
+            if kind == "corrupt":
+                raise errors.StorageCorrupted(path, offset, reason)
+            log.warning(
+                "%s: dropping %d bytes at offset %d, the tail of a write that never completed: %s",
+                path, len(raw) - offset, offset, reason,
+            )
             break
-        length, length_check, body_check = FRAME.unpack_from(raw, offset)
-        if zlib.crc32(length.to_bytes(4, "little")) != length_check:
-            if not any(view[offset:]):
-                log.warning("%s: dropping a zero-filled tail at offset %d", path, offset)
-                break
-            raise errors.StorageCorrupted(path, offset, "record header checksum mismatch")
-        body_start = offset + FRAME.size
-        body_end = body_start + length
-        if body_end > size:
-            log.warning("%s: dropping a torn record at offset %d (file ends inside it)", path, offset)
-            break
-        body = view[body_start:body_end]
-        if zlib.crc32(body) != body_check:
-            if body_end == size:
-                log.warning("%s: dropping the final record at offset %d: checksum mismatch (torn write)", path, offset)
-                break
-            raise errors.StorageCorrupted(path, offset, "record checksum mismatch")
-        if length == 0:
-            raise errors.StorageCorrupted(path, offset, "empty record")
+        _, length, _, _, _ = RECORD_HEAD.unpack_from(raw, offset)
+        body = view[offset + RECORD_HEAD.size : offset + RECORD_HEAD.size + length]
         try:
             contents = _read_items(path, offset, body, contents, expected_seq)
         except (struct.error, ValueError) as exc:
             raise errors.StorageCorrupted(path, offset, f"malformed record: {exc}") from exc
-        offset = body_end
+        offset += RECORD_HEAD.size + length + len(RECORD_END)
         contents.good_length = offset
     if contents is None:
         raise errors.StorageCorrupted(path, 0, "segment has no complete checkpoint record")
+    contents.file_length = len(raw)
     return contents
+
+
+def _check_record(raw: bytes, offset: int) -> tuple[str, str] | None:
+    """None for an intact record at `offset`; else ("torn", why) or ("corrupt", why).
+
+    "torn" only when the bytes prove the write never completed (see the module docstring). Only the
+    last write can be torn: each record is fsync'd before the next one is written.
+    """
+    size = len(raw)
+    head = raw[offset : offset + RECORD_HEAD.size]
+    if len(head) < RECORD_HEAD.size or head[:4] != RECORD_MAGIC or zlib.crc32(head[:12]) != RECORD_HEAD.unpack(head)[3]:
+        if _find_record_head(raw, offset + 1) >= 0:
+            return "corrupt", "record head damaged (more records follow it)"
+        if len(head) < RECORD_HEAD.size:
+            if not any(head) or RECORD_MAGIC.startswith(head[:4]):
+                return "torn", f"the file ends inside its head ({len(head)} bytes)"
+            return "corrupt", f"garbage after the last record ({len(head)} bytes)"
+        if _has_zero_sector(raw, offset, offset + RECORD_HEAD.size):
+            return "torn", "its head was never written (reads as zeros)"
+        return "corrupt", "garbage after the last record (no record head)"
+    _, length, flags, _, body_check = RECORD_HEAD.unpack(head)
+    end = offset + RECORD_HEAD.size + length + len(RECORD_END)
+    if end > size:
+        return "torn", f"the file ends inside it ({size - offset} of {end - offset} bytes)"
+    body = memoryview(raw)[offset + RECORD_HEAD.size : end - len(RECORD_END)]
+    if zlib.crc32(body) == body_check and raw[end - len(RECORD_END) : end] == RECORD_END:
+        return None
+    if end < size:
+        return "corrupt", "record checksum mismatch (more data follows it)"
+    if not flags & MAY_HOLD_ZERO_SECTOR and _has_zero_sector(raw, offset, end):
+        return "torn", "a sector of it was never written (reads as zeros)"
+    return "corrupt", "the last record fails its checksum but is whole on disk: it may have been acknowledged"
 
 
 def _read_items(
@@ -276,36 +341,12 @@ def _read_items(
     return contents
 
 
-def _fsync_folder(folder: str) -> None:
-    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _write_file_atomically(folder: str, name: str, data: bytes) -> None:
-    """Temp file, fsync, rename, fsync of the folder: the file exists whole under `name`, or not at all."""
-    final_path = os.path.join(folder, name)
-    temp_path = final_path + ".tmp"
-    fd = os.open(temp_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        view = memoryview(data)
-        while view:
-            written = os.write(fd, view)
-            view = view[written:]
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.rename(temp_path, final_path)
-    _fsync_folder(folder)
-
-
 class DiskStorage:
     """Raft storage in a directory; see the module docstring. Reads are served from memory."""
 
-    def __init__(self, directory: str) -> None:
+    def __init__(self, directory: str, files: OsFiles = OS_FILES) -> None:
         self.directory = directory
+        self.files = files
         self.wal_dir = os.path.join(directory, "wal")
         self.snap_dir = os.path.join(directory, "snap")
         self._state_lock = threading.Lock()  # guards the in-memory view below
@@ -324,31 +365,49 @@ class DiskStorage:
     # ---------------------------------------------------------------- opening and recovery
 
     def _open(self) -> None:
-        os.makedirs(self.wal_dir, exist_ok=True)
-        os.makedirs(self.snap_dir, exist_ok=True)
+        files = self.files
+        files.makedirs(self.wal_dir)
+        files.makedirs(self.snap_dir)
+        # Read and check everything first; delete only once all of it proved sound.
+        doomed: list[str] = []
         for folder in (self.wal_dir, self.snap_dir):
-            for name in os.listdir(folder):
+            for name in files.listdir(folder):
                 if name.endswith(".tmp"):
-                    os.unlink(os.path.join(folder, name))  # an interrupted atomic write; never acknowledged
-        self._snapshot = self._load_newest_snapshot()
+                    log.warning("%s: removing %s, an interrupted atomic write (never acknowledged)", folder, name)
+                    doomed.append(os.path.join(folder, name))
+        snapshot_paths = self._snapshot_paths()
+        self._snapshot = self._load_snapshot(snapshot_paths[-1]) if snapshot_paths else Snapshot()
         segments = sorted(
-            (int(m.group(1), 16), name) for name in os.listdir(self.wal_dir) if (m := SEGMENT_NAME.match(name))
+            (int(m.group(1), 16), name) for name in files.listdir(self.wal_dir) if (m := SEGMENT_NAME.match(name))
         )
         if not segments:
             if not self._snapshot.empty:
                 raise errors.StorageCorrupted(self.wal_dir, 0, "a snapshot exists but the log segment is missing")
+            self._remove(doomed + snapshot_paths[:-1])
             self._segment_seq = 0
             self._write_checkpoint(0, 0, [], HardState())
             return
         seq, name = segments[-1]
-        for _, older in segments[:-1]:
-            os.unlink(os.path.join(self.wal_dir, older))  # superseded by a complete checkpoint segment
         path = os.path.join(self.wal_dir, name)
-        contents = read_segment(path, seq)
-        if contents.good_length < os.path.getsize(path):
-            with open(path, "r+b") as file:
-                file.truncate(contents.good_length)
-                os.fsync(file.fileno())
+        try:
+            contents = read_segment(path, seq, files)
+        except errors.StorageCorrupted as exc:
+            if len(segments) == 1:
+                raise
+            kept = ", ".join(n for _, n in segments[:-1])
+            raise errors.StorageCorrupted(
+                exc.path, exc.offset, f"{exc.reason} (the older segment {kept} is kept: nothing was deleted)"
+            ) from exc
+        for older_seq, older in segments[:-1]:
+            read_segment(os.path.join(self.wal_dir, older), older_seq, files)  # raises if damaged: keep all
+            log.info("%s: removing %s, superseded by the complete segment %s", self.wal_dir, older, name)
+            doomed.append(os.path.join(self.wal_dir, older))
+        for older in snapshot_paths[:-1]:
+            log.info("%s: removing %s, superseded by %s", self.snap_dir, os.path.basename(older), snapshot_paths[-1])
+            doomed.append(older)
+        if contents.good_length < contents.file_length:
+            files.truncate(path, contents.good_length)
+        self._remove(doomed)
         snap = self._snapshot
         base_index, base_term, entries = contents.base_index, contents.base_term, contents.entries
         if base_index > snap.meta.index:
@@ -362,6 +421,11 @@ class DiskStorage:
                 pass  # the log agrees with the snapshot (a snapshot created locally, not yet compacted)
             else:
                 # The crash fell between writing a received snapshot and its checkpoint: the snapshot wins.
+                if entries:
+                    log.warning(
+                        "%s: dropping log entries %d-%d, replaced by the received snapshot at %d (term %d)",
+                        path, base_index + 1, last_index, snap.meta.index, snap.meta.term,
+                    )
                 base_index, base_term, entries = snap.meta.index, snap.meta.term, []
         hard_state = contents.hard_state
         # A commit index written lazily (see defers()) may lag the snapshot or the compaction point;
@@ -372,24 +436,32 @@ class DiskStorage:
         self._segment_seq = seq
         self._base_index, self._base_term, self._entries = base_index, base_term, entries
         self._hard_state = hard_state
-        self._fd = os.open(path, os.O_WRONLY | os.O_APPEND)
+        self._fd = files.open_append(path)
+        log.info(
+            "%s: recovered entries %d-%d (snapshot at %d), term %d, vote %x, commit %d, %d bytes",
+            path, base_index + 1, base_index + len(entries), snap.meta.index,
+            hard_state.term, hard_state.vote, hard_state.commit, contents.good_length,
+        )
 
-    def _load_newest_snapshot(self) -> Snapshot:
-        snapshots = sorted(
+    def _remove(self, paths: list[str]) -> None:
+        for path in paths:
+            self.files.unlink(path)
+
+    def _snapshot_paths(self) -> list[str]:
+        """The snapshot files, oldest first."""
+        found = sorted(
             ((int(m.group(1), 16), int(m.group(2), 16)), name)
-            for name in os.listdir(self.snap_dir)
+            for name in self.files.listdir(self.snap_dir)
             if (m := SNAPSHOT_NAME.match(name))
         )
-        if not snapshots:
-            return Snapshot()
-        (index, term), name = snapshots[-1]
-        path = os.path.join(self.snap_dir, name)
-        with open(path, "rb") as file:
-            snap = decode_snapshot(path, file.read())
-        if (snap.meta.index, snap.meta.term) != (index, term):
+        return [os.path.join(self.snap_dir, name) for _, name in found]
+
+    def _load_snapshot(self, path: str) -> Snapshot:
+        snap = decode_snapshot(path, self.files.read(path))
+        m = SNAPSHOT_NAME.match(os.path.basename(path))
+        assert m is not None
+        if (snap.meta.index, snap.meta.term) != (int(m.group(1), 16), int(m.group(2), 16)):
             raise errors.StorageCorrupted(path, 0, f"snapshot content is at {snap.meta.index}/{snap.meta.term}")
-        for _, older in snapshots[:-1]:
-            os.unlink(os.path.join(self.snap_dir, older))
         return snap
 
     def close(self) -> None:
@@ -398,7 +470,7 @@ class DiskStorage:
                 self._append_records(frame_record([encode_hard_state(self._deferred_hard_state)]))
                 self._deferred_hard_state = None
             if self._fd >= 0:
-                os.close(self._fd)
+                self.files.close(self._fd)
                 self._fd = -1
 
     # ---------------------------------------------------------------- the Storage protocol (reads)
@@ -558,11 +630,8 @@ class DiskStorage:
         entries: Iterable[Entry] = (),
         hard_state: HardState | None = None,
     ) -> None:
-        view = memoryview(buffer)
-        while view:
-            written = os.write(self._fd, view)
-            view = view[written:]
-        os.fdatasync(self._fd)
+        self.files.append(self._fd, buffer)
+        self.files.fdatasync(self._fd)
         self.fsync_count += 1
         with self._state_lock:
             entries = list(entries)
@@ -590,28 +659,28 @@ class DiskStorage:
 
     def _write_snapshot_file(self, snap: Snapshot) -> None:
         name = f"{snap.meta.index:016x}-{snap.meta.term:016x}.snap"
-        _write_file_atomically(self.snap_dir, name, encode_snapshot(snap))
+        self.files.write_atomically(self.snap_dir, name, encode_snapshot(snap))
         self.fsync_count += 1
-        for other in os.listdir(self.snap_dir):
+        for other in self.files.listdir(self.snap_dir):
             if other != name and SNAPSHOT_NAME.match(other):
-                os.unlink(os.path.join(self.snap_dir, other))
+                self.files.unlink(os.path.join(self.snap_dir, other))
 
     def _write_checkpoint(self, base_index: int, base_term: int, kept: list[Entry], hard_state: HardState) -> None:
         """Start a new segment holding the whole state; delete the old one once the new one is durable."""
         seq = self._segment_seq + 1
         name = f"{seq:016x}.wal"
         buffer = frame_record([encode_checkpoint(seq, base_index, base_term, hard_state)] + [encode_entry(e) for e in kept])
-        _write_file_atomically(self.wal_dir, name, buffer)
+        self.files.write_atomically(self.wal_dir, name, buffer)
         self.fsync_count += 1
         old_fd, old_seq = self._fd, self._segment_seq
-        self._fd = os.open(os.path.join(self.wal_dir, name), os.O_WRONLY | os.O_APPEND)
+        self._fd = self.files.open_append(os.path.join(self.wal_dir, name))
         self._segment_seq = seq
         if old_fd >= 0:
-            os.close(old_fd)
+            self.files.close(old_fd)
         if old_seq:
             old_path = os.path.join(self.wal_dir, f"{old_seq:016x}.wal")
-            if os.path.exists(old_path):
-                os.unlink(old_path)
+            if self.files.exists(old_path):
+                self.files.unlink(old_path)
         with self._state_lock:
             self._base_index, self._base_term = base_index, base_term
             self._entries = list(kept)

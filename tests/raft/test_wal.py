@@ -275,3 +275,205 @@ def test_read_segment_reports_the_good_length(tmp_path):
     contents = read_segment(path, seq)
     assert contents.good_length == os.path.getsize(path)
     assert [e.index for e in contents.entries] == [1, 2, 3]
+
+
+# ---------------------------------------------------------------- what the WAL must never lose (issue 9)
+
+
+def _two_record_log(folder, last_entry_size: int = 40) -> tuple[str, int, bytes]:
+    """A segment whose last record (entry 6, then term 5 and vote 2) was fsync'd: path, start of it, bytes."""
+    storage = DiskStorage(str(folder))
+    storage.save(entries=make_entries(1, 5), hard_state=HardState(term=1, vote=1, commit=5))
+    path = segment_path(folder)
+    start = os.path.getsize(path)
+    storage.save(entries=make_entries(6, 6, term=5, size=last_entry_size), hard_state=HardState(term=5, vote=2, commit=5))
+    storage.close()
+    return path, start, open(path, "rb").read()
+
+
+def test_a_flip_anywhere_in_the_last_fsynced_record_is_refused_not_taken_for_a_torn_write(tmp_path):
+    folder = tmp_path / "data"
+    path, start, full = _two_record_log(folder)
+    for position in range(start, len(full)):
+        damaged = bytearray(full)
+        damaged[position] ^= 0x01
+        with open(path, "wb") as file:
+            file.write(damaged)
+        with pytest.raises(errors.StorageCorrupted) as caught:
+            DiskStorage(str(folder))  # the fsync'd vote (term 5, vote 2) must not silently vanish
+        assert (caught.value.path, caught.value.offset) == (path, start), position
+        assert open(path, "rb").read() == damaged  # nothing truncated
+    with open(path, "wb") as file:
+        file.write(full)
+    reopened = DiskStorage(str(folder))
+    assert reopened.initial_state()[0] == HardState(term=5, vote=2, commit=5)
+    reopened.close()
+
+
+def test_a_sector_never_written_in_the_last_record_is_a_torn_write_and_logged(tmp_path, caplog):
+    folder = tmp_path / "data"
+    path, start, full = _two_record_log(folder, last_entry_size=3000)
+    sector = (start // 512 + 2) * 512  # wholly inside the last record
+    assert sector + 512 < len(full)
+    with open(path, "wb") as file:
+        file.write(full[:sector] + bytes(512) + full[sector + 512 :])
+    with caplog.at_level("WARNING", logger="swarmpy.raft.wal"):
+        reopened = DiskStorage(str(folder))
+    assert reopened.last_index() == 5 and reopened.initial_state()[0] == HardState(1, 1, 5)
+    reopened.close()
+    assert f"dropping {len(full) - start} bytes at offset {start}" in caplog.text
+    assert "never written" in caplog.text
+    assert os.path.getsize(path) == start
+
+
+def test_a_record_whose_data_holds_a_zero_sector_cannot_be_proven_torn_and_is_refused(tmp_path):
+    folder = tmp_path / "data"
+    storage = DiskStorage(str(folder))
+    storage.append(make_entries(1, 2))
+    path = segment_path(folder)
+    start = os.path.getsize(path)
+    storage.append([Entry(term=1, index=3, data=bytes(3000))])
+    storage.close()
+    full = open(path, "rb").read()
+    sector = (start // 512 + 2) * 512
+    with open(path, "wb") as file:
+        file.write(full[:sector] + bytes(512) + full[sector + 512 :])
+    reopened = DiskStorage(str(folder))  # zeros where zeros were written: intact
+    assert reopened.entries(3, 4)[0].data == bytes(3000)
+    reopened.close()
+    damaged = bytearray(full)
+    damaged[sector - 100] ^= 0xFF
+    damaged[sector + 10] ^= 0xFF
+    with open(path, "wb") as file:
+        file.write(bytes(damaged))
+    with pytest.raises(errors.StorageCorrupted, match="whole on disk"):
+        DiskStorage(str(folder))
+
+
+def test_truncation_within_a_record_is_logged_and_at_a_boundary_the_recovered_end_is_logged(tmp_path, caplog):
+    folder = tmp_path / "data"
+    path, start, full = _two_record_log(folder)
+    with open(path, "wb") as file:
+        file.write(full[: start + 30])
+    with caplog.at_level("INFO", logger="swarmpy.raft.wal"):
+        reopened = DiskStorage(str(folder))
+    reopened.close()
+    assert "dropping 30 bytes at offset %d" % start in caplog.text and "ends inside it" in caplog.text
+    caplog.clear()
+    with open(path, "wb") as file:
+        file.write(full[:start])  # exactly at a record boundary: looks like a crash before the write
+    with caplog.at_level("INFO", logger="swarmpy.raft.wal"):
+        reopened = DiskStorage(str(folder))
+    assert reopened.last_index() == 5
+    reopened.close()
+    assert "recovered entries 1-5 (snapshot at 0), term 1, vote 1" in caplog.text
+
+
+def _old_and_new_segment(folder) -> tuple[str, str]:
+    """A crash between writing a compacted segment and deleting the old one: both are on disk."""
+    storage = DiskStorage(str(folder))
+    storage.save(entries=make_entries(1, 20), hard_state=HardState(term=1, vote=1, commit=20))
+    storage.create_snapshot(15, ConfState((1,)), b"state at 15")
+    old_path = segment_path(folder)
+    old_bytes = open(old_path, "rb").read()
+    storage.compact(10)
+    storage.append(make_entries(21, 25))
+    storage.close()
+    new_path = segment_path(folder)
+    with open(old_path, "wb") as file:
+        file.write(old_bytes)
+    return old_path, new_path
+
+
+def test_a_damaged_newest_segment_next_to_an_intact_older_one_deletes_nothing(tmp_path):
+    folder = tmp_path / "data"
+    old_path, new_path = _old_and_new_segment(folder)
+    damaged = bytearray(open(new_path, "rb").read())
+    damaged[len(damaged) // 3] ^= 0x10
+    with open(new_path, "wb") as file:
+        file.write(bytes(damaged))
+    with pytest.raises(errors.StorageCorrupted, match="older segment .* is kept: nothing was deleted") as caught:
+        DiskStorage(str(folder))
+    assert caught.value.path == new_path
+    assert os.path.exists(old_path) and open(new_path, "rb").read() == bytes(damaged)
+    assert len(os.listdir(folder / "snap")) == 1
+
+
+def test_an_intact_pair_of_segments_keeps_the_newest_and_a_damaged_older_one_is_refused(tmp_path):
+    folder = tmp_path / "data"
+    old_path, new_path = _old_and_new_segment(folder)
+    old_bytes = open(old_path, "rb").read()
+    damaged = bytearray(old_bytes)
+    damaged[len(damaged) // 2] ^= 0x10
+    with open(old_path, "wb") as file:
+        file.write(bytes(damaged))
+    with pytest.raises(errors.StorageCorrupted) as caught:
+        DiskStorage(str(folder))  # every segment is validated before any is deleted
+    assert caught.value.path == old_path and os.path.exists(old_path) and os.path.exists(new_path)
+    with open(old_path, "wb") as file:
+        file.write(old_bytes)
+    reopened = DiskStorage(str(folder))
+    assert (reopened.first_index(), reopened.last_index()) == (11, 25)
+    reopened.close()
+    assert not os.path.exists(old_path) and os.path.exists(new_path)
+
+
+def test_a_half_written_snapshot_is_refused_and_a_half_written_temp_file_is_removed(tmp_path, caplog):
+    storage = DiskStorage(str(tmp_path))
+    storage.append(make_entries(1, 10))
+    storage.create_snapshot(5, ConfState((1,)), b"five" * 100)
+    storage.close()
+    (snap_file,) = list((tmp_path / "snap").iterdir())
+    whole = snap_file.read_bytes()
+    (tmp_path / "snap" / f"{9:016x}-{1:016x}.snap.tmp").write_bytes(whole[:100])
+    with caplog.at_level("WARNING", logger="swarmpy.raft.wal"):
+        DiskStorage(str(tmp_path)).close()
+    assert "interrupted atomic write" in caplog.text
+    for cut in (10, len(whole) // 2, len(whole) - 1):
+        snap_file.write_bytes(whole[:cut])
+        with pytest.raises(errors.StorageCorrupted) as caught:
+            DiskStorage(str(tmp_path))
+        assert caught.value.path == str(snap_file)
+        assert os.path.exists(snap_file)
+
+
+@pytest.mark.parametrize("garbage", [b"garbage!" * 4, b"xyz", b"SWRB" + b"\xff" * 30, b"\x00" * 5 + b"\x01" * 40])
+def test_garbage_after_the_tail_is_refused_with_the_offset(tmp_path, garbage):
+    folder = tmp_path / "data"
+    path, _, full = _two_record_log(folder)
+    with open(path, "wb") as file:
+        file.write(full + garbage)
+    with pytest.raises(errors.StorageCorrupted) as caught:
+        DiskStorage(str(folder))
+    assert (caught.value.path, caught.value.offset) == (path, len(full))
+
+
+def test_zeros_after_the_tail_are_an_extension_never_written(tmp_path):
+    folder = tmp_path / "data"
+    path, _, full = _two_record_log(folder)
+    with open(path, "wb") as file:
+        file.write(full + bytes(700))
+    reopened = DiskStorage(str(folder))
+    assert reopened.initial_state()[0] == HardState(term=5, vote=2, commit=5)
+    reopened.close()
+    assert os.path.getsize(path) == len(full)
+
+
+def test_a_damaged_record_followed_by_a_complete_one_is_refused(tmp_path):
+    folder = tmp_path / "data"
+    path, start, full = _two_record_log(folder)
+    damaged = bytearray(full)
+    damaged[start - 10] ^= 0x04  # inside the first record: the second proves it was synced
+    with open(path, "wb") as file:
+        file.write(bytes(damaged))
+    with pytest.raises(errors.StorageCorrupted, match="more data follows"):
+        DiskStorage(str(folder))
+    damaged = bytearray(full)
+    damaged[start - 1] = 0  # its end marker
+    damaged[start - 2] = 0
+    damaged[start - 3] = 0
+    damaged[start - 4] = 0
+    with open(path, "wb") as file:
+        file.write(bytes(damaged))
+    with pytest.raises(errors.StorageCorrupted):
+        DiskStorage(str(folder))
