@@ -77,7 +77,7 @@ class AssignmentsRequest(_message.Message):
     def __init__(self, session_id: _Optional[str] = ...) -> None: ...
 
 class AssignmentChange(_message.Message):
-    __slots__ = ("task", "action")
+    __slots__ = ("task", "action", "secret", "config")
     class Action(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
         __slots__ = ()
         UPDATE: _ClassVar[AssignmentChange.Action]
@@ -86,9 +86,13 @@ class AssignmentChange(_message.Message):
     REMOVE: AssignmentChange.Action
     TASK_FIELD_NUMBER: _ClassVar[int]
     ACTION_FIELD_NUMBER: _ClassVar[int]
+    SECRET_FIELD_NUMBER: _ClassVar[int]
+    CONFIG_FIELD_NUMBER: _ClassVar[int]
     task: _objects_pb2.Task
     action: AssignmentChange.Action
-    def __init__(self, task: _Optional[_Union[_objects_pb2.Task, _Mapping]] = ..., action: _Optional[_Union[AssignmentChange.Action, str]] = ...) -> None: ...
+    secret: _objects_pb2.Secret
+    config: _objects_pb2.Config
+    def __init__(self, task: _Optional[_Union[_objects_pb2.Task, _Mapping]] = ..., action: _Optional[_Union[AssignmentChange.Action, str]] = ..., secret: _Optional[_Union[_objects_pb2.Secret, _Mapping]] = ..., config: _Optional[_Union[_objects_pb2.Config, _Mapping]] = ...) -> None: ...
 
 class AssignmentsMessage(_message.Message):
     __slots__ = ("type", "applies_to", "results_in", "changes")

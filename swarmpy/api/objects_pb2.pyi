@@ -252,7 +252,7 @@ class Mount(_message.Message):
     def __init__(self, type: _Optional[_Union[Mount.Type, str]] = ..., source: _Optional[str] = ..., target: _Optional[str] = ..., read_only: _Optional[bool] = ...) -> None: ...
 
 class ContainerSpec(_message.Message):
-    __slots__ = ("image", "labels", "command", "args", "env", "dir", "user", "hostname", "stop_grace_period", "tty", "healthcheck", "mounts", "stop_signal")
+    __slots__ = ("image", "labels", "command", "args", "env", "dir", "user", "hostname", "stop_grace_period", "tty", "healthcheck", "mounts", "stop_signal", "secrets", "configs")
     class LabelsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -273,6 +273,8 @@ class ContainerSpec(_message.Message):
     HEALTHCHECK_FIELD_NUMBER: _ClassVar[int]
     MOUNTS_FIELD_NUMBER: _ClassVar[int]
     STOP_SIGNAL_FIELD_NUMBER: _ClassVar[int]
+    SECRETS_FIELD_NUMBER: _ClassVar[int]
+    CONFIGS_FIELD_NUMBER: _ClassVar[int]
     image: str
     labels: _containers.ScalarMap[str, str]
     command: _containers.RepeatedScalarFieldContainer[str]
@@ -286,7 +288,9 @@ class ContainerSpec(_message.Message):
     healthcheck: HealthConfig
     mounts: _containers.RepeatedCompositeFieldContainer[Mount]
     stop_signal: str
-    def __init__(self, image: _Optional[str] = ..., labels: _Optional[_Mapping[str, str]] = ..., command: _Optional[_Iterable[str]] = ..., args: _Optional[_Iterable[str]] = ..., env: _Optional[_Iterable[str]] = ..., dir: _Optional[str] = ..., user: _Optional[str] = ..., hostname: _Optional[str] = ..., stop_grace_period: _Optional[int] = ..., tty: _Optional[bool] = ..., healthcheck: _Optional[_Union[HealthConfig, _Mapping]] = ..., mounts: _Optional[_Iterable[_Union[Mount, _Mapping]]] = ..., stop_signal: _Optional[str] = ...) -> None: ...
+    secrets: _containers.RepeatedCompositeFieldContainer[SecretReference]
+    configs: _containers.RepeatedCompositeFieldContainer[ConfigReference]
+    def __init__(self, image: _Optional[str] = ..., labels: _Optional[_Mapping[str, str]] = ..., command: _Optional[_Iterable[str]] = ..., args: _Optional[_Iterable[str]] = ..., env: _Optional[_Iterable[str]] = ..., dir: _Optional[str] = ..., user: _Optional[str] = ..., hostname: _Optional[str] = ..., stop_grace_period: _Optional[int] = ..., tty: _Optional[bool] = ..., healthcheck: _Optional[_Union[HealthConfig, _Mapping]] = ..., mounts: _Optional[_Iterable[_Union[Mount, _Mapping]]] = ..., stop_signal: _Optional[str] = ..., secrets: _Optional[_Iterable[_Union[SecretReference, _Mapping]]] = ..., configs: _Optional[_Iterable[_Union[ConfigReference, _Mapping]]] = ...) -> None: ...
 
 class RestartPolicy(_message.Message):
     __slots__ = ("condition", "delay", "max_attempts", "window")
@@ -554,6 +558,78 @@ class Task(_message.Message):
     desired_state: TaskState
     endpoint: Endpoint
     def __init__(self, id: _Optional[str] = ..., meta: _Optional[_Union[Meta, _Mapping]] = ..., spec: _Optional[_Union[TaskSpec, _Mapping]] = ..., spec_version: _Optional[_Union[Version, _Mapping]] = ..., service_id: _Optional[str] = ..., slot: _Optional[int] = ..., node_id: _Optional[str] = ..., annotations: _Optional[_Union[Annotations, _Mapping]] = ..., service_annotations: _Optional[_Union[Annotations, _Mapping]] = ..., status: _Optional[_Union[TaskStatus, _Mapping]] = ..., desired_state: _Optional[_Union[TaskState, str]] = ..., endpoint: _Optional[_Union[Endpoint, _Mapping]] = ...) -> None: ...
+
+class FileTarget(_message.Message):
+    __slots__ = ("name", "uid", "gid", "mode")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    UID_FIELD_NUMBER: _ClassVar[int]
+    GID_FIELD_NUMBER: _ClassVar[int]
+    MODE_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    uid: str
+    gid: str
+    mode: int
+    def __init__(self, name: _Optional[str] = ..., uid: _Optional[str] = ..., gid: _Optional[str] = ..., mode: _Optional[int] = ...) -> None: ...
+
+class SecretReference(_message.Message):
+    __slots__ = ("secret_id", "secret_name", "file")
+    SECRET_ID_FIELD_NUMBER: _ClassVar[int]
+    SECRET_NAME_FIELD_NUMBER: _ClassVar[int]
+    FILE_FIELD_NUMBER: _ClassVar[int]
+    secret_id: str
+    secret_name: str
+    file: FileTarget
+    def __init__(self, secret_id: _Optional[str] = ..., secret_name: _Optional[str] = ..., file: _Optional[_Union[FileTarget, _Mapping]] = ...) -> None: ...
+
+class ConfigReference(_message.Message):
+    __slots__ = ("config_id", "config_name", "file")
+    CONFIG_ID_FIELD_NUMBER: _ClassVar[int]
+    CONFIG_NAME_FIELD_NUMBER: _ClassVar[int]
+    FILE_FIELD_NUMBER: _ClassVar[int]
+    config_id: str
+    config_name: str
+    file: FileTarget
+    def __init__(self, config_id: _Optional[str] = ..., config_name: _Optional[str] = ..., file: _Optional[_Union[FileTarget, _Mapping]] = ...) -> None: ...
+
+class SecretSpec(_message.Message):
+    __slots__ = ("annotations", "data", "template_driver")
+    ANNOTATIONS_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    TEMPLATE_DRIVER_FIELD_NUMBER: _ClassVar[int]
+    annotations: Annotations
+    data: bytes
+    template_driver: str
+    def __init__(self, annotations: _Optional[_Union[Annotations, _Mapping]] = ..., data: _Optional[bytes] = ..., template_driver: _Optional[str] = ...) -> None: ...
+
+class Secret(_message.Message):
+    __slots__ = ("id", "meta", "spec")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    META_FIELD_NUMBER: _ClassVar[int]
+    SPEC_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    meta: Meta
+    spec: SecretSpec
+    def __init__(self, id: _Optional[str] = ..., meta: _Optional[_Union[Meta, _Mapping]] = ..., spec: _Optional[_Union[SecretSpec, _Mapping]] = ...) -> None: ...
+
+class ConfigSpec(_message.Message):
+    __slots__ = ("annotations", "data", "template_driver")
+    ANNOTATIONS_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    TEMPLATE_DRIVER_FIELD_NUMBER: _ClassVar[int]
+    annotations: Annotations
+    data: bytes
+    template_driver: str
+    def __init__(self, annotations: _Optional[_Union[Annotations, _Mapping]] = ..., data: _Optional[bytes] = ..., template_driver: _Optional[str] = ...) -> None: ...
+
+class Config(_message.Message):
+    __slots__ = ("id", "meta", "spec")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    META_FIELD_NUMBER: _ClassVar[int]
+    SPEC_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    meta: Meta
+    spec: ConfigSpec
+    def __init__(self, id: _Optional[str] = ..., meta: _Optional[_Union[Meta, _Mapping]] = ..., spec: _Optional[_Union[ConfigSpec, _Mapping]] = ...) -> None: ...
 
 class OrchestrationConfig(_message.Message):
     __slots__ = ("task_history_retention_limit",)

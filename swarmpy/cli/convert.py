@@ -110,7 +110,15 @@ def container_spec(container: objects_pb2.ContainerSpec) -> dict[str, Any]:
         converted["StopSignal"] = container.stop_signal
     if container.HasField("healthcheck"):
         converted["Healthcheck"] = _healthcheck(container.healthcheck)
+    if container.secrets:
+        converted["Secrets"] = [_file_reference(r.file, SecretID=r.secret_id, SecretName=r.secret_name) for r in container.secrets]
+    if container.configs:
+        converted["Configs"] = [_file_reference(r.file, ConfigID=r.config_id, ConfigName=r.config_name) for r in container.configs]
     return converted
+
+
+def _file_reference(file: objects_pb2.FileTarget, **names: str) -> dict[str, Any]:
+    return {"File": {"Name": file.name, "UID": file.uid, "GID": file.gid, "Mode": file.mode}, **names}
 
 
 def restart_policy(restart: objects_pb2.RestartPolicy) -> dict[str, Any]:

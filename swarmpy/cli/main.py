@@ -69,12 +69,15 @@ def cli(ctx: click.Context, host: str, debug: bool) -> None:
 
 def _register_commands() -> None:
     from swarmpy.cli.node_commands import node
+    from swarmpy.cli.secret_commands import config, secret
     from swarmpy.cli.service_commands import service
     from swarmpy.cli.swarm_commands import swarm
 
     cli.add_command(swarm)
     cli.add_command(service)
     cli.add_command(node)
+    cli.add_command(secret)
+    cli.add_command(config)
 
 
 _register_commands()

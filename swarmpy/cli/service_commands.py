@@ -7,6 +7,7 @@ import json
 import click
 
 from swarmpy.cli.errors import CliError
+from swarmpy.cli import secret_refs
 from swarmpy.cli.service_options import common_service_options, create_only_options, update_only_options
 
 FORMAT_HELP = "Format output: \"json\" (one JSON object per line), or the table (default)."
@@ -59,6 +60,7 @@ def _wait(state, service_id: str, detach: bool, quiet: bool) -> None:
 
 @service.command(context_settings={"ignore_unknown_options": False, "allow_interspersed_args": False})
 @create_only_options
+@secret_refs.create_options
 @common_service_options
 @click.argument("image")
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
@@ -69,7 +71,9 @@ def create(state, **options) -> None:
     from swarmpy.cli.service_spec import build_service_spec
 
     spec = build_service_spec(options)  # flag errors surface here, before any connection
+    secret_refs.add_to_new_spec(spec, options)
     daemon = state.daemon
+    secret_refs.resolve(daemon, spec)
     response = daemon.call(daemon.control.CreateService, control_pb2.CreateServiceRequest(spec=spec))
     _print_warnings(state, response.warnings)
     state.out(response.service.id)
@@ -221,6 +225,7 @@ def _send_update(state, ref: str, read_service, spec, rollback: bool = False):
 
 @service.command()
 @update_only_options
+@secret_refs.update_options
 @common_service_options
 @click.argument("service_ref", metavar="SERVICE")
 @click.pass_obj
@@ -233,6 +238,8 @@ def update(state, service_ref, **options) -> None:
         response = _send_update(state, service_ref, current, current.spec, rollback=True)
     else:
         spec = apply_service_update(current.spec, options)
+        secret_refs.update_spec(spec, options)
+        secret_refs.resolve(state.daemon, spec)
         response = _send_update(state, service_ref, current, spec)
     _print_warnings(state, response.warnings)
     state.out(service_ref)

@@ -15,7 +15,9 @@ from swarmpy.api import dispatcher_pb2, objects_pb2
 from swarmpy.ca import tls
 from swarmpy.ca.keystore import NodeCredentials
 from swarmpy.worker.agent import Agent, TaskStatusReports
+from swarmpy.worker.dependencies import TaskDependencies
 from swarmpy.worker.executor.docker import DockerExecutor
+from swarmpy.worker.executor.task_files import TaskFiles
 from swarmpy.worker.logs import ExecutorLogSource
 from swarmpy.worker.worker import Worker
 
@@ -78,11 +80,15 @@ class WorkerSide:
         self._docker = await asyncio.to_thread(docker.from_env)
         version = await asyncio.to_thread(self._docker.version)
         self._engine_version = version.get("Version", "")
-        self.executor = DockerExecutor(self.node_id, self._docker)
+        dependencies = TaskDependencies()
+        task_files = TaskFiles(self.node_id, dependencies, hostname=self.hostname)
+        self.executor = DockerExecutor(self.node_id, self._docker, task_files)
         await self.executor.start()
         reports = TaskStatusReports()
-        self.worker = Worker(self.node_id, self.executor, reports.report, self.data_dir)
+        self.worker = Worker(self.node_id, self.executor, reports.report, self.data_dir, dependencies)
         await self.worker.start()
+        # Files of tasks a previous daemon had and this one does not: nothing may use them any more.
+        await asyncio.to_thread(task_files.remove_except, self.worker.tasks())
         self.agent = Agent(
             self.node_id,
             self.managers,

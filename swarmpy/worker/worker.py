@@ -23,6 +23,7 @@ import os
 from pathlib import Path
 
 from swarmpy.api import dispatcher_pb2, objects_pb2
+from swarmpy.worker.dependencies import TaskDependencies, is_dependency
 from swarmpy.worker.executor.base import Executor, ExecutorError
 from swarmpy.worker.taskrunner import ReportCallback, TaskRunner
 
@@ -50,8 +51,17 @@ def _write_atomically(path: Path, data: bytes) -> None:
 
 
 class Worker:
-    def __init__(self, node_id: str, executor: Executor, report: ReportCallback, data_dir: str | os.PathLike[str]) -> None:
+    def __init__(
+        self,
+        node_id: str,
+        executor: Executor,
+        report: ReportCallback,
+        data_dir: str | os.PathLike[str],
+        dependencies: TaskDependencies | None = None,
+    ) -> None:
         self.node_id = node_id
+        # The secrets and configs of the assignments: in memory only, never persisted with the tasks.
+        self.dependencies = dependencies if dependencies is not None else TaskDependencies()
         self._executor = executor
         self._report = report
         self._path = Path(data_dir) / ASSIGNMENTS_FILE
@@ -91,15 +101,22 @@ class Worker:
         """Apply one message of the dispatcher's Assignments stream."""
         if self._closed:
             raise RuntimeError(f"worker {self.node_id} is closed")
+        task_changes = [change for change in message.changes if not is_dependency(change)]
+        dependency_changes = [change for change in message.changes if is_dependency(change)]
         if message.type == _COMPLETE:
-            wanted = {change.task.id: change.task for change in message.changes if change.action == _UPDATE}
+            self.dependencies.replace(dependency_changes)
+        else:  # the additions first: a task of this message may need them; removals are no longer needed
+            for change in dependency_changes:
+                self.dependencies.apply(change)
+        if message.type == _COMPLETE:
+            wanted = {change.task.id: change.task for change in task_changes if change.action == _UPDATE}
             for task_id in list(self._runners):
                 if task_id not in wanted:
                     self._runners[task_id].request_removal()
             for task in wanted.values():
                 self._assign(task)
         else:
-            for change in message.changes:
+            for change in task_changes:
                 if change.action == _REMOVE:
                     runner = self._runners.get(change.task.id)
                     if runner is not None:

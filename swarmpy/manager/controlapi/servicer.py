@@ -46,6 +46,7 @@ from . import queries
 from .defaults import fill_cluster_spec_defaults, service_with_defaults
 from .errors import FailedPrecondition, InvalidArgument, ObjectNotFound, Unavailable, status_for
 from .names import random_service_name
+from .secrets import CONFIG, SECRET, SecretConfigRPCs, resolve_references, validate_references
 from .validation import format_port, validate_cluster_spec, validate_node_spec, validate_service_spec
 
 log = logging.getLogger(__name__)
@@ -155,7 +156,7 @@ def check_port_conflicts(view: ReadView, spec: objects_pb2.ServiceSpec, service_
             )
 
 
-class ControlServicer(control_pb2_grpc.ControlServicer):
+class ControlServicer(SecretConfigRPCs, control_pb2_grpc.ControlServicer):
     """The Control service of one manager. See the module docstring."""
 
     def __init__(
@@ -255,10 +256,12 @@ class ControlServicer(control_pb2_grpc.ControlServicer):
         self, request: control_pb2.CreateServiceRequest, context: Any
     ) -> control_pb2.CreateServiceResponse:
         validate_service_spec(request.spec)
+        validate_references(request.spec.task.container)
 
         def create(tx: Transaction) -> str:
             service = objects_pb2.Service(id=new_id())
             service.spec.CopyFrom(request.spec)
+            resolve_references(tx, service.spec.task.container)
             name = service.spec.annotations.name
             if not name:
                 service.spec.annotations.name = random_service_name(lambda n: tx.service_by_name(n) is not None)
@@ -300,6 +303,7 @@ class ControlServicer(control_pb2_grpc.ControlServicer):
         rollback = request.rollback == control_pb2.UpdateServiceRequest.PREVIOUS
         if not rollback:
             validate_service_spec(request.spec)
+            validate_references(request.spec.task.container)
 
         def update(tx: Transaction) -> str:
             current = tx.resolve("service", request.ref)
@@ -413,6 +417,46 @@ class ControlServicer(control_pb2_grpc.ControlServicer):
             log.info("join tokens rotated (worker: %s, manager: %s)", request.rotate_worker_token, request.rotate_manager_token)
         return control_pb2.UpdateClusterResponse(cluster=_without_ca_key(self._read("cluster", cluster_id)))
 
+    # -- secrets and configs (secrets.py) -----------------------------------------------------------
+
+    @_unary
+    async def CreateSecret(self, request: control_pb2.CreateSecretRequest, context: Any) -> control_pb2.CreateSecretResponse:
+        secret = await self._create(SECRET, request.spec)
+        log.info("secret %s created", secret.id)
+        return control_pb2.CreateSecretResponse(secret=secret)
+
+    @_unary
+    async def GetSecret(self, request: control_pb2.GetSecretRequest, context: Any) -> control_pb2.GetSecretResponse:
+        return control_pb2.GetSecretResponse(secret=self._get(SECRET, request.ref))
+
+    @_unary
+    async def ListSecrets(self, request: control_pb2.ListSecretsRequest, context: Any) -> control_pb2.ListSecretsResponse:
+        return control_pb2.ListSecretsResponse(secrets=self._list(SECRET, request.filters))
+
+    @_unary
+    async def RemoveSecret(self, request: control_pb2.RemoveSecretRequest, context: Any) -> control_pb2.RemoveSecretResponse:
+        await self._remove(SECRET, request.ref)
+        return control_pb2.RemoveSecretResponse()
+
+    @_unary
+    async def CreateConfig(self, request: control_pb2.CreateConfigRequest, context: Any) -> control_pb2.CreateConfigResponse:
+        config = await self._create(CONFIG, request.spec)
+        log.info("config %s created", config.id)
+        return control_pb2.CreateConfigResponse(config=config)
+
+    @_unary
+    async def GetConfig(self, request: control_pb2.GetConfigRequest, context: Any) -> control_pb2.GetConfigResponse:
+        return control_pb2.GetConfigResponse(config=self._get(CONFIG, request.ref))
+
+    @_unary
+    async def ListConfigs(self, request: control_pb2.ListConfigsRequest, context: Any) -> control_pb2.ListConfigsResponse:
+        return control_pb2.ListConfigsResponse(configs=self._list(CONFIG, request.filters))
+
+    @_unary
+    async def RemoveConfig(self, request: control_pb2.RemoveConfigRequest, context: Any) -> control_pb2.RemoveConfigResponse:
+        await self._remove(CONFIG, request.ref)
+        return control_pb2.RemoveConfigResponse()
+
     @staticmethod
     def _the_cluster(view: ReadView) -> objects_pb2.Cluster:
         cluster = view.get_cluster()
@@ -473,6 +517,7 @@ def _apply_new_spec(tx: Transaction, service: objects_pb2.Service, requested: ob
             " and create it again",
         )
     check_port_conflicts(tx, spec, service.id)
+    resolve_references(tx, spec.task.container)
     next_version = max(service.spec_version.index, service.previous_spec_version.index) + 1
     service.previous_spec.CopyFrom(service.spec)
     service.previous_spec_version.CopyFrom(service.spec_version)

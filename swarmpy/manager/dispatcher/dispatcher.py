@@ -30,7 +30,8 @@ Assignments. The first message is COMPLETE: every task on the node's tasks_by_no
 know (rules.should_know). Then the task changes of its node, routed to it by the dispatcher's one task
 watch (routing.TaskRouter, so a write costs the same whatever the number of nodes) and gathered over a
 short window, become INCREMENTAL messages: UPDATE for a task that is new to the node or changed (ignoring status, which the node itself
-reported), REMOVE for a known task deleted, moved away or no longer to be known.
+reported), REMOVE for a known task deleted, moved away or no longer to be known. The secrets and configs
+those tasks use ride in the same messages (dependencies.py): added before the tasks, removed after.
 
 Logs. LogSubscriptions and PublishLogs are the node's side of the LogBroker (swarmpy.manager.logbroker),
 which the controlapi's ServiceLogs drives.
@@ -55,6 +56,7 @@ from swarmpy.manager.store import Change, Commit, Conflict
 from swarmpy.manager.store.memory import MemoryStore, Transaction, clone
 from swarmpy.raft.errors import LeadershipLost, NotLeader, ProposalDropped
 
+from .dependencies import NodeDependencies
 from .errors import DispatcherError, DispatcherStopped, SessionInvalid, UnknownNode
 from .liveness import Deadlines
 from .rules import (
@@ -465,13 +467,19 @@ class Dispatcher(dispatcher_pb2_grpc.DispatcherServicer):
             session = self._session_of(node_id, request.session_id)
             tasks, inbox = self._tasks.subscribe(node_id)
             session.inboxes.add(inbox)
+            dependencies = NodeDependencies()
+
+            def with_dependencies(changes: list[dispatcher_pb2.AssignmentChange]) -> list[dispatcher_pb2.AssignmentChange]:
+                before, after = dependencies.changes(self._store.view(), changes)
+                return [*before, *changes, *after]
+
             try:
                 known: dict[str, bytes] = {}
                 changes = _complete_set(tasks)
                 apply_changes(known, changes)
                 sequence = str(self._store.applied_index)
                 yield dispatcher_pb2.AssignmentsMessage(
-                    type=dispatcher_pb2.AssignmentsMessage.COMPLETE, results_in=sequence, changes=changes
+                    type=dispatcher_pb2.AssignmentsMessage.COMPLETE, results_in=sequence, changes=with_dependencies(changes)
                 )
                 while True:
                     await inbox.wait()
@@ -481,11 +489,13 @@ class Dispatcher(dispatcher_pb2_grpc.DispatcherServicer):
                     changed, resync = inbox.take()
                     if resync:  # the store was restored from a snapshot: start the node over
                         known.clear()
+                        dependencies.reset()
                         changes = _complete_set(self._store.view().tasks_by_node(node_id))
                         apply_changes(known, changes)
                         sequence = str(self._store.applied_index)
                         yield dispatcher_pb2.AssignmentsMessage(
-                            type=dispatcher_pb2.AssignmentsMessage.COMPLETE, results_in=sequence, changes=changes
+                            type=dispatcher_pb2.AssignmentsMessage.COMPLETE, results_in=sequence,
+                            changes=with_dependencies(changes),
                         )
                         continue
                     changes = assignment_changes(node_id, known, changed)
@@ -497,7 +507,7 @@ class Dispatcher(dispatcher_pb2_grpc.DispatcherServicer):
                         type=dispatcher_pb2.AssignmentsMessage.INCREMENTAL,
                         applies_to=previous,
                         results_in=sequence,
-                        changes=changes,
+                        changes=with_dependencies(changes),
                     )
             finally:
                 session.inboxes.discard(inbox)

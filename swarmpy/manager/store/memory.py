@@ -2,8 +2,9 @@
 
 Theory of operation
 -------------------
-The store holds four tables of protobuf objects (nodes, services, tasks, clusters) plus the Raft
-membership, with secondary indexes (tasks by service, tasks by node, services by name). It changes in
+The store holds tables of protobuf objects (nodes, services, tasks, clusters, secrets, configs) plus the
+Raft membership, with secondary indexes (tasks by service, tasks by node, and names: a service, secret or
+config name is unique among its kind). It changes in
 exactly one way: `apply(index, data)`, which the Raft driver calls on every manager, in log order, for
 each committed entry. So every manager holds the same objects at the same applied index.
 
@@ -42,7 +43,8 @@ from .errors import Ambiguous, Conflict, Exists, NameConflict, NotFound, StoreEr
 # One proposal carries at most this many actions (swarmkit's transaction limit).
 MAX_CHANGES_PER_PROPOSAL = 200
 
-KINDS = ("node", "service", "task", "cluster")
+KINDS = ("node", "service", "task", "cluster", "secret", "config")
+NAMED_KINDS = ("service", "secret", "config")  # a name is unique among the objects of its kind
 _CREATE = store_pb2.StoreAction.CREATE
 _UPDATE = store_pb2.StoreAction.UPDATE
 _REMOVE = store_pb2.StoreAction.REMOVE
@@ -140,7 +142,7 @@ class _Tables:
         self.objects: dict[str, dict[str, Any]] = {kind: {} for kind in KINDS}
         self.tasks_by_service: dict[str, set[str]] = {}
         self.tasks_by_node: dict[str, set[str]] = {}
-        self.service_by_name: dict[str, str] = {}
+        self.ids_by_name: dict[str, dict[str, str]] = {kind: {} for kind in NAMED_KINDS}
         self.members: dict[int, objects_pb2.RaftMember] = {}
 
     def put(self, kind: str, obj: Any) -> Any:
@@ -162,17 +164,18 @@ class _Tables:
             self.tasks_by_service.setdefault(obj.service_id, set()).add(obj.id)
             if obj.node_id:
                 self.tasks_by_node.setdefault(obj.node_id, set()).add(obj.id)
-        elif kind == "service":
-            self.service_by_name[obj.spec.annotations.name] = obj.id
+        elif kind in NAMED_KINDS:
+            self.ids_by_name[kind][obj.spec.annotations.name] = obj.id
 
     def _unindex(self, kind: str, obj: Any) -> None:
         if kind == "task":
             _discard(self.tasks_by_service, obj.service_id, obj.id)
             if obj.node_id:
                 _discard(self.tasks_by_node, obj.node_id, obj.id)
-        elif kind == "service":
-            if self.service_by_name.get(obj.spec.annotations.name) == obj.id:
-                del self.service_by_name[obj.spec.annotations.name]
+        elif kind in NAMED_KINDS:
+            names = self.ids_by_name[kind]
+            if names.get(obj.spec.annotations.name) == obj.id:
+                del names[obj.spec.annotations.name]
 
 
 def _discard(index: dict[str, set[str]], key: str, object_id: str) -> None:
@@ -231,8 +234,12 @@ class ReadView:
         return [table[i] for i in self._t.tasks_by_node.get(node_id, ())]
 
     def service_by_name(self, name: str) -> objects_pb2.Service | None:
-        service_id = self._t.service_by_name.get(name)
-        return None if service_id is None else self._t.objects["service"][service_id]
+        return self.by_name("service", name)
+
+    def by_name(self, kind: str, name: str) -> Any | None:
+        """The object of a named kind (service, secret, config) with this name, if any."""
+        object_id = self._t.ids_by_name[kind].get(name)
+        return None if object_id is None else self._t.objects[kind][object_id]
 
     def members(self) -> list[objects_pb2.RaftMember]:
         return list(self._t.members.values())
@@ -261,7 +268,7 @@ class ReadView:
 def _name_of(kind: str, obj: Any) -> str:
     if kind == "node":
         return obj.description.hostname
-    if kind in ("service", "cluster", "task"):
+    if kind in ("service", "cluster", "task", "secret", "config"):
         return obj.annotations.name if kind == "task" else obj.spec.annotations.name
     return ""
 
@@ -290,10 +297,10 @@ class Transaction(ReadView):
     def tasks_by_node(self, node_id: str) -> list[objects_pb2.Task]:
         return list(self._overlay("task", super().tasks_by_node(node_id), lambda t: t.node_id == node_id))
 
-    def service_by_name(self, name: str) -> objects_pb2.Service | None:
-        for service in self.list("service"):
-            if service.spec.annotations.name == name:
-                return service
+    def by_name(self, kind: str, name: str) -> Any | None:
+        for obj in self.list(kind):
+            if obj.spec.annotations.name == name:
+                return obj
         return None
 
     def _overlay(self, kind: str, committed: Iterable[Any], matches: Callable[[Any], bool]) -> Iterator[Any]:
@@ -445,7 +452,7 @@ class MemoryStore:
     def _check(self, proposal: store_pb2.StoreProposal) -> StoreError | None:
         """Validate every action against the state it will meet, including earlier actions of the same proposal."""
         seen: dict[tuple[str, str], int | None] = {}  # (kind, id) -> version after earlier actions; None: removed
-        names = dict(self._tables.service_by_name)
+        names = {kind: dict(ids) for kind, ids in self._tables.ids_by_name.items()}
         for action in proposal.actions:
             kind = action.WhichOneof("target")
             if kind is None:
@@ -462,11 +469,11 @@ class MemoryStore:
                     return StoreError(f"{kind} without an ID")
                 if current_version is not None:
                     return Exists(kind, obj.id)
-                if kind == "service":
+                if kind in names:
                     name = obj.spec.annotations.name
-                    if name in names and names[name] != obj.id:
+                    if names[kind].get(name, obj.id) != obj.id:
                         return NameConflict(kind, name)
-                    names[name] = obj.id
+                    names[kind][name] = obj.id
                 seen[key] = -1  # created in this proposal: later actions must not name a version
             elif action.kind in (_UPDATE, _REMOVE):
                 if current_version is None:
@@ -475,15 +482,15 @@ class MemoryStore:
                     return Conflict(kind, obj.id, obj.meta.version.index, current_version)
                 if action.kind == _REMOVE:
                     seen[key] = None
-                    if kind == "service":
-                        names.pop(obj.spec.annotations.name, None)
+                    if kind in names:
+                        names[kind].pop(obj.spec.annotations.name, None)
                 else:
                     seen[key] = -1
-                    if kind == "service":
+                    if kind in names:
                         name = obj.spec.annotations.name
-                        if name in names and names[name] != obj.id:
+                        if names[kind].get(name, obj.id) != obj.id:
                             return NameConflict(kind, name)
-                        names[name] = obj.id
+                        names[kind][name] = obj.id
             else:
                 return StoreError(f"unknown store action {action.kind}")
         return None
@@ -518,6 +525,8 @@ class MemoryStore:
             tasks=t.objects["task"].values(),
             clusters=t.objects["cluster"].values(),
             members=t.members.values(),
+            secrets=t.objects["secret"].values(),
+            configs=t.objects["config"].values(),
         ).SerializeToString()
 
     def restore(self, data: bytes) -> None:
@@ -530,6 +539,8 @@ class MemoryStore:
             ("service", snapshot.services),
             ("task", snapshot.tasks),
             ("cluster", snapshot.clusters),
+            ("secret", snapshot.secrets),
+            ("config", snapshot.configs),
         ):
             for obj in objects:
                 tables.put(kind, clone(obj))

@@ -29,11 +29,13 @@ from swarmpy.worker.executor.base import (
     ContainerVanished,
     EngineError,
     ImageNotFound,
+    InvalidSpec,
     stop_grace_seconds,
 )
 from swarmpy.worker.executor.container_config import NODE_LABEL, TASK_ID_LABEL
 from swarmpy.worker.executor.events import EngineEventsWatcher
 from swarmpy.worker.executor.logs import LogLine, container_logs
+from swarmpy.worker.executor.task_files import TaskFiles
 from swarmpy.worker.task_states import NO_CONTAINER, Container, ContainerFacts
 
 log = logging.getLogger(__name__)
@@ -64,9 +66,11 @@ def facts_from_inspect(inspected: dict[str, Any]) -> ContainerFacts:
 class DockerExecutor:
     """One node's view of the engine. Use `async with`, or start() and close(): they own the events watcher."""
 
-    def __init__(self, node_id: str, client: docker.DockerClient) -> None:
+    def __init__(self, node_id: str, client: docker.DockerClient, task_files: TaskFiles | None = None) -> None:
         self.node_id = node_id
         self.client = client
+        # Secrets and configs: without TaskFiles, a task that uses one fails (nothing to deliver them).
+        self.task_files = task_files
         self.events = EngineEventsWatcher(client, node_id)
 
     async def start(self) -> None:
@@ -108,6 +112,11 @@ class DockerExecutor:
                 raise EngineError(
                     task_id, f"node {self.node_id}: removing container {container_id[:12]} (task {task_id}): {exc}"
                 ) from exc
+        await self.forget_task_files(task_id)
+
+    async def forget_task_files(self, task_id: str) -> None:
+        if self.task_files is not None and task_id:
+            await asyncio.to_thread(self.task_files.remove, task_id)
 
     def logs(
         self, container_id: str, *, follow: bool = False, tail: int = -1, since_ns: int = 0
@@ -170,6 +179,7 @@ class DockerController:
         if (await self.inspect()).exists:
             return  # created before (by this runner or a previous daemon): adopt it
         kwargs = container_config.create_kwargs(self._task, self._executor.node_id)
+        kwargs["mounts"] = kwargs.get("mounts", []) + await self._task_file_mounts()
         try:
             container = await asyncio.to_thread(self._executor.client.containers.create, **kwargs)
         except docker.errors.ImageNotFound as exc:
@@ -180,6 +190,15 @@ class DockerController:
             raise EngineError(self._task.id, f"{self._describe()}: creating: {exc}") from exc
         self.container_id = container.id
         log.debug("%s: created", self._describe())
+
+    async def _task_file_mounts(self) -> list[Any]:
+        container = self._task.spec.container
+        if not container.secrets and not container.configs:
+            return []
+        files = self._executor.task_files
+        if files is None:
+            raise InvalidSpec(self._task.id, f"node {self._executor.node_id} cannot deliver secrets or configs")
+        return await asyncio.to_thread(files.prepare, self._task)
 
     async def start(self) -> None:
         facts = await self.inspect()
@@ -234,6 +253,7 @@ class DockerController:
 
     async def remove(self) -> None:
         if not self.container_id and not (await self.inspect()).exists:
+            await self._executor.forget_task_files(self._task.id)
             return
         await self._executor.remove_container(self.container_id, self._task.id)
         log.debug("%s: removed", self._describe())

@@ -1,0 +1,150 @@
+"""Secrets and configs on one real node, from the CLI: files in real containers, from memory only.
+
+A secret's value must be readable in the container at its target with the uid, gid and mode given, and
+nowhere else: not in `secret inspect`, not in `docker inspect` of the container, not in its environment,
+not in the worker's assignments file nor the daemon's log. Removing it from the service rolls the task
+and removes its files from the tmpfs; `secret rm` is refused while a service uses it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+
+from swarmpy.worker.executor.task_files import DEFAULT_ROOT
+
+from .conftest import wait_until
+
+pytestmark = pytest.mark.docker
+
+
+def exec_in(container, *command: str) -> str:
+    result = container.exec_run(list(command))
+    assert result.exit_code == 0, result.output
+    return result.output.decode()
+
+
+def only_container(daemon, service: str, not_id: str = ""):
+    def found():
+        running = [c for c in daemon.containers(service) if c.id != not_id]
+        return running[0] if len(running) == 1 and not [c for c in daemon.containers(service) if c.id == not_id] else None
+
+    return wait_until(found, what=f"one new running container of {service}",
+                      details=lambda: f"{daemon.cli('service', 'ps', '--no-trunc', service)}\n{daemon.log_tail()}")
+
+
+def test_secret_and_config_files_in_a_container(shared_daemon, image, tmp_path):
+    value = "value-" + uuid.uuid4().hex  # a string found nowhere else
+    secret_file = tmp_path / "pw"
+    secret_file.write_text(value)
+    config_file = tmp_path / "conf"
+    config_file.write_text("service={{ .Service.Name }} slot={{ .Task.Slot }} env={{ env \"GREETING\" }}\n")
+
+    secret_id = shared_daemon.ok("secret", "create", "--label", "team=db", "db_pw", str(secret_file)).stdout.strip()
+    shared_daemon.ok("config", "create", "--template-driver", "golang", "app_conf", str(config_file))
+    listing = shared_daemon.ok("secret", "ls").stdout.splitlines()
+    assert listing[0].split() == ["ID", "NAME", "DRIVER", "CREATED", "UPDATED"]
+    assert listing[1].split()[:2] == [secret_id, "db_pw"]
+    inspected = shared_daemon.ok("secret", "inspect", "db_pw").stdout
+    assert value not in inspected
+    assert json.loads(inspected)[0]["Spec"] == {"Name": "db_pw", "Labels": {"team": "db"}}
+
+    shared_daemon.ok(
+        "service", "create", "-d", "--name", "reader", "--stop-grace-period", "1s", "-e", "GREETING=hi",
+        "--secret", "source=db_pw,target=app/pw,uid=1000,gid=1001,mode=0440",
+        "--secret", "db_pw",
+        "--config", "source=app_conf,target=/etc/app.conf",
+        image, "sleep", "1000",
+    )
+    container = only_container(shared_daemon, "reader")
+    assert exec_in(container, "cat", "/run/secrets/app/pw") == value
+    assert exec_in(container, "stat", "-c", "%u %g %a", "/run/secrets/app/pw").split() == ["1000", "1001", "440"]
+    assert exec_in(container, "cat", "/run/secrets/db_pw") == value
+    assert exec_in(container, "stat", "-c", "%u %g %a", "/run/secrets/db_pw").split() == ["0", "0", "444"]
+    assert exec_in(container, "cat", "/etc/app.conf") == "service=reader slot=1 env=hi\n"
+    assert "tmpfs" in exec_in(container, "sh", "-c", "grep /run/secrets/db_pw /proc/mounts")
+
+    # the value is in no inspect, environment, worker file or log
+    container.reload()
+    assert value not in json.dumps(container.attrs)
+    assert value not in exec_in(container, "env")
+    assert value not in shared_daemon.ok("service", "inspect", "reader").stdout
+    assert value.encode() not in (shared_daemon.data_dir / "worker" / "assignments.pb").read_bytes()
+    assert value not in shared_daemon.log_path.read_text(errors="replace")
+    task_dir = Path(DEFAULT_ROOT) / shared_daemon.node_id
+    assert any(task_dir.iterdir())
+
+    refused = shared_daemon.cli("secret", "rm", "db_pw")
+    assert refused.code == 1
+    assert refused.stderr.strip() == (
+        "Error response from daemon: invalid secret \"db_pw\": secret 'db_pw' is in use by the following service: reader"
+    )
+
+    # removing the secret from the service rolls the task; its files leave the tmpfs with the old container
+    shared_daemon.ok("service", "update", "-d", "--secret-rm", "db_pw", "reader")
+    replacement = only_container(shared_daemon, "reader", not_id=container.id)
+    assert replacement.exec_run(["cat", "/run/secrets/db_pw"]).exit_code != 0
+    assert exec_in(replacement, "cat", "/etc/app.conf") == "service=reader slot=1 env=hi\n"
+    shared_daemon.ok("secret", "rm", "db_pw")
+    shared_daemon.ok("service", "rm", "reader")
+    wait_until(lambda: not shared_daemon.containers("reader", include_stopped=True), what="reader's containers gone")
+    wait_until(lambda: not task_dir.exists() or not any(task_dir.iterdir()), what="the task files to be removed")
+    shared_daemon.ok("config", "rm", "app_conf")
+
+
+def test_secret_create_from_stdin_and_config_inspect_shows_data(shared_daemon, tmp_path):
+    created = subprocess.run(
+        [sys.executable, "-m", "swarmpy.cli.main", "secret", "create", "from_stdin", "-"],
+        input=b"piped", capture_output=True, env=dict(os.environ, SWARMPY_HOST=shared_daemon.host), timeout=60,
+    )
+    assert created.returncode == 0, created.stderr
+    pretty = shared_daemon.ok("secret", "inspect", "--pretty", "from_stdin").stdout
+    assert "Name:              from_stdin" in pretty and "piped" not in pretty
+    assert shared_daemon.ok("secret", "rm", "from_stdin").stdout == "from_stdin\n"
+
+    path = tmp_path / "conf"
+    path.write_text("a=1\n")
+    shared_daemon.ok("config", "create", "plain_conf", str(path))
+    assert json.loads(shared_daemon.ok("config", "inspect", "plain_conf").stdout)[0]["Spec"]["Data"] == "YT0xCg=="
+    assert shared_daemon.ok("config", "ls").stdout.splitlines()[0].split() == ["ID", "NAME", "CREATED", "UPDATED"]
+    shared_daemon.ok("config", "rm", "plain_conf")
+
+
+@pytest.mark.parametrize(
+    "content,expected",
+    [
+        (b"", 'Error response from daemon: invalid data "of 0 bytes": secret data must be larger than 0 and less than 500 KB'),
+        (b"x" * (500 * 1024), "secret data must be larger than 0 and less than 500 KB"),
+    ],
+)
+def test_bad_secret_data_is_refused(shared_daemon, tmp_path, content, expected):
+    path = tmp_path / "data"
+    path.write_bytes(content)
+    result = shared_daemon.cli("secret", "create", "bad_size", str(path))
+    assert result.code == 1 and expected in result.stderr and result.stderr.count("\n") == 1
+    assert "bad_size" not in shared_daemon.ok("secret", "ls").stdout
+
+
+def test_bad_references_and_duplicates_are_refused(shared_daemon, image, tmp_path):
+    path = tmp_path / "data"
+    path.write_text("x")
+    shared_daemon.ok("secret", "create", "dup", str(path))
+    duplicate = shared_daemon.cli("secret", "create", "dup", str(path))
+    assert duplicate.code == 1 and duplicate.stderr.strip() == "Error response from daemon: secret dup already exists"
+    before = shared_daemon.ok("service", "ls", "-q").stdout
+    for flag, message in (
+        ("nope", "secret not found: nope"),
+        ("source=dup,target=../x", 'invalid argument "source=dup,target=../x" for "--secret" flag: invalid target "../x"'),
+        ("source=dup,mode=rw", 'invalid argument "source=dup,mode=rw" for "--secret" flag: invalid mode specified'),
+        ("source=dup,size=1", "invalid field in secret request: size"),
+    ):
+        result = shared_daemon.cli("service", "create", "-d", "--secret", flag, image, "true")
+        assert result.code != 0 and message in result.stderr and result.stderr.count("\n") == 1, result
+    assert shared_daemon.ok("service", "ls", "-q").stdout == before
+    shared_daemon.ok("secret", "rm", "dup")
