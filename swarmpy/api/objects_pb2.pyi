@@ -85,12 +85,41 @@ class Platform(_message.Message):
     def __init__(self, architecture: _Optional[str] = ..., os: _Optional[str] = ...) -> None: ...
 
 class Resources(_message.Message):
-    __slots__ = ("nano_cpus", "memory_bytes")
+    __slots__ = ("nano_cpus", "memory_bytes", "pids", "generic")
     NANO_CPUS_FIELD_NUMBER: _ClassVar[int]
     MEMORY_BYTES_FIELD_NUMBER: _ClassVar[int]
+    PIDS_FIELD_NUMBER: _ClassVar[int]
+    GENERIC_FIELD_NUMBER: _ClassVar[int]
     nano_cpus: int
     memory_bytes: int
-    def __init__(self, nano_cpus: _Optional[int] = ..., memory_bytes: _Optional[int] = ...) -> None: ...
+    pids: int
+    generic: _containers.RepeatedCompositeFieldContainer[GenericResource]
+    def __init__(self, nano_cpus: _Optional[int] = ..., memory_bytes: _Optional[int] = ..., pids: _Optional[int] = ..., generic: _Optional[_Iterable[_Union[GenericResource, _Mapping]]] = ...) -> None: ...
+
+class GenericResource(_message.Message):
+    __slots__ = ("kind", "discrete", "named")
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    DISCRETE_FIELD_NUMBER: _ClassVar[int]
+    NAMED_FIELD_NUMBER: _ClassVar[int]
+    kind: str
+    discrete: int
+    named: str
+    def __init__(self, kind: _Optional[str] = ..., discrete: _Optional[int] = ..., named: _Optional[str] = ...) -> None: ...
+
+class Driver(_message.Message):
+    __slots__ = ("name", "options")
+    class OptionsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    OPTIONS_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    options: _containers.ScalarMap[str, str]
+    def __init__(self, name: _Optional[str] = ..., options: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class ResourceRequirements(_message.Message):
     __slots__ = ("limits", "reservations")
@@ -232,7 +261,7 @@ class HealthConfig(_message.Message):
     def __init__(self, test: _Optional[_Iterable[str]] = ..., interval: _Optional[int] = ..., timeout: _Optional[int] = ..., retries: _Optional[int] = ..., start_period: _Optional[int] = ...) -> None: ...
 
 class Mount(_message.Message):
-    __slots__ = ("type", "source", "target", "read_only")
+    __slots__ = ("type", "source", "target", "read_only", "bind_options", "volume_options", "tmpfs_options")
     class Type(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
         __slots__ = ()
         BIND: _ClassVar[Mount.Type]
@@ -241,19 +270,70 @@ class Mount(_message.Message):
     BIND: Mount.Type
     VOLUME: Mount.Type
     TMPFS: Mount.Type
+    class BindOptions(_message.Message):
+        __slots__ = ("propagation",)
+        PROPAGATION_FIELD_NUMBER: _ClassVar[int]
+        propagation: str
+        def __init__(self, propagation: _Optional[str] = ...) -> None: ...
+    class VolumeOptions(_message.Message):
+        __slots__ = ("no_copy", "labels", "driver_config")
+        class LabelsEntry(_message.Message):
+            __slots__ = ("key", "value")
+            KEY_FIELD_NUMBER: _ClassVar[int]
+            VALUE_FIELD_NUMBER: _ClassVar[int]
+            key: str
+            value: str
+            def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+        NO_COPY_FIELD_NUMBER: _ClassVar[int]
+        LABELS_FIELD_NUMBER: _ClassVar[int]
+        DRIVER_CONFIG_FIELD_NUMBER: _ClassVar[int]
+        no_copy: bool
+        labels: _containers.ScalarMap[str, str]
+        driver_config: Driver
+        def __init__(self, no_copy: _Optional[bool] = ..., labels: _Optional[_Mapping[str, str]] = ..., driver_config: _Optional[_Union[Driver, _Mapping]] = ...) -> None: ...
+    class TmpfsOptions(_message.Message):
+        __slots__ = ("size_bytes", "mode")
+        SIZE_BYTES_FIELD_NUMBER: _ClassVar[int]
+        MODE_FIELD_NUMBER: _ClassVar[int]
+        size_bytes: int
+        mode: int
+        def __init__(self, size_bytes: _Optional[int] = ..., mode: _Optional[int] = ...) -> None: ...
     TYPE_FIELD_NUMBER: _ClassVar[int]
     SOURCE_FIELD_NUMBER: _ClassVar[int]
     TARGET_FIELD_NUMBER: _ClassVar[int]
     READ_ONLY_FIELD_NUMBER: _ClassVar[int]
+    BIND_OPTIONS_FIELD_NUMBER: _ClassVar[int]
+    VOLUME_OPTIONS_FIELD_NUMBER: _ClassVar[int]
+    TMPFS_OPTIONS_FIELD_NUMBER: _ClassVar[int]
     type: Mount.Type
     source: str
     target: str
     read_only: bool
-    def __init__(self, type: _Optional[_Union[Mount.Type, str]] = ..., source: _Optional[str] = ..., target: _Optional[str] = ..., read_only: _Optional[bool] = ...) -> None: ...
+    bind_options: Mount.BindOptions
+    volume_options: Mount.VolumeOptions
+    tmpfs_options: Mount.TmpfsOptions
+    def __init__(self, type: _Optional[_Union[Mount.Type, str]] = ..., source: _Optional[str] = ..., target: _Optional[str] = ..., read_only: _Optional[bool] = ..., bind_options: _Optional[_Union[Mount.BindOptions, _Mapping]] = ..., volume_options: _Optional[_Union[Mount.VolumeOptions, _Mapping]] = ..., tmpfs_options: _Optional[_Union[Mount.TmpfsOptions, _Mapping]] = ...) -> None: ...
+
+class Ulimit(_message.Message):
+    __slots__ = ("name", "soft", "hard")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    SOFT_FIELD_NUMBER: _ClassVar[int]
+    HARD_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    soft: int
+    hard: int
+    def __init__(self, name: _Optional[str] = ..., soft: _Optional[int] = ..., hard: _Optional[int] = ...) -> None: ...
 
 class ContainerSpec(_message.Message):
-    __slots__ = ("image", "labels", "command", "args", "env", "dir", "user", "hostname", "stop_grace_period", "tty", "healthcheck", "mounts", "stop_signal", "secrets", "configs")
+    __slots__ = ("image", "labels", "command", "args", "env", "dir", "user", "hostname", "stop_grace_period", "tty", "healthcheck", "mounts", "stop_signal", "secrets", "configs", "init", "read_only", "sysctls", "capability_add", "capability_drop", "ulimits", "groups", "isolation")
     class LabelsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    class SysctlsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
         VALUE_FIELD_NUMBER: _ClassVar[int]
@@ -275,6 +355,14 @@ class ContainerSpec(_message.Message):
     STOP_SIGNAL_FIELD_NUMBER: _ClassVar[int]
     SECRETS_FIELD_NUMBER: _ClassVar[int]
     CONFIGS_FIELD_NUMBER: _ClassVar[int]
+    INIT_FIELD_NUMBER: _ClassVar[int]
+    READ_ONLY_FIELD_NUMBER: _ClassVar[int]
+    SYSCTLS_FIELD_NUMBER: _ClassVar[int]
+    CAPABILITY_ADD_FIELD_NUMBER: _ClassVar[int]
+    CAPABILITY_DROP_FIELD_NUMBER: _ClassVar[int]
+    ULIMITS_FIELD_NUMBER: _ClassVar[int]
+    GROUPS_FIELD_NUMBER: _ClassVar[int]
+    ISOLATION_FIELD_NUMBER: _ClassVar[int]
     image: str
     labels: _containers.ScalarMap[str, str]
     command: _containers.RepeatedScalarFieldContainer[str]
@@ -290,7 +378,15 @@ class ContainerSpec(_message.Message):
     stop_signal: str
     secrets: _containers.RepeatedCompositeFieldContainer[SecretReference]
     configs: _containers.RepeatedCompositeFieldContainer[ConfigReference]
-    def __init__(self, image: _Optional[str] = ..., labels: _Optional[_Mapping[str, str]] = ..., command: _Optional[_Iterable[str]] = ..., args: _Optional[_Iterable[str]] = ..., env: _Optional[_Iterable[str]] = ..., dir: _Optional[str] = ..., user: _Optional[str] = ..., hostname: _Optional[str] = ..., stop_grace_period: _Optional[int] = ..., tty: _Optional[bool] = ..., healthcheck: _Optional[_Union[HealthConfig, _Mapping]] = ..., mounts: _Optional[_Iterable[_Union[Mount, _Mapping]]] = ..., stop_signal: _Optional[str] = ..., secrets: _Optional[_Iterable[_Union[SecretReference, _Mapping]]] = ..., configs: _Optional[_Iterable[_Union[ConfigReference, _Mapping]]] = ...) -> None: ...
+    init: bool
+    read_only: bool
+    sysctls: _containers.ScalarMap[str, str]
+    capability_add: _containers.RepeatedScalarFieldContainer[str]
+    capability_drop: _containers.RepeatedScalarFieldContainer[str]
+    ulimits: _containers.RepeatedCompositeFieldContainer[Ulimit]
+    groups: _containers.RepeatedScalarFieldContainer[str]
+    isolation: str
+    def __init__(self, image: _Optional[str] = ..., labels: _Optional[_Mapping[str, str]] = ..., command: _Optional[_Iterable[str]] = ..., args: _Optional[_Iterable[str]] = ..., env: _Optional[_Iterable[str]] = ..., dir: _Optional[str] = ..., user: _Optional[str] = ..., hostname: _Optional[str] = ..., stop_grace_period: _Optional[int] = ..., tty: _Optional[bool] = ..., healthcheck: _Optional[_Union[HealthConfig, _Mapping]] = ..., mounts: _Optional[_Iterable[_Union[Mount, _Mapping]]] = ..., stop_signal: _Optional[str] = ..., secrets: _Optional[_Iterable[_Union[SecretReference, _Mapping]]] = ..., configs: _Optional[_Iterable[_Union[ConfigReference, _Mapping]]] = ..., init: _Optional[bool] = ..., read_only: _Optional[bool] = ..., sysctls: _Optional[_Mapping[str, str]] = ..., capability_add: _Optional[_Iterable[str]] = ..., capability_drop: _Optional[_Iterable[str]] = ..., ulimits: _Optional[_Iterable[_Union[Ulimit, _Mapping]]] = ..., groups: _Optional[_Iterable[str]] = ..., isolation: _Optional[str] = ...) -> None: ...
 
 class RestartPolicy(_message.Message):
     __slots__ = ("condition", "delay", "max_attempts", "window")
@@ -331,18 +427,20 @@ class Placement(_message.Message):
     def __init__(self, constraints: _Optional[_Iterable[str]] = ..., preferences: _Optional[_Iterable[_Union[PlacementPreference, _Mapping]]] = ..., max_replicas: _Optional[int] = ..., platforms: _Optional[_Iterable[_Union[Platform, _Mapping]]] = ...) -> None: ...
 
 class TaskSpec(_message.Message):
-    __slots__ = ("container", "resources", "restart", "placement", "force_update")
+    __slots__ = ("container", "resources", "restart", "placement", "force_update", "log_driver")
     CONTAINER_FIELD_NUMBER: _ClassVar[int]
     RESOURCES_FIELD_NUMBER: _ClassVar[int]
     RESTART_FIELD_NUMBER: _ClassVar[int]
     PLACEMENT_FIELD_NUMBER: _ClassVar[int]
     FORCE_UPDATE_FIELD_NUMBER: _ClassVar[int]
+    LOG_DRIVER_FIELD_NUMBER: _ClassVar[int]
     container: ContainerSpec
     resources: ResourceRequirements
     restart: RestartPolicy
     placement: Placement
     force_update: int
-    def __init__(self, container: _Optional[_Union[ContainerSpec, _Mapping]] = ..., resources: _Optional[_Union[ResourceRequirements, _Mapping]] = ..., restart: _Optional[_Union[RestartPolicy, _Mapping]] = ..., placement: _Optional[_Union[Placement, _Mapping]] = ..., force_update: _Optional[int] = ...) -> None: ...
+    log_driver: Driver
+    def __init__(self, container: _Optional[_Union[ContainerSpec, _Mapping]] = ..., resources: _Optional[_Union[ResourceRequirements, _Mapping]] = ..., restart: _Optional[_Union[RestartPolicy, _Mapping]] = ..., placement: _Optional[_Union[Placement, _Mapping]] = ..., force_update: _Optional[int] = ..., log_driver: _Optional[_Union[Driver, _Mapping]] = ...) -> None: ...
 
 class ReplicatedService(_message.Message):
     __slots__ = ("replicas",)

@@ -54,11 +54,53 @@ def _meta(meta: objects_pb2.Meta) -> dict[str, Any]:
 
 
 def _resources(resources: objects_pb2.Resources) -> dict[str, Any]:
-    converted = {}
+    converted: dict[str, Any] = {}
     if resources.nano_cpus:
         converted["NanoCPUs"] = resources.nano_cpus
     if resources.memory_bytes:
         converted["MemoryBytes"] = resources.memory_bytes
+    if resources.pids:
+        converted["Pids"] = resources.pids
+    if resources.generic:
+        converted["GenericResources"] = [generic_resource(r) for r in resources.generic]
+    return converted
+
+
+def generic_resource(resource: objects_pb2.GenericResource) -> dict[str, Any]:
+    if resource.WhichOneof("value") == "named":
+        return {"NamedResourceSpec": {"Kind": resource.kind, "Value": resource.named}}
+    return {"DiscreteResourceSpec": {"Kind": resource.kind, "Value": resource.discrete}}
+
+
+def driver(config: objects_pb2.Driver) -> dict[str, Any]:
+    converted: dict[str, Any] = {"Name": config.name}
+    if config.options:
+        converted["Options"] = dict(config.options)
+    return converted
+
+
+def mount(m: objects_pb2.Mount) -> dict[str, Any]:
+    converted: dict[str, Any] = {"Type": enum_word(objects_pb2.Mount.Type, m.type), "Source": m.source, "Target": m.target}
+    if m.read_only:
+        converted["ReadOnly"] = True
+    if m.HasField("bind_options"):
+        converted["BindOptions"] = {"Propagation": m.bind_options.propagation} if m.bind_options.propagation else {}
+    if m.HasField("volume_options"):
+        volume: dict[str, Any] = {}
+        if m.volume_options.no_copy:
+            volume["NoCopy"] = True
+        if m.volume_options.labels:
+            volume["Labels"] = dict(m.volume_options.labels)
+        if m.volume_options.HasField("driver_config"):
+            volume["DriverConfig"] = driver(m.volume_options.driver_config)
+        converted["VolumeOptions"] = volume
+    if m.HasField("tmpfs_options"):
+        tmpfs: dict[str, Any] = {}
+        if m.tmpfs_options.size_bytes:
+            tmpfs["SizeBytes"] = m.tmpfs_options.size_bytes
+        if m.tmpfs_options.mode:
+            tmpfs["Mode"] = m.tmpfs_options.mode
+        converted["TmpfsOptions"] = tmpfs
     return converted
 
 
@@ -96,14 +138,14 @@ def container_spec(container: objects_pb2.ContainerSpec) -> dict[str, Any]:
         converted["Dir"] = container.dir
     if container.user:
         converted["User"] = container.user
+    if container.groups:
+        converted["Groups"] = list(container.groups)
     if container.tty:
         converted["TTY"] = True
+    if container.read_only:
+        converted["ReadOnly"] = True
     if container.mounts:
-        converted["Mounts"] = [
-            {"Type": enum_word(objects_pb2.Mount.Type, m.type), "Source": m.source, "Target": m.target,
-             **({"ReadOnly": True} if m.read_only else {})}
-            for m in container.mounts
-        ]
+        converted["Mounts"] = [mount(m) for m in container.mounts]
     if container.HasField("stop_grace_period"):
         converted["StopGracePeriod"] = container.stop_grace_period
     if container.stop_signal:
@@ -114,6 +156,18 @@ def container_spec(container: objects_pb2.ContainerSpec) -> dict[str, Any]:
         converted["Secrets"] = [_file_reference(r.file, SecretID=r.secret_id, SecretName=r.secret_name) for r in container.secrets]
     if container.configs:
         converted["Configs"] = [_file_reference(r.file, ConfigID=r.config_id, ConfigName=r.config_name) for r in container.configs]
+    if container.HasField("init"):
+        converted["Init"] = container.init
+    if container.isolation:
+        converted["Isolation"] = container.isolation
+    if container.sysctls:
+        converted["Sysctls"] = dict(container.sysctls)
+    if container.capability_add:
+        converted["CapabilityAdd"] = list(container.capability_add)
+    if container.capability_drop:
+        converted["CapabilityDrop"] = list(container.capability_drop)
+    if container.ulimits:
+        converted["Ulimits"] = [{"Name": u.name, "Hard": u.hard, "Soft": u.soft} for u in container.ulimits]
     return converted
 
 
@@ -150,6 +204,8 @@ def task_spec(task: objects_pb2.TaskSpec) -> dict[str, Any]:
     if task.HasField("restart"):
         converted["RestartPolicy"] = restart_policy(task.restart)
     converted["Placement"] = placement(task.placement)
+    if task.HasField("log_driver"):
+        converted["LogDriver"] = driver(task.log_driver)
     converted["ForceUpdate"] = task.force_update
     return converted
 
@@ -275,7 +331,9 @@ def node(nd: objects_pb2.Node) -> dict[str, Any]:
     converted["Description"] = {
         "Hostname": description.hostname,
         "Platform": {"Architecture": description.platform.architecture, "OS": description.platform.os},
-        "Resources": {"NanoCPUs": description.resources.nano_cpus, "MemoryBytes": description.resources.memory_bytes},
+        "Resources": {"NanoCPUs": description.resources.nano_cpus, "MemoryBytes": description.resources.memory_bytes,
+                      **({"GenericResources": [generic_resource(r) for r in description.resources.generic]}
+                         if description.resources.generic else {})},
         "Engine": {"EngineVersion": description.engine.engine_version,
                    **({"Labels": dict(description.engine.labels)} if description.engine.labels else {})},
     }

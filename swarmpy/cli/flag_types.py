@@ -63,6 +63,13 @@ def _unsigned_int(text: str) -> int:
     return number
 
 
+def _int64(text: str) -> int:
+    try:
+        return int(text, 10)
+    except ValueError:
+        raise ValueError(f'strconv.ParseInt: parsing "{text}": invalid syntax') from None
+
+
 def _ratio(text: str) -> float:
     try:
         return float(text)
@@ -83,8 +90,48 @@ DURATION = ParsedBy("duration", _non_negative_duration)
 MEMORY_BYTES = ParsedBy("bytes", units.parse_memory_bytes)
 NANO_CPUS = ParsedBy("decimal", units.parse_nano_cpus)
 UINT = ParsedBy("uint", _unsigned_int)
+INT64 = ParsedBy("int", _int64)
 RATIO = ParsedBy("float", _ratio)
 
 
 def choice(*allowed: str) -> click.ParamType:
     return ParsedBy("|".join(allowed), _choice(*allowed))
+
+
+_GO_TRUE = ("1", "t", "T", "true", "True", "TRUE")
+_GO_FALSE = ("0", "f", "F", "false", "False", "FALSE")
+
+
+class GoFlagsCommand(click.Command):
+    """A command whose boolean flags also take docker's `--flag=false` / `--flag=true` (pflag's form),
+    which `service update` needs to turn a setting off again.
+
+    A command that does not intersperse options (create) is read up to its first positional argument,
+    so what follows the image, like a container's own `--init=false`, is left alone."""
+
+    def parse_args(self, ctx, args):
+        booleans = {opt: param for param in self.params if isinstance(param, click.Option) and param.is_flag
+                    and not param.count for opt in param.opts if opt.startswith("--")}
+        take_value = {opt for param in self.params if isinstance(param, click.Option) and not param.is_flag
+                      for opt in param.opts}
+        kept, forced = [], {}
+        index = 0
+        while index < len(args):
+            arg = args[index]
+            if arg == "--" or (not ctx.allow_interspersed_args and (not arg.startswith("-") or arg == "-")):
+                kept.extend(args[index:])
+                break
+            name, eq, value = arg.partition("=")
+            if eq and name in booleans:
+                if value not in _GO_TRUE + _GO_FALSE:
+                    raise reject(value, booleans[name], f'strconv.ParseBool: parsing "{value}": invalid syntax')
+                forced[booleans[name].name] = value in _GO_TRUE
+            else:
+                kept.append(arg)
+                if not eq and arg in take_value and index + 1 < len(args):
+                    kept.append(args[index + 1])
+                    index += 1
+            index += 1
+        rest = super().parse_args(ctx, kept)
+        ctx.params.update(forced)
+        return rest

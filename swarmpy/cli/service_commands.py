@@ -8,6 +8,7 @@ import click
 
 from swarmpy.cli.errors import CliError
 from swarmpy.cli import secret_refs
+from swarmpy.cli.flag_types import GoFlagsCommand
 from swarmpy.cli.service_options import common_service_options, create_only_options, update_only_options
 
 FORMAT_HELP = "Format output: \"json\" (one JSON object per line), or the table (default)."
@@ -58,7 +59,7 @@ def _wait(state, service_id: str, detach: bool, quiet: bool) -> None:
 # ---------------------------------------------------------------- create
 
 
-@service.command(context_settings={"ignore_unknown_options": False, "allow_interspersed_args": False})
+@service.command(cls=GoFlagsCommand, context_settings={"ignore_unknown_options": False, "allow_interspersed_args": False})
 @create_only_options
 @secret_refs.create_options
 @common_service_options
@@ -223,7 +224,7 @@ def _send_update(state, ref: str, read_service, spec, rollback: bool = False):
         raise error_from_rpc(error, daemon.host) from None
 
 
-@service.command()
+@service.command(cls=GoFlagsCommand)
 @update_only_options
 @secret_refs.update_options
 @common_service_options

@@ -58,7 +58,29 @@ def common_service_options(command):
         click.option("--entrypoint", help="Overwrite the default ENTRYPOINT of the image."),
         click.option("-d", "--detach", is_flag=True, help="Exit immediately instead of waiting for the service to converge."),
         click.option("-q", "--quiet", is_flag=True, help="Suppress progress output."),
+        *container_options(),
     ], command)
+
+
+def container_options():
+    """Container flags with the same name on create and update (issue 10). Boolean ones default to
+    None so update can tell "not given" from `--init=false` (see flag_types.GoFlagsCommand)."""
+    return [
+        click.option("--cap-add", multiple=True, help="Add Linux capabilities."),
+        click.option("--cap-drop", multiple=True, help="Drop Linux capabilities."),
+        click.option("--init", is_flag=True, default=None, help="Use an init inside each service container to forward signals and reap processes."),
+        click.option("--read-only", is_flag=True, default=None, help="Mount the container's root filesystem as read only."),
+        click.option("-t", "--tty", is_flag=True, default=None, help="Allocate a pseudo-TTY."),
+        click.option("--stop-signal", help="Signal to stop the container."),
+        click.option("--limit-pids", type=flag_types.INT64, help="Limit maximum number of processes (default 0 = unlimited)."),
+        click.option("--log-driver", help="Logging driver for service."),
+        click.option("--log-opt", multiple=True, help="Logging driver options."),
+        click.option("--isolation", help="Service container isolation mode."),
+        click.option("--no-resolve-image", is_flag=True, default=None,
+                     help="Do not query the registry to resolve image digest and supported platforms (images are never pulled here)."),
+        click.option("--with-registry-auth", is_flag=True, default=None,
+                     help="Send registry authentication details to swarm agents (accepted; there is no registry)."),
+    ]
 
 
 def create_only_options(command):
@@ -73,6 +95,11 @@ def create_only_options(command):
         click.option("--constraint", multiple=True, help="Placement constraints."),
         click.option("--placement-pref", multiple=True, help="Add a placement preference."),
         click.option("-p", "--publish", type=PORT, multiple=True, help="Publish a port as a node port."),
+        click.option("--mount", multiple=True, help="Attach a filesystem mount to the service."),
+        click.option("--sysctl", multiple=True, help="Sysctl options."),
+        click.option("--ulimit", multiple=True, help="Ulimit options."),
+        click.option("--group", multiple=True, help="Set one or more supplementary user groups for the container."),
+        click.option("--generic-resource", multiple=True, help="User defined resources."),
     ], command)
 
 
@@ -90,6 +117,18 @@ def update_only_options(command):
         click.option("--constraint-rm", multiple=True, help="Remove a constraint."),
         click.option("--publish-add", type=PORT, multiple=True, help="Add or update a published port."),
         click.option("--publish-rm", type=PORT, multiple=True, help="Remove a published port by its target port."),
+        click.option("--mount-add", multiple=True, help="Add or update a mount on a service."),
+        click.option("--mount-rm", multiple=True, help="Remove a mount by its target path."),
+        click.option("--sysctl-add", multiple=True, help="Add or update a Sysctl option."),
+        click.option("--sysctl-rm", multiple=True, help="Remove a Sysctl option."),
+        click.option("--ulimit-add", multiple=True, help="Add or update a ulimit option."),
+        click.option("--ulimit-rm", multiple=True, help="Remove a ulimit option."),
+        click.option("--group-add", multiple=True, help="Add an additional supplementary user group to the container."),
+        click.option("--group-rm", multiple=True, help="Remove a previously added supplementary user group from the container."),
+        click.option("--generic-resource-add", multiple=True, help="Add a Generic resource."),
+        click.option("--generic-resource-rm", multiple=True, help="Remove a Generic resource."),
+        click.option("--placement-pref-add", multiple=True, help="Add a placement preference."),
+        click.option("--placement-pref-rm", multiple=True, help="Remove a placement preference."),
         click.option("--force", is_flag=True, help="Force update even if no changes require it."),
         click.option("--rollback", is_flag=True, help="Rollback to previous specification."),
     ], command)

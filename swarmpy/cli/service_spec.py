@@ -13,6 +13,7 @@ import shlex
 from typing import Any, Mapping
 
 from swarmpy.api import objects_pb2
+from swarmpy.cli.container_flags import apply_container_flags, update_container_flags
 from swarmpy.cli.errors import FlagError, invalid_flag_value
 from swarmpy.cli.value_parsers import PortSpec, normalize_env, parse_env_file, parse_key_value, parse_placement_pref
 
@@ -209,6 +210,7 @@ def build_service_spec(options: Mapping[str, Any]) -> objects_pb2.ServiceSpec:
     ports = _flatten_ports(options.get("publish"))
     if ports:
         spec.endpoint.ports.extend(port_config(port) for port in ports)
+    apply_container_flags(spec, options)
     return spec
 
 
@@ -291,6 +293,7 @@ def apply_service_update(spec: objects_pb2.ServiceSpec, options: Mapping[str, An
     _apply_update_config(updated, "update", options)
     _apply_update_config(updated, "rollback", options)
     _update_ports(updated.endpoint, options)
+    update_container_flags(updated, options)
     if options.get("force"):
         updated.task.force_update += 1
     return updated

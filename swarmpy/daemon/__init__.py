@@ -22,6 +22,8 @@ def main(data_dir: str, socket_path: str, hostname: str | None, debug: bool) -> 
     """Run the swarmpy daemon in the foreground.
 
     SWARMPY_RAFT_TICK (seconds, default 1) shortens the Raft tick for tests and benchmarks.
+    SWARMPY_NODE_GENERIC_RESOURCES (e.g. `gpu=2,ssd=SSD-1`) are the user-defined resources this node
+    offers to services' --generic-resource, as dockerd's --node-generic-resource.
     """
     logging.basicConfig(
         level=logging.DEBUG if debug else logging.WARNING,
@@ -34,6 +36,12 @@ def main(data_dir: str, socket_path: str, hostname: str | None, debug: bool) -> 
 
     try:
         raft_config_from_environment()  # a bad knob is refused now, not at the first init or join
+        from .worker_side import node_generic_resources
+
+        node_generic_resources()
+    except ValueError as exc:
+        click.echo(f"swarmpyd: SWARMPY_NODE_GENERIC_RESOURCES: {exc}", err=True)
+        sys.exit(1)
     except RuntimeError as exc:
         click.echo(f"swarmpyd: {exc}", err=True)
         sys.exit(1)

@@ -46,7 +46,17 @@ def describe_node(hostname: str, engine_version: str = "") -> objects_pb2.NodeDe
     description.resources.nano_cpus = (os.cpu_count() or 1) * 1_000_000_000
     description.resources.memory_bytes = _memory_bytes()
     description.engine.engine_version = engine_version
+    description.resources.generic.extend(node_generic_resources())
     return description
+
+
+def node_generic_resources() -> list[objects_pb2.GenericResource]:
+    """What SWARMPY_NODE_GENERIC_RESOURCES offers (dockerd's --node-generic-resource, comma-separated:
+    `gpu=2,ssd=SSD-UUID-1`): counts, or named units. A bad entry stops the daemon from describing itself."""
+    from swarmpy.cli.container_values import parse_generic_resource
+
+    text = os.environ.get("SWARMPY_NODE_GENERIC_RESOURCES", "")
+    return [parse_generic_resource(item, named_allowed=True) for item in text.split(",") if item.strip()]
 
 
 class WorkerSide:
@@ -82,7 +92,8 @@ class WorkerSide:
         self._engine_version = version.get("Version", "")
         dependencies = TaskDependencies()
         task_files = TaskFiles(self.node_id, dependencies, hostname=self.hostname)
-        self.executor = DockerExecutor(self.node_id, self._docker, task_files)
+        self.executor = DockerExecutor(self.node_id, self._docker, task_files,
+                                       describe_node(self.hostname, self._engine_version))
         await self.executor.start()
         reports = TaskStatusReports()
         self.worker = Worker(self.node_id, self.executor, reports.report, self.data_dir, dependencies)

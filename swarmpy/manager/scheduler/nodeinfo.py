@@ -8,6 +8,7 @@ committed, so that the next decision already sees them, and takes them back if t
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from swarmpy.api import objects_pb2
@@ -27,11 +28,22 @@ class TaskUsage:
     nano_cpus: int
     memory_bytes: int
     host_ports: tuple[HostPort, ...]
+    generic: tuple[tuple[str, int], ...] = ()  # (kind, count) of the user-defined resources reserved
+
+
+def generic_counts(resources: Iterable[objects_pb2.GenericResource]) -> dict[str, int]:
+    """Units per kind: a discrete entry counts its value, a named one (a GPU's UUID) one unit."""
+    counts: dict[str, int] = {}
+    for resource in resources:
+        units = resource.discrete if resource.WhichOneof("value") == "discrete" else 1
+        counts[resource.kind] = counts.get(resource.kind, 0) + units
+    return counts
 
 
 def task_usage(task: objects_pb2.Task) -> TaskUsage:
     reservations = task.spec.resources.reservations
-    return TaskUsage(task.service_id, reservations.nano_cpus, reservations.memory_bytes, host_ports(task))
+    generic = tuple(sorted(generic_counts(reservations.generic).items())) if reservations.generic else ()
+    return TaskUsage(task.service_id, reservations.nano_cpus, reservations.memory_bytes, host_ports(task), generic)
 
 
 def host_ports(task: objects_pb2.Task) -> tuple[HostPort, ...]:
@@ -48,7 +60,8 @@ def uses_node(task: objects_pb2.Task) -> bool:
 
 
 class NodeInfo:
-    __slots__ = ("id", "node", "ready", "available_cpus", "available_memory", "tasks", "service_counts", "used_ports")
+    __slots__ = ("id", "node", "ready", "available_cpus", "available_memory", "available_generic", "tasks",
+                 "service_counts", "used_ports")
 
     def __init__(self, node: objects_pb2.Node) -> None:
         self.id = node.id
@@ -63,6 +76,13 @@ class NodeInfo:
         resources = node.description.resources
         self.available_cpus = resources.nano_cpus - sum(usage.nano_cpus for usage in self.tasks.values())
         self.available_memory = resources.memory_bytes - sum(usage.memory_bytes for usage in self.tasks.values())
+        self.available_generic = generic_counts(resources.generic)
+        for usage in self.tasks.values():
+            self._take_generic(usage.generic, -1)
+
+    def _take_generic(self, generic: tuple[tuple[str, int], ...], sign: int) -> None:
+        for kind, count in generic:
+            self.available_generic[kind] = self.available_generic.get(kind, 0) + sign * count
 
     @property
     def total_tasks(self) -> int:
@@ -75,6 +95,8 @@ class NodeInfo:
         self.service_counts[usage.service_id] = self.service_counts.get(usage.service_id, 0) + 1
         self.available_cpus -= usage.nano_cpus
         self.available_memory -= usage.memory_bytes
+        if usage.generic:
+            self._take_generic(usage.generic, -1)
         self.used_ports.update(usage.host_ports)
 
     def remove(self, task_id: str) -> bool:
@@ -88,5 +110,7 @@ class NodeInfo:
             del self.service_counts[usage.service_id]
         self.available_cpus += usage.nano_cpus
         self.available_memory += usage.memory_bytes
+        if usage.generic:
+            self._take_generic(usage.generic, 1)
         self.used_ports.difference_update(usage.host_ports)
         return True

@@ -2,7 +2,7 @@
 
 Filters, in swarmkit's order (a node is turned down by the first that fails):
   Ready        node status READY and availability ACTIVE
-  Resources    reserved CPU and memory fit in what the node has left
+  Resources    reserved CPU, memory and generic resources (--generic-resource) fit in what the node has left
   Constraints  the placement constraints hold on the node
   Platform     the node's OS/architecture is one the service lists (if it lists any)
   HostPort     the task's host-mode published ports are free on the node
@@ -119,6 +119,8 @@ class Requirements:
             usage.memory_bytes and info.available_memory < usage.memory_bytes
         ):
             return RESOURCES
+        if usage.generic and any(info.available_generic.get(kind, 0) < count for kind, count in usage.generic):
+            return RESOURCES
         return None
 
     def landing_failure(self, info: NodeInfo) -> str | None:
@@ -159,7 +161,7 @@ def place_group(tasks: list[objects_pb2.Task], nodes: Iterable[NodeInfo]) -> Gro
         else:
             failures[failure] += 1
     heapq.heapify(heap)
-    changing = bool(usage.nano_cpus or usage.memory_bytes or usage.host_ports or requirements.max_replicas)
+    changing = bool(usage.nano_cpus or usage.memory_bytes or usage.generic or usage.host_ports or requirements.max_replicas)
     for index, task in enumerate(tasks):
         while heap:
             info = heap[0][3]

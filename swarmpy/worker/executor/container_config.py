@@ -9,6 +9,7 @@ from typing import Any
 import docker.types
 
 from swarmpy.api import objects_pb2
+from swarmpy.worker.executor import task_templates
 from swarmpy.worker.executor.base import InvalidSpec
 
 NODE_LABEL = "swarmpy.node.id"  # the worker owning the container: several daemons may share one engine
@@ -80,9 +81,30 @@ def port_bindings(task: objects_pb2.Task) -> dict[str, int | None]:
     return bindings
 
 
-def mounts(task: objects_pb2.Task) -> list[docker.types.Mount]:
+def _mount_options(mount: objects_pb2.Mount) -> dict[str, Any]:
+    """The per-type options of a mount as docker-py's Mount takes them (a named volume with a driver
+    or labels is created that way by the engine when first used)."""
+    options: dict[str, Any] = {}
+    if mount.bind_options.propagation:
+        options["propagation"] = mount.bind_options.propagation
+    volume = mount.volume_options
+    if volume.no_copy:
+        options["no_copy"] = True
+    if volume.labels:
+        options["labels"] = dict(volume.labels)
+    if volume.HasField("driver_config"):
+        options["driver_config"] = docker.types.DriverConfig(
+            volume.driver_config.name, dict(volume.driver_config.options) or None)
+    if mount.tmpfs_options.size_bytes:
+        options["tmpfs_size"] = mount.tmpfs_options.size_bytes
+    if mount.tmpfs_options.mode:
+        options["tmpfs_mode"] = mount.tmpfs_options.mode
+    return options
+
+
+def mounts(task: objects_pb2.Task, container: objects_pb2.ContainerSpec | None = None) -> list[docker.types.Mount]:
     result = []
-    for mount in task.spec.container.mounts:
+    for mount in (container or task.spec.container).mounts:
         if not mount.target:
             raise InvalidSpec(task.id, f"task {task.id}: a mount has no target")
         kind = _MOUNT_TYPES.get(mount.type)
@@ -92,15 +114,49 @@ def mounts(task: objects_pb2.Task) -> list[docker.types.Mount]:
             raise InvalidSpec(task.id, f"task {task.id}: bind mount {mount.target} has no source")
         # Docker wants no source at all for tmpfs and for anonymous volumes.
         source = mount.source or None
-        result.append(docker.types.Mount(target=mount.target, source=source, type=kind, read_only=mount.read_only))
+        result.append(docker.types.Mount(target=mount.target, source=source, type=kind, read_only=mount.read_only,
+                                         **_mount_options(mount)))
     return result
 
 
-def create_kwargs(task: objects_pb2.Task, node_id: str) -> dict[str, Any]:
-    """Keyword arguments for docker.DockerClient.containers.create."""
-    spec = task.spec.container
-    if not spec.image:
+def _expanded_container(task: objects_pb2.Task, node_id: str,
+                        node: objects_pb2.NodeDescription | None) -> objects_pb2.ContainerSpec:
+    context = task_templates.template_context(task, node, node_id, container_name(task))
+    try:
+        return task_templates.expand_container_spec(task.spec.container, context)
+    except ValueError as error:
+        raise InvalidSpec(task.id, f"task {task.id}: {error}") from None
+
+
+def _security_and_limits(spec: objects_pb2.ContainerSpec) -> dict[str, Any]:
+    """The container flags beyond the process itself: privileges, kernel knobs, the root filesystem."""
+    kwargs: dict[str, Any] = {}
+    if spec.HasField("init"):
+        kwargs["init"] = spec.init
+    if spec.read_only:
+        kwargs["read_only"] = True
+    if spec.sysctls:
+        kwargs["sysctls"] = dict(spec.sysctls)
+    if spec.capability_add:
+        kwargs["cap_add"] = list(spec.capability_add)
+    if spec.capability_drop:
+        kwargs["cap_drop"] = list(spec.capability_drop)
+    if spec.ulimits:
+        kwargs["ulimits"] = [docker.types.Ulimit(name=u.name, soft=u.soft, hard=u.hard) for u in spec.ulimits]
+    if spec.groups:
+        kwargs["group_add"] = list(spec.groups)
+    if spec.isolation:
+        kwargs["isolation"] = spec.isolation
+    return kwargs
+
+
+def create_kwargs(task: objects_pb2.Task, node_id: str,
+                  node: objects_pb2.NodeDescription | None = None) -> dict[str, Any]:
+    """Keyword arguments for docker.DockerClient.containers.create; `node` is this node's description,
+    for the templates in hostname, env and mounts."""
+    if not task.spec.container.image:
         raise InvalidSpec(task.id, f"task {task.id}: the container spec has no image")
+    spec = _expanded_container(task, node_id, node)
     kwargs: dict[str, Any] = {
         "image": spec.image,
         "name": container_name(task),
@@ -108,7 +164,8 @@ def create_kwargs(task: objects_pb2.Task, node_id: str) -> dict[str, Any]:
         "environment": list(spec.env),
         "tty": spec.tty,
         "detach": True,
-        "mounts": mounts(task),
+        "mounts": mounts(task, spec),
+        **_security_and_limits(spec),
     }
     if spec.command:
         kwargs["entrypoint"] = list(spec.command)
@@ -127,6 +184,11 @@ def create_kwargs(task: objects_pb2.Task, node_id: str) -> dict[str, Any]:
         kwargs["nano_cpus"] = limits.nano_cpus
     if limits.memory_bytes:
         kwargs["mem_limit"] = limits.memory_bytes
+    if limits.pids:
+        kwargs["pids_limit"] = limits.pids
+    if task.spec.HasField("log_driver") and task.spec.log_driver.name:
+        kwargs["log_config"] = docker.types.LogConfig(type=task.spec.log_driver.name,
+                                                      config=dict(task.spec.log_driver.options))
     # A CPU reservation only guides the scheduler; the engine has no such knob.
     if task.spec.resources.reservations.memory_bytes:
         kwargs["mem_reservation"] = task.spec.resources.reservations.memory_bytes

@@ -66,11 +66,13 @@ def facts_from_inspect(inspected: dict[str, Any]) -> ContainerFacts:
 class DockerExecutor:
     """One node's view of the engine. Use `async with`, or start() and close(): they own the events watcher."""
 
-    def __init__(self, node_id: str, client: docker.DockerClient, task_files: TaskFiles | None = None) -> None:
+    def __init__(self, node_id: str, client: docker.DockerClient, task_files: TaskFiles | None = None,
+                 description: objects_pb2.NodeDescription | None = None) -> None:
         self.node_id = node_id
         self.client = client
         # Secrets and configs: without TaskFiles, a task that uses one fails (nothing to deliver them).
         self.task_files = task_files
+        self.description = description  # this node, as service templates see it ({{.Node.Hostname}})
         self.events = EngineEventsWatcher(client, node_id)
 
     async def start(self) -> None:
@@ -178,7 +180,7 @@ class DockerController:
     async def prepare(self) -> None:
         if (await self.inspect()).exists:
             return  # created before (by this runner or a previous daemon): adopt it
-        kwargs = container_config.create_kwargs(self._task, self._executor.node_id)
+        kwargs = container_config.create_kwargs(self._task, self._executor.node_id, self._executor.description)
         kwargs["mounts"] = kwargs.get("mounts", []) + await self._task_file_mounts()
         try:
             container = await asyncio.to_thread(self._executor.client.containers.create, **kwargs)
