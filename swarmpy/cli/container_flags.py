@@ -19,9 +19,13 @@ from swarmpy.cli.errors import FlagError, invalid_flag_value
 from swarmpy.cli.value_parsers import parse_placement_pref
 
 
-def _given(options: Mapping[str, Any], name: str) -> bool:
+def given(options: Mapping[str, Any], name: str) -> bool:
+    """Whether the user gave the flag (docker's flags.Changed): None and () mean not given."""
     value = options.get(name)
     return value is not None and value != ()
+
+
+_given = given
 
 
 def _parse_each(items, parse: Callable[[str], Any], flag: str, short: str | None = None) -> list:

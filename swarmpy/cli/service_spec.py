@@ -13,7 +13,7 @@ import shlex
 from typing import Any, Mapping
 
 from swarmpy.api import objects_pb2
-from swarmpy.cli.container_flags import apply_container_flags, update_container_flags
+from swarmpy.cli.container_flags import apply_container_flags, given as _given, update_container_flags
 from swarmpy.cli.errors import FlagError, invalid_flag_value
 from swarmpy.cli.value_parsers import PortSpec, normalize_env, parse_env_file, parse_key_value, parse_placement_pref
 
@@ -33,11 +33,6 @@ PUBLISH_MODES = {"ingress": objects_pb2.PortConfig.INGRESS, "host": objects_pb2.
 
 UPDATE_CONFIG_FIELDS = ("parallelism", "delay", "monitor", "failure_action", "max_failure_ratio", "order")
 RESTART_FIELDS = ("restart_condition", "restart_delay", "restart_max_attempts", "restart_window")
-
-
-def _given(options: Mapping[str, Any], name: str) -> bool:
-    value = options.get(name)
-    return value is not None and value != ()
 
 
 def _flatten_ports(groups) -> list[PortSpec]:
