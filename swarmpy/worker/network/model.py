@@ -1,0 +1,297 @@
+"""The desired state of one node's service networking, as a frozen value.
+
+Theory of operation
+-------------------
+The managers decide everything (subnets, VNIs, VIPs, task addresses); a node only makes its kernel match
+what it was told. This module is that "what": a pure, immutable description of one node's view, built by
+the worker from the dispatcher's assignments and handed to `NodeDataPlane.apply` (dataplane.py), which
+diffs it against the kernel. No I/O here, so every rule below is checked without a kernel.
+
+    NodeNetworks                       one node
+      underlay, vxlan_port             this node's VTEP address (advertise or --data-path-addr), UDP port
+      networks: (NetworkView, ...)     only networks this node has a local endpoint on, or is told about
+        id, name, vni, subnet, gateway, mtu (1450), internal
+        endpoints: (LocalEndpoint, ...) tasks on THIS node: task id/name, container, ip/prefix, mac, aliases
+        peers:     (RemotePeer, ...)    tasks on OTHER nodes: ip, mac, vtep (their node's underlay)
+        services:  (ServiceRecord, ...) DNS and load balancing: name, aliases, vip | None (dnsrr),
+                                        tasks (name, ip) of the running tasks, on every node
+
+Validation is two-tier, on purpose:
+- Constructors raise `ModelError` for anything inconsistent (an address outside its subnet, a VNI out of
+  range, a duplicate IP, a MAC that is not unicast). A model that exists is a model that can be applied.
+- Data that arrives from other nodes (a peer's IP/MAC/VTEP, as strings) goes through `parse_peers`, which
+  refuses and logs each entry that does not parse and keeps the rest: one bad peer must not take down the
+  network for the good ones, and a bad one is never programmed into the FDB.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from ipaddress import IPv4Address, IPv4Interface, IPv4Network
+
+log = logging.getLogger(__name__)
+
+DEFAULT_VXLAN_PORT = 4789
+OVERLAY_MTU = 1450  # 1500 minus the VXLAN encapsulation (inner Ethernet 14 + IPv4 20 + UDP 8 + VXLAN 8)
+MIN_VNI = 4096  # docker's floor: below it lie 802.1Q VLAN IDs
+MAX_VNI = 2**24 - 1
+DNS_ADDRESS = IPv4Address("127.0.0.11")  # where every task container finds its resolver, as docker's
+
+_MAC = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
+_DNS_LABEL = re.compile(r"^(?!-)[a-z0-9_-]{1,63}(?<!-)$")
+
+
+class ModelError(ValueError):
+    """The desired state is inconsistent: the fault of whoever built it, never applied."""
+
+
+def mac_for_ip(ip: IPv4Address) -> str:
+    """Docker's MAC for an IPv4 endpoint: 02:42 (locally administered) followed by the address's 4 bytes."""
+    return "02:42:" + ":".join(f"{byte:02x}" for byte in ip.packed)
+
+
+def _mac(value: str, what: str) -> str:
+    mac = str(value).strip().lower()
+    if not _MAC.match(mac):
+        raise ModelError(f"{what}: invalid MAC address {value!r}")
+    if int(mac[:2], 16) & 1:
+        raise ModelError(f"{what}: MAC address {value!r} is multicast, not a unicast endpoint")
+    return mac
+
+
+def _ipv4(value: object, what: str) -> IPv4Address:
+    try:
+        ip = ipaddress.ip_address(str(value).strip())
+    except ValueError:
+        raise ModelError(f"{what}: invalid IP address {value!r}") from None
+    if not isinstance(ip, IPv4Address):
+        raise ModelError(f"{what}: {value!r} is not an IPv4 address")
+    return ip
+
+
+def _unicast(ip: IPv4Address, what: str) -> IPv4Address:
+    if ip.is_multicast or ip.is_unspecified or ip == IPv4Address("255.255.255.255"):
+        raise ModelError(f"{what}: {ip} is not a unicast address")
+    return ip
+
+
+def dns_name(value: str, what: str) -> str:
+    """A DNS name of labels, lower-cased without the trailing dot (how the resolver keys its records)."""
+    name = str(value).strip().lower().rstrip(".")
+    if not name or len(name) > 253 or not all(_DNS_LABEL.match(label) for label in name.split(".")):
+        raise ModelError(f"{what}: {value!r} is not a valid DNS name")
+    return name
+
+
+@dataclass(frozen=True)
+class LocalEndpoint:
+    """A task container on this node, attached to one network."""
+
+    task_id: str
+    task_name: str  # `<service>.<slot>.<task id>`, the container's name, resolvable by DNS
+    container: str  # engine container ID (the data plane finds its network namespace through its pid)
+    address: IPv4Interface  # IP with the network's prefix length
+    aliases: tuple[str, ...] = ()
+    mac: str = ""  # empty: derived from the address as docker does
+
+    def __post_init__(self) -> None:
+        if not self.task_id or not self.container:
+            raise ModelError(f"endpoint {self.task_name!r}: task id and container are required")
+        object.__setattr__(self, "address", IPv4Interface(self.address))
+        _unicast(self.address.ip, f"endpoint {self.task_id}")
+        object.__setattr__(self, "mac", _mac(self.mac or mac_for_ip(self.address.ip), f"endpoint {self.task_id}"))
+        object.__setattr__(self, "task_name", dns_name(self.task_name, f"endpoint {self.task_id} name"))
+        object.__setattr__(
+            self, "aliases", tuple(dns_name(a, f"endpoint {self.task_id} alias") for a in self.aliases)
+        )
+
+    @property
+    def ip(self) -> IPv4Address:
+        return self.address.ip
+
+
+@dataclass(frozen=True)
+class RemotePeer:
+    """A task on another node: its overlay IP and MAC, behind that node's VTEP."""
+
+    ip: IPv4Address
+    mac: str
+    vtep: IPv4Address
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "ip", _unicast(_ipv4(self.ip, "peer ip"), "peer ip"))
+        object.__setattr__(self, "mac", _mac(self.mac, f"peer {self.ip}"))
+        vtep = _unicast(_ipv4(self.vtep, f"peer {self.ip} vtep"), f"peer {self.ip} vtep")
+        if vtep.is_loopback:
+            raise ModelError(f"peer {self.ip} vtep: {vtep} is a loopback address")
+        object.__setattr__(self, "vtep", vtep)
+
+
+@dataclass(frozen=True)
+class TaskRecord:
+    """A running task of a service as DNS sees it: its name and its IP on this network."""
+
+    name: str
+    ip: IPv4Address
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "name", dns_name(self.name, "task name"))
+        object.__setattr__(self, "ip", _ipv4(self.ip, f"task {self.name} ip"))
+
+
+@dataclass(frozen=True)
+class ServiceRecord:
+    """A service on one network: its names, its VIP (None in dnsrr mode) and its running tasks anywhere."""
+
+    service_id: str
+    name: str
+    vip: IPv4Address | None
+    tasks: tuple[TaskRecord, ...] = ()
+    aliases: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "name", dns_name(self.name, f"service {self.service_id} name"))
+        object.__setattr__(
+            self, "aliases", tuple(dns_name(a, f"service {self.name} alias") for a in self.aliases)
+        )
+        if self.vip is not None:
+            object.__setattr__(self, "vip", _unicast(_ipv4(self.vip, f"service {self.name} vip"), "vip"))
+        object.__setattr__(self, "tasks", tuple(self.tasks))
+
+    @property
+    def backends(self) -> tuple[IPv4Address, ...]:
+        """The task IPs a connection to the VIP spreads over, in a stable order (sorted)."""
+        return tuple(sorted({t.ip for t in self.tasks}))
+
+
+@dataclass(frozen=True)
+class NetworkView:
+    """One overlay network as this node must program it."""
+
+    id: str
+    name: str
+    vni: int
+    subnet: IPv4Network
+    gateway: IPv4Address
+    internal: bool = False
+    mtu: int = OVERLAY_MTU
+    endpoints: tuple[LocalEndpoint, ...] = ()
+    peers: tuple[RemotePeer, ...] = ()
+    services: tuple[ServiceRecord, ...] = ()
+
+    def __post_init__(self) -> None:
+        what = f"network {self.name or self.id}"
+        if not re.fullmatch(r"[0-9a-zA-Z]{6,}", self.id or ""):
+            raise ModelError(f"{what}: id {self.id!r} must be at least 6 alphanumerics")
+        if not (MIN_VNI <= int(self.vni) <= MAX_VNI):
+            raise ModelError(f"{what}: VXLAN ID {self.vni} outside {MIN_VNI}-{MAX_VNI}")
+        try:
+            subnet = IPv4Network(self.subnet)
+        except ValueError as exc:
+            raise ModelError(f"{what}: invalid subnet {self.subnet!r}: {exc}") from None
+        if subnet.prefixlen > 30:
+            raise ModelError(f"{what}: subnet {subnet} is too small")
+        object.__setattr__(self, "subnet", subnet)
+        gateway = _ipv4(self.gateway, f"{what} gateway")
+        if gateway not in subnet or gateway in (subnet.network_address, subnet.broadcast_address):
+            raise ModelError(f"{what}: gateway {gateway} is not a host address of {subnet}")
+        object.__setattr__(self, "gateway", gateway)
+        if not (576 <= int(self.mtu) <= 9000):
+            raise ModelError(f"{what}: MTU {self.mtu} outside 576-9000")
+        for name in ("endpoints", "peers", "services"):
+            object.__setattr__(self, name, tuple(getattr(self, name)))
+        self._check_addresses(what)
+
+    def _check_addresses(self, what: str) -> None:
+        taken: dict[IPv4Address, str] = {self.gateway: "the gateway"}
+
+        def claim(ip: IPv4Address, owner: str) -> None:
+            if ip not in self.subnet:
+                raise ModelError(f"{what}: {owner} address {ip} is outside {self.subnet}")
+            if ip in taken:
+                raise ModelError(f"{what}: {owner} address {ip} is already {taken[ip]}'s")
+            taken[ip] = owner
+
+        for ep in self.endpoints:
+            if ep.address.network != self.subnet:
+                raise ModelError(f"{what}: endpoint {ep.task_id} address {ep.address} is not in {self.subnet}")
+            claim(ep.ip, f"endpoint {ep.task_id}")
+        for peer in self.peers:
+            claim(peer.ip, f"peer {peer.mac}")
+        for svc in self.services:
+            if svc.vip is not None:
+                claim(svc.vip, f"service {svc.name} VIP")
+        if len({ep.task_id for ep in self.endpoints}) != len(self.endpoints):
+            raise ModelError(f"{what}: a task has two endpoints")
+
+    @property
+    def short_id(self) -> str:
+        return self.id[:10]
+
+
+@dataclass(frozen=True)
+class NodeNetworks:
+    """Everything one node programs: its underlay and the networks it takes part in."""
+
+    underlay: IPv4Address
+    vxlan_port: int = DEFAULT_VXLAN_PORT
+    networks: tuple[NetworkView, ...] = ()
+    upstream_resolvers: tuple[IPv4Address, ...] = field(default=())  # the node's own, for forwarding
+
+    def __post_init__(self) -> None:
+        underlay = _unicast(_ipv4(self.underlay, "underlay"), "underlay")
+        object.__setattr__(self, "underlay", underlay)
+        if not (1024 <= int(self.vxlan_port) <= 49151) and int(self.vxlan_port) != DEFAULT_VXLAN_PORT:
+            raise ModelError(f"data path port {self.vxlan_port} outside 1024-49151")
+        object.__setattr__(self, "networks", tuple(self.networks))
+        object.__setattr__(
+            self, "upstream_resolvers", tuple(_ipv4(r, "upstream resolver") for r in self.upstream_resolvers)
+        )
+        seen_ids: set[str] = set()
+        seen_vnis: set[int] = set()
+        for net in self.networks:
+            if net.id in seen_ids or net.vni in seen_vnis:
+                raise ModelError(f"network {net.name}: id {net.id} or VNI {net.vni} appears twice")
+            seen_ids.add(net.id)
+            seen_vnis.add(net.vni)
+            for peer in net.peers:
+                if peer.vtep == underlay:
+                    raise ModelError(f"network {net.name}: peer {peer.ip} has this node's own VTEP {underlay}")
+
+    def network(self, network_id: str) -> NetworkView:
+        for net in self.networks:
+            if net.id == network_id:
+                return net
+        raise KeyError(network_id)
+
+    def endpoints_of(self, container: str) -> list[tuple[NetworkView, LocalEndpoint]]:
+        """The container's attachments, in the order of the networks (its eth0, eth1, ...)."""
+        return [(net, ep) for net in self.networks for ep in net.endpoints if ep.container == container]
+
+    @property
+    def containers(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(ep.container for net in self.networks for ep in net.endpoints))
+
+
+def parse_peers(
+    raw: Iterable[Mapping[str, object]], *, local_underlay: str | IPv4Address | None = None
+) -> tuple[RemotePeer, ...]:
+    """Peers from another node's data ({"ip", "mac", "vtep"}, strings): each entry that does not parse is
+    refused with a log line naming it, the others are kept. "ip" may carry a prefix ("10.0.1.5/24")."""
+    peers: list[RemotePeer] = []
+    own = IPv4Address(str(local_underlay)) if local_underlay is not None else None
+    for entry in raw:
+        try:
+            ip = str(entry.get("ip", "")).split("/", 1)[0]
+            peer = RemotePeer(ip=ip, mac=str(entry.get("mac") or ""), vtep=entry.get("vtep"))  # type: ignore[arg-type]
+            if own is not None and peer.vtep == own:
+                raise ModelError(f"peer {peer.ip} vtep: {own} is this node's own underlay")
+        except (ModelError, AttributeError, TypeError) as exc:
+            log.warning("refused peer entry %r: %s", dict(entry) if isinstance(entry, Mapping) else entry, exc)
+            continue
+        peers.append(peer)
+    return tuple(peers)
