@@ -3,6 +3,8 @@
 - swarm-node.pem: the node's private key followed by its certificate, mode 0600. Key and certificate
   share one file so that replacing them on renewal is a single atomic rename: a crash can never leave
   a new certificate beside an old key.
+  A manager's Raft data encryption key rides in the same file (a "SWARMPY RAFT DEK" block, as swarmkit
+  keeps it in its key file's headers), so it is replaced together with the key and never apart from it.
 - swarm-root-ca.crt: the swarm root CA certificate (public), mode 0644.
 Every write goes to a temporary file in the same directory, is fsynced, renamed over the old file, and
 the directory is fsynced. The public functions are async; the file work runs in a thread.
@@ -31,6 +33,7 @@ class NodeCredentials:
     key_pem: bytes
     cert_pem: bytes
     root_cert_pem: bytes
+    raft_dek: bytes = b""  # the Raft data encryption key (swarmpy.raft.encryption); empty until first needed
 
 
 def certificates_dir(data_dir: str | os.PathLike[str]) -> Path:
@@ -68,6 +71,8 @@ def _save(data_dir: Path, credentials: NodeCredentials) -> None:
     # (unless the root was rotated) still verifies them.
     _write_atomically(directory / ROOT_CA_FILE, credentials.root_cert_pem, 0o644)
     node_pem = credentials.key_pem.rstrip(b"\n") + b"\n" + credentials.cert_pem.rstrip(b"\n") + b"\n"
+    if credentials.raft_dek:
+        node_pem += _pem_block(RAFT_DEK_BLOCK, credentials.raft_dek)
     _write_atomically(directory / NODE_CREDENTIALS_FILE, node_pem, 0o600)
 
 
@@ -92,7 +97,25 @@ def _load(data_dir: Path) -> NodeCredentials | None:
         raise KeystoreCorrupt(str(exc)) from exc
     if not public_keys_match(key_pem, cert_pem):
         raise KeystoreCorrupt(f"{node_path}: the certificate does not certify the key stored with it")
-    return NodeCredentials(key_pem=key_pem, cert_pem=cert_pem, root_cert_pem=root_cert_pem)
+    dek_block = blocks.get(RAFT_DEK_BLOCK.encode())
+    raft_dek = _pem_body(dek_block) if dek_block is not None else b""
+    return NodeCredentials(key_pem=key_pem, cert_pem=cert_pem, root_cert_pem=root_cert_pem, raft_dek=raft_dek)
+
+
+RAFT_DEK_BLOCK = "SWARMPY RAFT DEK"
+
+
+def _pem_block(label: str, data: bytes) -> bytes:
+    import base64
+
+    return f"-----BEGIN {label}-----\n{base64.b64encode(data).decode()}\n-----END {label}-----\n".encode()
+
+
+def _pem_body(block: bytes) -> bytes:
+    import base64
+
+    lines = block.strip().splitlines()[1:-1]
+    return base64.b64decode(b"".join(lines))
 
 
 async def save_node_credentials(data_dir: str | os.PathLike[str], credentials: NodeCredentials) -> None:

@@ -23,6 +23,7 @@ from pathlib import Path
 import grpc
 
 from swarmpy.api import control_pb2, control_pb2_grpc
+from swarmpy.raft.encryption import RecordCipher
 from swarmpy.raft.errors import RaftError
 
 from .force_new_cluster import rebuild_raft_as_sole_member
@@ -107,10 +108,12 @@ class Daemon:
             raise LocalNodeError(
                 grpc.StatusCode.FAILED_PRECONDITION, "--force-new-cluster needs a manager: this node is a worker"
             )
+        credentials = self.swarm.credentials
+        cipher = RecordCipher(credentials.raft_dek) if credentials is not None and credentials.raft_dek else None
         await self.swarm.stop()
         self.swarm = None
         await asyncio.to_thread(
-            rebuild_raft_as_sole_member, self.data_dir.raft, state.raft_id, state.node_id, state.advertise_addr
+            rebuild_raft_as_sole_member, self.data_dir.raft, state.raft_id, state.node_id, state.advertise_addr, cipher
         )
         state.managers = [state.advertise_addr]
         await asyncio.to_thread(self.data_dir.save, state)  # fsyncs

@@ -16,15 +16,19 @@ from pathlib import Path
 from swarmpy.api import objects_pb2
 from swarmpy.manager.store import MemoryStore
 from swarmpy.manager.store.memory import InProcessProposer, clone
+from swarmpy.raft.encryption import RecordCipher
 from swarmpy.raft.messages import ConfState, EntryType, HardState, Snapshot, SnapshotMeta
 from swarmpy.raft.wal import DiskStorage
 
 log = logging.getLogger(__name__)
 
 
-def rebuild_raft_as_sole_member(raft_dir: Path, raft_id: int, node_id: str, advertise_addr: str) -> int:
-    """Rewrite `raft_dir` in place; returns the index of the new snapshot. Blocking: call in a thread."""
-    old = DiskStorage(str(raft_dir))
+def rebuild_raft_as_sole_member(
+    raft_dir: Path, raft_id: int, node_id: str, advertise_addr: str, cipher: RecordCipher | None = None
+) -> int:
+    """Rewrite `raft_dir` in place (read and written with `cipher`, the manager's Raft key); returns the
+    index of the new snapshot. Blocking: call in a thread."""
+    old = DiskStorage(str(raft_dir), cipher=cipher)
     try:
         store = MemoryStore()
         store.proposer = InProcessProposer(store)
@@ -48,7 +52,7 @@ def rebuild_raft_as_sole_member(raft_dir: Path, raft_id: int, node_id: str, adve
     )
     staging = raft_dir.with_name(raft_dir.name + ".new")
     shutil.rmtree(staging, ignore_errors=True)
-    fresh = DiskStorage(str(staging))
+    fresh = DiskStorage(str(staging), cipher=cipher)
     try:
         fresh.save(snapshot=new_snapshot, hard_state=HardState(term=max(term, 1), vote=raft_id, commit=index))
     finally:

@@ -8,6 +8,7 @@ where it dials its own swarm port, so one code path serves every node.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import shutil
 import socket
@@ -27,6 +28,7 @@ from swarmpy.manager.controlapi.validation import validate_cluster_spec
 from swarmpy.manager.controlapi.errors import ControlError
 from swarmpy.manager.manager import ClusterBootstrap, ListenError, Manager
 from swarmpy.manager.raftnet.servicer import random_raft_id
+from swarmpy.raft.encryption import new_key as new_raft_key
 from swarmpy.raft.errors import RaftError
 
 from .control_proxy import WORKER_NODE, NoControl
@@ -221,6 +223,13 @@ class SwarmNode:
 
     async def _start_manager(self, bootstrap: ClusterBootstrap | None, known_members: dict[int, str] | None = None) -> None:
         assert self.credentials is not None
+        if not self.credentials.raft_dek:
+            # The first time this node manages: a key to encrypt its Raft data, stored with its TLS key
+            # before any Raft data exists.
+            self.credentials = dataclasses.replace(self.credentials, raft_dek=new_raft_key())
+            await save_node_credentials(self.data_dir.root, self.credentials)
+            if self.worker is not None:
+                self.worker.credentials = self.credentials
         self.manager = Manager(
             node_id=self.state.node_id,
             cluster_id=self.state.cluster_id,
@@ -291,7 +300,7 @@ class SwarmNode:
         )
         if want_role is not None and parse_node_certificate(cert).role != want_role:
             raise LocalNodeError(grpc.StatusCode.UNAVAILABLE, "the renewed certificate does not carry the new role yet")
-        self.credentials = NodeCredentials(key_pem=key, cert_pem=cert, root_cert_pem=self.credentials.root_cert_pem)
+        self.credentials = dataclasses.replace(self.credentials, key_pem=key, cert_pem=cert)
         await save_node_credentials(self.data_dir.root, self.credentials)
         self.worker.credentials = self.credentials
         if self.manager is not None:

@@ -33,6 +33,7 @@ from swarmpy.identity import new_id
 from swarmpy.raft.driver import DriverConfig, RaftDriver
 from swarmpy.raft.errors import ConfChangeRefused, LeadershipLost, NotLeader, ProposalDropped, RaftError, Unavailable
 from swarmpy.raft.messages import ConfChange, ConfChangeType
+from swarmpy.raft.encryption import RecordCipher
 from swarmpy.raft.wal import DiskStorage
 
 from .allocator import Allocator
@@ -201,7 +202,11 @@ class Manager:
     # -- lifecycle -----------------------------------------------------------------------------
 
     async def start(self, bootstrap: ClusterBootstrap | None = None) -> None:
-        storage = await asyncio.to_thread(DiskStorage, self._raft_dir)
+        # The daemon always hands a manager its Raft data encryption key (SwarmNode._start_manager);
+        # only in-process test harnesses run without one.
+        dek = self.credentials.raft_dek
+        cipher = RecordCipher(dek) if dek else None
+        storage = await asyncio.to_thread(DiskStorage, self._raft_dir, cipher=cipher)
         fresh = storage.last_index() == 0 and storage.snapshot().empty
         peers = (self.raft_id,) if (fresh and bootstrap is not None) else ()
         transport = GrpcTransport(self._member_addr, self._peer_channel, self._raft_config.max_message_bytes)

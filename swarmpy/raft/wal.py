@@ -22,6 +22,10 @@ and the body is a sequence of items, each `u32 item length | item`, whose first 
   one read replaces that suffix: appending after a conflict needs no rewrite of the file.
 * HARD_STATE -- term, vote, commit; written in the same batch as the entries of one Ready.
 
+Encryption at rest: given a `RecordCipher` (swarmpy.raft.encryption), the data of every entry and of
+the snapshot is sealed with it before framing and opened after the checksums pass; a payload that
+fails authentication is corruption (StorageCorrupted with the file and offset), never applied.
+
 As with `MemoryStorage`, the membership returned by `initial_state` is the snapshot's; conf changes
 after it are entries in the log, which the core replays.
 
@@ -108,6 +112,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from . import errors
+from .encryption import AuthenticationFailed, RecordCipher, entry_context, snapshot_context
 from .messages import ConfState, Entry, EntryType, HardState, Snapshot, SnapshotMeta
 from .files import OS_FILES, OsFiles
 from .storage import limit_size
@@ -186,8 +191,9 @@ def _decode_voters(buffer: bytes | memoryview, offset: int) -> tuple[ConfState, 
     return ConfState(voters=voters), offset + count * VOTER.size
 
 
-def encode_entry(entry: Entry) -> bytes:
-    return _item(ENTRY_HEAD.pack(RECORD_ENTRY, entry.term, entry.index, entry.type) + entry.data)
+def encode_entry(entry: Entry, cipher: RecordCipher | None = None) -> bytes:
+    data = entry.data if cipher is None else cipher.seal(entry.data, entry_context(entry.index, entry.term))
+    return _item(ENTRY_HEAD.pack(RECORD_ENTRY, entry.term, entry.index, entry.type) + data)
 
 
 def encode_hard_state(hs: HardState) -> bytes:
@@ -198,13 +204,14 @@ def encode_checkpoint(seq: int, base_index: int, base_term: int, hs: HardState) 
     return _item(CHECKPOINT_BODY.pack(RECORD_CHECKPOINT, seq, base_index, base_term, hs.term, hs.vote, hs.commit))
 
 
-def encode_snapshot(snap: Snapshot) -> bytes:
+def encode_snapshot(snap: Snapshot, cipher: RecordCipher | None = None) -> bytes:
     head = SNAPSHOT_HEAD.pack(SNAPSHOT_MAGIC, snap.meta.index, snap.meta.term)
-    body = head + _encode_voters(snap.meta.conf) + SNAPSHOT_DATA_LENGTH.pack(len(snap.data)) + snap.data
+    data = snap.data if cipher is None else cipher.seal(snap.data, snapshot_context(snap.meta.index, snap.meta.term))
+    body = head + _encode_voters(snap.meta.conf) + SNAPSHOT_DATA_LENGTH.pack(len(data)) + data
     return body + SNAPSHOT_TRAILER.pack(zlib.crc32(body))
 
 
-def decode_snapshot(path: str, raw: bytes) -> Snapshot:
+def decode_snapshot(path: str, raw: bytes, cipher: RecordCipher | None = None) -> Snapshot:
     minimum = SNAPSHOT_HEAD.size + VOTERS_COUNT.size + SNAPSHOT_DATA_LENGTH.size + SNAPSHOT_TRAILER.size
     if len(raw) < minimum:
         raise errors.StorageCorrupted(path, len(raw), "snapshot file is shorter than its fixed header")
@@ -219,7 +226,13 @@ def decode_snapshot(path: str, raw: bytes) -> Snapshot:
     offset += SNAPSHOT_DATA_LENGTH.size
     if offset + length != len(raw) - SNAPSHOT_TRAILER.size:
         raise errors.StorageCorrupted(path, offset, "snapshot data length does not match the file size")
-    return Snapshot(meta=SnapshotMeta(index=index, term=term, conf=conf), data=raw[offset : offset + length])
+    data = raw[offset : offset + length]
+    if cipher is not None:
+        try:
+            data = cipher.open(data, snapshot_context(index, term))
+        except AuthenticationFailed as exc:
+            raise errors.StorageCorrupted(path, offset, f"snapshot {index}: {exc}") from None
+    return Snapshot(meta=SnapshotMeta(index=index, term=term, conf=conf), data=data)
 
 
 @dataclass(slots=True)
@@ -234,7 +247,9 @@ class SegmentContents:
     file_length: int = 0  # the file's length as read
 
 
-def read_segment(path: str, expected_seq: int, files: OsFiles = OS_FILES) -> SegmentContents:
+def read_segment(
+    path: str, expected_seq: int, files: OsFiles = OS_FILES, cipher: RecordCipher | None = None
+) -> SegmentContents:
     """Parse a segment; drop a provably torn final record (reported via good_length); raise on other damage."""
     raw = files.read(path)
     view = memoryview(raw)
@@ -254,7 +269,7 @@ def read_segment(path: str, expected_seq: int, files: OsFiles = OS_FILES) -> Seg
         _, length, _, _, _ = RECORD_HEAD.unpack_from(raw, offset)
         body = view[offset + RECORD_HEAD.size : offset + RECORD_HEAD.size + length]
         try:
-            contents = _read_items(path, offset, body, contents, expected_seq)
+            contents = _read_items(path, offset, body, contents, expected_seq, cipher)
         except (struct.error, ValueError) as exc:
             raise errors.StorageCorrupted(path, offset, f"malformed record: {exc}") from exc
         offset += RECORD_HEAD.size + length + len(RECORD_END)
@@ -298,7 +313,12 @@ def _check_record(raw: bytes, offset: int) -> tuple[str, str] | None:
 
 
 def _read_items(
-    path: str, offset: int, body: memoryview, contents: SegmentContents | None, expected_seq: int
+    path: str,
+    offset: int,
+    body: memoryview,
+    contents: SegmentContents | None,
+    expected_seq: int,
+    cipher: RecordCipher | None = None,
 ) -> SegmentContents:
     """Apply the items of one record (whose checksum was verified) to what was read so far."""
     position = 0
@@ -328,6 +348,12 @@ def _read_items(
             if index < expected_index:
                 del entries[index - contents.base_index - 1 :]
             data = bytes(item[ENTRY_HEAD.size :])
+            if cipher is not None:
+                try:
+                    data = cipher.open(data, entry_context(index, term))
+                except AuthenticationFailed as exc:
+                    # never applied: authentication failing is corruption, like a checksum mismatch
+                    raise errors.StorageCorrupted(path, offset, f"entry {index}: {exc}") from None
             entries.append(Entry(term=term, index=index, type=EntryType(entry_type), data=data))
         elif kind == RECORD_HARD_STATE:
             _, term, vote, commit = HARD_STATE_BODY.unpack_from(item, 0)
@@ -344,9 +370,10 @@ def _read_items(
 class DiskStorage:
     """Raft storage in a directory; see the module docstring. Reads are served from memory."""
 
-    def __init__(self, directory: str, files: OsFiles = OS_FILES) -> None:
+    def __init__(self, directory: str, files: OsFiles = OS_FILES, cipher: RecordCipher | None = None) -> None:
         self.directory = directory
         self.files = files
+        self.cipher = cipher  # seals entry and snapshot data at rest (swarmpy.raft.encryption); None: clear
         self.wal_dir = os.path.join(directory, "wal")
         self.snap_dir = os.path.join(directory, "snap")
         self._state_lock = threading.Lock()  # guards the in-memory view below
@@ -390,7 +417,7 @@ class DiskStorage:
         seq, name = segments[-1]
         path = os.path.join(self.wal_dir, name)
         try:
-            contents = read_segment(path, seq, files)
+            contents = read_segment(path, seq, files, self.cipher)
         except errors.StorageCorrupted as exc:
             if len(segments) == 1:
                 raise
@@ -399,7 +426,7 @@ class DiskStorage:
                 exc.path, exc.offset, f"{exc.reason} (the older segment {kept} is kept: nothing was deleted)"
             ) from exc
         for older_seq, older in segments[:-1]:
-            read_segment(os.path.join(self.wal_dir, older), older_seq, files)  # raises if damaged: keep all
+            read_segment(os.path.join(self.wal_dir, older), older_seq, files, self.cipher)  # raises if damaged: keep all
             log.info("%s: removing %s, superseded by the complete segment %s", self.wal_dir, older, name)
             doomed.append(os.path.join(self.wal_dir, older))
         for older in snapshot_paths[:-1]:
@@ -457,7 +484,7 @@ class DiskStorage:
         return [os.path.join(self.snap_dir, name) for _, name in found]
 
     def _load_snapshot(self, path: str) -> Snapshot:
-        snap = decode_snapshot(path, self.files.read(path))
+        snap = decode_snapshot(path, self.files.read(path), self.cipher)
         m = SNAPSHOT_NAME.match(os.path.basename(path))
         assert m is not None
         if (snap.meta.index, snap.meta.term) != (int(m.group(1), 16), int(m.group(2), 16)):
@@ -544,7 +571,7 @@ class DiskStorage:
                 self._deferred_hard_state = hard_state
                 return
             entries = self._entries_to_keep(entries)
-            items = [encode_entry(e) for e in entries]
+            items = [encode_entry(e, self.cipher) for e in entries]
             hard_state = hard_state or self._deferred_hard_state
             if hard_state is not None:
                 items.append(encode_hard_state(hard_state))
@@ -659,7 +686,7 @@ class DiskStorage:
 
     def _write_snapshot_file(self, snap: Snapshot) -> None:
         name = f"{snap.meta.index:016x}-{snap.meta.term:016x}.snap"
-        self.files.write_atomically(self.snap_dir, name, encode_snapshot(snap))
+        self.files.write_atomically(self.snap_dir, name, encode_snapshot(snap, self.cipher))
         self.fsync_count += 1
         for other in self.files.listdir(self.snap_dir):
             if other != name and SNAPSHOT_NAME.match(other):
@@ -669,7 +696,7 @@ class DiskStorage:
         """Start a new segment holding the whole state; delete the old one once the new one is durable."""
         seq = self._segment_seq + 1
         name = f"{seq:016x}.wal"
-        buffer = frame_record([encode_checkpoint(seq, base_index, base_term, hard_state)] + [encode_entry(e) for e in kept])
+        buffer = frame_record([encode_checkpoint(seq, base_index, base_term, hard_state)] + [encode_entry(e, self.cipher) for e in kept])
         self.files.write_atomically(self.wal_dir, name, buffer)
         self.fsync_count += 1
         old_fd, old_seq = self._fd, self._segment_seq

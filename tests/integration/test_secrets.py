@@ -148,3 +148,32 @@ def test_bad_references_and_duplicates_are_refused(shared_daemon, image, tmp_pat
         assert result.code != 0 and message in result.stderr and result.stderr.count("\n") == 1, result
     assert shared_daemon.ok("service", "ls", "-q").stdout == before
     shared_daemon.ok("secret", "rm", "dup")
+
+
+def test_the_data_dir_holds_no_secret_in_clear_and_survives_a_restart(own_daemon, tmp_path):
+    """Raft entries and snapshots are encrypted at rest: grep the whole data dir for the value."""
+    value = "at-rest-" + uuid.uuid4().hex
+    path = tmp_path / "value"
+    path.write_text(value)
+    own_daemon.ok("secret", "create", "at_rest", str(path))
+    own_daemon.ok("config", "create", "at_rest_conf", str(path))
+
+    def clear_copies() -> list[str]:
+        found = []
+        for root, _, names in os.walk(own_daemon.data_dir):
+            for name in names:
+                file = Path(root) / name
+                if value.encode() in file.read_bytes():
+                    found.append(str(file))
+        return found
+
+    assert clear_copies() == []
+    own_daemon.stop()
+    own_daemon.start()
+    wait_until(lambda: own_daemon.cli("secret", "ls", "-q").code == 0, what="the restarted manager to answer")
+    assert "at_rest" in own_daemon.ok("secret", "ls").stdout
+    config = json.loads(own_daemon.ok("config", "inspect", "at_rest_conf").stdout)[0]
+    import base64
+
+    assert base64.b64decode(config["Spec"]["Data"]).decode() == value
+    assert clear_copies() == []
