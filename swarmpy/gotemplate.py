@@ -394,8 +394,19 @@ def go_json(value: Any) -> str:
     """docker's `json` function: Go's json.Marshal (compact, <, > and & escaped)."""
     if value is MISSING:
         value = None
-    text = json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=_jsonable)
+    text = json.dumps(_map_order(value), separators=(",", ":"), ensure_ascii=False, default=_jsonable)
     return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
+def _map_order(value: Any) -> Any:
+    """Go marshals a map with its keys sorted and a struct in field order; a dict of strings only
+    (labels, options) stands for a map, any other dict for a struct."""
+    if isinstance(value, dict):
+        keys = sorted(value) if value and all(isinstance(v, str) for v in value.values()) else list(value)
+        return {key: _map_order(value[key]) for key in keys}
+    if isinstance(value, (list, tuple)):
+        return [_map_order(item) for item in value]
+    return value
 
 
 def _jsonable(value: Any) -> Any:
@@ -551,9 +562,11 @@ BUILTINS: dict[str, Callable[..., Any]] = {
 
 
 class _Executor:
-    def __init__(self, source: str, functions: dict[str, Callable], root: Any) -> None:
+    def __init__(self, source: str, functions: dict[str, Callable], root: Any,
+                 missing_key: Callable[[dict, str], Any] | None = None) -> None:
         self.source = source
         self.functions = functions
+        self.missing_key = missing_key or (lambda mapping, name: _zero_of_map(mapping))
         self.scopes: list[dict[str, Any]] = [{"$": root}]
 
     def _where(self, pos: int) -> str:
@@ -682,7 +695,12 @@ class _Executor:
 
     def field(self, operand: _Operand, value: Any, name: str) -> Any:
         if isinstance(value, dict):
-            return value[name] if name in value else _zero_of_map(value)
+            if name in value:
+                return value[name]
+            try:
+                return self.missing_key(value, name)
+            except KeyError as missing:
+                raise self.fail(operand, missing.args[0]) from None
         if hasattr(value, "template_field"):
             try:
                 return value.template_field(name)
@@ -702,9 +720,11 @@ class Template:
     nodes: list
     functions: dict[str, Callable]
 
-    def execute(self, data: Any) -> str:
+    def execute(self, data: Any, missing_key: Callable[[dict, str], Any] | None = None) -> str:
+        """Apply to `data`. `missing_key(mapping, name)` gives a map's missing key a value, or raises
+        KeyError(reason) to fail; by default it is the map's zero value, as Go does."""
         out: list[str] = []
-        _Executor(self.source, self.functions, data).run(self.nodes, data, out)
+        _Executor(self.source, self.functions, data, missing_key).run(self.nodes, data, out)
         return "".join(out)
 
 

@@ -80,7 +80,10 @@ def driver(config: objects_pb2.Driver) -> dict[str, Any]:
 
 
 def mount(m: objects_pb2.Mount) -> dict[str, Any]:
-    converted: dict[str, Any] = {"Type": enum_word(objects_pb2.Mount.Type, m.type), "Source": m.source, "Target": m.target}
+    converted: dict[str, Any] = {"Type": enum_word(objects_pb2.Mount.Type, m.type)}
+    if m.source:  # docker leaves an empty source out (tmpfs, anonymous volumes)
+        converted["Source"] = m.source
+    converted["Target"] = m.target
     if m.read_only:
         converted["ReadOnly"] = True
     if m.HasField("bind_options"):

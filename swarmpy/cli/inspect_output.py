@@ -19,16 +19,26 @@ def print_inspected(
     *,
     pretty: bool,
     output_format: str | None,
+    type_name: str = "",
 ) -> None:
-    if output_format and output_format != "json":
-        raise CliError(f"unsupported format {output_format!r}: only \"json\" is supported")
+    """`type_name`: docker's struct for these objects (swarm.Service), for template errors."""
+    template = None
+    if output_format and output_format.strip() != "json":
+        from swarmpy.cli import formats
+
+        template = formats.inspect_template(output_format)  # refused before anything is fetched
     found, errors = [], []
     for ref in refs:
         try:
             found.append(fetch(ref))
         except CliError as error:
             errors.append(error.message)
-    if pretty:
+    if template is not None:
+        from swarmpy.cli import formats
+
+        for item in found:
+            state.out(formats.render_inspected(template, as_json(item), type_name or "map[string]interface {}"))
+    elif pretty:
         state.out("\n\n".join(as_pretty(item) for item in found))
     else:
         state.out(json.dumps([as_json(item) for item in found], indent=4))

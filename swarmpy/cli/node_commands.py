@@ -54,7 +54,7 @@ def _copy_spec(current):
 
 @node.command("ls")
 @click.option("-q", "--quiet", is_flag=True, help="Only display IDs.")
-@click.option("--format", "output_format", help="Format output: \"json\" (one JSON object per line), or the table (default).")
+@click.option("--format", "output_format", help="Format output: \"table\" (default), \"json\", \"table TEMPLATE\" or a Go TEMPLATE.")
 @click.option("-f", "--filter", "filters", multiple=True, help="Filter output (id, name, role).")
 @click.pass_obj
 def list_nodes(state, quiet, output_format, filters) -> None:
@@ -83,12 +83,12 @@ def list_nodes(state, quiet, output_format, filters) -> None:
         for row in rows:
             state.out(row["ID"].removesuffix(" *"))
         return
-    _print_rows(state, NODE_COLUMNS, rows, output_format)
+    _print_rows(state, NODE_COLUMNS, rows, output_format, "ID", quiet, type_name="*node.nodeContext")
 
 
 @node.command("inspect")
 @click.option("--pretty", is_flag=True, help="Print the information in a human friendly format.")
-@click.option("--format", "output_format", help="Format output: \"json\" (the default).")
+@click.option("-f", "--format", "output_format", help="Format output: \"json\" (the default) or a Go TEMPLATE (e.g. '{{.Description.Hostname}}').")
 @click.argument("nodes", nargs=-1, required=True, metavar="self|NODE...")
 @click.pass_obj
 def inspect_nodes(state, pretty, output_format, nodes) -> None:
@@ -99,7 +99,7 @@ def inspect_nodes(state, pretty, output_format, nodes) -> None:
 
     print_inspected(
         state, nodes, lambda ref: get_node(state.daemon, ref), convert.node, pretty_node,
-        pretty=pretty, output_format=output_format,
+        pretty=pretty, output_format=output_format, type_name="swarm.Node",
     )
 
 
@@ -206,7 +206,7 @@ def remove_nodes(state, force, nodes) -> None:
 @node.command("ps")
 @click.option("-q", "--quiet", is_flag=True, help="Only display task IDs.")
 @click.option("--no-trunc", is_flag=True, help="Do not truncate output.")
-@click.option("--format", "output_format", help="Format output: \"json\" (one JSON object per line), or the table (default).")
+@click.option("--format", "output_format", help="Format output: \"table\" (default), \"json\", \"table TEMPLATE\" or a Go TEMPLATE.")
 @click.option("-f", "--filter", "filters", multiple=True, help="Filter output (desired-state, id, name).")
 @click.argument("nodes", nargs=-1)
 @click.pass_obj

@@ -11,7 +11,9 @@ from swarmpy.cli import secret_refs
 from swarmpy.cli.flag_types import GoFlagsCommand
 from swarmpy.cli.service_options import common_service_options, create_only_options, update_only_options
 
-FORMAT_HELP = "Format output: \"json\" (one JSON object per line), or the table (default)."
+FORMAT_HELP = ("Format output: \"table\" (default), \"json\" (one JSON object per line), \"table TEMPLATE\" "
+               "or a Go TEMPLATE (e.g. '{{.ID}}\\t{{.Name}}').")
+INSPECT_FORMAT_HELP = "Format output: \"json\" (the default) or a Go TEMPLATE (e.g. '{{.Spec.Name}}')."
 
 
 @click.group()
@@ -19,8 +21,14 @@ def service() -> None:
     """Manage swarm services."""
 
 
-def _print_rows(state, columns, rows, output_format, quiet_key=None, quiet=False):
+def _print_rows(state, columns, rows, output_format, quiet_key=None, quiet=False, type_name="*formatter.Context"):
+    from swarmpy.cli import formats
     from swarmpy.cli.table import render_table
+
+    def default_table():
+        import sys
+
+        sys.stdout.write(render_table(columns, [list(row.values()) for row in rows]))
 
     if quiet:
         for row in rows:
@@ -28,12 +36,8 @@ def _print_rows(state, columns, rows, output_format, quiet_key=None, quiet=False
     elif output_format == "json":
         for row in rows:
             state.out(json.dumps(row, sort_keys=True, separators=(",", ":")))
-    elif output_format:
-        raise CliError(f"unsupported format {output_format!r}: only \"json\" and the default table are supported")
     else:
-        import sys
-
-        sys.stdout.write(render_table(columns, [list(row.values()) for row in rows]))
+        formats.print_rows(state, columns, rows, output_format, type_name=type_name, default_table=default_table)
 
 
 def get_service(daemon, ref: str, insert_defaults: bool = False):
@@ -105,7 +109,7 @@ def list_services(state, quiet, output_format, filters) -> None:
     rows = service_rows(daemon.call(daemon.control.ListServices, request))
     if "mode" in parsed:
         rows = [row for row in rows if row["Mode"] in parsed["mode"]]
-    _print_rows(state, SERVICE_COLUMNS, rows, output_format, "ID", quiet)
+    _print_rows(state, SERVICE_COLUMNS, rows, output_format, "ID", quiet, type_name="*service.serviceContext")
 
 
 def node_hostnames(daemon) -> dict[str, str]:
@@ -135,7 +139,7 @@ def print_tasks(state, tasks, service_names, filters, quiet, no_trunc, output_fo
         wanted = set(filters["node"])
         rows = [r for r in rows if r["Node"] in wanted or any(i.startswith(w) for w in wanted
                                                                for i, h in hostnames.items() if h == r["Node"])]
-    _print_rows(state, TASK_COLUMNS, rows, output_format, "ID", quiet)
+    _print_rows(state, TASK_COLUMNS, rows, output_format, "ID", quiet, type_name="*task.taskContext")
 
 
 def task_id_prefix(shown_id: str, wanted: str) -> bool:
@@ -185,7 +189,7 @@ def list_service_tasks(state, quiet, no_trunc, output_format, filters, services)
 
 @service.command("inspect")
 @click.option("--pretty", is_flag=True, help="Print the information in a human friendly format.")
-@click.option("--format", "output_format", help="Format output: \"json\" (the default).")
+@click.option("-f", "--format", "output_format", help=INSPECT_FORMAT_HELP)
 @click.argument("services", nargs=-1, required=True)
 @click.pass_obj
 def inspect_services(state, pretty, output_format, services) -> None:
@@ -196,7 +200,7 @@ def inspect_services(state, pretty, output_format, services) -> None:
 
     print_inspected(
         state, services, lambda ref: get_service(state.daemon, ref, insert_defaults=True), convert.service, pretty_service,
-        pretty=pretty, output_format=output_format,
+        pretty=pretty, output_format=output_format, type_name="swarm.Service",
     )
 
 

@@ -381,5 +381,7 @@ def test_inspect_prints_what_it_found_then_fails_for_the_rest(run, fake):
     assert result.exit_code == 1
     assert [s["Spec"]["Name"] for s in json.loads(result.stdout)] == ["web"]
     assert "nope" in result.stderr
-    refused = run("node", "inspect", "--format", "{{.ID}}", "self")
-    assert refused.exit_code != 0 and "only \"json\" is supported" in refused.stderr
+    formatted = run("node", "inspect", "--format", "{{.ID}}|{{.Spec.Role}}", "self")
+    assert formatted.exit_code == 0 and formatted.stdout.strip().endswith("|manager"), formatted.stdout
+    refused = run("node", "inspect", "--format", "{{.ID", "self")
+    assert refused.exit_code == 1 and refused.stderr == "template parsing error: template: :1: unclosed action\n"
