@@ -104,6 +104,9 @@ def _node_value(key: str, node: objects_pb2.Node) -> str:
     raise AssertionError(f"constraint key {key!r} escaped parse-time validation")
 
 
+node_value = _node_value  # the value a key names on a node (placement preferences spread over it)
+
+
 def _ip_matches(constraint: Constraint, node: objects_pb2.Node) -> bool:
     host = node.status.addr.rsplit(":", 1)[0] if node.status.addr.count(":") == 1 else node.status.addr
     try:

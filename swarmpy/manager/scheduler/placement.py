@@ -145,42 +145,77 @@ class GroupPlacement:
 
 
 def place_group(tasks: list[objects_pb2.Task], nodes: Iterable[NodeInfo]) -> GroupPlacement:
-    """Place identical tasks (same service and spec version), recording each assignment in its NodeInfo."""
+    """Place identical tasks (same service and spec version), recording each assignment in its NodeInfo.
+    With placement preferences the nodes are split into spread groups first (swarmpy.manager.scheduler.spread)."""
     result = GroupPlacement()
     if not tasks:
         return result
     requirements = Requirements.of(tasks[0])
-    service_id = requirements.service_id
-    usage = requirements.usage
     failures: Counter[str] = Counter()
-    heap: list[tuple[int, int, str, NodeInfo]] = []
+    passing = []
     for info in nodes:
         failure = requirements.static_failure(info)
         if failure is None:
-            heap.append((info.service_counts.get(service_id, 0), len(info.tasks), info.id, info))
+            passing.append(info)
         else:
             failures[failure] += 1
-    heapq.heapify(heap)
-    changing = bool(usage.nano_cpus or usage.memory_bytes or usage.generic or usage.host_ports or requirements.max_replicas)
-    for index, task in enumerate(tasks):
-        while heap:
-            info = heap[0][3]
-            if not changing:
-                break
-            failure = requirements.resource_failure(info) or requirements.landing_failure(info)
-            if failure is None:
-                break
-            heapq.heappop(heap)
-            failures[failure] += 1
-        if not heap:
-            result.unplaced = tasks[index:]
-            result.explanation = explain(failures)
-            break
-        _, _, node_id, info = heap[0]
-        info.add(task.id, usage)
-        heapq.heapreplace(heap, (info.service_counts[service_id], len(info.tasks), node_id, info))
-        result.assigned.append((task, info))
+    filler = Filler(tasks, requirements, failures, result)
+    preferences = [p.spread for p in tasks[0].spec.placement.preferences]
+    if preferences:
+        from .spread import place_spread  # the spread tree; most services have no preferences
+
+        place_spread(filler, passing, preferences)
+    else:
+        filler.fill(filler.heap_of(passing), len(tasks))
+    if filler.next_task < len(tasks):
+        result.unplaced = tasks[filler.next_task:]
+        result.explanation = explain(failures)
     return result
+
+
+class Filler:
+    """Hands a group's tasks out to heaps of nodes, in order, and records each assignment."""
+
+    __slots__ = ("tasks", "requirements", "failures", "result", "next_task", "changing")
+
+    def __init__(self, tasks: list[objects_pb2.Task], requirements: Requirements, failures: Counter[str],
+                 result: GroupPlacement) -> None:
+        self.tasks = tasks
+        self.requirements = requirements
+        self.failures = failures
+        self.result = result
+        self.next_task = 0
+        usage = requirements.usage
+        self.changing = bool(usage.nano_cpus or usage.memory_bytes or usage.generic or usage.host_ports
+                             or requirements.max_replicas)
+
+    def heap_of(self, nodes: Iterable[NodeInfo]) -> list[tuple[int, int, str, NodeInfo]]:
+        service_id = self.requirements.service_id
+        heap = [(info.service_counts.get(service_id, 0), len(info.tasks), info.id, info) for info in nodes]
+        heapq.heapify(heap)
+        return heap
+
+    def fill(self, heap: list[tuple[int, int, str, NodeInfo]], count: int) -> int:
+        """Place up to `count` of the remaining tasks on the heap's nodes; returns how many were placed."""
+        requirements, usage, service_id = self.requirements, self.requirements.usage, self.requirements.service_id
+        placed = 0
+        while placed < count and self.next_task < len(self.tasks):
+            while heap and self.changing:
+                failure = requirements.resource_failure(heap[0][3]) or requirements.landing_failure(heap[0][3])
+                if failure is None:
+                    break
+                heapq.heappop(heap)
+                self.failures[failure] += 1
+            if not heap:
+                break
+            task = self.tasks[self.next_task]
+            _, _, node_id, info = heap[0]
+            info.add(task.id, usage)
+            heapq.heapreplace(heap, (info.service_counts[service_id], len(info.tasks), node_id, info))
+            self.result.assigned.append((task, info))
+            self.next_task += 1
+            placed += 1
+        return placed
 
 
 def place_preassigned(task: objects_pb2.Task, info: NodeInfo | None) -> str | None:
