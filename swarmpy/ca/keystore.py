@@ -20,6 +20,7 @@ from pathlib import Path
 
 from swarmpy.ca.certs import load_certificate, load_private_key, public_keys_match
 from swarmpy.ca.errors import CertificateError, KeystoreCorrupt
+from swarmpy.files import write_atomically
 
 CERTIFICATES_DIR = "certificates"
 NODE_CREDENTIALS_FILE = "swarm-node.pem"
@@ -40,28 +41,6 @@ def certificates_dir(data_dir: str | os.PathLike[str]) -> Path:
     return Path(data_dir) / CERTIFICATES_DIR
 
 
-def _write_atomically(path: Path, data: bytes, mode: int) -> None:
-    temporary = path.with_name(f".{path.name}.tmp")
-    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    try:
-        os.fchmod(descriptor, mode)  # O_CREAT's mode is filtered by the umask; the key must be 0600 regardless
-        with os.fdopen(descriptor, "wb") as file:
-            descriptor = -1
-            file.write(data)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, path)
-    finally:
-        if descriptor >= 0:
-            os.close(descriptor)
-        temporary.unlink(missing_ok=True)
-    directory = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(directory)
-    finally:
-        os.close(directory)
-
-
 def _save(data_dir: Path, credentials: NodeCredentials) -> None:
     if not public_keys_match(credentials.key_pem, credentials.cert_pem):
         raise ValueError("refusing to store a node certificate that does not certify the node key")
@@ -69,11 +48,11 @@ def _save(data_dir: Path, credentials: NodeCredentials) -> None:
     directory.mkdir(mode=0o700, parents=True, exist_ok=True)
     # The root first: a crash between the two writes leaves old node credentials beside a root that
     # (unless the root was rotated) still verifies them.
-    _write_atomically(directory / ROOT_CA_FILE, credentials.root_cert_pem, 0o644)
+    write_atomically(directory / ROOT_CA_FILE, credentials.root_cert_pem, 0o644)
     node_pem = credentials.key_pem.rstrip(b"\n") + b"\n" + credentials.cert_pem.rstrip(b"\n") + b"\n"
     if credentials.raft_dek:
         node_pem += _pem_block(RAFT_DEK_BLOCK, credentials.raft_dek)
-    _write_atomically(directory / NODE_CREDENTIALS_FILE, node_pem, 0o600)
+    write_atomically(directory / NODE_CREDENTIALS_FILE, node_pem, 0o600)
 
 
 def _load(data_dir: Path) -> NodeCredentials | None:

@@ -18,6 +18,8 @@ import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from swarmpy.files import write_atomically
+
 STATE_FILE = "node.json"
 
 
@@ -62,18 +64,7 @@ class DataDir:
 
     def save(self, state: NodeState) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
-        path = self.root / STATE_FILE
-        tmp = path.with_suffix(".tmp")
-        with open(tmp, "w") as f:
-            json.dump(asdict(state), f, indent=2)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-        fd = os.open(self.root, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        write_atomically(self.root / STATE_FILE, json.dumps(asdict(state), indent=2).encode())
 
     def erase_swarm_state(self) -> None:
         """Forget the swarm: node state, certificates, Raft data, worker assignments."""

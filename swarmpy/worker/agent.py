@@ -39,7 +39,9 @@ from typing import Protocol
 
 import grpc
 
+from swarmpy.aio import unless_set
 from swarmpy.api import dispatcher_pb2, dispatcher_pb2_grpc, objects_pb2
+from swarmpy.files import write_atomically
 from swarmpy.leader_redirect import leader_redirect
 from swarmpy.worker.logs import TaskLogSource, selected_tasks
 
@@ -172,17 +174,10 @@ class Agent:
         self._managers = list(dict.fromkeys(self._managers + await asyncio.to_thread(self._load_managers)))
         if not self._managers:
             raise ValueError(f"node {self.node_id}: the agent needs at least one manager address")
-        runner = asyncio.ensure_future(self._keep_session())
-        stopping = asyncio.ensure_future(self._stopping.wait())
         try:
-            await asyncio.wait({runner, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            await unless_set(self._keep_session(), self._stopping)
         finally:
-            for task in (runner, stopping):
-                task.cancel()
-            await asyncio.gather(runner, stopping, return_exceptions=True)
             self.connected.clear()
-        if runner.done() and not runner.cancelled() and runner.exception() is not None:
-            raise runner.exception()
 
     async def stop(self) -> None:
         """End `run()`: the session's tasks are cancelled and awaited; the worker is left as it is."""
@@ -419,7 +414,4 @@ class Agent:
 
     def _save_managers(self, addrs: list[str]) -> None:
         self._data_dir.mkdir(parents=True, exist_ok=True)
-        path = self._data_dir / MANAGERS_FILE
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps(addrs))
-        os.replace(tmp, path)
+        write_atomically(self._data_dir / MANAGERS_FILE, json.dumps(addrs).encode())

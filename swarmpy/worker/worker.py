@@ -23,6 +23,7 @@ import os
 from pathlib import Path
 
 from swarmpy.api import dispatcher_pb2, objects_pb2
+from swarmpy.files import write_atomically
 from swarmpy.worker.dependencies import TaskDependencies, is_dependency
 from swarmpy.worker.executor.base import Executor, ExecutorError
 from swarmpy.worker.taskrunner import ReportCallback, TaskRunner
@@ -34,20 +35,6 @@ ASSIGNMENTS_FILE = "assignments.pb"
 _UPDATE = dispatcher_pb2.AssignmentChange.UPDATE
 _REMOVE = dispatcher_pb2.AssignmentChange.REMOVE
 _COMPLETE = dispatcher_pb2.AssignmentsMessage.COMPLETE
-
-
-def _write_atomically(path: Path, data: bytes) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as file:
-        file.write(data)
-        file.flush()
-        os.fsync(file.fileno())
-    os.replace(tmp, path)
-    directory = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(directory)  # make the rename itself durable
-    finally:
-        os.close(directory)
 
 
 class Worker:
@@ -198,4 +185,4 @@ class Worker:
             snapshot = dispatcher_pb2.AssignmentsMessage(type=_COMPLETE)
             for runner in self._runners.values():
                 snapshot.changes.add(task=runner.task, action=_UPDATE)
-            await asyncio.to_thread(_write_atomically, self._path, snapshot.SerializeToString())
+            await asyncio.to_thread(write_atomically, self._path, snapshot.SerializeToString())
