@@ -25,6 +25,7 @@ from typing import Any
 
 import grpc
 
+from swarmpy.aio import unless_set
 from swarmpy.api import control_pb2, control_pb2_grpc
 from swarmpy.grpc_methods import install_methods
 
@@ -87,17 +88,14 @@ async def _relay_error(context: grpc.aio.ServicerContext, error: grpc.aio.AioRpc
 
 async def _forward_unless_leader_moves(call: grpc.aio.UnaryUnaryCall, moved: asyncio.Event) -> Any:
     """The forwarded call's answer, or None (the call cancelled) if the leader changed first."""
-    answer = asyncio.ensure_future(call)
-    watch = asyncio.ensure_future(moved.wait())
     try:
-        await asyncio.wait({answer, watch}, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        watch.cancel()
-        abandoned = not answer.done()
-        if abandoned:
-            answer.cancel()
-            call.cancel()
-    return None if abandoned else answer.result()
+        raced = await unless_set(call, moved)
+    except asyncio.CancelledError:
+        call.cancel()  # whoever cancelled us no longer wants the answer: the leader may stop working on it
+        raise
+    if not raced.finished:
+        call.cancel()
+    return raced.value
 
 
 def _unary(name: str) -> Callable[..., Any]:

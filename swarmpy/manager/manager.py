@@ -24,6 +24,7 @@ from typing import Any
 
 import grpc
 
+from swarmpy.aio import unless_set
 from swarmpy.api import ca_pb2_grpc, control_pb2_grpc, dispatcher_pb2_grpc, objects_pb2, raft_pb2, raft_pb2_grpc
 from swarmpy.ca import tls
 from swarmpy.ca.authz import AuthorizationInterceptor
@@ -85,14 +86,10 @@ class LeaderLoops:
         while True:
             await self._leading.wait()
             log.info("became leader: starting %s", ", ".join(self._loops))
-            term = asyncio.create_task(self._run_all(), name="leader-loops")
-            lost = asyncio.create_task(self._following.wait(), name="leader-loops-watch")
             try:
-                await asyncio.wait({term, lost}, return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                for task in (term, lost):
-                    task.cancel()
-                await asyncio.gather(term, lost, return_exceptions=True)
+                await unless_set(self._run_all(), self._following)
+            except Exception:  # the loops' own failures were logged by _supervise; leadership ends either way
+                log.debug("leader loops ended with an error", exc_info=True)
             log.info("leader loops stopped")
 
     async def _run_all(self) -> None:
@@ -105,11 +102,27 @@ class LeaderLoops:
             try:
                 await factory()
                 return
-            except (NotLeader, LeadershipLost):
-                return  # set_leader(False) is on its way and will cancel the rest
-            except Exception:
-                log.exception("leader loop %s crashed; restarting it in %.0f s", name, LOOP_RESTART_DELAY)
+            except Exception as error:
+                crash = without_leadership_loss(error)
+                if crash is None:
+                    # set_leader(False) is on its way and will cancel the rest: an ending, not a crash.
+                    log.info("leader loop %s stopped: this manager is no longer the leader", name)
+                    return
+                log.error(
+                    "leader loop %s crashed; restarting it in %.0f s", name, LOOP_RESTART_DELAY, exc_info=crash
+                )
                 await asyncio.sleep(LOOP_RESTART_DELAY)
+
+
+def without_leadership_loss(error: Exception) -> Exception | None:
+    """The part of a loop's failure that is a crash: None when it only lost the leadership, which a loop
+    running a TaskGroup reports inside an ExceptionGroup (possibly beside its siblings' cancellations)."""
+    if isinstance(error, (NotLeader, LeadershipLost)):
+        return None
+    if isinstance(error, ExceptionGroup):
+        _, rest = error.split((NotLeader, LeadershipLost))
+        return rest
+    return error
 
 
 class ListenError(Exception):

@@ -23,6 +23,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 
+from swarmpy.aio import unless_set
 from swarmpy.api import objects_pb2
 from swarmpy.worker import task_states
 from swarmpy.worker.executor.base import ContainerExited, Controller, EngineError, ExecutorError
@@ -139,20 +140,8 @@ class TaskRunner:
 
     async def _wait_unless_desired_changes(self) -> bool:
         """Wait for the container to stop; False if the desired state changed first."""
-        waiting = asyncio.ensure_future(self._controller.wait())
-        changed = asyncio.ensure_future(self._desired_changed.wait())
-        try:
-            await asyncio.wait({waiting, changed}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            waiting.cancel()
-            changed.cancel()
-            # asyncio.wait, unlike awaiting them with CancelledError suppressed, cannot swallow a
-            # cancellation of this runner that arrives while they finish.
-            await asyncio.wait({waiting, changed})
-        if not waiting.done() or waiting.cancelled():
-            return False
-        waiting.result()  # raises ContainerExited / ContainerVanished
-        return True
+        raced = await unless_set(self._controller.wait(), self._desired_changed)  # raises ContainerExited / ContainerVanished
+        return raced.finished
 
     async def _shutdown(self, step: Step) -> None:
         try:

@@ -50,9 +50,10 @@ from typing import Any, TypeVar
 
 import grpc
 
+from swarmpy.aio import unless_set
 from swarmpy.api import dispatcher_pb2, dispatcher_pb2_grpc, objects_pb2
 from swarmpy.identity import new_id
-from swarmpy.manager.store import Change, Commit, Conflict
+from swarmpy.manager.store import Change, Commit, Conflict, retry_conflicts
 from swarmpy.manager.store.memory import MemoryStore, Transaction, clone
 from swarmpy.raft.errors import LeadershipLost, NotLeader, ProposalDropped
 
@@ -76,7 +77,6 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 DEFAULT_HEARTBEAT_PERIOD = 5.0
-WRITE_RETRIES = 10
 UNKNOWN_MESSAGE = 'node moved to "unknown" state: a new leader waits for it to report in'
 
 
@@ -244,12 +244,9 @@ class Dispatcher(dispatcher_pb2_grpc.DispatcherServicer):
                 updated.status.message = UNKNOWN_MESSAGE
                 batch.update("node", updated)
 
-        for _ in range(WRITE_RETRIES):
-            try:
-                await self._store.batch(stage)
-                return
-            except Conflict:
-                continue  # a node reported in (or was edited) meanwhile; the retry re-reads
+        # A node that reported in (or was edited) meanwhile makes a Conflict; the retry re-reads.
+        with contextlib.suppress(Conflict):
+            await retry_conflicts(lambda: self._store.batch(stage), what="marking nodes unknown")
 
     async def _expire_nodes(self) -> None:
         while True:
@@ -303,12 +300,10 @@ class Dispatcher(dispatcher_pb2_grpc.DispatcherServicer):
                         session.pulse.fire()
 
     async def _update_with_retries(self, fn: Callable[[Transaction], T], what: str) -> T:
-        for _ in range(WRITE_RETRIES):
-            try:
-                return await self._store.update(fn)
-            except Conflict:
-                continue  # someone else wrote the object first; fn re-reads it
-        raise DispatcherStopped(f"could not write {what}: too many concurrent writers; retry")
+        try:
+            return await retry_conflicts(lambda: self._store.update(fn), what=f"writing {what}")
+        except Conflict:
+            raise DispatcherStopped(f"could not write {what}: too many concurrent writers; retry") from None
 
     # ---------------------------------------------------------------- RPC plumbing
 
@@ -334,16 +329,9 @@ class Dispatcher(dispatcher_pb2_grpc.DispatcherServicer):
 
     async def _until_ended(self, session: _Session, awaitable: Awaitable[T]) -> T:
         """Await `awaitable`, or raise the session's end reason if it ends first."""
-        waiter = asyncio.ensure_future(awaitable)
-        ended = asyncio.ensure_future(session.ended.wait())
-        try:
-            await asyncio.wait({waiter, ended}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            ended.cancel()
-            if not waiter.done():
-                waiter.cancel()
-        if waiter.done() and not waiter.cancelled():
-            return waiter.result()
+        raced = await unless_set(awaitable, session.ended)
+        if raced.finished:
+            return raced.value
         assert session.end_reason is not None
         raise session.end_reason
 

@@ -20,6 +20,7 @@ from collections.abc import Iterator
 
 import docker
 
+from swarmpy.aio import unless_set
 from swarmpy.worker.executor.container_config import NODE_LABEL
 from swarmpy.worker.executor.threads import run_in_own_thread
 
@@ -59,13 +60,9 @@ class EngineEventsWatcher:
         """Start streaming; returns once the stream is open, so later container changes are seen."""
         self._loop = asyncio.get_running_loop()
         self._thread_done = run_in_own_thread(self._pump, f"engine-events-{self._node_id}")
-        connected = asyncio.ensure_future(self._connected.wait())
-        try:
-            await asyncio.wait({connected, self._thread_done}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            connected.cancel()
-        if self._thread_done.done():
-            self._thread_done.result()  # the thread died before connecting: raise why
+        # Shielded: losing the race must not cancel the thread's future, the pump goes on. A thread that
+        # died before connecting raises why.
+        await unless_set(asyncio.shield(self._thread_done), self._connected)
 
     async def close(self) -> None:
         self._closing.set()
