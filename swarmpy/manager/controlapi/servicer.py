@@ -39,7 +39,7 @@ from swarmpy.api import control_pb2, control_pb2_grpc, dispatcher_pb2, objects_p
 from swarmpy.ca.errors import MalformedJoinToken
 from swarmpy.ca.tokens import generate_join_token, rotate_join_token
 from swarmpy.identity import new_id
-from swarmpy.manager.store import Conflict, MemoryStore, NameConflict, NotFound, ReadView, Transaction
+from swarmpy.manager.store import Conflict, MemoryStore, NameConflict, NotFound, ReadView, Transaction, retry_conflicts
 from swarmpy.manager.store.memory import clone, now_ns
 
 from . import queries
@@ -246,7 +246,7 @@ class ControlServicer(SecretConfigRPCs, control_pb2_grpc.ControlServicer):
                 raise FailedPrecondition(f"node {request.ref} is not down and can't be removed")
             tx.delete("node", node.id)
 
-        await self._update_retrying(remove)
+        await retry_conflicts(lambda: self._store.update(remove), what=f"removing node {request.ref}")
         return control_pb2.RemoveNodeResponse()
 
     # -- services ----------------------------------------------------------------------------------
@@ -329,7 +329,7 @@ class ControlServicer(SecretConfigRPCs, control_pb2_grpc.ControlServicer):
             tx.delete("service", service.id)
             return service.id
 
-        service_id = await self._update_retrying(remove)
+        service_id = await retry_conflicts(lambda: self._store.update(remove), what=f"removing service {request.ref}")
         log.info("service %s removed", service_id)
         return control_pb2.RemoveServiceResponse()
 
@@ -472,16 +472,6 @@ class ControlServicer(SecretConfigRPCs, control_pb2_grpc.ControlServicer):
         if obj is None:  # removed by someone else between our write and this read
             raise NotFound(kind, object_id)
         return obj
-
-    async def _update_retrying(self, fn: Callable[[Transaction], Any], attempts: int = 3) -> Any:
-        """For writes that carry no version from the caller: a concurrent change only means re-read."""
-        for attempt in range(attempts):
-            try:
-                return await self._store.update(fn)
-            except Conflict:
-                if attempt == attempts - 1:
-                    raise
-        raise AssertionError("unreachable")
 
 
 def _roll_back(service: objects_pb2.Service, ref: str) -> None:

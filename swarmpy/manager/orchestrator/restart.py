@@ -32,7 +32,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from swarmpy.api import objects_pb2
-from swarmpy.manager.store import Change, MemoryStore, StoreError, Transaction
+from swarmpy.manager.store import Change, MemoryStore, StoreError, Transaction, retry_conflicts
 
 from .common import (
     COMPLETE,
@@ -52,7 +52,6 @@ log = logging.getLogger(__name__)
 
 Condition = objects_pb2.RestartPolicy.Condition
 DEFAULT_RESTART_DELAY_NS = 5_000_000_000
-_MAX_WRITE_ATTEMPTS = 5
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,18 +190,17 @@ class RestartSupervisor:
     async def _restart_after(self, task_id: str, delay_s: float) -> None:
         try:
             await asyncio.sleep(delay_s)
-            for _ in range(_MAX_WRITE_ATTEMPTS):
-                try:
-                    restarted = await self._store.update(lambda tx: self._restart(tx, task_id))
-                except StoreError as error:
-                    log.debug("restart of task %s raced another write, retrying: %s", task_id, error)
-                    continue
-                if restarted is not None:
-                    self._restarts[slot_key(restarted)].append(
-                        (restarted.spec.SerializeToString(deterministic=True), restarted.status.timestamp)
-                    )
+            try:
+                restarted = await retry_conflicts(
+                    lambda: self._store.update(lambda tx: self._restart(tx, task_id)), what=f"restart of task {task_id}"
+                )
+            except StoreError as error:
+                log.warning("could not restart task %s: %s", task_id, error)
                 return
-            log.warning("gave up restarting task %s after %d conflicting writes", task_id, _MAX_WRITE_ATTEMPTS)
+            if restarted is not None:
+                self._restarts[slot_key(restarted)].append(
+                    (restarted.spec.SerializeToString(deterministic=True), restarted.status.timestamp)
+                )
         finally:
             self._waits.pop(task_id, None)
 

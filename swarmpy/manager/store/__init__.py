@@ -2,6 +2,7 @@
 
 from .errors import Ambiguous, Conflict, Exists, NameConflict, NotFound, StoreError
 from .memory import Change, Commit, MemoryStore, ReadView, Transaction, Watch
+from .retry import retry_conflicts
 
 __all__ = [
     "Ambiguous",
@@ -16,4 +17,5 @@ __all__ = [
     "StoreError",
     "Transaction",
     "Watch",
+    "retry_conflicts",
 ]
