@@ -206,13 +206,18 @@ def test_random_names_avoid_taken_ones():
         taken.add(name)
 
 
-def test_up_to_date_compares_with_the_current_spec_version():
+def test_up_to_date_is_not_dirty_rather_than_same_spec_version():
+    # A scale writes a new spec version but leaves the task spec alone: the tasks it kept are current
+    # (the docker CLI's converge filter, `_up-to-date`, would otherwise never see the service converge).
     service = objects_pb2.Service(id="s1")
     service.spec_version.index = 3
+    service.spec.task.container.image = "busybox:2"
     current = objects_pb2.Task(id="a", service_id="s1", spec_version=objects_pb2.Version(index=3))
-    old = objects_pb2.Task(id="b", service_id="s1", spec_version=objects_pb2.Version(index=2))
+    current.spec.container.image = "busybox:2"
+    kept_by_scale = objects_pb2.Task(id="b", service_id="s1", spec_version=objects_pb2.Version(index=2))
+    kept_by_scale.spec.container.image = "busybox:2"
+    outdated = objects_pb2.Task(id="d", service_id="s1", spec_version=objects_pb2.Version(index=2))
+    outdated.spec.container.image = "busybox:1"
     orphan = objects_pb2.Task(id="c", service_id="gone", spec_version=objects_pb2.Version(index=3))
     services = {"s1": service}
-    assert [is_up_to_date(t, services) for t in (current, old, orphan)] == [True, False, False]
-    filters = control_pb2.ListTasksRequest.Filters(up_to_date=True)
-    assert [t.id for t in filter_tasks([current, old, orphan], filters, services)] == ["a"]
+    assert [is_up_to_date(t, services) for t in (current, kept_by_scale, outdated, orphan)] == [True, True, False, False]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
+from swarmpy.manager.orchestrator.common import is_task_dirty
 from swarmpy.api import control_pb2, objects_pb2
 from swarmpy.manager import constraint
 from swarmpy.manager.constraint import Constraint
@@ -60,9 +61,13 @@ def filter_services(
 
 
 def is_up_to_date(task: objects_pb2.Task, services_by_id: dict[str, objects_pb2.Service]) -> bool:
-    """The task was made from its service's current spec (a task of a removed service never is)."""
+    """The task is what its service's current spec asks for (swarmkit's `!IsTaskDirty`): made from the
+    current spec, or from an older one whose task spec and endpoint are the same (a scale, a new label:
+    the tasks it kept are current). A task of a removed service never is."""
     service = services_by_id.get(task.service_id)
-    return service is not None and task.spec_version.index == service.spec_version.index
+    if service is None:
+        return False
+    return task.spec_version.index == service.spec_version.index or not is_task_dirty(service, task)
 
 
 def filter_tasks(
