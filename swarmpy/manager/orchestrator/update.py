@@ -1,26 +1,38 @@
-"""A minimal rolling updater: brings a service's tasks to its current task spec, a few slots at a time.
+"""The rolling updater: brings a service's tasks to its current task spec, slot by slot (swarmkit's updater).
 
 Theory of operation
 -------------------
 An orchestrator starts one `ServiceUpdate` per service whose current tasks were made from another task
 spec (`is_task_dirty`), and cancels it when the service changes again or is deleted (`UpdateRunner`
-owns those tasks). The update works in batches of `update.parallelism` slots (0: all at once), stop-first:
-in one transaction per slot, the dirty task's desired state becomes SHUTDOWN and a new task is created in
-the same slot (a global service's on the same node). It then waits until every new task of the batch is
-RUNNING, or finished, or no longer wanted; waits `update.delay`; and takes the next batch, re-reading the
-store each time so that scaling, restarts and node loss during the update are taken into account.
+owns those tasks). The update reads its settings from the service's update config, or from its
+rollback config when the service is rolling back (update_status ROLLBACK_STARTED, set by the control API
+for `service rollback` or by this updater for an automatic rollback), with docker's defaults filled in
+(`effective_update_config`): parallelism 1, no delay, failure action pause, monitor 5 s, failure ratio 0,
+stop-first.
 
-The service's update_status records the progress: UPDATING (or ROLLBACK_STARTED, left as the control
-API set it for a rollback) while it runs, then COMPLETED (ROLLBACK_COMPLETED). A new task that fails
-pauses the update (PAUSED / ROLLBACK_PAUSED) with a message naming it, unless the failure action is
-CONTINUE; while paused, no new update of the same spec starts (the control API clears update_status when
-it writes a new spec). A rollback is just another spec change: the control API puts previous_spec back.
+The dirty slots go into a queue worked by `parallelism` workers (0: one per slot, all at once). A worker
+takes a slot and replaces it in ONE transaction of its own, so the size of the service never makes a
+transaction too large, and a write that lost a race is retried a bounded number of times, yielding
+between tries (`retry_conflicts`):
+- stop-first: the dirty task's desired state becomes SHUTDOWN and its successor is created together;
+- start-first: the successor is created first; the old task is retired once the successor runs (or has
+  failed), so the service never runs fewer tasks than it should while the update goes well;
+- a slot that already has a clean task (e.g. during a rollback, the previous task still running) only
+  has its dirty tasks retired.
+The worker then waits for the successor to run (RUNNING: healthy, where the task has a health check,
+because the worker reports RUNNING only then), fail, or stop mattering, sleeps `delay`, and takes the
+next slot.
 
-After the last batch the update watches every task it started for the monitor period (default 5 s)
-before it counts as COMPLETED; a failure meanwhile pauses it like any other.
-
-Not yet here (the fuller updater comes later and fits behind the same `ServiceUpdate.run`): max
-failure ratio, start-first order, and the automatic rollback failure action (treated as pause for now).
+One store watch (`_TaskFollower`) follows every task the update created. A created task that stops on
+its own (failed, or completed) before it runs or within `monitor` of starting to run counts as a
+failure. When failures / dirty slots exceeds `max_failure_ratio`, the failure action applies: PAUSE
+stops taking slots and records PAUSED ("update paused due to failure or early termination of task X");
+ROLLBACK puts the previous spec back with ROLLBACK_STARTED ("update rolled back due to failure or early
+termination of task X"), which the orchestrator then rolls out with the rollback config, and a failing
+rollback pauses (a rollback is never rolled back); CONTINUE carries on. After the last slot the update
+keeps watching for `monitor` after the last successor started running, then records COMPLETED ("update
+completed") or ROLLBACK_COMPLETED ("rollback completed"). While paused, no new update of the same spec
+starts (the control API clears update_status when it writes a new spec).
 """
 
 from __future__ import annotations
@@ -28,11 +40,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import deque
 from collections.abc import Callable
 
 from swarmpy.api import objects_pb2
 from swarmpy.manager.controlapi.defaults import effective_rollback_config, effective_update_config
-from swarmpy.manager.store import MemoryStore, StoreError, Transaction
+from swarmpy.manager.store import Change, MemoryStore, StoreError, Transaction, retry_conflicts
 from swarmpy.manager.store.memory import clone
 
 from .common import RUNNING, is_finished, is_runnable, is_task_dirty, new_task, retire, runnable_by_slot
@@ -41,10 +54,13 @@ log = logging.getLogger(__name__)
 
 UpdateState = objects_pb2.UpdateStatus.UpdateState
 FailureAction = objects_pb2.UpdateConfig.FailureAction
+Order = objects_pb2.UpdateConfig.Order
 _PAUSED_STATES = (UpdateState.PAUSED, UpdateState.ROLLBACK_PAUSED)
 
+Slot = int | str  # slot number (replicated) or node ID (global)
 
-def dirty_slots(service: objects_pb2.Service, tasks: list[objects_pb2.Task]) -> list[int | str]:
+
+def dirty_slots(service: objects_pb2.Service, tasks: list[objects_pb2.Task]) -> list[Slot]:
     """The slots whose current task was made from another task spec, in a stable order."""
     slots = [
         slot
@@ -54,14 +70,88 @@ def dirty_slots(service: objects_pb2.Service, tasks: list[objects_pb2.Task]) -> 
     return sorted(slots, key=lambda slot: (isinstance(slot, str), slot))
 
 
-def next_batch(service: objects_pb2.Service, slots: list[int | str]) -> list[int | str]:
-    parallelism = service.spec.update.parallelism
-    return slots if parallelism == 0 else slots[:parallelism]
-
-
 def update_may_start(service: objects_pb2.Service) -> bool:
     """A paused update stays paused until the control API writes a new spec (and clears the status)."""
     return service.update_status.state not in _PAUSED_STATES
+
+
+def is_rolling_back(service: objects_pb2.Service) -> bool:
+    return service.update_status.state == UpdateState.ROLLBACK_STARTED
+
+
+def rollout_config(service: objects_pb2.Service) -> objects_pb2.UpdateConfig:
+    """The settings this rollout follows: the rollback config while rolling back, else the update config."""
+    return effective_rollback_config(service.spec) if is_rolling_back(service) else effective_update_config(service.spec)
+
+
+class _Failed(Exception):
+    """The failure action stops the update; `task_id` names the task that tipped it."""
+
+    def __init__(self, task_id: str) -> None:
+        super().__init__(task_id)
+        self.task_id = task_id
+
+
+class _TaskFollower:
+    """Follows the tasks an update created, from one store watch: which runs, which stopped on its own.
+
+    A worker awaits `settled(task_id)` (True: it runs; False: it failed or no longer matters). Failures
+    within the monitor period go to `on_failure`.
+    """
+
+    def __init__(self, store: MemoryStore, monitor_s: float, on_failure: Callable[[str], None]) -> None:
+        self._store = store
+        self._monitor_s = monitor_s
+        self._on_failure = on_failure
+        self._settled: dict[str, asyncio.Future[bool]] = {}
+        self._running_since: dict[str, float] = {}  # task ID -> monotonic time it was first seen RUNNING
+        self._done: set[str] = set()  # stopped, failed or counted: nothing more to see
+
+    def follow(self, task_id: str) -> None:
+        self._settled.setdefault(task_id, asyncio.get_running_loop().create_future())
+        task = self._store.view().get_task(task_id)
+        self._observe(task_id, task)
+
+    async def settled(self, task_id: str) -> bool:
+        return await self._settled[task_id]
+
+    def last_start(self) -> float | None:
+        return max(self._running_since.values(), default=None)
+
+    async def run(self) -> None:
+        with self._store.watch(["task"]) as watch:
+            # Catch up with anything that changed between follow() and the watch opening.
+            for task_id in list(self._settled):
+                self._observe(task_id, self._store.view().get_task(task_id))
+            while True:
+                events = [await watch.get(), *watch.drain()]
+                for event in events:
+                    if isinstance(event, Change) and event.obj.id in self._settled:
+                        self._observe(event.obj.id, event.new)
+
+    def _observe(self, task_id: str, task: objects_pb2.Task | None) -> None:
+        if task_id in self._done:
+            return
+        settled = self._settled[task_id]
+        if task is None or not is_runnable(task):
+            self._done.add(task_id)  # removed or retired by someone else (a scale-down, a node drain)
+            _resolve(settled, False)
+            return
+        if is_finished(task):
+            self._done.add(task_id)
+            started = self._running_since.get(task_id)
+            if started is None or time.monotonic() - started < self._monitor_s:
+                self._on_failure(task_id)
+            _resolve(settled, False)
+            return
+        if task.status.state == RUNNING and task_id not in self._running_since:
+            self._running_since[task_id] = time.monotonic()
+            _resolve(settled, True)
+
+
+def _resolve(future: asyncio.Future[bool], value: bool) -> None:
+    if not future.done():
+        future.set_result(value)
 
 
 class ServiceUpdate:
@@ -74,38 +164,41 @@ class ServiceUpdate:
         self.service_id = service_id
         self.spec_version = spec_version
         self._clock = clock
+        self._failures = 0
+        self._stop: _Failed | None = None  # set once the failure action says stop
 
     async def run(self) -> None:
+        try:
+            await self._run()
+        except* StoreError as errors:
+            # A write that kept losing races (bounded) or was refused: the orchestrator starts the
+            # update again on the service's next change.
+            log.warning("update of service %s stopped: %s", self.service_id, errors.exceptions[0])
+
+    async def _run(self) -> None:
         service = self._current_service()
         if service is None:
             return
-        rollback = service.update_status.state == UpdateState.ROLLBACK_STARTED
+        rollback = is_rolling_back(service)
+        config = rollout_config(service)
         if not rollback:
             await self._set_status(UpdateState.UPDATING, "update in progress", started=True)
-        updated: list[str] = []
-        while True:
-            service = self._current_service()
-            if service is None:
-                return  # deleted or superseded: the orchestrator starts another update if needed
-            batch = next_batch(service, dirty_slots(service, self._store.view().tasks_by_service(self.service_id)))
-            if not batch:
-                break
-            new_ids = await self._replace(batch)
-            updated.extend(new_ids)
-            failed = await self._wait_until_running(new_ids)
-            if failed is not None and not await self._pause_unless_continuing(service, rollback, failed):
-                return
-            delay = service.spec.update.delay
-            if delay > 0:
-                await asyncio.sleep(delay / 1e9)
-        # The monitor period: the last batch must stay up this long before the update counts as done
-        # (swarmkit's Monitor; docker's CLI waits for COMPLETED, so it must not come early).
-        config = effective_rollback_config if rollback else effective_update_config
-        monitor = config(service.spec).monitor / 1e9 if service is not None else 0
-        failed = await self._watch_for_failure(updated, monitor)
-        if failed is not None and service is not None and not await self._pause_unless_continuing(service, rollback, failed):
-            return
+        slots = dirty_slots(service, self._store.view().tasks_by_service(self.service_id))
+        follower = _TaskFollower(self._store, config.monitor / 1e9, lambda task_id: self._failed(config, len(slots), task_id))
+        queue = deque(slots)
+        workers = min(config.parallelism or len(slots), len(slots))
+        async with asyncio.TaskGroup() as group:
+            following = group.create_task(follower.run())
+            async with asyncio.TaskGroup() as crew:
+                for _ in range(workers):
+                    crew.create_task(self._work(queue, config, follower))
+            if self._stop is None:
+                await self._monitor(follower, config.monitor / 1e9)
+            following.cancel()
         if self._current_service() is None:
+            return  # deleted or superseded meanwhile: the orchestrator starts another update if needed
+        if self._stop is not None:
+            await self._apply_failure_action(config, rollback, self._stop.task_id)
             return
         if rollback:
             await self._set_status(UpdateState.ROLLBACK_COMPLETED, "rollback completed", completed=True)
@@ -113,85 +206,119 @@ class ServiceUpdate:
             await self._set_status(UpdateState.COMPLETED, "update completed", completed=True)
         log.info("service %s updated to spec version %d", self.service_id, self.spec_version)
 
-    async def _pause_unless_continuing(self, service: objects_pb2.Service, rollback: bool, failed: str) -> bool:
-        """True to carry on past a failed task (failure action CONTINUE); else pause and return False."""
-        if service.spec.update.failure_action == FailureAction.CONTINUE:
-            return True
-        state = UpdateState.ROLLBACK_PAUSED if rollback else UpdateState.PAUSED
-        what = "rollback" if rollback else "update"
-        await self._set_status(state, f"{what} paused due to failure or early termination of task {failed}")
-        log.info("%s of service %s paused: task %s failed", what, self.service_id, failed)
-        return False
+    def _failed(self, config: objects_pb2.UpdateConfig, dirty: int, task_id: str) -> None:
+        self._failures += 1
+        log.info("update of service %s: task %s failed (%d of %d slots)", self.service_id, task_id, self._failures, dirty)
+        if self._stop is not None or config.failure_action == FailureAction.CONTINUE:
+            return
+        if self._failures / max(dirty, 1) > config.max_failure_ratio:
+            self._stop = _Failed(task_id)
 
-    async def _watch_for_failure(self, task_ids: list[str], seconds: float) -> str | None:
-        """Watch the given tasks for `seconds`; the ID of one that failed meanwhile, if any."""
-        if seconds <= 0 or not task_ids:
+    async def _work(self, queue: deque[Slot], config: objects_pb2.UpdateConfig, follower: _TaskFollower) -> None:
+        start_first = config.order == Order.START_FIRST
+        while queue and self._stop is None:
+            if self._current_service() is None:
+                return
+            slot = queue.popleft()
+            successor = await retry_conflicts(
+                lambda: self._store.update(lambda tx: self._replace(tx, slot, start_first)),
+                what=f"update of service {self.service_id} slot {slot}",
+            )
+            if successor is None:
+                continue
+            follower.follow(successor)
+            await follower.settled(successor)
+            if start_first and self._stop is None:
+                await retry_conflicts(
+                    lambda: self._store.update(lambda tx: self._retire_dirty(tx, slot, keep=successor)),
+                    what=f"update of service {self.service_id} slot {slot}",
+                )
+            if config.delay > 0 and queue and self._stop is None:
+                await asyncio.sleep(config.delay / 1e9)
+
+    async def _monitor(self, follower: _TaskFollower, monitor_s: float) -> None:
+        """Keep watching the new tasks until `monitor` has passed since the last one started running."""
+        while self._stop is None:
+            last = follower.last_start()
+            left = 0.0 if last is None else last + monitor_s - time.monotonic()
+            if left <= 0:
+                return
+            await asyncio.sleep(min(left, 0.1))
+
+    def _slot_tasks(self, tx: Transaction, slot: Slot) -> list[objects_pb2.Task]:
+        return runnable_by_slot(tx.tasks_by_service(self.service_id)).get(slot, [])
+
+    def _replace(self, tx: Transaction, slot: Slot, start_first: bool) -> str | None:
+        """One slot's transaction; the ID of the task to wait for, or None when the slot needs nothing."""
+        service = tx.get_service(self.service_id)
+        if service is None or service.spec_version.index != self.spec_version:
             return None
-        with self._store.watch(["task"]) as watch:
-            try:
-                async with asyncio.timeout(seconds):
-                    while True:
-                        view = self._store.view()
-                        for task_id in task_ids:
-                            task = view.get_task(task_id)
-                            if task is not None and is_runnable(task) and is_finished(task):
-                                return task_id
-                        await watch.get()
-                        watch.drain()
-            except TimeoutError:
-                return None
+        current = self._slot_tasks(tx, slot)
+        dirty = [task for task in current if is_task_dirty(service, task)]
+        if not dirty:
+            return None
+        clean = [task for task in current if not is_task_dirty(service, task)]
+        if clean:
+            # The slot already has a task of the current spec (a rollback finding the previous task still
+            # up, or a start-first successor from an interrupted update): only the dirty ones go.
+            for task in dirty:
+                tx.update("task", retire(task))
+            return clean[0].id
+        if not start_first:
+            for task in dirty:
+                tx.update("task", retire(task))
+        if isinstance(slot, int):
+            successor = new_task(tx.get_cluster(), service, slot)
+        else:
+            successor = new_task(tx.get_cluster(), service, 0, slot)
+        tx.create("task", successor)
+        return successor.id
+
+    def _retire_dirty(self, tx: Transaction, slot: Slot, keep: str) -> None:
+        service = tx.get_service(self.service_id)
+        if service is None or service.spec_version.index != self.spec_version:
+            return
+        for task in self._slot_tasks(tx, slot):
+            if task.id != keep and is_task_dirty(service, task):
+                tx.update("task", retire(task))
+
+    async def _apply_failure_action(self, config: objects_pb2.UpdateConfig, rollback: bool, task_id: str) -> None:
+        if config.failure_action == FailureAction.ROLLBACK and not rollback:
+            message = f"update rolled back due to failure or early termination of task {task_id}"
+            rolled_back = await retry_conflicts(
+                lambda: self._store.update(lambda tx: self._roll_back(tx, message)),
+                what=f"rollback of service {self.service_id}",
+            )
+            if rolled_back:
+                log.info("update of service %s rolled back: task %s failed", self.service_id, task_id)
+                return
+        what = "rollback" if rollback else "update"
+        state = UpdateState.ROLLBACK_PAUSED if rollback else UpdateState.PAUSED
+        await self._set_status(state, f"{what} paused due to failure or early termination of task {task_id}")
+        log.info("%s of service %s paused: task %s failed", what, self.service_id, task_id)
+
+    def _roll_back(self, tx: Transaction, message: str) -> bool:
+        """swarmkit's automatic rollback: the previous spec becomes the spec (and is then forgotten)."""
+        service = tx.get_service(self.service_id)
+        if service is None or service.spec_version.index != self.spec_version or not service.HasField("previous_spec"):
+            return False
+        service = clone(service)
+        service.spec.CopyFrom(service.previous_spec)
+        service.spec_version.CopyFrom(service.previous_spec_version)
+        service.ClearField("previous_spec")
+        service.ClearField("previous_spec_version")
+        service.update_status.state = UpdateState.ROLLBACK_STARTED
+        service.update_status.message = message
+        service.update_status.started_at = self._clock()
+        service.update_status.completed_at = 0
+        tx.update("service", service)
+        return True
 
     def _current_service(self) -> objects_pb2.Service | None:
         service = self._store.view().get_service(self.service_id)
         if service is None or service.spec_version.index != self.spec_version:
             return None
         return service
-
-    async def _replace(self, slots: list[int | str]) -> list[str]:
-        def replace(tx: Transaction) -> list[str]:
-            service = tx.get_service(self.service_id)
-            if service is None:
-                return []
-            current = runnable_by_slot(tx.tasks_by_service(self.service_id))
-            created = []
-            for slot in slots:
-                dirty = [task for task in current.get(slot, ()) if is_task_dirty(service, task)]
-                if not dirty:
-                    continue
-                for task in dirty:
-                    tx.update("task", retire(task))
-                if isinstance(slot, int):
-                    replacement = new_task(tx.get_cluster(), service, slot)
-                else:
-                    replacement = new_task(tx.get_cluster(), service, 0, slot)
-                tx.create("task", replacement)
-                created.append(replacement.id)
-            return created
-
-        while True:
-            try:
-                return await self._store.update(replace)
-            except StoreError as error:
-                log.debug("update of service %s raced another write, retrying: %s", self.service_id, error)
-
-    async def _wait_until_running(self, task_ids: list[str]) -> str | None:
-        """Wait for every task to run (or to stop mattering); returns the ID of one that failed, if any."""
-        waiting = set(task_ids)
-        with self._store.watch(["task"]) as watch:
-            while True:
-                view = self._store.view()
-                for task_id in list(waiting):
-                    task = view.get_task(task_id)
-                    if task is None or not is_runnable(task):
-                        waiting.discard(task_id)
-                    elif is_finished(task):
-                        return task_id
-                    elif task.status.state == RUNNING:
-                        waiting.discard(task_id)
-                if not waiting:
-                    return None
-                await watch.get()
-                watch.drain()
 
     async def _set_status(self, state: int, message: str, *, started: bool = False, completed: bool = False) -> None:
         def write(tx: Transaction) -> None:
@@ -208,12 +335,7 @@ class ServiceUpdate:
                 service.update_status.completed_at = self._clock()
             tx.update("service", service)
 
-        while True:
-            try:
-                await self._store.update(write)
-                return
-            except StoreError as error:
-                log.debug("status of service %s update raced another write, retrying: %s", self.service_id, error)
+        await retry_conflicts(lambda: self._store.update(write), what=f"status of service {self.service_id}'s update")
 
 
 class UpdateRunner:
