@@ -27,7 +27,7 @@ import grpc
 from swarmpy.api import control_pb2, objects_pb2
 from swarmpy.filetargets import MAX_DATA_BYTES, container_path, target_problem
 from swarmpy.identity import new_id
-from swarmpy.manager.store import ReadView, Transaction
+from swarmpy.manager.store import ReadView, Transaction, retry_conflicts
 from swarmpy.manager.store.memory import clone
 
 from .errors import ControlError, InvalidArgument
@@ -193,5 +193,8 @@ class SecretConfigRPCs:
         return [shown(kind, obj) for obj in found]
 
     async def _remove(self, kind: _Kind, ref: str) -> None:
-        await self._update_retrying(lambda tx: remove(tx, kind, ref))  # type: ignore[attr-defined]
+        await retry_conflicts(
+            lambda: self._store.update(lambda tx: remove(tx, kind, ref)),  # type: ignore[attr-defined]
+            what=f"removing {kind.name} {ref}",
+        )
 
