@@ -240,16 +240,30 @@ class GetClusterResponse(_message.Message):
     def __init__(self, cluster: _Optional[_Union[_objects_pb2.Cluster, _Mapping]] = ...) -> None: ...
 
 class UpdateClusterRequest(_message.Message):
-    __slots__ = ("version", "spec", "rotate_worker_token", "rotate_manager_token")
+    __slots__ = ("version", "spec", "rotate_worker_token", "rotate_manager_token", "rotate_manager_unlock_key")
     VERSION_FIELD_NUMBER: _ClassVar[int]
     SPEC_FIELD_NUMBER: _ClassVar[int]
     ROTATE_WORKER_TOKEN_FIELD_NUMBER: _ClassVar[int]
     ROTATE_MANAGER_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    ROTATE_MANAGER_UNLOCK_KEY_FIELD_NUMBER: _ClassVar[int]
     version: _objects_pb2.Version
     spec: _objects_pb2.ClusterSpec
     rotate_worker_token: bool
     rotate_manager_token: bool
-    def __init__(self, version: _Optional[_Union[_objects_pb2.Version, _Mapping]] = ..., spec: _Optional[_Union[_objects_pb2.ClusterSpec, _Mapping]] = ..., rotate_worker_token: _Optional[bool] = ..., rotate_manager_token: _Optional[bool] = ...) -> None: ...
+    rotate_manager_unlock_key: bool
+    def __init__(self, version: _Optional[_Union[_objects_pb2.Version, _Mapping]] = ..., spec: _Optional[_Union[_objects_pb2.ClusterSpec, _Mapping]] = ..., rotate_worker_token: _Optional[bool] = ..., rotate_manager_token: _Optional[bool] = ..., rotate_manager_unlock_key: _Optional[bool] = ...) -> None: ...
+
+class GetUnlockKeyRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class GetUnlockKeyResponse(_message.Message):
+    __slots__ = ("unlock_key", "version")
+    UNLOCK_KEY_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    unlock_key: str
+    version: _objects_pb2.Version
+    def __init__(self, unlock_key: _Optional[str] = ..., version: _Optional[_Union[_objects_pb2.Version, _Mapping]] = ...) -> None: ...
 
 class UpdateClusterResponse(_message.Message):
     __slots__ = ("cluster",)
@@ -449,5 +463,15 @@ class LeaveRequest(_message.Message):
     def __init__(self, force: _Optional[bool] = ...) -> None: ...
 
 class LeaveResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class UnlockRequest(_message.Message):
+    __slots__ = ("unlock_key",)
+    UNLOCK_KEY_FIELD_NUMBER: _ClassVar[int]
+    unlock_key: str
+    def __init__(self, unlock_key: _Optional[str] = ...) -> None: ...
+
+class UnlockResponse(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...

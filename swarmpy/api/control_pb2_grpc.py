@@ -104,6 +104,11 @@ class ControlStub:
                 request_serializer=swarmpy_dot_api_dot_control__pb2.UpdateClusterRequest.SerializeToString,
                 response_deserializer=swarmpy_dot_api_dot_control__pb2.UpdateClusterResponse.FromString,
                 _registered_method=True)
+        self.GetUnlockKey = channel.unary_unary(
+                '/swarmpy.api.Control/GetUnlockKey',
+                request_serializer=swarmpy_dot_api_dot_control__pb2.GetUnlockKeyRequest.SerializeToString,
+                response_deserializer=swarmpy_dot_api_dot_control__pb2.GetUnlockKeyResponse.FromString,
+                _registered_method=True)
         self.CreateSecret = channel.unary_unary(
                 '/swarmpy.api.Control/CreateSecret',
                 request_serializer=swarmpy_dot_api_dot_control__pb2.CreateSecretRequest.SerializeToString,
@@ -233,6 +238,12 @@ class ControlServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetUnlockKey(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def CreateSecret(self, request, context):
         """Secrets come back without their data; configs with it (as docker shows them).
         """
@@ -354,6 +365,11 @@ def add_ControlServicer_to_server(servicer, server):
                     servicer.UpdateCluster,
                     request_deserializer=swarmpy_dot_api_dot_control__pb2.UpdateClusterRequest.FromString,
                     response_serializer=swarmpy_dot_api_dot_control__pb2.UpdateClusterResponse.SerializeToString,
+            ),
+            'GetUnlockKey': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetUnlockKey,
+                    request_deserializer=swarmpy_dot_api_dot_control__pb2.GetUnlockKeyRequest.FromString,
+                    response_serializer=swarmpy_dot_api_dot_control__pb2.GetUnlockKeyResponse.SerializeToString,
             ),
             'CreateSecret': grpc.unary_unary_rpc_method_handler(
                     servicer.CreateSecret,
@@ -785,6 +801,33 @@ class Control:
             _registered_method=True)
 
     @staticmethod
+    def GetUnlockKey(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/swarmpy.api.Control/GetUnlockKey',
+            swarmpy_dot_api_dot_control__pb2.GetUnlockKeyRequest.SerializeToString,
+            swarmpy_dot_api_dot_control__pb2.GetUnlockKeyResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
     def CreateSecret(request,
             target,
             options=(),
@@ -1032,6 +1075,11 @@ class LocalNodeStub:
                 request_serializer=swarmpy_dot_api_dot_control__pb2.LeaveRequest.SerializeToString,
                 response_deserializer=swarmpy_dot_api_dot_control__pb2.LeaveResponse.FromString,
                 _registered_method=True)
+        self.Unlock = channel.unary_unary(
+                '/swarmpy.api.LocalNode/Unlock',
+                request_serializer=swarmpy_dot_api_dot_control__pb2.UnlockRequest.SerializeToString,
+                response_deserializer=swarmpy_dot_api_dot_control__pb2.UnlockResponse.FromString,
+                _registered_method=True)
 
 
 class LocalNodeServicer:
@@ -1063,6 +1111,12 @@ class LocalNodeServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Unlock(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_LocalNodeServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -1085,6 +1139,11 @@ def add_LocalNodeServicer_to_server(servicer, server):
                     servicer.Leave,
                     request_deserializer=swarmpy_dot_api_dot_control__pb2.LeaveRequest.FromString,
                     response_serializer=swarmpy_dot_api_dot_control__pb2.LeaveResponse.SerializeToString,
+            ),
+            'Unlock': grpc.unary_unary_rpc_method_handler(
+                    servicer.Unlock,
+                    request_deserializer=swarmpy_dot_api_dot_control__pb2.UnlockRequest.FromString,
+                    response_serializer=swarmpy_dot_api_dot_control__pb2.UnlockResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1197,6 +1256,33 @@ class LocalNode:
             '/swarmpy.api.LocalNode/Leave',
             swarmpy_dot_api_dot_control__pb2.LeaveRequest.SerializeToString,
             swarmpy_dot_api_dot_control__pb2.LeaveResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Unlock(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/swarmpy.api.LocalNode/Unlock',
+            swarmpy_dot_api_dot_control__pb2.UnlockRequest.SerializeToString,
+            swarmpy_dot_api_dot_control__pb2.UnlockResponse.FromString,
             options,
             channel_credentials,
             insecure,

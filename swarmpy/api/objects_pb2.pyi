@@ -761,19 +761,27 @@ class CAConfig(_message.Message):
     node_cert_expiry: int
     def __init__(self, node_cert_expiry: _Optional[int] = ...) -> None: ...
 
+class EncryptionConfig(_message.Message):
+    __slots__ = ("auto_lock_managers",)
+    AUTO_LOCK_MANAGERS_FIELD_NUMBER: _ClassVar[int]
+    auto_lock_managers: bool
+    def __init__(self, auto_lock_managers: _Optional[bool] = ...) -> None: ...
+
 class ClusterSpec(_message.Message):
-    __slots__ = ("annotations", "orchestration", "raft", "dispatcher", "ca_config")
+    __slots__ = ("annotations", "orchestration", "raft", "dispatcher", "ca_config", "encryption_config")
     ANNOTATIONS_FIELD_NUMBER: _ClassVar[int]
     ORCHESTRATION_FIELD_NUMBER: _ClassVar[int]
     RAFT_FIELD_NUMBER: _ClassVar[int]
     DISPATCHER_FIELD_NUMBER: _ClassVar[int]
     CA_CONFIG_FIELD_NUMBER: _ClassVar[int]
+    ENCRYPTION_CONFIG_FIELD_NUMBER: _ClassVar[int]
     annotations: Annotations
     orchestration: OrchestrationConfig
     raft: RaftConfig
     dispatcher: DispatcherConfig
     ca_config: CAConfig
-    def __init__(self, annotations: _Optional[_Union[Annotations, _Mapping]] = ..., orchestration: _Optional[_Union[OrchestrationConfig, _Mapping]] = ..., raft: _Optional[_Union[RaftConfig, _Mapping]] = ..., dispatcher: _Optional[_Union[DispatcherConfig, _Mapping]] = ..., ca_config: _Optional[_Union[CAConfig, _Mapping]] = ...) -> None: ...
+    encryption_config: EncryptionConfig
+    def __init__(self, annotations: _Optional[_Union[Annotations, _Mapping]] = ..., orchestration: _Optional[_Union[OrchestrationConfig, _Mapping]] = ..., raft: _Optional[_Union[RaftConfig, _Mapping]] = ..., dispatcher: _Optional[_Union[DispatcherConfig, _Mapping]] = ..., ca_config: _Optional[_Union[CAConfig, _Mapping]] = ..., encryption_config: _Optional[_Union[EncryptionConfig, _Mapping]] = ...) -> None: ...
 
 class JoinTokens(_message.Message):
     __slots__ = ("worker", "manager")
@@ -796,16 +804,18 @@ class RootCA(_message.Message):
     def __init__(self, ca_key: _Optional[bytes] = ..., ca_cert: _Optional[bytes] = ..., ca_cert_hash: _Optional[str] = ..., join_tokens: _Optional[_Union[JoinTokens, _Mapping]] = ...) -> None: ...
 
 class Cluster(_message.Message):
-    __slots__ = ("id", "meta", "spec", "root_ca")
+    __slots__ = ("id", "meta", "spec", "root_ca", "unlock_key")
     ID_FIELD_NUMBER: _ClassVar[int]
     META_FIELD_NUMBER: _ClassVar[int]
     SPEC_FIELD_NUMBER: _ClassVar[int]
     ROOT_CA_FIELD_NUMBER: _ClassVar[int]
+    UNLOCK_KEY_FIELD_NUMBER: _ClassVar[int]
     id: str
     meta: Meta
     spec: ClusterSpec
     root_ca: RootCA
-    def __init__(self, id: _Optional[str] = ..., meta: _Optional[_Union[Meta, _Mapping]] = ..., spec: _Optional[_Union[ClusterSpec, _Mapping]] = ..., root_ca: _Optional[_Union[RootCA, _Mapping]] = ...) -> None: ...
+    unlock_key: str
+    def __init__(self, id: _Optional[str] = ..., meta: _Optional[_Union[Meta, _Mapping]] = ..., spec: _Optional[_Union[ClusterSpec, _Mapping]] = ..., root_ca: _Optional[_Union[RootCA, _Mapping]] = ..., unlock_key: _Optional[str] = ...) -> None: ...
 
 class RaftMember(_message.Message):
     __slots__ = ("raft_id", "node_id", "addr")

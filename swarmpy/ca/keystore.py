@@ -35,6 +35,9 @@ class NodeCredentials:
     cert_pem: bytes
     root_cert_pem: bytes
     raft_dek: bytes = b""  # the Raft data encryption key (swarmpy.raft.encryption); empty until first needed
+    # With autolock: the DEK wrapped by the unlock key (swarmpy.autolock). Then only this is stored, and
+    # raft_dek is known in memory only once `swarm unlock` gave the key.
+    raft_dek_wrapped: bytes = b""
 
 
 def certificates_dir(data_dir: str | os.PathLike[str]) -> Path:
@@ -50,7 +53,9 @@ def _save(data_dir: Path, credentials: NodeCredentials) -> None:
     # (unless the root was rotated) still verifies them.
     write_atomically(directory / ROOT_CA_FILE, credentials.root_cert_pem, 0o644)
     node_pem = credentials.key_pem.rstrip(b"\n") + b"\n" + credentials.cert_pem.rstrip(b"\n") + b"\n"
-    if credentials.raft_dek:
+    if credentials.raft_dek_wrapped:
+        node_pem += _pem_block(LOCKED_RAFT_DEK_BLOCK, credentials.raft_dek_wrapped)
+    elif credentials.raft_dek:
         node_pem += _pem_block(RAFT_DEK_BLOCK, credentials.raft_dek)
     write_atomically(directory / NODE_CREDENTIALS_FILE, node_pem, 0o600)
 
@@ -78,10 +83,14 @@ def _load(data_dir: Path) -> NodeCredentials | None:
         raise KeystoreCorrupt(f"{node_path}: the certificate does not certify the key stored with it")
     dek_block = blocks.get(RAFT_DEK_BLOCK.encode())
     raft_dek = _pem_body(dek_block) if dek_block is not None else b""
-    return NodeCredentials(key_pem=key_pem, cert_pem=cert_pem, root_cert_pem=root_cert_pem, raft_dek=raft_dek)
+    locked_block = blocks.get(LOCKED_RAFT_DEK_BLOCK.encode())
+    raft_dek_wrapped = _pem_body(locked_block) if locked_block is not None else b""
+    return NodeCredentials(key_pem=key_pem, cert_pem=cert_pem, root_cert_pem=root_cert_pem, raft_dek=raft_dek,
+                           raft_dek_wrapped=raft_dek_wrapped)
 
 
 RAFT_DEK_BLOCK = "SWARMPY RAFT DEK"
+LOCKED_RAFT_DEK_BLOCK = "SWARMPY LOCKED RAFT DEK"
 
 
 def _pem_block(label: str, data: bytes) -> bytes:

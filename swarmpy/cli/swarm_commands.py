@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from swarmpy.cli import flag_types
-from swarmpy.cli.errors import CliError
+from swarmpy.cli.errors import CliError, FlagError
 
 AVAILABILITY = flag_types.choice("active", "pause", "drain")
 _ROLES = ("worker", "manager")
@@ -53,9 +53,10 @@ def _cluster(state):
 @click.option("--cert-expiry", type=flag_types.DURATION, default="2160h0m0s", show_default=True, help="Validity period for node certificates.")
 @click.option("--force-new-cluster", is_flag=True, help="Force create a new cluster from current state.")
 @click.option("--availability", type=AVAILABILITY, default="active", show_default=True, help="Availability of the node (active|pause|drain).")
+@click.option("--autolock", is_flag=True, help="Enable manager autolocking (requiring an unlock key to start a stopped manager).")
 @click.pass_obj
 def init(state, advertise_addr, listen_addr, task_history_limit, dispatcher_heartbeat, cert_expiry,
-         force_new_cluster, availability) -> None:
+         force_new_cluster, availability, autolock) -> None:
     """Initialize a swarm."""
     from swarmpy.api import control_pb2, objects_pb2
 
@@ -63,6 +64,7 @@ def init(state, advertise_addr, listen_addr, task_history_limit, dispatcher_hear
         orchestration=objects_pb2.OrchestrationConfig(task_history_retention_limit=task_history_limit),
         dispatcher=objects_pb2.DispatcherConfig(heartbeat_period=dispatcher_heartbeat),
         ca_config=objects_pb2.CAConfig(node_cert_expiry=cert_expiry),
+        encryption_config=objects_pb2.EncryptionConfig(auto_lock_managers=autolock),
     )
     daemon = state.daemon
     response = daemon.call(daemon.local_node.Init, control_pb2.InitRequest(
@@ -72,6 +74,9 @@ def init(state, advertise_addr, listen_addr, task_history_limit, dispatcher_hear
     cluster = _cluster(state)
     state.out(_join_command_text("worker", cluster.root_ca.join_tokens.worker, _manager_addr(state)))
     state.out("To add a manager to this swarm, run 'swarmpy swarm join-token manager' and follow the instructions.")
+    if autolock:
+        key = daemon.call(daemon.control.GetUnlockKey, control_pb2.GetUnlockKeyRequest()).unlock_key
+        state.out("\n" + _unlock_key_text(key))
 
 
 @swarm.command()
@@ -139,3 +144,102 @@ def ca(state) -> None:
     """Display the root CA certificate."""
     certificate = _cluster(state).root_ca.ca_cert.decode("utf-8", "replace")
     click.echo(certificate, nl=not certificate.endswith("\n"))
+
+
+@swarm.command(cls=flag_types.GoFlagsCommand)
+@click.option("--autolock", is_flag=True, default=None, help="Change manager autolocking setting (true|false).")
+@click.option("--cert-expiry", type=flag_types.DURATION, help="Validity period for node certificates (ns|us|ms|s|m|h).")
+@click.option("--dispatcher-heartbeat", type=flag_types.DURATION, help="Dispatcher heartbeat period (ns|us|ms|s|m|h).")
+@click.option("--external-ca", multiple=True, help="Specifications of one or more certificate signing endpoints.")
+@click.option("--max-snapshots", type=flag_types.UINT, help="Number of additional Raft snapshots to retain.")
+@click.option("--snapshot-interval", type=flag_types.UINT, help="Number of log entries between Raft snapshots.")
+@click.option("--task-history-limit", type=flag_types.INT64, help="Task history retention limit.")
+@click.pass_obj
+def update(state, autolock, cert_expiry, dispatcher_heartbeat, external_ca, max_snapshots, snapshot_interval,
+           task_history_limit) -> None:
+    """Update the swarm: only the settings given change."""
+    from swarmpy.api import control_pb2
+
+    if external_ca:
+        raise FlagError(
+            f'invalid argument "{external_ca[0]}" for "--external-ca" flag: external CAs are not supported'
+            " (swarmpy signs node certificates with the swarm's own root CA)"
+        )
+    if snapshot_interval == 0:
+        raise FlagError('invalid argument "0" for "--snapshot-interval" flag: must be at least 1')
+    cluster = _cluster(state)
+    spec = cluster.spec
+    was_locked = spec.encryption_config.auto_lock_managers
+    if cert_expiry is not None:
+        spec.ca_config.node_cert_expiry = cert_expiry
+    if dispatcher_heartbeat is not None:
+        spec.dispatcher.heartbeat_period = dispatcher_heartbeat
+    if max_snapshots is not None:
+        spec.raft.keep_old_snapshots = max_snapshots
+    if snapshot_interval is not None:
+        spec.raft.snapshot_interval = snapshot_interval
+    if task_history_limit is not None:
+        spec.orchestration.task_history_retention_limit = task_history_limit
+    if autolock is not None:
+        spec.encryption_config.auto_lock_managers = autolock
+    daemon = state.daemon
+    daemon.call(daemon.control.UpdateCluster, control_pb2.UpdateClusterRequest(version=cluster.meta.version, spec=spec))
+    state.out("Swarm updated.")
+    if autolock and not was_locked:
+        key = daemon.call(daemon.control.GetUnlockKey, control_pb2.GetUnlockKeyRequest()).unlock_key
+        state.out(_unlock_key_text(key))
+
+
+def _unlock_key_text(key: str) -> str:
+    return (
+        "To unlock a swarm manager after it restarts, run the `swarmpy swarm unlock`\n"
+        "command and provide the following key:\n\n"
+        f"    {key}\n\n"
+        "Please remember to store this key in a password manager, since without it you\n"
+        "will not be able to restart the manager."
+    )
+
+
+@swarm.command()
+@click.pass_obj
+def unlock(state) -> None:
+    """Unlock swarm: read the unlock key from the terminal (or one line of standard input)."""
+    import sys
+
+    from swarmpy.api import control_pb2
+
+    daemon = state.daemon
+    info = daemon.call(daemon.local_node.Info, control_pb2.InfoRequest())
+    if info.state != control_pb2.InfoResponse.LOCKED:
+        raise CliError("Error: swarm is not locked")
+    if sys.stdin.isatty():
+        key = click.prompt("Please enter unlock key", hide_input=True, prompt_suffix=": ")
+    else:
+        key = sys.stdin.readline()
+    key = key.strip()
+    if not key:
+        raise CliError("Error: the unlock key is empty")
+    daemon.call(daemon.local_node.Unlock, control_pb2.UnlockRequest(unlock_key=key), timeout=120)
+
+
+@swarm.command("unlock-key")
+@click.option("-q", "--quiet", is_flag=True, help="Only display token.")
+@click.option("--rotate", is_flag=True, help="Rotate unlock key.")
+@click.pass_obj
+def unlock_key(state, quiet, rotate) -> None:
+    """Manage the unlock key."""
+    from swarmpy.api import control_pb2
+
+    daemon = state.daemon
+    if rotate:
+        cluster = _cluster(state)
+        if not cluster.spec.encryption_config.auto_lock_managers:
+            raise CliError("Error: cannot rotate because autolock is not turned on")
+        daemon.call(daemon.control.UpdateCluster, control_pb2.UpdateClusterRequest(
+            version=cluster.meta.version, spec=cluster.spec, rotate_manager_unlock_key=True))
+        if not quiet:
+            state.out("Successfully rotated manager unlock key.\n")
+    key = daemon.call(daemon.control.GetUnlockKey, control_pb2.GetUnlockKeyRequest()).unlock_key
+    if not key:
+        raise CliError("Error: no unlock key is set")
+    state.out(key if quiet else _unlock_key_text(key))

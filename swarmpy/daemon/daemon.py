@@ -23,6 +23,7 @@ from pathlib import Path
 import grpc
 
 from swarmpy.api import control_pb2, control_pb2_grpc
+from swarmpy.autolock import LOCKED_MESSAGE
 from swarmpy.raft.encryption import RecordCipher
 from swarmpy.raft.errors import RaftError
 
@@ -104,6 +105,8 @@ class Daemon:
     async def _force_new_cluster(self) -> str:
         assert self.swarm is not None
         state = self.swarm.state
+        if self.swarm.locked:
+            raise LocalNodeError(grpc.StatusCode.FAILED_PRECONDITION, LOCKED_MESSAGE)
         if state.role != "manager":
             raise LocalNodeError(
                 grpc.StatusCode.FAILED_PRECONDITION, "--force-new-cluster needs a manager: this node is a worker"
@@ -131,6 +134,12 @@ class Daemon:
                 f" {FORCE_NEW_CLUSTER_SERVE_TIMEOUT:.0f} s ({exc!r}); see the daemon's log",
             ) from exc
         return state.node_id
+
+    async def unlock(self, unlock_key: str) -> None:
+        async with self._membership_lock:
+            if self.swarm is None:
+                raise LocalNodeError(grpc.StatusCode.FAILED_PRECONDITION, NOT_IN_SWARM)
+            await self.swarm.unlock(unlock_key)
 
     async def join(self, request: control_pb2.JoinRequest) -> None:
         async with self._membership_lock:

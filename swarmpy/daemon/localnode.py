@@ -36,6 +36,13 @@ class LocalNodeServicer(control_pb2_grpc.LocalNodeServicer):
             await context.abort(exc.code, str(exc))
         return control_pb2.JoinResponse()
 
+    async def Unlock(self, request: control_pb2.UnlockRequest, context: grpc.aio.ServicerContext) -> control_pb2.UnlockResponse:
+        try:
+            await self._daemon.unlock(request.unlock_key)
+        except LocalNodeError as exc:
+            await context.abort(exc.code, str(exc))
+        return control_pb2.UnlockResponse()
+
     async def Leave(self, request: control_pb2.LeaveRequest, context: grpc.aio.ServicerContext) -> control_pb2.LeaveResponse:
         try:
             await self._daemon.leave(force=request.force)

@@ -16,6 +16,7 @@ from typing import Any
 
 import grpc
 
+from swarmpy import autolock
 from swarmpy.api import control_pb2, objects_pb2
 from swarmpy.ca.bootstrap import fetch_root_ca, renew_node_certificate, request_node_certificate, split_host_port
 from swarmpy.ca.certs import create_root_ca, make_node_key_and_csr, parse_node_certificate, renewal_delay, sign_node_csr
@@ -51,6 +52,7 @@ class SwarmNode:
         self.state = state
         self.hostname = state.hostname or hostname
         self.credentials: NodeCredentials | None = None
+        self.locked = False  # autolock: a restarted manager waits for `swarm unlock`
         self.manager: Manager | None = None
         self.worker: WorkerSide | None = None
         self._latest_node: objects_pb2.Node | None = None
@@ -150,9 +152,55 @@ class SwarmNode:
         self.credentials = await load_node_credentials(self.data_dir.root)
         if self.credentials is None:
             raise RuntimeError(f"{self.data_dir.certificates}: node certificates are missing; leave and rejoin")
+        if self.state.role == "manager" and self.credentials.raft_dek_wrapped and not self.credentials.raft_dek:
+            # Autolock: the Raft key is wrapped by the unlock key; nothing runs until `swarm unlock`.
+            self.locked = True
+            log.warning("node %s is locked: its Raft data stays encrypted until `swarm unlock`", self.state.node_id)
+            return
+        await self._run_roles()
+
+    async def _run_roles(self) -> None:
         if self.state.role == "manager":
             await self._start_manager(None)
         await self._start_worker()
+
+    async def unlock(self, unlock_key: str) -> None:
+        """`swarm unlock`: open the Raft key with the unlock key and start; a wrong key changes nothing."""
+        assert self.credentials is not None
+        if not self.locked:
+            raise LocalNodeError(grpc.StatusCode.FAILED_PRECONDITION, "swarm is not locked")
+        try:
+            dek = autolock.unwrap(self.credentials.raft_dek_wrapped, unlock_key)
+        except ValueError as exc:
+            raise LocalNodeError(grpc.StatusCode.INVALID_ARGUMENT, str(exc)) from None
+        except autolock.WrongUnlockKey as exc:
+            raise LocalNodeError(grpc.StatusCode.INVALID_ARGUMENT, str(exc)) from None
+        self.credentials = dataclasses.replace(self.credentials, raft_dek=dek)
+        self.locked = False
+        log.info("node %s unlocked", self.state.node_id)
+        await self._run_roles()
+
+    async def _protect_raft_key(self, autolock_on: bool, unlock_key: str) -> None:
+        """Store the Raft key as the cluster's autolock setting wants: wrapped by the unlock key, or not."""
+        credentials = self.credentials
+        assert credentials is not None and credentials.raft_dek
+        if autolock_on and unlock_key:
+            try:
+                if autolock.unwrap(credentials.raft_dek_wrapped, unlock_key) == credentials.raft_dek:
+                    return  # already wrapped by this key
+            except (ValueError, autolock.WrongUnlockKey):
+                pass
+            wrapped = autolock.wrap(credentials.raft_dek, unlock_key)
+        elif not credentials.raft_dek_wrapped:
+            return
+        else:
+            wrapped = b""
+        self.credentials = dataclasses.replace(credentials, raft_dek_wrapped=wrapped)
+        await save_node_credentials(self.data_dir.root, self.credentials)
+        if self.worker is not None:
+            self.worker.credentials = self.credentials
+        log.info("node %s: Raft key now %s", self.state.node_id,
+                 "locked by the unlock key" if wrapped else "kept with the TLS key (autolock off)")
 
     async def stop(self) -> None:
         for task in (self._role_task, self._renewal_task):
@@ -240,6 +288,7 @@ class SwarmNode:
             credentials=self.credentials,
             known_members=known_members,
             raft_config=raft_config_from_environment(),
+            protect_raft_key=self._protect_raft_key,
         )
         await self.manager.start(bootstrap)
 
@@ -339,13 +388,15 @@ class SwarmNode:
     # -- what the local socket asks ---------------------------------------------------------
 
     def control(self) -> Any:
+        if self.locked:
+            raise NoControl(autolock.LOCKED_MESSAGE)
         if self.manager is None:
             raise NoControl(WORKER_NODE)
         return self.manager.control
 
     def info(self, version: str) -> control_pb2.InfoResponse:
         info = control_pb2.InfoResponse(
-            state=control_pb2.InfoResponse.ACTIVE,
+            state=control_pb2.InfoResponse.LOCKED if self.locked else control_pb2.InfoResponse.ACTIVE,
             node_id=self.state.node_id,
             node_addr=split_host_port(self.state.advertise_addr)[0],
             control_available=self.manager is not None,

@@ -34,6 +34,7 @@ from swarmpy.identity import new_id
 from swarmpy.raft.driver import DriverConfig, RaftDriver
 from swarmpy.raft.errors import ConfChangeRefused, LeadershipLost, NotLeader, ProposalDropped, RaftError, Unavailable
 from swarmpy.raft.messages import ConfChange, ConfChangeType
+from swarmpy.autolock import new_unlock_key
 from swarmpy.raft.encryption import RecordCipher
 from swarmpy.raft.wal import DiskStorage
 
@@ -45,6 +46,7 @@ from .controlapi.servicer import ControlServicer
 from .dispatcher import Dispatcher, DispatcherGate, DispatcherSettings
 from .logbroker import LogBroker
 from .orchestrator import GlobalOrchestrator, ReplicatedOrchestrator, RestartSupervisor, TaskReaper
+from .cluster_settings import ProtectRaftKey, follow_cluster_settings
 from .raftnet.codec import DEFAULT_MAX_SNAPSHOT_BYTES
 from .raftnet.servicer import RaftServicer
 from .raftnet.transport import GrpcTransport
@@ -174,8 +176,12 @@ class Manager:
         raft_config: DriverConfig | None = None,
         dispatcher_settings: DispatcherSettings | None = None,
         known_members: dict[int, str] | None = None,
+        protect_raft_key: ProtectRaftKey | None = None,
     ) -> None:
         self.node_id = node_id
+        # Stores this manager's Raft key as autolock wants it (the daemon's SwarmNode); see cluster_settings.
+        self._protect_raft_key = protect_raft_key
+        self._settings_task: asyncio.Task[None] | None = None
         self.cluster_id = cluster_id
         self.raft_id = raft_id
         self.listen_addr = listen_addr
@@ -237,6 +243,9 @@ class Manager:
         await self.driver.start()
         await self._serve()
         self._address_task = asyncio.create_task(self._keep_member_address_current(), name="raft-member-address")
+        self._settings_task = asyncio.create_task(
+            follow_cluster_settings(self.store, self.driver, storage, self._protect_raft_key), name="cluster-settings"
+        )
         if bootstrap is not None and fresh:
             await self.driver.wait_for_leader()
             await self._bootstrap(bootstrap)
@@ -245,11 +254,11 @@ class Manager:
         if self._server is not None:
             await self._server.stop(grace=1)
             self._server = None
-        for task in (self._loops_task, self._address_task):
+        for task in (self._loops_task, self._address_task, self._settings_task):
             if task is not None:
                 task.cancel()
                 await asyncio.gather(task, return_exceptions=True)
-        self._loops_task = self._address_task = None
+        self._loops_task = self._address_task = self._settings_task = None
         if self.driver is not None:
             await self.driver.stop()
         for channel in [*self._leader_channels.values(), *self._retired_channels]:
@@ -426,6 +435,8 @@ class Manager:
 
     async def _bootstrap(self, boot: ClusterBootstrap) -> None:
         cluster = objects_pb2.Cluster(id=boot.cluster_id, spec=boot.spec, root_ca=boot.root_ca)
+        if cluster.spec.encryption_config.auto_lock_managers:  # swarm init --autolock
+            cluster.unlock_key = new_unlock_key()
 
         def create(tx: Any) -> None:
             tx.create("cluster", cluster)

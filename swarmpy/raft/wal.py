@@ -374,6 +374,9 @@ class DiskStorage:
         self.directory = directory
         self.files = files
         self.cipher = cipher  # seals entry and snapshot data at rest (swarmpy.raft.encryption); None: clear
+        # Older snapshot files kept beside the newest (the cluster's raft.keep_old_snapshots, swarm update
+        # --max-snapshots): a backup, never read back; recovery uses the newest.
+        self.keep_old_snapshots = 0
         self.wal_dir = os.path.join(directory, "wal")
         self.snap_dir = os.path.join(directory, "snap")
         self._state_lock = threading.Lock()  # guards the in-memory view below
@@ -429,7 +432,7 @@ class DiskStorage:
             read_segment(os.path.join(self.wal_dir, older), older_seq, files, self.cipher)  # raises if damaged: keep all
             log.info("%s: removing %s, superseded by the complete segment %s", self.wal_dir, older, name)
             doomed.append(os.path.join(self.wal_dir, older))
-        for older in snapshot_paths[:-1]:
+        for older in snapshot_paths[: max(0, len(snapshot_paths) - 1 - self.keep_old_snapshots)]:
             log.info("%s: removing %s, superseded by %s", self.snap_dir, os.path.basename(older), snapshot_paths[-1])
             doomed.append(older)
         if contents.good_length < contents.file_length:
@@ -688,9 +691,9 @@ class DiskStorage:
         name = f"{snap.meta.index:016x}-{snap.meta.term:016x}.snap"
         self.files.write_atomically(self.snap_dir, name, encode_snapshot(snap, self.cipher))
         self.fsync_count += 1
-        for other in self.files.listdir(self.snap_dir):
-            if other != name and SNAPSHOT_NAME.match(other):
-                self.files.unlink(os.path.join(self.snap_dir, other))
+        older = sorted(other for other in self.files.listdir(self.snap_dir) if other != name and SNAPSHOT_NAME.match(other))
+        for other in older[: max(0, len(older) - self.keep_old_snapshots)]:
+            self.files.unlink(os.path.join(self.snap_dir, other))
 
     def _write_checkpoint(self, base_index: int, base_term: int, kept: list[Entry], hard_state: HardState) -> None:
         """Start a new segment holding the whole state; delete the old one once the new one is durable."""

@@ -170,7 +170,7 @@ def cluster_spec_for_init(requested: objects_pb2.ClusterSpec) -> objects_pb2.Clu
     (docker's `swarm init` flags behave the same way).
     """
     spec = default_cluster_spec()
-    for section in ("orchestration", "raft", "dispatcher", "ca_config"):
+    for section in ("orchestration", "raft", "dispatcher", "ca_config", "encryption_config"):
         given = getattr(requested, section)
         target = getattr(spec, section)
         for field, value in given.ListFields():

@@ -36,6 +36,7 @@ from typing import Any, Protocol, TypeVar
 import grpc
 
 from swarmpy.api import control_pb2, control_pb2_grpc, dispatcher_pb2, objects_pb2
+from swarmpy.autolock import new_unlock_key
 from swarmpy.ca.errors import MalformedJoinToken
 from swarmpy.ca.tokens import generate_join_token, rotate_join_token
 from swarmpy.identity import new_id
@@ -126,6 +127,7 @@ def _check_version(kind: str, current: Any, read_version: int) -> None:
 def _without_ca_key(cluster: objects_pb2.Cluster) -> objects_pb2.Cluster:
     shown = clone(cluster)
     shown.root_ca.ClearField("ca_key")
+    shown.ClearField("unlock_key")  # only GetUnlockKey shows it
     return shown
 
 
@@ -409,6 +411,13 @@ class ControlServicer(SecretConfigRPCs, control_pb2_grpc.ControlServicer):
                 tokens.worker = _rotated(tokens.worker, cluster.root_ca.ca_cert)
             if request.rotate_manager_token:
                 tokens.manager = _rotated(tokens.manager, cluster.root_ca.ca_cert)
+            autolock = cluster.spec.encryption_config.auto_lock_managers
+            if request.rotate_manager_unlock_key:
+                if not autolock:
+                    raise FailedPrecondition("cannot rotate because autolock is not turned on")
+                cluster.unlock_key = new_unlock_key()
+            elif autolock and not cluster.unlock_key:
+                cluster.unlock_key = new_unlock_key()
             tx.update("cluster", cluster)
             return cluster.id
 
@@ -456,6 +465,12 @@ class ControlServicer(SecretConfigRPCs, control_pb2_grpc.ControlServicer):
     async def RemoveConfig(self, request: control_pb2.RemoveConfigRequest, context: Any) -> control_pb2.RemoveConfigResponse:
         await self._remove(CONFIG, request.ref)
         return control_pb2.RemoveConfigResponse()
+
+    @_unary
+    async def GetUnlockKey(self, request: control_pb2.GetUnlockKeyRequest, context: Any) -> control_pb2.GetUnlockKeyResponse:
+        cluster = self._the_cluster(self._store.view())
+        key = cluster.unlock_key if cluster.spec.encryption_config.auto_lock_managers else ""
+        return control_pb2.GetUnlockKeyResponse(unlock_key=key, version=cluster.meta.version)
 
     @staticmethod
     def _the_cluster(view: ReadView) -> objects_pb2.Cluster:
