@@ -1,0 +1,95 @@
+"""Compose files for stacks: YAML errors with line and column, interpolation, merging, docker's checks,
+conversion to prefixed, labelled service specs."""
+
+from __future__ import annotations
+
+import textwrap
+
+import pytest
+
+from swarmpy.api import objects_pb2
+from swarmpy.cli.compose_convert import NAMESPACE_LABEL, convert
+from swarmpy.cli.compose_load import ComposeError, load
+
+
+def write(tmp_path, text, name="docker-compose.yml"):
+    path = tmp_path / name
+    path.write_text(textwrap.dedent(text))
+    return str(path)
+
+
+def test_full_service_converts(tmp_path):
+    (tmp_path / "pw.txt").write_text("pw")
+    (tmp_path / ".env").write_text("TAG=1.0\nREPLICAS=9\n")
+    path = write(tmp_path, """
+        version: "3.8"
+        services:
+          web:
+            image: "busybox:${TAG}"
+            command: sleep 1000
+            environment: {A: "1", B: "${MISSING:-dflt}"}
+            labels: [team=web]
+            ports: ["8080:80", {target: 443, published: 8443, protocol: tcp, mode: host}]
+            secrets: [pw, {source: pw, target: other, mode: 0400}]
+            volumes: ["data:/data", "/tmp:/host:ro"]
+            stop_grace_period: 1m30s
+            build: .
+            depends_on: [api]
+            deploy:
+              replicas: ${REPLICAS}
+              placement: {constraints: [node.role==worker], preferences: [{spread: node.labels.zone}], max_replicas_per_node: 2}
+              resources: {limits: {cpus: "0.5", memory: 50M}}
+              restart_policy: {condition: on-failure, delay: 5s, max_attempts: 3}
+              update_config: {parallelism: 2, delay: 10s, order: start-first}
+              labels: {tier: front}
+        secrets:
+          pw: {file: ./pw.txt}
+        """)
+    stack = convert("app", load([path], {"REPLICAS": "3"}))
+    assert stack.warnings == ["Ignoring unsupported options: build, depends_on"]
+    spec = stack.services["app_web"]
+    container = spec.task.container
+    assert container.image == "busybox:1.0" and list(container.args) == ["sleep", "1000"]
+    assert list(container.env) == ["A=1", "B=dflt"]
+    assert container.labels == {"team": "web", NAMESPACE_LABEL: "app"}
+    assert spec.annotations.labels["tier"] == "front" and spec.annotations.labels[NAMESPACE_LABEL] == "app"
+    assert spec.replicated.replicas == 3  # the environment wins over .env
+    assert [(p.published_port, p.target_port, p.publish_mode) for p in spec.endpoint.ports] == [
+        (8080, 80, objects_pb2.PortConfig.INGRESS), (8443, 443, objects_pb2.PortConfig.HOST)]
+    assert [(s.secret_name, s.file.name, s.file.mode) for s in container.secrets] == [("app_pw", "pw", 0o444), ("app_pw", "other", 0o400)]
+    assert [(m.type, m.source, m.target, m.read_only) for m in container.mounts] == [
+        (objects_pb2.Mount.VOLUME, "app_data", "/data", False), (objects_pb2.Mount.BIND, "/tmp", "/host", True)]
+    assert container.stop_grace_period == 90 * 10**9
+    assert spec.task.placement.max_replicas == 2 and spec.task.resources.limits.memory_bytes == 50 * 1024 * 1024
+    assert spec.task.restart.condition == objects_pb2.RestartPolicy.ON_FAILURE and spec.update.parallelism == 2
+    assert stack.secrets[0].name == "app_pw" and stack.secrets[0].data == b"pw"
+
+
+def test_override_files_merge(tmp_path):
+    base = write(tmp_path, "services: {web: {image: a, environment: {X: '1'}}}\n")
+    override = write(tmp_path, "services: {web: {image: b}, api: {image: c}}\n", "override.yml")
+    model = load([base, override], {})
+    assert model["services"]["web"] == {"image": "b", "environment": {"X": "1"}}
+    assert set(convert("s", model).services) == {"s_web", "s_api"}
+
+
+@pytest.mark.parametrize("text,message", [
+    ("services:\n  web:\n    image: a\n   bad: [\n", "yaml:"),
+    ("services: {web: {image: a}}\nfoo: 1\n", "(root) Additional property foo is not allowed"),
+    ("services: {web: {command: x}}\n", "service web has no image"),
+    ("services: {web: {image: a, ports: ['80:abc']}}\n", "services.web.ports: invalid port '80:abc'"),
+    ("services: {web: {image: '${NOPE?must be set}'}}\n", "required variable NOPE is missing a value: must be set"),
+    ("services: {web: {image: a, secrets: [ghost]}}\n", "undefined secret: ghost"),
+    ("services: {web: {image: a, bogus: 1}}\n", "services.web Additional property bogus is not allowed"),
+])
+def test_bad_files_are_refused_in_one_line(tmp_path, text, message):
+    path = write(tmp_path, text)
+    with pytest.raises(ComposeError) as caught:
+        convert("s", load([path], {}))
+    assert message in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_yaml_error_names_line_and_column(tmp_path):
+    path = write(tmp_path, "services:\n  web:\n    image: a\n  - nope\n")
+    with pytest.raises(ComposeError, match=r"line 4, column 3"):
+        load([path], {})
