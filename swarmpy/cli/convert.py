@@ -250,6 +250,11 @@ def service_spec(spec: objects_pb2.ServiceSpec) -> dict[str, Any]:
     mode = spec.WhichOneof("mode")
     if mode == "global":
         converted["Mode"] = {"Global": {}}
+    elif mode == "replicated_job":
+        converted["Mode"] = {"ReplicatedJob": {"MaxConcurrent": spec.replicated_job.max_concurrent,
+                                               "TotalCompletions": spec.replicated_job.total_completions}}
+    elif mode == "global_job":
+        converted["Mode"] = {"GlobalJob": {}}
     else:
         converted["Mode"] = {"Replicated": {"Replicas": spec.replicated.replicas}}
     if spec.HasField("update"):
@@ -288,6 +293,8 @@ def service(svc: objects_pb2.Service) -> dict[str, Any]:
     converted["Endpoint"] = endpoint
     if svc.HasField("update_status") and svc.update_status.state:
         converted["UpdateStatus"] = update_status(svc.update_status)
+    if svc.spec.WhichOneof("mode") in ("replicated_job", "global_job"):
+        converted["JobStatus"] = {"JobIteration": {"Index": svc.spec_version.index}}  # a run per spec version
     return converted
 
 

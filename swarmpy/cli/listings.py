@@ -10,11 +10,21 @@ SERVICE_COLUMNS = ("ID", "NAME", "MODE", "REPLICAS", "IMAGE", "PORTS")
 NODE_COLUMNS = ("ID", "HOSTNAME", "STATUS", "AVAILABILITY", "MANAGER STATUS", "ENGINE VERSION")
 
 
+_MODE_WORDS = {"global": "global", "replicated_job": "replicated job", "global_job": "global job"}
+
+
 def service_mode(spec: objects_pb2.ServiceSpec) -> str:
-    return "global" if spec.WhichOneof("mode") == "global" else "replicated"
+    return _MODE_WORDS.get(spec.WhichOneof("mode") or "", "replicated")
 
 
 def replicas_text(spec: objects_pb2.ServiceSpec, status: control_pb2.ServiceStatus | None) -> str:
+    mode = spec.WhichOneof("mode")
+    if mode in ("replicated_job", "global_job"):
+        # docker: running/desired (completed/total completed)
+        running, desired = (status.running_tasks, status.desired_tasks) if status else (0, 0)
+        completed = status.completed_tasks if status else 0
+        total = spec.replicated_job.total_completions if mode == "replicated_job" else desired + completed
+        return f"{running}/{desired} ({completed}/{total} completed)"
     running = status.running_tasks if status else 0
     desired = status.desired_tasks if status else (spec.replicated.replicas if service_mode(spec) == "replicated" else 0)
     text = f"{running}/{desired}"

@@ -52,8 +52,13 @@ def _print_warnings(state, warnings) -> None:
         state.err(warning)
 
 
-def _wait(state, service_id: str, detach: bool, quiet: bool) -> None:
+def _wait(state, service_id: str, detach: bool, quiet: bool, is_job: bool = False) -> None:
     if detach:
+        return
+    if is_job:
+        from swarmpy.cli.job_progress import wait_for_job
+
+        wait_for_job(state.daemon, service_id, quiet=quiet)
         return
     from swarmpy.cli.converge import wait_for_convergence
 
@@ -82,7 +87,8 @@ def create(state, **options) -> None:
     response = daemon.call(daemon.control.CreateService, control_pb2.CreateServiceRequest(spec=spec))
     _print_warnings(state, response.warnings)
     state.out(response.service.id)
-    _wait(state, response.service.id, options["detach"], options["quiet"])
+    _wait(state, response.service.id, options["detach"], options["quiet"],
+          is_job=spec.WhichOneof("mode") in ("replicated_job", "global_job"))
 
 
 # ---------------------------------------------------------------- ls / ps / inspect
@@ -248,7 +254,8 @@ def update(state, service_ref, **options) -> None:
         response = _send_update(state, service_ref, current, spec)
     _print_warnings(state, response.warnings)
     state.out(service_ref)
-    _wait(state, current.id, options["detach"], options["quiet"])
+    _wait(state, current.id, options["detach"], options["quiet"],
+          is_job=current.spec.WhichOneof("mode") in ("replicated_job", "global_job"))
 
 
 @service.command()

@@ -66,6 +66,7 @@ def container_options():
     """Container flags with the same name on create and update (issue 10). Boolean ones default to
     None so update can tell "not given" from `--init=false` (see flag_types.GoFlagsCommand)."""
     return [
+        click.option("--max-concurrent", type=flag_types.UINT, help="Number of job tasks to run concurrently (default equal to --replicas)."),
         click.option("--cap-add", multiple=True, help="Add Linux capabilities."),
         click.option("--cap-drop", multiple=True, help="Drop Linux capabilities."),
         click.option("--init", is_flag=True, default=None, help="Use an init inside each service container to forward signals and reap processes."),
@@ -86,8 +87,9 @@ def container_options():
 def create_only_options(command):
     return _apply([
         click.option("--name", help="Service name."),
-        click.option("--mode", type=flag_types.choice("replicated", "global"), default="replicated", show_default=True,
-                     help="Service mode (\"replicated\", \"global\")."),
+        click.option("--mode", type=flag_types.choice("replicated", "global", "replicated-job", "global-job"),
+                     default="replicated", show_default=True,
+                     help="Service mode (\"replicated\", \"global\", \"replicated-job\", \"global-job\")."),
         click.option("-e", "--env", multiple=True, help="Set environment variables."),
         click.option("--env-file", multiple=True, help="Read in a file of environment variables."),
         click.option("-l", "--label", multiple=True, help="Service labels."),

@@ -15,6 +15,7 @@ from typing import Any, Mapping
 from swarmpy.api import objects_pb2
 from swarmpy.cli.container_flags import apply_container_flags, given as _given, update_container_flags
 from swarmpy.cli.errors import FlagError, invalid_flag_value
+from swarmpy.cli.job_flags import JOB_MODES, apply_job_mode, check_job_flags, update_job
 from swarmpy.cli.value_parsers import PortSpec, normalize_env, parse_env_file, parse_key_value, parse_placement_pref
 
 RESTART_CONDITIONS = {
@@ -166,7 +167,8 @@ def build_service_spec(options: Mapping[str, Any]) -> objects_pb2.ServiceSpec:
     """`service create` flags -> the ServiceSpec to send. Raises FlagError for flag combinations
     docker rejects before calling the daemon."""
     mode = options.get("mode") or "replicated"
-    if mode == "global":
+    check_job_flags(mode, options)
+    if mode in ("global", "global-job"):
         if _given(options, "replicas"):
             raise FlagError("replicas can only be used with replicated or replicated-job mode")
         if _given(options, "replicas_max_per_node"):
@@ -195,6 +197,8 @@ def build_service_spec(options: Mapping[str, Any]) -> objects_pb2.ServiceSpec:
 
     if mode == "global":
         getattr(spec, "global").SetInParent()  # "global" is a Python keyword
+    elif mode in JOB_MODES:
+        apply_job_mode(spec, mode, options)
     else:
         replicas = options.get("replicas")
         spec.replicated.replicas = 1 if replicas is None else replicas
@@ -267,7 +271,7 @@ def apply_service_update(spec: objects_pb2.ServiceSpec, options: Mapping[str, An
     updated.CopyFrom(spec)
     container = updated.task.container
 
-    if _given(options, "replicas"):
+    if not update_job(updated, options) and _given(options, "replicas"):
         if updated.WhichOneof("mode") != "replicated":
             raise FlagError("replicas can only be used with replicated or replicated-job mode")
         updated.replicated.replicas = options["replicas"]

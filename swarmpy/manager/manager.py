@@ -45,7 +45,7 @@ from .controlapi.errors import Unavailable as ControlUnavailable
 from .controlapi.servicer import ControlServicer
 from .dispatcher import Dispatcher, DispatcherGate, DispatcherSettings
 from .logbroker import LogBroker
-from .orchestrator import GlobalOrchestrator, ReplicatedOrchestrator, RestartSupervisor, TaskReaper
+from .orchestrator import GlobalOrchestrator, JobsOrchestrator, ReplicatedOrchestrator, RestartSupervisor, TaskReaper
 from .cluster_settings import ProtectRaftKey, follow_cluster_settings
 from .raftnet.codec import DEFAULT_MAX_SNAPSHOT_BYTES
 from .raftnet.servicer import RaftServicer
@@ -503,6 +503,7 @@ class Manager:
             "allocator": lambda: Allocator(store).run(),
             "replicated-orchestrator": lambda: ReplicatedOrchestrator(store).run(),
             "global-orchestrator": lambda: GlobalOrchestrator(store).run(),
+            "jobs-orchestrator": lambda: JobsOrchestrator(store).run(),
             "scheduler": lambda: Scheduler(store).run(),
             "restart-supervisor": lambda: RestartSupervisor(store).run(),
             "task-reaper": lambda: TaskReaper(store).run(),

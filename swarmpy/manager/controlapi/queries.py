@@ -110,7 +110,10 @@ def service_status(
         for task in tasks
         if task.status.state == objects_pb2.RUNNING and task.desired_state == objects_pb2.RUNNING
     )
-    if service.spec.WhichOneof("mode") == "global":
+    mode = service.spec.WhichOneof("mode")
+    if mode in ("replicated_job", "global_job"):
+        return _job_status(service, tasks, nodes)
+    if mode == "global":
         try:
             constraints = constraint.parse_constraints(list(service.spec.task.placement.constraints))
         except constraint.ConstraintError:
@@ -120,5 +123,22 @@ def service_status(
             desired = sum(1 for node in nodes if is_eligible_for_global(node, constraints))
     else:
         desired = service.spec.replicated.replicas
-    # completed_tasks counts finished job tasks; swarmpy has no job modes yet, so it is always 0.
     return control_pb2.ServiceStatus(service_id=service.id, running_tasks=running, desired_tasks=desired)
+
+
+def _job_status(service: objects_pb2.Service, tasks, nodes) -> control_pb2.ServiceStatus:
+    """A job's running and desired tasks of its current run, and how many completed."""
+    from swarmpy.manager.orchestrator.jobs import job_counts
+
+    tasks = list(tasks)
+    eligible = 0
+    if service.spec.WhichOneof("mode") == "global_job":
+        try:
+            constraints = constraint.parse_constraints(list(service.spec.task.placement.constraints))
+        except constraint.ConstraintError:
+            constraints = None
+        if constraints is not None:
+            eligible = sum(1 for node in nodes if is_eligible_for_global(node, constraints))
+    running, desired, completed, _ = job_counts(service, tasks, eligible)
+    return control_pb2.ServiceStatus(service_id=service.id, running_tasks=running, desired_tasks=desired,
+                                     completed_tasks=completed)

@@ -128,7 +128,17 @@ def _validate_mode(spec: objects_pb2.ServiceSpec) -> None:
         raise InvalidArgument(
             "replicated.replicas", spec.replicated.replicas, f"a service may have at most {MAX_REPLICAS} replicas"
         )
-    if mode == "global" and spec.task.placement.max_replicas:
+    if mode == "replicated_job":
+        job = spec.replicated_job
+        if job.total_completions > MAX_REPLICAS:
+            raise InvalidArgument("replicated_job.total_completions", job.total_completions,
+                                  f"a job may have at most {MAX_REPLICAS} completions")
+        if job.max_concurrent > job.total_completions:
+            raise InvalidArgument("replicated_job.max_concurrent", job.max_concurrent,
+                                  f"the maximum number of concurrent tasks cannot exceed the total number of completions ({job.total_completions})")
+    if mode in ("replicated_job", "global_job") and (spec.HasField("update") or spec.HasField("rollback")):
+        raise InvalidArgument("update", "", "update and rollback configuration is not supported for jobs")
+    if mode in ("global", "global_job") and spec.task.placement.max_replicas:
         raise InvalidArgument(
             "task.placement.max_replicas",
             spec.task.placement.max_replicas,

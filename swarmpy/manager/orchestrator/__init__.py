@@ -1,8 +1,9 @@
-"""The leader's orchestration loops: replicated and global orchestrators, restarts, updates, task reaping."""
+"""The leader's orchestration loops: replicated, global and jobs orchestrators, restarts, updates, task reaping."""
 
 from .global_ import GlobalOrchestrator
+from .jobs import JobsOrchestrator
 from .replicated import ReplicatedOrchestrator
 from .restart import RestartSupervisor
 from .taskreaper import TaskReaper
 
-__all__ = ["GlobalOrchestrator", "ReplicatedOrchestrator", "RestartSupervisor", "TaskReaper"]
+__all__ = ["GlobalOrchestrator", "JobsOrchestrator", "ReplicatedOrchestrator", "RestartSupervisor", "TaskReaper"]

@@ -160,7 +160,12 @@ class RestartSupervisor:
             return
         view = self._store.view()
         service = view.get_service(task.service_id)
-        if service is None or not (is_replicated(service) or is_global(service)):
+        if service is None:
+            return
+        if service.spec.WhichOneof("mode") in ("replicated_job", "global_job"):
+            if task.status.state == objects_pb2.COMPLETE:
+                return  # a job's task that completed is done, whatever the restart condition says
+        elif not (is_replicated(service) or is_global(service)):
             return
         history = view.tasks_by_service(task.service_id)
         key = slot_key(task)

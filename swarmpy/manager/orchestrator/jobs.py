@@ -1,0 +1,147 @@
+"""The jobs orchestrator: services whose tasks run to completion (`--mode replicated-job|global-job`).
+
+Theory of operation
+-------------------
+A job's run is its spec version: every change of the service's spec (a `service update`, `--force`
+included) starts a new run, and the runnable tasks of older runs are retired. Within the current run,
+`plan_job` decides, purely:
+- replicated job: slots 1..total_completions; a slot is done once a task in it COMPLETED, busy while it
+  has a runnable task that has not completed (running, or failed and waiting for the restart supervisor,
+  which restarts failed job tasks by their restart policy and never completed ones). New tasks fill the
+  lowest free slots, no more than max_concurrent busy slots at once and no more than the slots left;
+- global job: every eligible node (READY, ACTIVE, matching the constraints) without a task of the
+  current run gets one; a completed or failed one counts, so a node runs the job once.
+A deleted service's tasks get desired REMOVE, as for the other modes.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from swarmpy.api import objects_pb2
+from swarmpy.manager.constraint import ConstraintError, matches, parse_constraints
+from swarmpy.manager.store import Change, ReadView
+from swarmpy.manager.store.memory import Batch
+
+from .common import REMOVE, is_runnable, new_task, node_takes_new_tasks, retire
+from .loop import ServiceReconcileLoop
+from .update import UpdateRunner
+
+log = logging.getLogger(__name__)
+
+COMPLETE = objects_pb2.COMPLETE
+
+
+def is_job(service: objects_pb2.Service) -> bool:
+    return service.spec.WhichOneof("mode") in ("replicated_job", "global_job")
+
+
+def current_run(service: objects_pb2.Service, task: objects_pb2.Task) -> bool:
+    return task.spec_version.index == service.spec_version.index
+
+
+@dataclass
+class JobPlan:
+    retire: list[objects_pb2.Task] = field(default_factory=list)
+    create_slots: list[int] = field(default_factory=list)
+    create_on: list[str] = field(default_factory=list)  # node IDs (global jobs)
+
+    def __bool__(self) -> bool:
+        return bool(self.retire or self.create_slots or self.create_on)
+
+
+def plan_job(service: objects_pb2.Service, tasks: list[objects_pb2.Task], nodes: list[objects_pb2.Node]) -> JobPlan:
+    plan = JobPlan()
+    current = [task for task in tasks if current_run(service, task)]
+    plan.retire.extend(task for task in tasks if is_runnable(task) and not current_run(service, task))
+    if service.spec.WhichOneof("mode") == "replicated_job":
+        job = service.spec.replicated_job
+        done = {task.slot for task in current if task.status.state == COMPLETE}
+        busy = {task.slot for task in current if is_runnable(task) and task.status.state != COMPLETE} - done
+        room = min(job.max_concurrent - len(busy), job.total_completions - len(done) - len(busy))
+        slot = 1
+        while room > 0 and slot <= job.total_completions:
+            if slot not in done and slot not in busy:
+                plan.create_slots.append(slot)
+                room -= 1
+            slot += 1
+        return plan
+    try:
+        constraints = parse_constraints(list(service.spec.task.placement.constraints))
+    except ConstraintError:
+        return plan
+    ran = {task.node_id for task in current}
+    for node in sorted(nodes, key=lambda n: n.id):
+        if node.id not in ran and node_takes_new_tasks(node) and matches(constraints, node):
+            plan.create_on.append(node.id)
+    return plan
+
+
+def job_counts(service: objects_pb2.Service, tasks, eligible_nodes: int) -> tuple[int, int, int, int]:
+    """(running, desired, completed, total) of the current run, for `service ls`."""
+    current = [task for task in tasks if current_run(service, task)]
+    running = sum(1 for t in current if t.status.state == objects_pb2.RUNNING and is_runnable(t))
+    if service.spec.WhichOneof("mode") == "replicated_job":
+        job = service.spec.replicated_job
+        completed = len({t.slot for t in current if t.status.state == COMPLETE})
+        return running, min(job.max_concurrent, job.total_completions - completed), completed, job.total_completions
+    completed = len({t.node_id for t in current if t.status.state == COMPLETE})
+    return running, max(eligible_nodes - completed, 0), completed, eligible_nodes
+
+
+class JobsOrchestrator(ServiceReconcileLoop):
+    """Reconciles job services; reads services, tasks, nodes; writes tasks."""
+
+    def _owns(self, service: objects_pb2.Service) -> bool:
+        return is_job(service)
+
+    def _note(self, event: Change, dirty: set[str], updates: UpdateRunner) -> None:
+        view = self._store.view()
+        if event.kind == "service":
+            service = event.old if event.action == "remove" else event.new
+            if is_job(service):
+                dirty.add(service.id)
+        elif event.kind == "task":
+            old, new = event.old, event.new
+            if new is not None and old is not None and new.status.state == old.status.state \
+                    and new.desired_state == old.desired_state:
+                return
+            service = view.get_service(event.obj.service_id)
+            if service is not None and is_job(service):
+                dirty.add(service.id)
+        elif event.kind == "node":
+            dirty.update(s.id for s in view.services() if s.spec.WhichOneof("mode") == "global_job")
+
+    def _nodes(self, view: ReadView) -> Any:
+        return list(view.nodes())
+
+    def _plan(self, service: objects_pb2.Service, tasks: list[objects_pb2.Task], nodes: Any) -> Any:
+        return plan_job(service, tasks, nodes)
+
+    async def _apply(self, service: objects_pb2.Service, plan: JobPlan) -> None:
+        log.info("job %s: starting %d tasks, retiring %d", service.spec.annotations.name,
+                 len(plan.create_slots) + len(plan.create_on), len(plan.retire))
+
+        def write(batch: Batch) -> None:
+            cluster = batch.get_cluster()
+            for task in plan.retire:
+                batch.update("task", retire(task))
+            for slot in plan.create_slots:
+                batch.create("task", new_task(cluster, service, slot))
+            for node_id in plan.create_on:
+                batch.create("task", new_task(cluster, service, 0, node_id))
+
+        await self._store.batch(write)
+
+    async def _remove_tasks(self, service_id: str) -> None:
+        tasks = [task for task in self._store.view().tasks_by_service(service_id) if task.desired_state < REMOVE]
+        if not tasks:
+            return
+
+        def write(batch: Batch) -> None:
+            for task in tasks:
+                batch.update("task", retire(task, REMOVE))
+
+        await self._store.batch(write)
