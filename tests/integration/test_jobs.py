@@ -11,6 +11,7 @@ import pytest
 
 from .conftest import wait_until
 from .test_bad_input import FLAG_ERROR, assert_rejected
+from .test_container_flags import _remove
 
 pytestmark = pytest.mark.docker
 
@@ -44,7 +45,7 @@ def test_a_replicated_job_completes_within_its_concurrency_and_reruns_on_force(s
     assert sum(1 for row in rows if "Complete" in row) == 8, rows  # two runs of four
     inspected = daemon.ok("service", "inspect", "-f", "{{json .Spec.Mode}}", "batch").stdout
     assert inspected == '{"ReplicatedJob":{"MaxConcurrent":2,"TotalCompletions":4}}\n'
-    daemon.ok("service", "rm", "batch")
+    _remove(daemon, "batch")
 
 
 def test_a_failing_job_task_follows_the_restart_policy(shared_daemon):
@@ -60,7 +61,7 @@ def test_a_failing_job_task_follows_the_restart_policy(shared_daemon):
     time.sleep(1.5)
     assert len(daemon.ok("service", "ps", "-q", "flaky").stdout.split()) == 2
     assert "(0/1 completed)" in daemon.ok("service", "ls", "--filter", "name=flaky").stdout
-    daemon.ok("service", "rm", "flaky")
+    _remove(daemon, "flaky")
 
 
 def test_a_global_job_runs_once_on_the_node(shared_daemon):
@@ -68,7 +69,7 @@ def test_a_global_job_runs_once_on_the_node(shared_daemon):
     daemon.ok("service", "create", "--name", "gjob", "--mode", "global-job", IMAGE, "true")  # waits for completion
     listing = daemon.ok("service", "ls", "--filter", "name=gjob").stdout
     assert re.search(r"\sgjob\s+global job\s+0/0 \(1/1 completed\)", listing), listing
-    daemon.ok("service", "rm", "gjob")
+    _remove(daemon, "gjob")
 
 
 @pytest.mark.parametrize("flags, mentions", [
