@@ -432,9 +432,11 @@ class DiskStorage:
             read_segment(os.path.join(self.wal_dir, older), older_seq, files, self.cipher)  # raises if damaged: keep all
             log.info("%s: removing %s, superseded by the complete segment %s", self.wal_dir, older, name)
             doomed.append(os.path.join(self.wal_dir, older))
-        for older in snapshot_paths[: max(0, len(snapshot_paths) - 1 - self.keep_old_snapshots)]:
-            log.info("%s: removing %s, superseded by %s", self.snap_dir, os.path.basename(older), snapshot_paths[-1])
-            doomed.append(older)
+        # Older snapshots stay: they are the ones keep_old_snapshots retains (not known yet at open), or
+        # one a crash left between a rename and an unlink; the next snapshot written trims them.
+        for older in snapshot_paths[:-1]:
+            log.info("%s: keeping %s beside the newest %s", self.snap_dir, os.path.basename(older),
+                     os.path.basename(snapshot_paths[-1]))
         if contents.good_length < contents.file_length:
             files.truncate(path, contents.good_length)
         self._remove(doomed)

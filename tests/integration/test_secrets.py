@@ -75,6 +75,7 @@ def test_secret_and_config_files_in_a_container(shared_daemon, image, tmp_path):
     assert value not in json.dumps(container.attrs)
     assert value not in exec_in(container, "env")
     assert value not in shared_daemon.ok("service", "inspect", "reader").stdout
+    assert " Secrets:\n  Target:\tapp/pw\n   Source:\tdb_pw\n" in shared_daemon.ok("service", "inspect", "--pretty", "reader").stdout
     assert value.encode() not in (shared_daemon.data_dir / "worker" / "assignments.pb").read_bytes()
     assert value not in shared_daemon.log_path.read_text(errors="replace")
     task_dir = Path(DEFAULT_ROOT) / shared_daemon.node_id

@@ -84,3 +84,20 @@ def test_a_tampered_entry_that_keeps_its_checksums_is_refused(tmp_path):
     with pytest.raises(errors.StorageCorrupted) as caught:
         DiskStorage(str(tmp_path), cipher=RecordCipher(key))
     assert caught.value.offset == offset and "entry 1" in str(caught.value)
+
+
+def test_old_snapshots_are_kept_as_configured_and_across_a_reopen(tmp_path):
+    storage = DiskStorage(str(tmp_path))
+    storage.keep_old_snapshots = 2
+    storage.save(entries=[Entry(term=1, index=i, data=b"x") for i in range(1, 11)], hard_state=HardState(term=1, vote=1, commit=10))
+    for index in (2, 4, 6, 8):
+        storage.create_snapshot(index, ConfState(voters=(1,)), b"state-%d" % index)
+    snaps = sorted(n for n in os.listdir(tmp_path / "snap") if n.endswith(".snap"))
+    assert [int(n.split("-")[0], 16) for n in snaps] == [4, 6, 8]
+    storage.close()
+    reopened = DiskStorage(str(tmp_path))
+    assert reopened.snapshot().data == b"state-8"
+    assert sorted(n for n in os.listdir(tmp_path / "snap") if n.endswith(".snap")) == snaps
+    reopened.create_snapshot(10, ConfState(voters=(1,)), b"state-10")  # keep_old_snapshots back at 0
+    assert [n for n in os.listdir(tmp_path / "snap") if n.endswith(".snap")] == [f"{10:016x}-{1:016x}.snap"]
+    reopened.close()
