@@ -382,6 +382,70 @@ class RemoveConfigResponse(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
 
+class CreateNetworkRequest(_message.Message):
+    __slots__ = ("spec",)
+    SPEC_FIELD_NUMBER: _ClassVar[int]
+    spec: _objects_pb2.NetworkSpec
+    def __init__(self, spec: _Optional[_Union[_objects_pb2.NetworkSpec, _Mapping]] = ...) -> None: ...
+
+class CreateNetworkResponse(_message.Message):
+    __slots__ = ("network",)
+    NETWORK_FIELD_NUMBER: _ClassVar[int]
+    network: _objects_pb2.Network
+    def __init__(self, network: _Optional[_Union[_objects_pb2.Network, _Mapping]] = ...) -> None: ...
+
+class GetNetworkRequest(_message.Message):
+    __slots__ = ("ref",)
+    REF_FIELD_NUMBER: _ClassVar[int]
+    ref: str
+    def __init__(self, ref: _Optional[str] = ...) -> None: ...
+
+class GetNetworkResponse(_message.Message):
+    __slots__ = ("network",)
+    NETWORK_FIELD_NUMBER: _ClassVar[int]
+    network: _objects_pb2.Network
+    def __init__(self, network: _Optional[_Union[_objects_pb2.Network, _Mapping]] = ...) -> None: ...
+
+class ListNetworksRequest(_message.Message):
+    __slots__ = ("filters",)
+    class Filters(_message.Message):
+        __slots__ = ("ids", "names", "labels", "drivers")
+        class LabelsEntry(_message.Message):
+            __slots__ = ("key", "value")
+            KEY_FIELD_NUMBER: _ClassVar[int]
+            VALUE_FIELD_NUMBER: _ClassVar[int]
+            key: str
+            value: str
+            def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+        IDS_FIELD_NUMBER: _ClassVar[int]
+        NAMES_FIELD_NUMBER: _ClassVar[int]
+        LABELS_FIELD_NUMBER: _ClassVar[int]
+        DRIVERS_FIELD_NUMBER: _ClassVar[int]
+        ids: _containers.RepeatedScalarFieldContainer[str]
+        names: _containers.RepeatedScalarFieldContainer[str]
+        labels: _containers.ScalarMap[str, str]
+        drivers: _containers.RepeatedScalarFieldContainer[str]
+        def __init__(self, ids: _Optional[_Iterable[str]] = ..., names: _Optional[_Iterable[str]] = ..., labels: _Optional[_Mapping[str, str]] = ..., drivers: _Optional[_Iterable[str]] = ...) -> None: ...
+    FILTERS_FIELD_NUMBER: _ClassVar[int]
+    filters: ListNetworksRequest.Filters
+    def __init__(self, filters: _Optional[_Union[ListNetworksRequest.Filters, _Mapping]] = ...) -> None: ...
+
+class ListNetworksResponse(_message.Message):
+    __slots__ = ("networks",)
+    NETWORKS_FIELD_NUMBER: _ClassVar[int]
+    networks: _containers.RepeatedCompositeFieldContainer[_objects_pb2.Network]
+    def __init__(self, networks: _Optional[_Iterable[_Union[_objects_pb2.Network, _Mapping]]] = ...) -> None: ...
+
+class RemoveNetworkRequest(_message.Message):
+    __slots__ = ("ref",)
+    REF_FIELD_NUMBER: _ClassVar[int]
+    ref: str
+    def __init__(self, ref: _Optional[str] = ...) -> None: ...
+
+class RemoveNetworkResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
 class InfoRequest(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
@@ -419,18 +483,26 @@ class InfoResponse(_message.Message):
     def __init__(self, state: _Optional[_Union[InfoResponse.LocalNodeState, str]] = ..., node_id: _Optional[str] = ..., node_addr: _Optional[str] = ..., control_available: _Optional[bool] = ..., cluster_id: _Optional[str] = ..., remote_managers: _Optional[_Iterable[_Union[_dispatcher_pb2.WeightedPeer, _Mapping]]] = ..., error: _Optional[str] = ..., daemon_version: _Optional[str] = ...) -> None: ...
 
 class InitRequest(_message.Message):
-    __slots__ = ("listen_addr", "advertise_addr", "force_new_cluster", "spec", "availability")
+    __slots__ = ("listen_addr", "advertise_addr", "force_new_cluster", "spec", "availability", "default_addr_pool", "subnet_size", "data_path_addr", "data_path_port")
     LISTEN_ADDR_FIELD_NUMBER: _ClassVar[int]
     ADVERTISE_ADDR_FIELD_NUMBER: _ClassVar[int]
     FORCE_NEW_CLUSTER_FIELD_NUMBER: _ClassVar[int]
     SPEC_FIELD_NUMBER: _ClassVar[int]
     AVAILABILITY_FIELD_NUMBER: _ClassVar[int]
+    DEFAULT_ADDR_POOL_FIELD_NUMBER: _ClassVar[int]
+    SUBNET_SIZE_FIELD_NUMBER: _ClassVar[int]
+    DATA_PATH_ADDR_FIELD_NUMBER: _ClassVar[int]
+    DATA_PATH_PORT_FIELD_NUMBER: _ClassVar[int]
     listen_addr: str
     advertise_addr: str
     force_new_cluster: bool
     spec: _objects_pb2.ClusterSpec
     availability: _objects_pb2.NodeSpec.Availability
-    def __init__(self, listen_addr: _Optional[str] = ..., advertise_addr: _Optional[str] = ..., force_new_cluster: _Optional[bool] = ..., spec: _Optional[_Union[_objects_pb2.ClusterSpec, _Mapping]] = ..., availability: _Optional[_Union[_objects_pb2.NodeSpec.Availability, str]] = ...) -> None: ...
+    default_addr_pool: _containers.RepeatedScalarFieldContainer[str]
+    subnet_size: int
+    data_path_addr: str
+    data_path_port: int
+    def __init__(self, listen_addr: _Optional[str] = ..., advertise_addr: _Optional[str] = ..., force_new_cluster: _Optional[bool] = ..., spec: _Optional[_Union[_objects_pb2.ClusterSpec, _Mapping]] = ..., availability: _Optional[_Union[_objects_pb2.NodeSpec.Availability, str]] = ..., default_addr_pool: _Optional[_Iterable[str]] = ..., subnet_size: _Optional[int] = ..., data_path_addr: _Optional[str] = ..., data_path_port: _Optional[int] = ...) -> None: ...
 
 class InitResponse(_message.Message):
     __slots__ = ("node_id",)
@@ -439,18 +511,20 @@ class InitResponse(_message.Message):
     def __init__(self, node_id: _Optional[str] = ...) -> None: ...
 
 class JoinRequest(_message.Message):
-    __slots__ = ("listen_addr", "advertise_addr", "remote_addrs", "join_token", "availability")
+    __slots__ = ("listen_addr", "advertise_addr", "remote_addrs", "join_token", "availability", "data_path_addr")
     LISTEN_ADDR_FIELD_NUMBER: _ClassVar[int]
     ADVERTISE_ADDR_FIELD_NUMBER: _ClassVar[int]
     REMOTE_ADDRS_FIELD_NUMBER: _ClassVar[int]
     JOIN_TOKEN_FIELD_NUMBER: _ClassVar[int]
     AVAILABILITY_FIELD_NUMBER: _ClassVar[int]
+    DATA_PATH_ADDR_FIELD_NUMBER: _ClassVar[int]
     listen_addr: str
     advertise_addr: str
     remote_addrs: _containers.RepeatedScalarFieldContainer[str]
     join_token: str
     availability: _objects_pb2.NodeSpec.Availability
-    def __init__(self, listen_addr: _Optional[str] = ..., advertise_addr: _Optional[str] = ..., remote_addrs: _Optional[_Iterable[str]] = ..., join_token: _Optional[str] = ..., availability: _Optional[_Union[_objects_pb2.NodeSpec.Availability, str]] = ...) -> None: ...
+    data_path_addr: str
+    def __init__(self, listen_addr: _Optional[str] = ..., advertise_addr: _Optional[str] = ..., remote_addrs: _Optional[_Iterable[str]] = ..., join_token: _Optional[str] = ..., availability: _Optional[_Union[_objects_pb2.NodeSpec.Availability, str]] = ..., data_path_addr: _Optional[str] = ...) -> None: ...
 
 class JoinResponse(_message.Message):
     __slots__ = ()

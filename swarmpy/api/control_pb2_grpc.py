@@ -149,6 +149,26 @@ class ControlStub:
                 request_serializer=swarmpy_dot_api_dot_control__pb2.RemoveConfigRequest.SerializeToString,
                 response_deserializer=swarmpy_dot_api_dot_control__pb2.RemoveConfigResponse.FromString,
                 _registered_method=True)
+        self.CreateNetwork = channel.unary_unary(
+                '/swarmpy.api.Control/CreateNetwork',
+                request_serializer=swarmpy_dot_api_dot_control__pb2.CreateNetworkRequest.SerializeToString,
+                response_deserializer=swarmpy_dot_api_dot_control__pb2.CreateNetworkResponse.FromString,
+                _registered_method=True)
+        self.GetNetwork = channel.unary_unary(
+                '/swarmpy.api.Control/GetNetwork',
+                request_serializer=swarmpy_dot_api_dot_control__pb2.GetNetworkRequest.SerializeToString,
+                response_deserializer=swarmpy_dot_api_dot_control__pb2.GetNetworkResponse.FromString,
+                _registered_method=True)
+        self.ListNetworks = channel.unary_unary(
+                '/swarmpy.api.Control/ListNetworks',
+                request_serializer=swarmpy_dot_api_dot_control__pb2.ListNetworksRequest.SerializeToString,
+                response_deserializer=swarmpy_dot_api_dot_control__pb2.ListNetworksResponse.FromString,
+                _registered_method=True)
+        self.RemoveNetwork = channel.unary_unary(
+                '/swarmpy.api.Control/RemoveNetwork',
+                request_serializer=swarmpy_dot_api_dot_control__pb2.RemoveNetworkRequest.SerializeToString,
+                response_deserializer=swarmpy_dot_api_dot_control__pb2.RemoveNetworkResponse.FromString,
+                _registered_method=True)
 
 
 class ControlServicer:
@@ -293,6 +313,31 @@ class ControlServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CreateNetwork(self, request, context):
+        """Issue 11: overlay networks.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetNetwork(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListNetworks(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RemoveNetwork(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ControlServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -410,6 +455,26 @@ def add_ControlServicer_to_server(servicer, server):
                     servicer.RemoveConfig,
                     request_deserializer=swarmpy_dot_api_dot_control__pb2.RemoveConfigRequest.FromString,
                     response_serializer=swarmpy_dot_api_dot_control__pb2.RemoveConfigResponse.SerializeToString,
+            ),
+            'CreateNetwork': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateNetwork,
+                    request_deserializer=swarmpy_dot_api_dot_control__pb2.CreateNetworkRequest.FromString,
+                    response_serializer=swarmpy_dot_api_dot_control__pb2.CreateNetworkResponse.SerializeToString,
+            ),
+            'GetNetwork': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetNetwork,
+                    request_deserializer=swarmpy_dot_api_dot_control__pb2.GetNetworkRequest.FromString,
+                    response_serializer=swarmpy_dot_api_dot_control__pb2.GetNetworkResponse.SerializeToString,
+            ),
+            'ListNetworks': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListNetworks,
+                    request_deserializer=swarmpy_dot_api_dot_control__pb2.ListNetworksRequest.FromString,
+                    response_serializer=swarmpy_dot_api_dot_control__pb2.ListNetworksResponse.SerializeToString,
+            ),
+            'RemoveNetwork': grpc.unary_unary_rpc_method_handler(
+                    servicer.RemoveNetwork,
+                    request_deserializer=swarmpy_dot_api_dot_control__pb2.RemoveNetworkRequest.FromString,
+                    response_serializer=swarmpy_dot_api_dot_control__pb2.RemoveNetworkResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1033,6 +1098,114 @@ class Control:
             '/swarmpy.api.Control/RemoveConfig',
             swarmpy_dot_api_dot_control__pb2.RemoveConfigRequest.SerializeToString,
             swarmpy_dot_api_dot_control__pb2.RemoveConfigResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateNetwork(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/swarmpy.api.Control/CreateNetwork',
+            swarmpy_dot_api_dot_control__pb2.CreateNetworkRequest.SerializeToString,
+            swarmpy_dot_api_dot_control__pb2.CreateNetworkResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetNetwork(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/swarmpy.api.Control/GetNetwork',
+            swarmpy_dot_api_dot_control__pb2.GetNetworkRequest.SerializeToString,
+            swarmpy_dot_api_dot_control__pb2.GetNetworkResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListNetworks(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/swarmpy.api.Control/ListNetworks',
+            swarmpy_dot_api_dot_control__pb2.ListNetworksRequest.SerializeToString,
+            swarmpy_dot_api_dot_control__pb2.ListNetworksResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RemoveNetwork(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/swarmpy.api.Control/RemoveNetwork',
+            swarmpy_dot_api_dot_control__pb2.RemoveNetworkRequest.SerializeToString,
+            swarmpy_dot_api_dot_control__pb2.RemoveNetworkResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from swarmpy.api import objects_pb2 as swarmpy_dot_api_dot_objects__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1cswarmpy/api/dispatcher.proto\x12\x0bswarmpy.api\x1a\x19swarmpy/api/objects.proto\"=\n\x0cWeightedPeer\x12\x0c\n\x04\x61\x64\x64r\x18\x01 \x01(\t\x12\x0f\n\x07node_id\x18\x02 \x01(\t\x12\x0e\n\x06weight\x18\x03 \x01(\x03\"W\n\x0eSessionRequest\x12\x31\n\x0b\x64\x65scription\x18\x01 \x01(\x0b\x32\x1c.swarmpy.api.NodeDescription\x12\x12\n\nsession_id\x18\x02 \x01(\t\"\x83\x01\n\x0eSessionMessage\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x1f\n\x04node\x18\x02 \x01(\x0b\x32\x11.swarmpy.api.Node\x12+\n\x08managers\x18\x03 \x03(\x0b\x32\x19.swarmpy.api.WeightedPeer\x12\x0f\n\x07root_ca\x18\x04 \x01(\x0c\"&\n\x10HeartbeatRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\"#\n\x11HeartbeatResponse\x12\x0e\n\x06period\x18\x01 \x01(\x03\"L\n\x10TaskStatusUpdate\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\'\n\x06status\x18\x02 \x01(\x0b\x32\x17.swarmpy.api.TaskStatus\"]\n\x17UpdateTaskStatusRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12.\n\x07updates\x18\x02 \x03(\x0b\x32\x1d.swarmpy.api.TaskStatusUpdate\"\x1a\n\x18UpdateTaskStatusResponse\"(\n\x12\x41ssignmentsRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\"\xd5\x01\n\x10\x41ssignmentChange\x12\x1f\n\x04task\x18\x01 \x01(\x0b\x32\x11.swarmpy.api.Task\x12\x34\n\x06\x61\x63tion\x18\x02 \x01(\x0e\x32$.swarmpy.api.AssignmentChange.Action\x12#\n\x06secret\x18\n \x01(\x0b\x32\x13.swarmpy.api.Secret\x12#\n\x06\x63onfig\x18\x0b \x01(\x0b\x32\x13.swarmpy.api.Config\" \n\x06\x41\x63tion\x12\n\n\x06UPDATE\x10\x00\x12\n\n\x06REMOVE\x10\x01\"\xc7\x01\n\x12\x41ssignmentsMessage\x12\x32\n\x04type\x18\x01 \x01(\x0e\x32$.swarmpy.api.AssignmentsMessage.Type\x12\x12\n\napplies_to\x18\x02 \x01(\t\x12\x12\n\nresults_in\x18\x03 \x01(\t\x12.\n\x07\x63hanges\x18\x04 \x03(\x0b\x32\x1d.swarmpy.api.AssignmentChange\"%\n\x04Type\x12\x0c\n\x08\x43OMPLETE\x10\x00\x12\x0f\n\x0bINCREMENTAL\x10\x01\"4\n\x0bLogSelector\x12\x13\n\x0bservice_ids\x18\x01 \x03(\t\x12\x10\n\x08task_ids\x18\x02 \x03(\t\"M\n\nLogOptions\x12\x0e\n\x06\x66ollow\x18\x01 \x01(\x08\x12\x0c\n\x04tail\x18\x02 \x01(\x03\x12\x12\n\ntimestamps\x18\x03 \x01(\x08\x12\r\n\x05since\x18\x04 \x01(\x03\"\x82\x01\n\x0fLogSubscription\x12\n\n\x02id\x18\x01 \x01(\t\x12*\n\x08selector\x18\x02 \x01(\x0b\x32\x18.swarmpy.api.LogSelector\x12(\n\x07options\x18\x03 \x01(\x0b\x32\x17.swarmpy.api.LogOptions\x12\r\n\x05\x63lose\x18\x04 \x01(\x08\"-\n\x17LogSubscriptionsRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\"B\n\nLogContext\x12\x12\n\nservice_id\x18\x01 \x01(\t\x12\x0f\n\x07node_id\x18\x02 \x01(\t\x12\x0f\n\x07task_id\x18\x03 \x01(\t\"\xa9\x01\n\nLogMessage\x12(\n\x07\x63ontext\x18\x01 \x01(\x0b\x32\x17.swarmpy.api.LogContext\x12\x11\n\ttimestamp\x18\x02 \x01(\x03\x12.\n\x06stream\x18\x03 \x01(\x0e\x32\x1e.swarmpy.api.LogMessage.Stream\x12\x0c\n\x04\x64\x61ta\x18\x04 \x01(\x0c\" \n\x06Stream\x12\n\n\x06STDOUT\x10\x00\x12\n\n\x06STDERR\x10\x01\"g\n\x12PublishLogsMessage\x12\x17\n\x0fsubscription_id\x18\x01 \x01(\t\x12)\n\x08messages\x18\x02 \x03(\x0b\x32\x17.swarmpy.api.LogMessage\x12\r\n\x05\x63lose\x18\x03 \x01(\x08\"\x15\n\x13PublishLogsResponse2\x81\x04\n\nDispatcher\x12\x45\n\x07Session\x12\x1b.swarmpy.api.SessionRequest\x1a\x1b.swarmpy.api.SessionMessage0\x01\x12J\n\tHeartbeat\x12\x1d.swarmpy.api.HeartbeatRequest\x1a\x1e.swarmpy.api.HeartbeatResponse\x12_\n\x10UpdateTaskStatus\x12$.swarmpy.api.UpdateTaskStatusRequest\x1a%.swarmpy.api.UpdateTaskStatusResponse\x12Q\n\x0b\x41ssignments\x12\x1f.swarmpy.api.AssignmentsRequest\x1a\x1f.swarmpy.api.AssignmentsMessage0\x01\x12X\n\x10LogSubscriptions\x12$.swarmpy.api.LogSubscriptionsRequest\x1a\x1c.swarmpy.api.LogSubscription0\x01\x12R\n\x0bPublishLogs\x12\x1f.swarmpy.api.PublishLogsMessage\x1a .swarmpy.api.PublishLogsResponse(\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1cswarmpy/api/dispatcher.proto\x12\x0bswarmpy.api\x1a\x19swarmpy/api/objects.proto\"=\n\x0cWeightedPeer\x12\x0c\n\x04\x61\x64\x64r\x18\x01 \x01(\t\x12\x0f\n\x07node_id\x18\x02 \x01(\t\x12\x0e\n\x06weight\x18\x03 \x01(\x03\"W\n\x0eSessionRequest\x12\x31\n\x0b\x64\x65scription\x18\x01 \x01(\x0b\x32\x1c.swarmpy.api.NodeDescription\x12\x12\n\nsession_id\x18\x02 \x01(\t\"\x83\x01\n\x0eSessionMessage\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x1f\n\x04node\x18\x02 \x01(\x0b\x32\x11.swarmpy.api.Node\x12+\n\x08managers\x18\x03 \x03(\x0b\x32\x19.swarmpy.api.WeightedPeer\x12\x0f\n\x07root_ca\x18\x04 \x01(\x0c\"&\n\x10HeartbeatRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\"#\n\x11HeartbeatResponse\x12\x0e\n\x06period\x18\x01 \x01(\x03\"L\n\x10TaskStatusUpdate\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\'\n\x06status\x18\x02 \x01(\x0b\x32\x17.swarmpy.api.TaskStatus\"]\n\x17UpdateTaskStatusRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12.\n\x07updates\x18\x02 \x03(\x0b\x32\x1d.swarmpy.api.TaskStatusUpdate\"\x1a\n\x18UpdateTaskStatusResponse\"(\n\x12\x41ssignmentsRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\"\xd5\x01\n\x10\x41ssignmentChange\x12\x1f\n\x04task\x18\x01 \x01(\x0b\x32\x11.swarmpy.api.Task\x12\x34\n\x06\x61\x63tion\x18\x02 \x01(\x0e\x32$.swarmpy.api.AssignmentChange.Action\x12#\n\x06secret\x18\n \x01(\x0b\x32\x13.swarmpy.api.Secret\x12#\n\x06\x63onfig\x18\x0b \x01(\x0b\x32\x13.swarmpy.api.Config\" \n\x06\x41\x63tion\x12\n\n\x06UPDATE\x10\x00\x12\n\n\x06REMOVE\x10\x01\"\xf7\x01\n\x12\x41ssignmentsMessage\x12\x32\n\x04type\x18\x01 \x01(\x0e\x32$.swarmpy.api.AssignmentsMessage.Type\x12\x12\n\napplies_to\x18\x02 \x01(\t\x12\x12\n\nresults_in\x18\x03 \x01(\t\x12.\n\x07\x63hanges\x18\x04 \x03(\x0b\x32\x1d.swarmpy.api.AssignmentChange\x12.\n\x0cnetwork_view\x18\x1e \x01(\x0b\x32\x18.swarmpy.api.NetworkView\"%\n\x04Type\x12\x0c\n\x08\x43OMPLETE\x10\x00\x12\x0f\n\x0bINCREMENTAL\x10\x01\"h\n\x0bNetworkView\x12*\n\x08networks\x18\x01 \x03(\x0b\x32\x18.swarmpy.api.NodeNetwork\x12\x16\n\x0e\x64\x61ta_path_port\x18\x02 \x01(\r\x12\x15\n\runderlay_addr\x18\x03 \x01(\t\"\xef\x01\n\x0bNodeNetwork\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0b\n\x03vni\x18\x03 \x01(\r\x12\x0e\n\x06subnet\x18\x04 \x01(\t\x12\x0f\n\x07gateway\x18\x05 \x01(\t\x12\x10\n\x08internal\x18\x06 \x01(\x08\x12+\n\x05local\x18\x07 \x03(\x0b\x32\x1c.swarmpy.api.NetworkEndpoint\x12+\n\x05peers\x18\x08 \x03(\x0b\x32\x1c.swarmpy.api.NetworkEndpoint\x12,\n\x08services\x18\t \x03(\x0b\x32\x1a.swarmpy.api.ServiceRecord\"\xa0\x01\n\x0fNetworkEndpoint\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x11\n\ttask_name\x18\x02 \x01(\t\x12\x0f\n\x07\x61\x64\x64ress\x18\x03 \x01(\t\x12\x0b\n\x03mac\x18\x04 \x01(\t\x12\x0f\n\x07node_id\x18\x05 \x01(\t\x12\x15\n\runderlay_addr\x18\x06 \x01(\t\x12\x0f\n\x07\x61liases\x18\x07 \x03(\t\x12\x12\n\nservice_id\x18\x08 \x01(\t\"p\n\rServiceRecord\x12\x12\n\nservice_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0f\n\x07\x61liases\x18\x03 \x03(\t\x12\x0b\n\x03vip\x18\x04 \x01(\t\x12\r\n\x05\x64nsrr\x18\x05 \x01(\x08\x12\x10\n\x08task_ips\x18\x06 \x03(\t\"4\n\x0bLogSelector\x12\x13\n\x0bservice_ids\x18\x01 \x03(\t\x12\x10\n\x08task_ids\x18\x02 \x03(\t\"M\n\nLogOptions\x12\x0e\n\x06\x66ollow\x18\x01 \x01(\x08\x12\x0c\n\x04tail\x18\x02 \x01(\x03\x12\x12\n\ntimestamps\x18\x03 \x01(\x08\x12\r\n\x05since\x18\x04 \x01(\x03\"\x82\x01\n\x0fLogSubscription\x12\n\n\x02id\x18\x01 \x01(\t\x12*\n\x08selector\x18\x02 \x01(\x0b\x32\x18.swarmpy.api.LogSelector\x12(\n\x07options\x18\x03 \x01(\x0b\x32\x17.swarmpy.api.LogOptions\x12\r\n\x05\x63lose\x18\x04 \x01(\x08\"-\n\x17LogSubscriptionsRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\"B\n\nLogContext\x12\x12\n\nservice_id\x18\x01 \x01(\t\x12\x0f\n\x07node_id\x18\x02 \x01(\t\x12\x0f\n\x07task_id\x18\x03 \x01(\t\"\xa9\x01\n\nLogMessage\x12(\n\x07\x63ontext\x18\x01 \x01(\x0b\x32\x17.swarmpy.api.LogContext\x12\x11\n\ttimestamp\x18\x02 \x01(\x03\x12.\n\x06stream\x18\x03 \x01(\x0e\x32\x1e.swarmpy.api.LogMessage.Stream\x12\x0c\n\x04\x64\x61ta\x18\x04 \x01(\x0c\" \n\x06Stream\x12\n\n\x06STDOUT\x10\x00\x12\n\n\x06STDERR\x10\x01\"g\n\x12PublishLogsMessage\x12\x17\n\x0fsubscription_id\x18\x01 \x01(\t\x12)\n\x08messages\x18\x02 \x03(\x0b\x32\x17.swarmpy.api.LogMessage\x12\r\n\x05\x63lose\x18\x03 \x01(\x08\"\x15\n\x13PublishLogsResponse2\x81\x04\n\nDispatcher\x12\x45\n\x07Session\x12\x1b.swarmpy.api.SessionRequest\x1a\x1b.swarmpy.api.SessionMessage0\x01\x12J\n\tHeartbeat\x12\x1d.swarmpy.api.HeartbeatRequest\x1a\x1e.swarmpy.api.HeartbeatResponse\x12_\n\x10UpdateTaskStatus\x12$.swarmpy.api.UpdateTaskStatusRequest\x1a%.swarmpy.api.UpdateTaskStatusResponse\x12Q\n\x0b\x41ssignments\x12\x1f.swarmpy.api.AssignmentsRequest\x1a\x1f.swarmpy.api.AssignmentsMessage0\x01\x12X\n\x10LogSubscriptions\x12$.swarmpy.api.LogSubscriptionsRequest\x1a\x1c.swarmpy.api.LogSubscription0\x01\x12R\n\x0bPublishLogs\x12\x1f.swarmpy.api.PublishLogsMessage\x1a .swarmpy.api.PublishLogsResponse(\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -55,27 +55,35 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_ASSIGNMENTCHANGE_ACTION']._serialized_start=860
   _globals['_ASSIGNMENTCHANGE_ACTION']._serialized_end=892
   _globals['_ASSIGNMENTSMESSAGE']._serialized_start=895
-  _globals['_ASSIGNMENTSMESSAGE']._serialized_end=1094
-  _globals['_ASSIGNMENTSMESSAGE_TYPE']._serialized_start=1057
-  _globals['_ASSIGNMENTSMESSAGE_TYPE']._serialized_end=1094
-  _globals['_LOGSELECTOR']._serialized_start=1096
-  _globals['_LOGSELECTOR']._serialized_end=1148
-  _globals['_LOGOPTIONS']._serialized_start=1150
-  _globals['_LOGOPTIONS']._serialized_end=1227
-  _globals['_LOGSUBSCRIPTION']._serialized_start=1230
-  _globals['_LOGSUBSCRIPTION']._serialized_end=1360
-  _globals['_LOGSUBSCRIPTIONSREQUEST']._serialized_start=1362
-  _globals['_LOGSUBSCRIPTIONSREQUEST']._serialized_end=1407
-  _globals['_LOGCONTEXT']._serialized_start=1409
-  _globals['_LOGCONTEXT']._serialized_end=1475
-  _globals['_LOGMESSAGE']._serialized_start=1478
-  _globals['_LOGMESSAGE']._serialized_end=1647
-  _globals['_LOGMESSAGE_STREAM']._serialized_start=1615
-  _globals['_LOGMESSAGE_STREAM']._serialized_end=1647
-  _globals['_PUBLISHLOGSMESSAGE']._serialized_start=1649
-  _globals['_PUBLISHLOGSMESSAGE']._serialized_end=1752
-  _globals['_PUBLISHLOGSRESPONSE']._serialized_start=1754
-  _globals['_PUBLISHLOGSRESPONSE']._serialized_end=1775
-  _globals['_DISPATCHER']._serialized_start=1778
-  _globals['_DISPATCHER']._serialized_end=2291
+  _globals['_ASSIGNMENTSMESSAGE']._serialized_end=1142
+  _globals['_ASSIGNMENTSMESSAGE_TYPE']._serialized_start=1105
+  _globals['_ASSIGNMENTSMESSAGE_TYPE']._serialized_end=1142
+  _globals['_NETWORKVIEW']._serialized_start=1144
+  _globals['_NETWORKVIEW']._serialized_end=1248
+  _globals['_NODENETWORK']._serialized_start=1251
+  _globals['_NODENETWORK']._serialized_end=1490
+  _globals['_NETWORKENDPOINT']._serialized_start=1493
+  _globals['_NETWORKENDPOINT']._serialized_end=1653
+  _globals['_SERVICERECORD']._serialized_start=1655
+  _globals['_SERVICERECORD']._serialized_end=1767
+  _globals['_LOGSELECTOR']._serialized_start=1769
+  _globals['_LOGSELECTOR']._serialized_end=1821
+  _globals['_LOGOPTIONS']._serialized_start=1823
+  _globals['_LOGOPTIONS']._serialized_end=1900
+  _globals['_LOGSUBSCRIPTION']._serialized_start=1903
+  _globals['_LOGSUBSCRIPTION']._serialized_end=2033
+  _globals['_LOGSUBSCRIPTIONSREQUEST']._serialized_start=2035
+  _globals['_LOGSUBSCRIPTIONSREQUEST']._serialized_end=2080
+  _globals['_LOGCONTEXT']._serialized_start=2082
+  _globals['_LOGCONTEXT']._serialized_end=2148
+  _globals['_LOGMESSAGE']._serialized_start=2151
+  _globals['_LOGMESSAGE']._serialized_end=2320
+  _globals['_LOGMESSAGE_STREAM']._serialized_start=2288
+  _globals['_LOGMESSAGE_STREAM']._serialized_end=2320
+  _globals['_PUBLISHLOGSMESSAGE']._serialized_start=2322
+  _globals['_PUBLISHLOGSMESSAGE']._serialized_end=2425
+  _globals['_PUBLISHLOGSRESPONSE']._serialized_start=2427
+  _globals['_PUBLISHLOGSRESPONSE']._serialized_end=2448
+  _globals['_DISPATCHER']._serialized_start=2451
+  _globals['_DISPATCHER']._serialized_end=2964
 # @@protoc_insertion_point(module_scope)

@@ -95,7 +95,7 @@ class AssignmentChange(_message.Message):
     def __init__(self, task: _Optional[_Union[_objects_pb2.Task, _Mapping]] = ..., action: _Optional[_Union[AssignmentChange.Action, str]] = ..., secret: _Optional[_Union[_objects_pb2.Secret, _Mapping]] = ..., config: _Optional[_Union[_objects_pb2.Config, _Mapping]] = ...) -> None: ...
 
 class AssignmentsMessage(_message.Message):
-    __slots__ = ("type", "applies_to", "results_in", "changes")
+    __slots__ = ("type", "applies_to", "results_in", "changes", "network_view")
     class Type(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
         __slots__ = ()
         COMPLETE: _ClassVar[AssignmentsMessage.Type]
@@ -106,11 +106,81 @@ class AssignmentsMessage(_message.Message):
     APPLIES_TO_FIELD_NUMBER: _ClassVar[int]
     RESULTS_IN_FIELD_NUMBER: _ClassVar[int]
     CHANGES_FIELD_NUMBER: _ClassVar[int]
+    NETWORK_VIEW_FIELD_NUMBER: _ClassVar[int]
     type: AssignmentsMessage.Type
     applies_to: str
     results_in: str
     changes: _containers.RepeatedCompositeFieldContainer[AssignmentChange]
-    def __init__(self, type: _Optional[_Union[AssignmentsMessage.Type, str]] = ..., applies_to: _Optional[str] = ..., results_in: _Optional[str] = ..., changes: _Optional[_Iterable[_Union[AssignmentChange, _Mapping]]] = ...) -> None: ...
+    network_view: NetworkView
+    def __init__(self, type: _Optional[_Union[AssignmentsMessage.Type, str]] = ..., applies_to: _Optional[str] = ..., results_in: _Optional[str] = ..., changes: _Optional[_Iterable[_Union[AssignmentChange, _Mapping]]] = ..., network_view: _Optional[_Union[NetworkView, _Mapping]] = ...) -> None: ...
+
+class NetworkView(_message.Message):
+    __slots__ = ("networks", "data_path_port", "underlay_addr")
+    NETWORKS_FIELD_NUMBER: _ClassVar[int]
+    DATA_PATH_PORT_FIELD_NUMBER: _ClassVar[int]
+    UNDERLAY_ADDR_FIELD_NUMBER: _ClassVar[int]
+    networks: _containers.RepeatedCompositeFieldContainer[NodeNetwork]
+    data_path_port: int
+    underlay_addr: str
+    def __init__(self, networks: _Optional[_Iterable[_Union[NodeNetwork, _Mapping]]] = ..., data_path_port: _Optional[int] = ..., underlay_addr: _Optional[str] = ...) -> None: ...
+
+class NodeNetwork(_message.Message):
+    __slots__ = ("id", "name", "vni", "subnet", "gateway", "internal", "local", "peers", "services")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    VNI_FIELD_NUMBER: _ClassVar[int]
+    SUBNET_FIELD_NUMBER: _ClassVar[int]
+    GATEWAY_FIELD_NUMBER: _ClassVar[int]
+    INTERNAL_FIELD_NUMBER: _ClassVar[int]
+    LOCAL_FIELD_NUMBER: _ClassVar[int]
+    PEERS_FIELD_NUMBER: _ClassVar[int]
+    SERVICES_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    name: str
+    vni: int
+    subnet: str
+    gateway: str
+    internal: bool
+    local: _containers.RepeatedCompositeFieldContainer[NetworkEndpoint]
+    peers: _containers.RepeatedCompositeFieldContainer[NetworkEndpoint]
+    services: _containers.RepeatedCompositeFieldContainer[ServiceRecord]
+    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., vni: _Optional[int] = ..., subnet: _Optional[str] = ..., gateway: _Optional[str] = ..., internal: _Optional[bool] = ..., local: _Optional[_Iterable[_Union[NetworkEndpoint, _Mapping]]] = ..., peers: _Optional[_Iterable[_Union[NetworkEndpoint, _Mapping]]] = ..., services: _Optional[_Iterable[_Union[ServiceRecord, _Mapping]]] = ...) -> None: ...
+
+class NetworkEndpoint(_message.Message):
+    __slots__ = ("task_id", "task_name", "address", "mac", "node_id", "underlay_addr", "aliases", "service_id")
+    TASK_ID_FIELD_NUMBER: _ClassVar[int]
+    TASK_NAME_FIELD_NUMBER: _ClassVar[int]
+    ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    MAC_FIELD_NUMBER: _ClassVar[int]
+    NODE_ID_FIELD_NUMBER: _ClassVar[int]
+    UNDERLAY_ADDR_FIELD_NUMBER: _ClassVar[int]
+    ALIASES_FIELD_NUMBER: _ClassVar[int]
+    SERVICE_ID_FIELD_NUMBER: _ClassVar[int]
+    task_id: str
+    task_name: str
+    address: str
+    mac: str
+    node_id: str
+    underlay_addr: str
+    aliases: _containers.RepeatedScalarFieldContainer[str]
+    service_id: str
+    def __init__(self, task_id: _Optional[str] = ..., task_name: _Optional[str] = ..., address: _Optional[str] = ..., mac: _Optional[str] = ..., node_id: _Optional[str] = ..., underlay_addr: _Optional[str] = ..., aliases: _Optional[_Iterable[str]] = ..., service_id: _Optional[str] = ...) -> None: ...
+
+class ServiceRecord(_message.Message):
+    __slots__ = ("service_id", "name", "aliases", "vip", "dnsrr", "task_ips")
+    SERVICE_ID_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    ALIASES_FIELD_NUMBER: _ClassVar[int]
+    VIP_FIELD_NUMBER: _ClassVar[int]
+    DNSRR_FIELD_NUMBER: _ClassVar[int]
+    TASK_IPS_FIELD_NUMBER: _ClassVar[int]
+    service_id: str
+    name: str
+    aliases: _containers.RepeatedScalarFieldContainer[str]
+    vip: str
+    dnsrr: bool
+    task_ips: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, service_id: _Optional[str] = ..., name: _Optional[str] = ..., aliases: _Optional[_Iterable[str]] = ..., vip: _Optional[str] = ..., dnsrr: _Optional[bool] = ..., task_ips: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class LogSelector(_message.Message):
     __slots__ = ("service_ids", "task_ids")

@@ -163,16 +163,18 @@ class EngineDescription(_message.Message):
     def __init__(self, engine_version: _Optional[str] = ..., labels: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class NodeDescription(_message.Message):
-    __slots__ = ("hostname", "platform", "resources", "engine")
+    __slots__ = ("hostname", "platform", "resources", "engine", "data_path_addr")
     HOSTNAME_FIELD_NUMBER: _ClassVar[int]
     PLATFORM_FIELD_NUMBER: _ClassVar[int]
     RESOURCES_FIELD_NUMBER: _ClassVar[int]
     ENGINE_FIELD_NUMBER: _ClassVar[int]
+    DATA_PATH_ADDR_FIELD_NUMBER: _ClassVar[int]
     hostname: str
     platform: Platform
     resources: Resources
     engine: EngineDescription
-    def __init__(self, hostname: _Optional[str] = ..., platform: _Optional[_Union[Platform, _Mapping]] = ..., resources: _Optional[_Union[Resources, _Mapping]] = ..., engine: _Optional[_Union[EngineDescription, _Mapping]] = ...) -> None: ...
+    data_path_addr: str
+    def __init__(self, hostname: _Optional[str] = ..., platform: _Optional[_Union[Platform, _Mapping]] = ..., resources: _Optional[_Union[Resources, _Mapping]] = ..., engine: _Optional[_Union[EngineDescription, _Mapping]] = ..., data_path_addr: _Optional[str] = ...) -> None: ...
 
 class NodeStatus(_message.Message):
     __slots__ = ("state", "message", "addr")
@@ -325,7 +327,7 @@ class Ulimit(_message.Message):
     def __init__(self, name: _Optional[str] = ..., soft: _Optional[int] = ..., hard: _Optional[int] = ...) -> None: ...
 
 class ContainerSpec(_message.Message):
-    __slots__ = ("image", "labels", "command", "args", "env", "dir", "user", "hostname", "stop_grace_period", "tty", "healthcheck", "mounts", "stop_signal", "secrets", "configs", "init", "read_only", "sysctls", "capability_add", "capability_drop", "ulimits", "groups", "isolation")
+    __slots__ = ("image", "labels", "command", "args", "env", "dir", "user", "hostname", "stop_grace_period", "tty", "healthcheck", "mounts", "stop_signal", "secrets", "configs", "init", "read_only", "sysctls", "capability_add", "capability_drop", "ulimits", "groups", "isolation", "dns_config", "hosts")
     class LabelsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -363,6 +365,8 @@ class ContainerSpec(_message.Message):
     ULIMITS_FIELD_NUMBER: _ClassVar[int]
     GROUPS_FIELD_NUMBER: _ClassVar[int]
     ISOLATION_FIELD_NUMBER: _ClassVar[int]
+    DNS_CONFIG_FIELD_NUMBER: _ClassVar[int]
+    HOSTS_FIELD_NUMBER: _ClassVar[int]
     image: str
     labels: _containers.ScalarMap[str, str]
     command: _containers.RepeatedScalarFieldContainer[str]
@@ -386,7 +390,19 @@ class ContainerSpec(_message.Message):
     ulimits: _containers.RepeatedCompositeFieldContainer[Ulimit]
     groups: _containers.RepeatedScalarFieldContainer[str]
     isolation: str
-    def __init__(self, image: _Optional[str] = ..., labels: _Optional[_Mapping[str, str]] = ..., command: _Optional[_Iterable[str]] = ..., args: _Optional[_Iterable[str]] = ..., env: _Optional[_Iterable[str]] = ..., dir: _Optional[str] = ..., user: _Optional[str] = ..., hostname: _Optional[str] = ..., stop_grace_period: _Optional[int] = ..., tty: _Optional[bool] = ..., healthcheck: _Optional[_Union[HealthConfig, _Mapping]] = ..., mounts: _Optional[_Iterable[_Union[Mount, _Mapping]]] = ..., stop_signal: _Optional[str] = ..., secrets: _Optional[_Iterable[_Union[SecretReference, _Mapping]]] = ..., configs: _Optional[_Iterable[_Union[ConfigReference, _Mapping]]] = ..., init: _Optional[bool] = ..., read_only: _Optional[bool] = ..., sysctls: _Optional[_Mapping[str, str]] = ..., capability_add: _Optional[_Iterable[str]] = ..., capability_drop: _Optional[_Iterable[str]] = ..., ulimits: _Optional[_Iterable[_Union[Ulimit, _Mapping]]] = ..., groups: _Optional[_Iterable[str]] = ..., isolation: _Optional[str] = ...) -> None: ...
+    dns_config: DNSConfig
+    hosts: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, image: _Optional[str] = ..., labels: _Optional[_Mapping[str, str]] = ..., command: _Optional[_Iterable[str]] = ..., args: _Optional[_Iterable[str]] = ..., env: _Optional[_Iterable[str]] = ..., dir: _Optional[str] = ..., user: _Optional[str] = ..., hostname: _Optional[str] = ..., stop_grace_period: _Optional[int] = ..., tty: _Optional[bool] = ..., healthcheck: _Optional[_Union[HealthConfig, _Mapping]] = ..., mounts: _Optional[_Iterable[_Union[Mount, _Mapping]]] = ..., stop_signal: _Optional[str] = ..., secrets: _Optional[_Iterable[_Union[SecretReference, _Mapping]]] = ..., configs: _Optional[_Iterable[_Union[ConfigReference, _Mapping]]] = ..., init: _Optional[bool] = ..., read_only: _Optional[bool] = ..., sysctls: _Optional[_Mapping[str, str]] = ..., capability_add: _Optional[_Iterable[str]] = ..., capability_drop: _Optional[_Iterable[str]] = ..., ulimits: _Optional[_Iterable[_Union[Ulimit, _Mapping]]] = ..., groups: _Optional[_Iterable[str]] = ..., isolation: _Optional[str] = ..., dns_config: _Optional[_Union[DNSConfig, _Mapping]] = ..., hosts: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class DNSConfig(_message.Message):
+    __slots__ = ("nameservers", "search", "options")
+    NAMESERVERS_FIELD_NUMBER: _ClassVar[int]
+    SEARCH_FIELD_NUMBER: _ClassVar[int]
+    OPTIONS_FIELD_NUMBER: _ClassVar[int]
+    nameservers: _containers.RepeatedScalarFieldContainer[str]
+    search: _containers.RepeatedScalarFieldContainer[str]
+    options: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, nameservers: _Optional[_Iterable[str]] = ..., search: _Optional[_Iterable[str]] = ..., options: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class RestartPolicy(_message.Message):
     __slots__ = ("condition", "delay", "max_attempts", "window")
@@ -427,20 +443,41 @@ class Placement(_message.Message):
     def __init__(self, constraints: _Optional[_Iterable[str]] = ..., preferences: _Optional[_Iterable[_Union[PlacementPreference, _Mapping]]] = ..., max_replicas: _Optional[int] = ..., platforms: _Optional[_Iterable[_Union[Platform, _Mapping]]] = ...) -> None: ...
 
 class TaskSpec(_message.Message):
-    __slots__ = ("container", "resources", "restart", "placement", "force_update", "log_driver")
+    __slots__ = ("container", "resources", "restart", "placement", "force_update", "log_driver", "networks")
     CONTAINER_FIELD_NUMBER: _ClassVar[int]
     RESOURCES_FIELD_NUMBER: _ClassVar[int]
     RESTART_FIELD_NUMBER: _ClassVar[int]
     PLACEMENT_FIELD_NUMBER: _ClassVar[int]
     FORCE_UPDATE_FIELD_NUMBER: _ClassVar[int]
     LOG_DRIVER_FIELD_NUMBER: _ClassVar[int]
+    NETWORKS_FIELD_NUMBER: _ClassVar[int]
     container: ContainerSpec
     resources: ResourceRequirements
     restart: RestartPolicy
     placement: Placement
     force_update: int
     log_driver: Driver
-    def __init__(self, container: _Optional[_Union[ContainerSpec, _Mapping]] = ..., resources: _Optional[_Union[ResourceRequirements, _Mapping]] = ..., restart: _Optional[_Union[RestartPolicy, _Mapping]] = ..., placement: _Optional[_Union[Placement, _Mapping]] = ..., force_update: _Optional[int] = ..., log_driver: _Optional[_Union[Driver, _Mapping]] = ...) -> None: ...
+    networks: _containers.RepeatedCompositeFieldContainer[NetworkAttachmentConfig]
+    def __init__(self, container: _Optional[_Union[ContainerSpec, _Mapping]] = ..., resources: _Optional[_Union[ResourceRequirements, _Mapping]] = ..., restart: _Optional[_Union[RestartPolicy, _Mapping]] = ..., placement: _Optional[_Union[Placement, _Mapping]] = ..., force_update: _Optional[int] = ..., log_driver: _Optional[_Union[Driver, _Mapping]] = ..., networks: _Optional[_Iterable[_Union[NetworkAttachmentConfig, _Mapping]]] = ...) -> None: ...
+
+class NetworkAttachmentConfig(_message.Message):
+    __slots__ = ("target", "aliases", "addresses", "driver_attachment_opts")
+    class DriverAttachmentOptsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    TARGET_FIELD_NUMBER: _ClassVar[int]
+    ALIASES_FIELD_NUMBER: _ClassVar[int]
+    ADDRESSES_FIELD_NUMBER: _ClassVar[int]
+    DRIVER_ATTACHMENT_OPTS_FIELD_NUMBER: _ClassVar[int]
+    target: str
+    aliases: _containers.RepeatedScalarFieldContainer[str]
+    addresses: _containers.RepeatedScalarFieldContainer[str]
+    driver_attachment_opts: _containers.ScalarMap[str, str]
+    def __init__(self, target: _Optional[str] = ..., aliases: _Optional[_Iterable[str]] = ..., addresses: _Optional[_Iterable[str]] = ..., driver_attachment_opts: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class ReplicatedService(_message.Message):
     __slots__ = ("replicas",)
@@ -537,12 +574,21 @@ class EndpointSpec(_message.Message):
     def __init__(self, mode: _Optional[_Union[EndpointSpec.ResolutionMode, str]] = ..., ports: _Optional[_Iterable[_Union[PortConfig, _Mapping]]] = ...) -> None: ...
 
 class Endpoint(_message.Message):
-    __slots__ = ("spec", "ports")
+    __slots__ = ("spec", "ports", "virtual_ips")
+    class VirtualIP(_message.Message):
+        __slots__ = ("network_id", "addr")
+        NETWORK_ID_FIELD_NUMBER: _ClassVar[int]
+        ADDR_FIELD_NUMBER: _ClassVar[int]
+        network_id: str
+        addr: str
+        def __init__(self, network_id: _Optional[str] = ..., addr: _Optional[str] = ...) -> None: ...
     SPEC_FIELD_NUMBER: _ClassVar[int]
     PORTS_FIELD_NUMBER: _ClassVar[int]
+    VIRTUAL_IPS_FIELD_NUMBER: _ClassVar[int]
     spec: EndpointSpec
     ports: _containers.RepeatedCompositeFieldContainer[PortConfig]
-    def __init__(self, spec: _Optional[_Union[EndpointSpec, _Mapping]] = ..., ports: _Optional[_Iterable[_Union[PortConfig, _Mapping]]] = ...) -> None: ...
+    virtual_ips: _containers.RepeatedCompositeFieldContainer[Endpoint.VirtualIP]
+    def __init__(self, spec: _Optional[_Union[EndpointSpec, _Mapping]] = ..., ports: _Optional[_Iterable[_Union[PortConfig, _Mapping]]] = ..., virtual_ips: _Optional[_Iterable[_Union[Endpoint.VirtualIP, _Mapping]]] = ...) -> None: ...
 
 class ServiceSpec(_message.Message):
     __slots__ = ("annotations", "task", "replicated", "replicated_job", "global_job", "update", "rollback", "endpoint")
@@ -646,7 +692,7 @@ class TaskStatus(_message.Message):
     def __init__(self, timestamp: _Optional[int] = ..., state: _Optional[_Union[TaskState, str]] = ..., message: _Optional[str] = ..., err: _Optional[str] = ..., container_status: _Optional[_Union[ContainerStatus, _Mapping]] = ..., port_status: _Optional[_Union[PortStatus, _Mapping]] = ...) -> None: ...
 
 class Task(_message.Message):
-    __slots__ = ("id", "meta", "spec", "spec_version", "service_id", "slot", "node_id", "annotations", "service_annotations", "status", "desired_state", "endpoint")
+    __slots__ = ("id", "meta", "spec", "spec_version", "service_id", "slot", "node_id", "annotations", "service_annotations", "status", "desired_state", "endpoint", "networks")
     ID_FIELD_NUMBER: _ClassVar[int]
     META_FIELD_NUMBER: _ClassVar[int]
     SPEC_FIELD_NUMBER: _ClassVar[int]
@@ -659,6 +705,7 @@ class Task(_message.Message):
     STATUS_FIELD_NUMBER: _ClassVar[int]
     DESIRED_STATE_FIELD_NUMBER: _ClassVar[int]
     ENDPOINT_FIELD_NUMBER: _ClassVar[int]
+    NETWORKS_FIELD_NUMBER: _ClassVar[int]
     id: str
     meta: Meta
     spec: TaskSpec
@@ -671,7 +718,77 @@ class Task(_message.Message):
     status: TaskStatus
     desired_state: TaskState
     endpoint: Endpoint
-    def __init__(self, id: _Optional[str] = ..., meta: _Optional[_Union[Meta, _Mapping]] = ..., spec: _Optional[_Union[TaskSpec, _Mapping]] = ..., spec_version: _Optional[_Union[Version, _Mapping]] = ..., service_id: _Optional[str] = ..., slot: _Optional[int] = ..., node_id: _Optional[str] = ..., annotations: _Optional[_Union[Annotations, _Mapping]] = ..., service_annotations: _Optional[_Union[Annotations, _Mapping]] = ..., status: _Optional[_Union[TaskStatus, _Mapping]] = ..., desired_state: _Optional[_Union[TaskState, str]] = ..., endpoint: _Optional[_Union[Endpoint, _Mapping]] = ...) -> None: ...
+    networks: _containers.RepeatedCompositeFieldContainer[NetworkAttachment]
+    def __init__(self, id: _Optional[str] = ..., meta: _Optional[_Union[Meta, _Mapping]] = ..., spec: _Optional[_Union[TaskSpec, _Mapping]] = ..., spec_version: _Optional[_Union[Version, _Mapping]] = ..., service_id: _Optional[str] = ..., slot: _Optional[int] = ..., node_id: _Optional[str] = ..., annotations: _Optional[_Union[Annotations, _Mapping]] = ..., service_annotations: _Optional[_Union[Annotations, _Mapping]] = ..., status: _Optional[_Union[TaskStatus, _Mapping]] = ..., desired_state: _Optional[_Union[TaskState, str]] = ..., endpoint: _Optional[_Union[Endpoint, _Mapping]] = ..., networks: _Optional[_Iterable[_Union[NetworkAttachment, _Mapping]]] = ...) -> None: ...
+
+class NetworkAttachment(_message.Message):
+    __slots__ = ("network", "addresses", "aliases", "driver_attachment_opts")
+    class DriverAttachmentOptsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    NETWORK_FIELD_NUMBER: _ClassVar[int]
+    ADDRESSES_FIELD_NUMBER: _ClassVar[int]
+    ALIASES_FIELD_NUMBER: _ClassVar[int]
+    DRIVER_ATTACHMENT_OPTS_FIELD_NUMBER: _ClassVar[int]
+    network: Network
+    addresses: _containers.RepeatedScalarFieldContainer[str]
+    aliases: _containers.RepeatedScalarFieldContainer[str]
+    driver_attachment_opts: _containers.ScalarMap[str, str]
+    def __init__(self, network: _Optional[_Union[Network, _Mapping]] = ..., addresses: _Optional[_Iterable[str]] = ..., aliases: _Optional[_Iterable[str]] = ..., driver_attachment_opts: _Optional[_Mapping[str, str]] = ...) -> None: ...
+
+class IPAMConfig(_message.Message):
+    __slots__ = ("subnet", "range", "gateway")
+    SUBNET_FIELD_NUMBER: _ClassVar[int]
+    RANGE_FIELD_NUMBER: _ClassVar[int]
+    GATEWAY_FIELD_NUMBER: _ClassVar[int]
+    subnet: str
+    range: str
+    gateway: str
+    def __init__(self, subnet: _Optional[str] = ..., range: _Optional[str] = ..., gateway: _Optional[str] = ...) -> None: ...
+
+class IPAMOptions(_message.Message):
+    __slots__ = ("driver", "configs")
+    DRIVER_FIELD_NUMBER: _ClassVar[int]
+    CONFIGS_FIELD_NUMBER: _ClassVar[int]
+    driver: Driver
+    configs: _containers.RepeatedCompositeFieldContainer[IPAMConfig]
+    def __init__(self, driver: _Optional[_Union[Driver, _Mapping]] = ..., configs: _Optional[_Iterable[_Union[IPAMConfig, _Mapping]]] = ...) -> None: ...
+
+class NetworkSpec(_message.Message):
+    __slots__ = ("annotations", "driver_config", "ipv6_enabled", "internal", "ipam", "attachable", "ingress")
+    ANNOTATIONS_FIELD_NUMBER: _ClassVar[int]
+    DRIVER_CONFIG_FIELD_NUMBER: _ClassVar[int]
+    IPV6_ENABLED_FIELD_NUMBER: _ClassVar[int]
+    INTERNAL_FIELD_NUMBER: _ClassVar[int]
+    IPAM_FIELD_NUMBER: _ClassVar[int]
+    ATTACHABLE_FIELD_NUMBER: _ClassVar[int]
+    INGRESS_FIELD_NUMBER: _ClassVar[int]
+    annotations: Annotations
+    driver_config: Driver
+    ipv6_enabled: bool
+    internal: bool
+    ipam: IPAMOptions
+    attachable: bool
+    ingress: bool
+    def __init__(self, annotations: _Optional[_Union[Annotations, _Mapping]] = ..., driver_config: _Optional[_Union[Driver, _Mapping]] = ..., ipv6_enabled: _Optional[bool] = ..., internal: _Optional[bool] = ..., ipam: _Optional[_Union[IPAMOptions, _Mapping]] = ..., attachable: _Optional[bool] = ..., ingress: _Optional[bool] = ...) -> None: ...
+
+class Network(_message.Message):
+    __slots__ = ("id", "meta", "spec", "driver_state", "ipam")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    META_FIELD_NUMBER: _ClassVar[int]
+    SPEC_FIELD_NUMBER: _ClassVar[int]
+    DRIVER_STATE_FIELD_NUMBER: _ClassVar[int]
+    IPAM_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    meta: Meta
+    spec: NetworkSpec
+    driver_state: Driver
+    ipam: IPAMOptions
+    def __init__(self, id: _Optional[str] = ..., meta: _Optional[_Union[Meta, _Mapping]] = ..., spec: _Optional[_Union[NetworkSpec, _Mapping]] = ..., driver_state: _Optional[_Union[Driver, _Mapping]] = ..., ipam: _Optional[_Union[IPAMOptions, _Mapping]] = ...) -> None: ...
 
 class FileTarget(_message.Message):
     __slots__ = ("name", "uid", "gid", "mode")
@@ -820,18 +937,24 @@ class RootCA(_message.Message):
     def __init__(self, ca_key: _Optional[bytes] = ..., ca_cert: _Optional[bytes] = ..., ca_cert_hash: _Optional[str] = ..., join_tokens: _Optional[_Union[JoinTokens, _Mapping]] = ...) -> None: ...
 
 class Cluster(_message.Message):
-    __slots__ = ("id", "meta", "spec", "root_ca", "unlock_key")
+    __slots__ = ("id", "meta", "spec", "root_ca", "unlock_key", "default_address_pool", "subnet_size", "vxlan_udp_port")
     ID_FIELD_NUMBER: _ClassVar[int]
     META_FIELD_NUMBER: _ClassVar[int]
     SPEC_FIELD_NUMBER: _ClassVar[int]
     ROOT_CA_FIELD_NUMBER: _ClassVar[int]
     UNLOCK_KEY_FIELD_NUMBER: _ClassVar[int]
+    DEFAULT_ADDRESS_POOL_FIELD_NUMBER: _ClassVar[int]
+    SUBNET_SIZE_FIELD_NUMBER: _ClassVar[int]
+    VXLAN_UDP_PORT_FIELD_NUMBER: _ClassVar[int]
     id: str
     meta: Meta
     spec: ClusterSpec
     root_ca: RootCA
     unlock_key: str
-    def __init__(self, id: _Optional[str] = ..., meta: _Optional[_Union[Meta, _Mapping]] = ..., spec: _Optional[_Union[ClusterSpec, _Mapping]] = ..., root_ca: _Optional[_Union[RootCA, _Mapping]] = ..., unlock_key: _Optional[str] = ...) -> None: ...
+    default_address_pool: _containers.RepeatedScalarFieldContainer[str]
+    subnet_size: int
+    vxlan_udp_port: int
+    def __init__(self, id: _Optional[str] = ..., meta: _Optional[_Union[Meta, _Mapping]] = ..., spec: _Optional[_Union[ClusterSpec, _Mapping]] = ..., root_ca: _Optional[_Union[RootCA, _Mapping]] = ..., unlock_key: _Optional[str] = ..., default_address_pool: _Optional[_Iterable[str]] = ..., subnet_size: _Optional[int] = ..., vxlan_udp_port: _Optional[int] = ...) -> None: ...
 
 class RaftMember(_message.Message):
     __slots__ = ("raft_id", "node_id", "addr")

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from swarmpy.api import objects_pb2 as swarmpy_dot_api_dot_objects__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17swarmpy/api/store.proto\x12\x0bswarmpy.api\x1a\x19swarmpy/api/objects.proto\"\xd6\x02\n\x0bStoreAction\x12+\n\x04kind\x18\x01 \x01(\x0e\x32\x1d.swarmpy.api.StoreAction.Kind\x12!\n\x04node\x18\x02 \x01(\x0b\x32\x11.swarmpy.api.NodeH\x00\x12\'\n\x07service\x18\x03 \x01(\x0b\x32\x14.swarmpy.api.ServiceH\x00\x12!\n\x04task\x18\x04 \x01(\x0b\x32\x11.swarmpy.api.TaskH\x00\x12\'\n\x07\x63luster\x18\x05 \x01(\x0b\x32\x14.swarmpy.api.ClusterH\x00\x12%\n\x06secret\x18\x14 \x01(\x0b\x32\x13.swarmpy.api.SecretH\x00\x12%\n\x06\x63onfig\x18\x15 \x01(\x0b\x32\x13.swarmpy.api.ConfigH\x00\"*\n\x04Kind\x12\n\n\x06\x43REATE\x10\x00\x12\n\n\x06UPDATE\x10\x01\x12\n\n\x06REMOVE\x10\x02\x42\x08\n\x06target\":\n\rStoreProposal\x12)\n\x07\x61\x63tions\x18\x01 \x03(\x0b\x32\x18.swarmpy.api.StoreAction\"\x99\x02\n\rStoreSnapshot\x12 \n\x05nodes\x18\x01 \x03(\x0b\x32\x11.swarmpy.api.Node\x12&\n\x08services\x18\x02 \x03(\x0b\x32\x14.swarmpy.api.Service\x12 \n\x05tasks\x18\x03 \x03(\x0b\x32\x11.swarmpy.api.Task\x12&\n\x08\x63lusters\x18\x04 \x03(\x0b\x32\x14.swarmpy.api.Cluster\x12(\n\x07members\x18\x05 \x03(\x0b\x32\x17.swarmpy.api.RaftMember\x12$\n\x07secrets\x18\x14 \x03(\x0b\x32\x13.swarmpy.api.Secret\x12$\n\x07\x63onfigs\x18\x15 \x03(\x0b\x32\x13.swarmpy.api.Configb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17swarmpy/api/store.proto\x12\x0bswarmpy.api\x1a\x19swarmpy/api/objects.proto\"\xff\x02\n\x0bStoreAction\x12+\n\x04kind\x18\x01 \x01(\x0e\x32\x1d.swarmpy.api.StoreAction.Kind\x12!\n\x04node\x18\x02 \x01(\x0b\x32\x11.swarmpy.api.NodeH\x00\x12\'\n\x07service\x18\x03 \x01(\x0b\x32\x14.swarmpy.api.ServiceH\x00\x12!\n\x04task\x18\x04 \x01(\x0b\x32\x11.swarmpy.api.TaskH\x00\x12\'\n\x07\x63luster\x18\x05 \x01(\x0b\x32\x14.swarmpy.api.ClusterH\x00\x12%\n\x06secret\x18\x14 \x01(\x0b\x32\x13.swarmpy.api.SecretH\x00\x12%\n\x06\x63onfig\x18\x15 \x01(\x0b\x32\x13.swarmpy.api.ConfigH\x00\x12\'\n\x07network\x18\x1e \x01(\x0b\x32\x14.swarmpy.api.NetworkH\x00\"*\n\x04Kind\x12\n\n\x06\x43REATE\x10\x00\x12\n\n\x06UPDATE\x10\x01\x12\n\n\x06REMOVE\x10\x02\x42\x08\n\x06target\":\n\rStoreProposal\x12)\n\x07\x61\x63tions\x18\x01 \x03(\x0b\x32\x18.swarmpy.api.StoreAction\"\xc1\x02\n\rStoreSnapshot\x12 \n\x05nodes\x18\x01 \x03(\x0b\x32\x11.swarmpy.api.Node\x12&\n\x08services\x18\x02 \x03(\x0b\x32\x14.swarmpy.api.Service\x12 \n\x05tasks\x18\x03 \x03(\x0b\x32\x11.swarmpy.api.Task\x12&\n\x08\x63lusters\x18\x04 \x03(\x0b\x32\x14.swarmpy.api.Cluster\x12(\n\x07members\x18\x05 \x03(\x0b\x32\x17.swarmpy.api.RaftMember\x12$\n\x07secrets\x18\x14 \x03(\x0b\x32\x13.swarmpy.api.Secret\x12$\n\x07\x63onfigs\x18\x15 \x03(\x0b\x32\x13.swarmpy.api.Config\x12&\n\x08networks\x18\x1e \x03(\x0b\x32\x14.swarmpy.api.Networkb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,11 +33,11 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'swarmpy.api.store_pb2', _gl
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_STOREACTION']._serialized_start=68
-  _globals['_STOREACTION']._serialized_end=410
-  _globals['_STOREACTION_KIND']._serialized_start=358
-  _globals['_STOREACTION_KIND']._serialized_end=400
-  _globals['_STOREPROPOSAL']._serialized_start=412
-  _globals['_STOREPROPOSAL']._serialized_end=470
-  _globals['_STORESNAPSHOT']._serialized_start=473
-  _globals['_STORESNAPSHOT']._serialized_end=754
+  _globals['_STOREACTION']._serialized_end=451
+  _globals['_STOREACTION_KIND']._serialized_start=399
+  _globals['_STOREACTION_KIND']._serialized_end=441
+  _globals['_STOREPROPOSAL']._serialized_start=453
+  _globals['_STOREPROPOSAL']._serialized_end=511
+  _globals['_STORESNAPSHOT']._serialized_start=514
+  _globals['_STORESNAPSHOT']._serialized_end=835
 # @@protoc_insertion_point(module_scope)

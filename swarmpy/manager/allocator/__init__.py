@@ -1,5 +1,7 @@
-"""The allocator: service endpoints (ingress ports) and the NEW → PENDING step of every task."""
+"""The allocator: networks (subnets, VNIs), service endpoints (ingress ports, VIPs), task addresses, and
+the NEW → PENDING step of every task."""
 
 from .allocator import Allocator, PortAllocator, PortConflict
+from .networks import NetworkAllocator
 
-__all__ = ["Allocator", "PortAllocator", "PortConflict"]
+__all__ = ["Allocator", "NetworkAllocator", "PortAllocator", "PortConflict"]

@@ -1,4 +1,5 @@
-"""The allocator: gives services their endpoints and lets their new tasks go to the scheduler.
+"""The allocator: gives networks their subnets, services their endpoints, tasks their addresses, and lets
+new tasks go to the scheduler.
 
 Theory of operation
 -------------------
@@ -17,6 +18,15 @@ copies the endpoint into the task and moves it to PENDING ("pending task schedul
 scheduler takes it from there. Tasks no longer wanted (desired state beyond RUNNING) are left NEW.
 If a service's ports cannot be allocated (a published port taken by another service), its tasks stay NEW
 and the error is logged; the control API is expected to refuse such specs up front.
+
+Networks (networks.py holds the bookkeeping, ipam.py the arithmetic). Each pass allocates, in order:
+networks not yet allocated (subnet, gateway, VNI); services whose endpoint or VIPs do not match their
+spec (a VIP per attached network in vip mode); then tasks, which get one address per network of their
+spec in the same write that moves them to PENDING. A task whose network has no address left is still
+moved to PENDING, but with no attachments and an error naming the network; the scheduler leaves such a
+task alone, and the allocator tries it again whenever an address is freed (a task terminating or being
+deleted, a service's VIP dropped). Whenever a write of the allocator is refused, its bookkeeping is
+rebuilt from the store, so what it holds is always what the store says.
 """
 
 from __future__ import annotations
@@ -27,7 +37,17 @@ import time
 
 from swarmpy.api import objects_pb2
 from swarmpy.manager.store import Change, MemoryStore, StoreError
-from swarmpy.manager.store.memory import Batch, clone
+from swarmpy.manager.store.memory import Batch, ReadView, clone
+
+from .ipam import IPAMError
+from .networks import (
+    AddressExhausted,
+    NetworkAllocator,
+    network_allocated,
+    task_holds_addresses,
+    task_networks_allocated,
+    vips_allocated,
+)
 
 log = logging.getLogger(__name__)
 
@@ -117,36 +137,67 @@ class PortAllocator:
 
 
 def endpoint_allocated(service: objects_pb2.Service) -> bool:
-    return service.endpoint.spec == service.spec.endpoint
+    return service.endpoint.spec == service.spec.endpoint and vips_allocated(service)
+
+
+def wants_allocation(task: objects_pb2.Task) -> bool:
+    """NEW and wanted, or PENDING without the addresses its networks need (an exhausted network)."""
+    if task.desired_state > objects_pb2.RUNNING:
+        return False
+    if task.status.state == objects_pb2.NEW:
+        return True
+    return task.status.state == objects_pb2.PENDING and not task_networks_allocated(task)
 
 
 class Allocator:
-    """Reads services and tasks; writes service.endpoint and moves NEW tasks to PENDING."""
+    """Reads networks, services and tasks; writes their allocations and moves NEW tasks to PENDING."""
 
     def __init__(self, store: MemoryStore) -> None:
         self._store = store
         self.ports = PortAllocator()
+        self.networks = NetworkAllocator()
+
+    def _restore(self, view: ReadView) -> None:
+        """Forget everything held in memory and take what the store says (start, or a refused write)."""
+        self.ports = PortAllocator()
+        for service in view.services():
+            self.ports.restore(service)
+        self.networks.restore(view)
 
     async def run(self) -> None:
-        view, watch = self._store.view_and_watch(["service", "task"])
+        view, watch = self._store.view_and_watch(["service", "task", "network", "cluster"])
         with watch:
-            for service in view.services():
-                self.ports.restore(service)
+            self._restore(view)
+            networks = {network.id for network in view.networks() if not network_allocated(network)}
             services = {service.id for service in view.services() if not endpoint_allocated(service)}
-            tasks = {task.id for task in view.tasks() if task.status.state == objects_pb2.NEW}
+            tasks = {task.id for task in view.tasks() if wants_allocation(task)}
             while True:
+                if networks:
+                    networks, allocated_some = await self._allocate_networks(networks)
+                    if allocated_some:  # whatever waited for a network may go on now
+                        current = self._store.view()
+                        services.update(s.id for s in current.services() if not endpoint_allocated(s))
+                        tasks.update(t.id for t in current.tasks() if wants_allocation(t))
                 if services:
                     services = await self._allocate_services(services)
                 if tasks:
                     tasks = await self._move_to_pending(tasks)
-                if services or tasks:
+                if networks or services or tasks:
                     await asyncio.sleep(0)  # a write raced another: let the events in, then retry
+                freed = False
                 for event in [await watch.get(), *watch.drain()]:
                     if not isinstance(event, Change):
                         continue
-                    if event.kind == "service":
+                    if event.kind == "network":
+                        if event.action == "remove":
+                            self.networks.release_network(event.old.id)
+                        elif not network_allocated(event.new):
+                            networks.add(event.new.id)
+                    elif event.kind == "service":
                         if event.action == "remove":
                             self.ports.release(event.old.id)
+                            freed |= self.networks.holds(event.old.id)
+                            self.networks.release_holder(event.old.id)
                         elif not endpoint_allocated(event.new):
                             services.add(event.new.id)
                         else:
@@ -154,40 +205,86 @@ class Allocator:
                             tasks.update(
                                 task.id
                                 for task in self._store.view().tasks_by_service(event.new.id)
-                                if task.status.state == objects_pb2.NEW
+                                if wants_allocation(task)
                             )
-                    elif event.kind == "task" and event.new is not None and event.new.status.state == objects_pb2.NEW:
-                        tasks.add(event.new.id)
+                    elif event.kind == "task":
+                        task = event.new
+                        if (task is None or not task_holds_addresses(task)) and self.networks.holds(event.old.id if task is None else task.id):
+                            self.networks.release_holder(event.old.id if task is None else task.id)
+                            freed = True
+                        if task is not None and wants_allocation(task):
+                            tasks.add(task.id)
+                if freed:  # addresses came free: tasks starved of them may have one now
+                    tasks.update(t.id for t in self._store.view().tasks() if wants_allocation(t) and t.status.state == objects_pb2.PENDING)
+
+    async def _allocate_networks(self, network_ids: set[str]) -> tuple[set[str], bool]:
+        retry: set[str] = set()
+        allocated_some = False
+        for network_id in network_ids:
+            network = self._store.view().get_network(network_id)
+            if network is None or network_allocated(network):
+                continue
+            try:
+                allocated = self.networks.allocate_network(network)
+            except (IPAMError, ValueError) as error:
+                log.error("cannot allocate network %s (%s): %s", network.spec.annotations.name, network.id, error)
+                continue
+            try:
+                await self._store.update(lambda tx, allocated=allocated: tx.update("network", allocated))
+            except StoreError as error:
+                log.debug("allocating network %s raced another write, retrying: %s", network_id, error)
+                self._restore(self._store.view())
+                retry.add(network_id)
+                continue
+            allocated_some = True
+            log.info(
+                "network %s allocated: subnet %s, VXLAN ID %s",
+                network.spec.annotations.name, allocated.ipam.configs[0].subnet, allocated.driver_state.options,
+            )
+        return retry, allocated_some
 
     async def _allocate_services(self, service_ids: set[str]) -> set[str]:
         retry: set[str] = set()
         for service_id in service_ids:
-            service = self._store.view().get_service(service_id)
+            view = self._store.view()
+            service = view.get_service(service_id)
             if service is None or endpoint_allocated(service):
+                continue
+            try:
+                vips = self.networks.allocate_vips(service, view)
+            except AddressExhausted as error:
+                log.warning("Failed allocation for service %s: %s", service_id, error)
+                continue
+            except IPAMError as error:
+                log.debug("service %s waits for its networks: %s", service_id, error)
                 continue
             try:
                 ports = self.ports.allocate(service)
             except PortConflict as error:
                 log.warning("cannot allocate the endpoint: %s", error)
+                self._restore(view)
                 continue
             updated = clone(service)
             updated.endpoint.spec.CopyFrom(service.spec.endpoint)
             del updated.endpoint.ports[:]
             updated.endpoint.ports.extend(ports)
+            del updated.endpoint.virtual_ips[:]
+            updated.endpoint.virtual_ips.extend(vips)
             try:
                 await self._store.update(lambda tx, updated=updated: tx.update("service", updated))
             except StoreError as error:
                 log.debug("allocating service %s raced another write, retrying: %s", service_id, error)
+                self._restore(self._store.view())
                 retry.add(service_id)
         return retry
 
     async def _move_to_pending(self, task_ids: set[str]) -> set[str]:
         view = self._store.view()
-        ready: list[tuple[objects_pb2.Task, objects_pb2.Service]] = []
+        ready: list[tuple[objects_pb2.Task, objects_pb2.Service, list[objects_pb2.NetworkAttachment] | None, AddressExhausted | None]] = []
         allocated: dict[str, objects_pb2.Service | None] = {}  # per service: comparing endpoints costs
         for task_id in task_ids:
             task = view.get_task(task_id)
-            if task is None or task.status.state != objects_pb2.NEW or task.desired_state > objects_pb2.RUNNING:
+            if task is None or not wants_allocation(task):
                 continue
             if task.service_id not in allocated:
                 service = view.get_service(task.service_id)
@@ -195,18 +292,36 @@ class Allocator:
             service = allocated[task.service_id]
             if service is None:
                 continue  # the service's allocation brings the task back
-            ready.append((task, service))
+            try:
+                attachments: list[objects_pb2.NetworkAttachment] | None = self.networks.allocate_task(task, view)
+                problem: AddressExhausted | None = None
+            except AddressExhausted as error:
+                log.warning("task allocation failure: %s", error)
+                if task.status.state == objects_pb2.PENDING and task.status.err == str(error):
+                    continue  # already says so; an address coming free brings it back
+                attachments, problem = None, error
+            except IPAMError as error:
+                log.debug("task %s waits for its networks: %s", task_id, error)
+                continue
+            ready.append((task, service, attachments, problem))
         if not ready:
             return set()
         now = time.time_ns()
 
         def write(batch: Batch) -> None:
-            for task, service in ready:
+            for task, service, attachments, problem in ready:
                 pending = clone(task)
                 pending.endpoint.CopyFrom(service.endpoint)
                 pending.status.state = objects_pb2.PENDING
                 pending.status.timestamp = now
-                pending.status.message = "pending task scheduling"
+                del pending.networks[:]
+                if problem is not None:
+                    pending.status.message = f"waiting for a free address on network {problem.network_name}"
+                    pending.status.err = str(problem)
+                else:
+                    pending.networks.extend(attachments or ())
+                    pending.status.message = "pending task scheduling"
+                    pending.status.err = ""
                 batch.update("task", pending)
 
         try:
@@ -214,9 +329,10 @@ class Allocator:
         except StoreError as error:
             log.debug("moving tasks to pending partly raced other writes, retrying: %s", error)
             view = self._store.view()
+            self._restore(view)
             return {
                 task.id
-                for task, _ in ready
-                if (current := view.get_task(task.id)) is not None and current.status.state == objects_pb2.NEW
+                for task, _, _, _ in ready
+                if (current := view.get_task(task.id)) is not None and wants_allocation(current)
             }
         return set()

@@ -40,7 +40,12 @@ ASSIGNED_MESSAGE = "scheduler assigned task to node"
 
 
 def waits_for_node(task: objects_pb2.Task) -> bool:
-    return task.status.state == objects_pb2.PENDING and task.desired_state <= objects_pb2.RUNNING
+    # A PENDING task without the addresses its networks need waits for the allocator, not for a node.
+    return (
+        task.status.state == objects_pb2.PENDING
+        and task.desired_state <= objects_pb2.RUNNING
+        and len(task.networks) >= len(task.spec.networks)
+    )
 
 
 class Scheduler:

@@ -2,9 +2,10 @@
 
 Theory of operation
 -------------------
-The store holds tables of protobuf objects (nodes, services, tasks, clusters, secrets, configs) plus the
-Raft membership, with secondary indexes (tasks by service, tasks by node, and names: a service, secret or
-config name is unique among its kind). It changes in
+The store holds tables of protobuf objects (nodes, services, tasks, clusters, secrets, configs,
+networks) plus the
+Raft membership, with secondary indexes (tasks by service, tasks by node, and names: a service, secret,
+config or network name is unique among its kind). It changes in
 exactly one way: `apply(index, data)`, which the Raft driver calls on every manager, in log order, for
 each committed entry. So every manager holds the same objects at the same applied index.
 
@@ -43,8 +44,8 @@ from .errors import Ambiguous, Conflict, Exists, NameConflict, NotFound, StoreEr
 # One proposal carries at most this many actions (swarmkit's transaction limit).
 MAX_CHANGES_PER_PROPOSAL = 200
 
-KINDS = ("node", "service", "task", "cluster", "secret", "config")
-NAMED_KINDS = ("service", "secret", "config")  # a name is unique among the objects of its kind
+KINDS = ("node", "service", "task", "cluster", "secret", "config", "network")
+NAMED_KINDS = ("service", "secret", "config", "network")  # a name is unique among the objects of its kind
 _CREATE = store_pb2.StoreAction.CREATE
 _UPDATE = store_pb2.StoreAction.UPDATE
 _REMOVE = store_pb2.StoreAction.REMOVE
@@ -244,6 +245,12 @@ class ReadView:
     def members(self) -> list[objects_pb2.RaftMember]:
         return list(self._t.members.values())
 
+    def get_network(self, network_id: str) -> objects_pb2.Network | None:
+        return self.get("network", network_id)
+
+    def networks(self) -> list[objects_pb2.Network]:
+        return self.list("network")
+
     def resolve(self, kind: str, ref: str) -> Any:
         """Find by full ID, then by name, then by unique ID prefix (docker's rules)."""
         if not ref:
@@ -268,7 +275,7 @@ class ReadView:
 def _name_of(kind: str, obj: Any) -> str:
     if kind == "node":
         return obj.description.hostname
-    if kind in ("service", "cluster", "task", "secret", "config"):
+    if kind in ("service", "cluster", "task", "secret", "config", "network"):
         return obj.annotations.name if kind == "task" else obj.spec.annotations.name
     return ""
 
@@ -527,6 +534,7 @@ class MemoryStore:
             members=t.members.values(),
             secrets=t.objects["secret"].values(),
             configs=t.objects["config"].values(),
+            networks=t.objects["network"].values(),
         ).SerializeToString()
 
     def restore(self, data: bytes) -> None:
@@ -541,6 +549,7 @@ class MemoryStore:
             ("cluster", snapshot.clusters),
             ("secret", snapshot.secrets),
             ("config", snapshot.configs),
+            ("network", snapshot.networks),
         ):
             for obj in objects:
                 tables.put(kind, clone(obj))
