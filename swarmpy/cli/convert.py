@@ -171,6 +171,15 @@ def container_spec(container: objects_pb2.ContainerSpec) -> dict[str, Any]:
         converted["CapabilityDrop"] = list(container.capability_drop)
     if container.ulimits:
         converted["Ulimits"] = [{"Name": u.name, "Hard": u.hard, "Soft": u.soft} for u in container.ulimits]
+    if container.HasField("dns_config"):
+        dns = container.dns_config
+        converted["DNSConfig"] = {
+            key: list(values)
+            for key, values in (("Nameservers", dns.nameservers), ("Search", dns.search), ("Options", dns.options))
+            if values
+        }
+    if container.hosts:
+        converted["Hosts"] = list(container.hosts)
     return converted
 
 
@@ -210,6 +219,12 @@ def task_spec(task: objects_pb2.TaskSpec) -> dict[str, Any]:
     if task.HasField("log_driver"):
         converted["LogDriver"] = driver(task.log_driver)
     converted["ForceUpdate"] = task.force_update
+    if task.networks:
+        converted["Networks"] = [
+            {"Target": n.target, **({"Aliases": list(n.aliases)} if n.aliases else {}),
+             **({"DriverOpts": dict(n.driver_attachment_opts)} if n.driver_attachment_opts else {})}
+            for n in task.networks
+        ]
     return converted
 
 
@@ -290,6 +305,8 @@ def service(svc: objects_pb2.Service) -> dict[str, Any]:
     endpoint: dict[str, Any] = {"Spec": endpoint_spec(svc.endpoint.spec if svc.HasField("endpoint") else svc.spec.endpoint)}
     if svc.endpoint.ports:
         endpoint["Ports"] = [port_config(p) for p in svc.endpoint.ports]
+    if svc.endpoint.virtual_ips:
+        endpoint["VirtualIPs"] = [{"NetworkID": v.network_id, "Addr": v.addr} for v in svc.endpoint.virtual_ips]
     converted["Endpoint"] = endpoint
     if svc.HasField("update_status") and svc.update_status.state:
         converted["UpdateStatus"] = update_status(svc.update_status)
@@ -319,6 +336,12 @@ def task(tsk: objects_pb2.Task) -> dict[str, Any]:
         converted["NodeID"] = tsk.node_id
     converted["Status"] = status
     converted["DesiredState"] = task_state_word(tsk.desired_state)
+    if tsk.networks:
+        converted["NetworksAttachments"] = [
+            {"Network": {"ID": a.network.id, "Spec": {"Name": a.network.spec.annotations.name}},
+             "Addresses": list(a.addresses)}
+            for a in tsk.networks
+        ]
     return converted
 
 
@@ -380,4 +403,7 @@ def cluster(cl: objects_pb2.Cluster) -> dict[str, Any]:
         },
         "TLSInfo": {"TrustRoot": cl.root_ca.ca_cert.decode("utf-8", "replace")},
         "JoinTokens": {"Worker": cl.root_ca.join_tokens.worker, "Manager": cl.root_ca.join_tokens.manager},
+        "DefaultAddrPool": list(cl.default_address_pool) or ["10.0.0.0/8"],
+        "SubnetSize": cl.subnet_size or 24,
+        "DataPathPort": cl.vxlan_udp_port or 4789,
     }

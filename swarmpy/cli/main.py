@@ -69,6 +69,7 @@ def cli(ctx: click.Context, host: str, debug: bool) -> None:
 
 def _register_commands() -> None:
     from swarmpy.cli.node_commands import node
+    from swarmpy.cli.network_commands import network
     from swarmpy.cli.secret_commands import config, secret
     from swarmpy.cli.stack_commands import stack
     from swarmpy.cli.service_commands import service
@@ -78,6 +79,7 @@ def _register_commands() -> None:
     cli.add_command(service)
     cli.add_command(node)
     cli.add_command(secret)
+    cli.add_command(network)
     cli.add_command(config)
     cli.add_command(stack)
 

@@ -7,7 +7,7 @@ import json
 import click
 
 from swarmpy.cli.errors import CliError
-from swarmpy.cli import secret_refs
+from swarmpy.cli import network_flags, secret_refs
 from swarmpy.cli.flag_types import GoFlagsCommand
 from swarmpy.cli.service_options import common_service_options, create_only_options, update_only_options
 
@@ -71,6 +71,7 @@ def _wait(state, service_id: str, detach: bool, quiet: bool, is_job: bool = Fals
 @service.command(cls=GoFlagsCommand, context_settings={"ignore_unknown_options": False, "allow_interspersed_args": False})
 @create_only_options
 @secret_refs.create_options
+@network_flags.create_options
 @common_service_options
 @click.argument("image")
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
@@ -82,6 +83,7 @@ def create(state, **options) -> None:
 
     spec = build_service_spec(options)  # flag errors surface here, before any connection
     secret_refs.add_to_new_spec(spec, options)
+    network_flags.add_to_new_spec(spec, options)
     daemon = state.daemon
     secret_refs.resolve(daemon, spec)
     response = daemon.call(daemon.control.CreateService, control_pb2.CreateServiceRequest(spec=spec))
@@ -237,6 +239,7 @@ def _send_update(state, ref: str, read_service, spec, rollback: bool = False):
 @service.command(cls=GoFlagsCommand)
 @update_only_options
 @secret_refs.update_options
+@network_flags.update_options
 @common_service_options
 @click.argument("service_ref", metavar="SERVICE")
 @click.pass_obj
@@ -251,6 +254,7 @@ def update(state, service_ref, **options) -> None:
         spec = apply_service_update(current.spec, options)
         secret_refs.update_spec(spec, options)
         secret_refs.resolve(state.daemon, spec)
+        network_flags.update_spec(state.daemon, spec, options)
         response = _send_update(state, service_ref, current, spec)
     _print_warnings(state, response.warnings)
     state.out(service_ref)

@@ -53,10 +53,15 @@ def _cluster(state):
 @click.option("--cert-expiry", type=flag_types.DURATION, default="2160h0m0s", show_default=True, help="Validity period for node certificates.")
 @click.option("--force-new-cluster", is_flag=True, help="Force create a new cluster from current state.")
 @click.option("--availability", type=AVAILABILITY, default="active", show_default=True, help="Availability of the node (active|pause|drain).")
+@click.option("--default-addr-pool", "default_addr_pools", multiple=True, help="default address pool in CIDR format (default [10.0.0.0/8]).")
+@click.option("--default-addr-pool-mask-length", type=flag_types.UINT, default="24", show_default=True, help="default address pool subnet mask length.")
+@click.option("--data-path-addr", default="", help="Address or interface to use for data path traffic (format: <ip|interface>).")
+@click.option("--data-path-port", type=flag_types.UINT, default="0", help="Port number to use for data path traffic (1024 - 49151). If no value is set or is set to 0, the default port (4789) is used.")
 @click.option("--autolock", is_flag=True, help="Enable manager autolocking (requiring an unlock key to start a stopped manager).")
 @click.pass_obj
 def init(state, advertise_addr, listen_addr, task_history_limit, dispatcher_heartbeat, cert_expiry,
-         force_new_cluster, availability, autolock) -> None:
+         force_new_cluster, availability, default_addr_pools, default_addr_pool_mask_length, data_path_addr,
+         data_path_port, autolock) -> None:
     """Initialize a swarm."""
     from swarmpy.api import control_pb2, objects_pb2
 
@@ -69,7 +74,8 @@ def init(state, advertise_addr, listen_addr, task_history_limit, dispatcher_hear
     daemon = state.daemon
     response = daemon.call(daemon.local_node.Init, control_pb2.InitRequest(
         listen_addr=listen_addr, advertise_addr=advertise_addr, force_new_cluster=force_new_cluster,
-        spec=spec, availability=_availability_value(availability)))
+        spec=spec, availability=_availability_value(availability), default_addr_pool=list(default_addr_pools),
+        subnet_size=default_addr_pool_mask_length, data_path_addr=data_path_addr, data_path_port=data_path_port))
     state.out(f"Swarm initialized: current node ({response.node_id}) is now a manager.\n")
     cluster = _cluster(state)
     state.out(_join_command_text("worker", cluster.root_ca.join_tokens.worker, _manager_addr(state)))
@@ -84,16 +90,17 @@ def init(state, advertise_addr, listen_addr, task_history_limit, dispatcher_hear
 @click.option("--advertise-addr", default="", help="Advertised address (format: <ip|interface>[:port]).")
 @click.option("--listen-addr", default="0.0.0.0:2377", show_default=True, help="Listen address (format: <ip|interface>[:port]).")
 @click.option("--availability", type=AVAILABILITY, default="active", show_default=True, help="Availability of the node (active|pause|drain).")
+@click.option("--data-path-addr", default="", help="Address or interface to use for data path traffic (format: <ip|interface>).")
 @click.argument("remote_addr", metavar="HOST:PORT")
 @click.pass_obj
-def join(state, token, advertise_addr, listen_addr, availability, remote_addr) -> None:
+def join(state, token, advertise_addr, listen_addr, availability, data_path_addr, remote_addr) -> None:
     """Join a swarm as a node and/or manager."""
     from swarmpy.api import control_pb2
 
     daemon = state.daemon
     daemon.call(daemon.local_node.Join, control_pb2.JoinRequest(
         listen_addr=listen_addr, advertise_addr=advertise_addr, remote_addrs=[remote_addr],
-        join_token=token, availability=_availability_value(availability)), timeout=120)
+        join_token=token, availability=_availability_value(availability), data_path_addr=data_path_addr), timeout=120)
     info = daemon.call(daemon.local_node.Info, control_pb2.InfoRequest())
     role = "manager" if info.control_available else "worker"
     state.out(f"This node joined a swarm as a {role}.")

@@ -33,6 +33,7 @@ class NodeState:
     raft_id: int = 0  # this manager's Raft member id (0 for a worker)
     managers: list[str] = field(default_factory=list)  # manager addresses known, for the agent
     hostname: str = ""
+    data_path_addr: str = ""  # the VXLAN underlay address (--data-path-addr); empty: the advertised host
 
 
 class DataDir:

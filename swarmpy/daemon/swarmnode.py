@@ -25,6 +25,7 @@ from swarmpy.ca.keystore import NodeCredentials, load_node_credentials, save_nod
 from swarmpy.ca.tokens import new_join_tokens, parse_join_token
 from swarmpy.identity import new_id
 from swarmpy.manager.controlapi.defaults import cluster_spec_for_init
+from swarmpy.manager.controlapi.networks import validate_swarm_networking
 from swarmpy.manager.controlapi.validation import validate_cluster_spec
 from swarmpy.manager.controlapi.errors import ControlError
 from swarmpy.manager.manager import ClusterBootstrap, ListenError, Manager
@@ -68,6 +69,9 @@ class SwarmNode:
         try:
             spec = cluster_spec_for_init(request.spec)
             validate_cluster_spec(spec)
+            validate_swarm_networking(
+                request.default_addr_pool, request.subnet_size, request.data_path_port, request.data_path_addr
+            )
         except ControlError as exc:
             raise LocalNodeError(grpc.StatusCode.INVALID_ARGUMENT, str(exc)) from exc
         cluster_id, node_id = new_id(), new_id()
@@ -83,9 +87,11 @@ class SwarmNode:
         state = NodeState(
             node_id=node_id, cluster_id=cluster_id, role="manager", listen_addr=listen_addr,
             advertise_addr=advertise_addr, raft_id=random_raft_id(), managers=[advertise_addr], hostname=hostname,
+            data_path_addr=request.data_path_addr,
         )
         root_ca = objects_pb2.RootCA(ca_key=root_key, ca_cert=root_cert, join_tokens=new_join_tokens(root_cert))
-        node = objects_pb2.Node(id=node_id, role=objects_pb2.MANAGER, description=describe_node(hostname))
+        node = objects_pb2.Node(id=node_id, role=objects_pb2.MANAGER, description=describe_node(
+            hostname, data_path_addr=request.data_path_addr or split_host_port(advertise_addr)[0]))
         node.spec.desired_role = objects_pb2.MANAGER
         node.spec.availability = request.availability
         node.status.state = objects_pb2.NodeStatus.READY
@@ -97,7 +103,10 @@ class SwarmNode:
         swarm = cls(data_dir, state, hostname)
         swarm.credentials = credentials
         try:
-            await swarm._start_manager(ClusterBootstrap(cluster_id, spec, root_ca, node))
+            await swarm._start_manager(ClusterBootstrap(
+                cluster_id, spec, root_ca, node, list(request.default_addr_pool), request.subnet_size,
+                request.data_path_port,
+            ))
             await swarm._start_worker()
         except BaseException as exc:
             await swarm._abandon(exc)
@@ -110,6 +119,10 @@ class SwarmNode:
         if not request.remote_addrs:
             raise LocalNodeError(grpc.StatusCode.INVALID_ARGUMENT, "join needs the address of a manager")
         remote = _with_port(request.remote_addrs[0])
+        try:
+            validate_swarm_networking((), 0, 0, request.data_path_addr)
+        except ControlError as exc:
+            raise LocalNodeError(grpc.StatusCode.INVALID_ARGUMENT, str(exc)) from exc
         try:
             token = parse_join_token(request.join_token)
             root_cert = await fetch_root_ca(remote, token.ca_digest)
@@ -125,6 +138,7 @@ class SwarmNode:
         state = NodeState(
             node_id=issued.node_id, cluster_id=issued.cluster_id, role="worker", listen_addr=listen_addr,
             advertise_addr=advertise_addr, managers=[remote], hostname=hostname,
+            data_path_addr=request.data_path_addr,
         )
         swarm = cls(data_dir, state, hostname)
         swarm.credentials = credentials
@@ -305,6 +319,7 @@ class SwarmNode:
             credentials=self.credentials,
             data_dir=str(self.data_dir.worker),
             on_node=self._on_node_update,
+            data_path_addr=self.state.data_path_addr or split_host_port(self.state.advertise_addr)[0],
         )
         await self.worker.start()
         if self._role_task is None:

@@ -38,7 +38,7 @@ def _memory_bytes() -> int:
     return 0
 
 
-def describe_node(hostname: str, engine_version: str = "") -> objects_pb2.NodeDescription:
+def describe_node(hostname: str, engine_version: str = "", data_path_addr: str = "") -> objects_pb2.NodeDescription:
     arch = {"x86_64": "x86_64", "aarch64": "aarch64"}.get(platform.machine(), platform.machine())
     description = objects_pb2.NodeDescription(hostname=hostname)
     description.platform.os = platform.system().lower()
@@ -47,6 +47,7 @@ def describe_node(hostname: str, engine_version: str = "") -> objects_pb2.NodeDe
     description.resources.memory_bytes = _memory_bytes()
     description.engine.engine_version = engine_version
     description.resources.generic.extend(node_generic_resources())
+    description.data_path_addr = data_path_addr
     return description
 
 
@@ -69,8 +70,10 @@ class WorkerSide:
         credentials: NodeCredentials,
         data_dir: str,
         on_node: Callable[[objects_pb2.Node], None] | None = None,
+        data_path_addr: str = "",
     ) -> None:
         self.node_id = node_id
+        self.data_path_addr = data_path_addr
         self.hostname = hostname
         self.managers = managers
         self.credentials = credentials
@@ -159,4 +162,4 @@ class WorkerSide:
         return tls.secure_channel(addr, self.credentials)
 
     async def _describe(self) -> objects_pb2.NodeDescription:
-        return await asyncio.to_thread(describe_node, self.hostname, self._engine_version)  # reads /proc
+        return await asyncio.to_thread(describe_node, self.hostname, self._engine_version, self.data_path_addr)  # reads /proc

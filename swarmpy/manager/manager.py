@@ -19,7 +19,7 @@ import asyncio
 import dataclasses
 import logging
 from collections.abc import Callable, Coroutine
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import grpc
@@ -160,6 +160,9 @@ class ClusterBootstrap:
     spec: objects_pb2.ClusterSpec
     root_ca: objects_pb2.RootCA
     node: objects_pb2.Node
+    default_address_pool: list[str] = field(default_factory=list)  # empty: 10.0.0.0/8
+    subnet_size: int = 0  # 0: /24
+    data_path_port: int = 0  # 0: 4789
 
 
 class Manager:
@@ -434,7 +437,11 @@ class Manager:
         self._server = server
 
     async def _bootstrap(self, boot: ClusterBootstrap) -> None:
-        cluster = objects_pb2.Cluster(id=boot.cluster_id, spec=boot.spec, root_ca=boot.root_ca)
+        cluster = objects_pb2.Cluster(
+            id=boot.cluster_id, spec=boot.spec, root_ca=boot.root_ca,
+            default_address_pool=boot.default_address_pool, subnet_size=boot.subnet_size,
+            vxlan_udp_port=boot.data_path_port,
+        )
         if cluster.spec.encryption_config.auto_lock_managers:  # swarm init --autolock
             cluster.unlock_key = new_unlock_key()
 

@@ -188,7 +188,11 @@ class Allocator:
                 for event in [await watch.get(), *watch.drain()]:
                     if not isinstance(event, Change):
                         continue
-                    if event.kind == "network":
+                    if event.kind == "cluster":
+                        # The address pools are set when the cluster is created, which a leader's loops
+                        # may start before: take them from the store.
+                        self._restore(self._store.view())
+                    elif event.kind == "network":
                         if event.action == "remove":
                             self.networks.release_network(event.old.id)
                         elif not network_allocated(event.new):

@@ -47,6 +47,7 @@ from . import queries
 from .defaults import fill_cluster_spec_defaults, service_with_defaults
 from .errors import FailedPrecondition, InvalidArgument, ObjectNotFound, Unavailable, status_for
 from .names import random_service_name
+from .networks import NetworkRPCs, resolve_attachments, validate_attachments
 from .secrets import CONFIG, SECRET, SecretConfigRPCs, resolve_references, validate_references
 from .validation import format_port, validate_cluster_spec, validate_node_spec, validate_service_spec
 
@@ -158,7 +159,7 @@ def check_port_conflicts(view: ReadView, spec: objects_pb2.ServiceSpec, service_
             )
 
 
-class ControlServicer(SecretConfigRPCs, control_pb2_grpc.ControlServicer):
+class ControlServicer(SecretConfigRPCs, NetworkRPCs, control_pb2_grpc.ControlServicer):
     """The Control service of one manager. See the module docstring."""
 
     def __init__(
@@ -259,11 +260,13 @@ class ControlServicer(SecretConfigRPCs, control_pb2_grpc.ControlServicer):
     ) -> control_pb2.CreateServiceResponse:
         validate_service_spec(request.spec)
         validate_references(request.spec.task.container)
+        validate_attachments(request.spec)
 
         def create(tx: Transaction) -> str:
             service = objects_pb2.Service(id=new_id())
             service.spec.CopyFrom(request.spec)
             resolve_references(tx, service.spec.task.container)
+            resolve_attachments(tx, service.spec)
             name = service.spec.annotations.name
             if not name:
                 service.spec.annotations.name = random_service_name(lambda n: tx.service_by_name(n) is not None)
@@ -306,6 +309,7 @@ class ControlServicer(SecretConfigRPCs, control_pb2_grpc.ControlServicer):
         if not rollback:
             validate_service_spec(request.spec)
             validate_references(request.spec.task.container)
+            validate_attachments(request.spec)
 
         def update(tx: Transaction) -> str:
             current = tx.resolve("service", request.ref)
@@ -471,6 +475,27 @@ class ControlServicer(SecretConfigRPCs, control_pb2_grpc.ControlServicer):
         cluster = self._the_cluster(self._store.view())
         key = cluster.unlock_key if cluster.spec.encryption_config.auto_lock_managers else ""
         return control_pb2.GetUnlockKeyResponse(unlock_key=key, version=cluster.meta.version)
+    # -- networks (networks.py) ---------------------------------------------------------------------
+
+    @_unary
+    async def CreateNetwork(self, request: control_pb2.CreateNetworkRequest, context: Any) -> control_pb2.CreateNetworkResponse:
+        network = await self._create_network(request.spec)
+        log.info("network %s (%s) created", network.spec.annotations.name, network.id)
+        return control_pb2.CreateNetworkResponse(network=network)
+
+    @_unary
+    async def GetNetwork(self, request: control_pb2.GetNetworkRequest, context: Any) -> control_pb2.GetNetworkResponse:
+        return control_pb2.GetNetworkResponse(network=self._get_network(request.ref))
+
+    @_unary
+    async def ListNetworks(self, request: control_pb2.ListNetworksRequest, context: Any) -> control_pb2.ListNetworksResponse:
+        return control_pb2.ListNetworksResponse(networks=self._list_networks(request.filters))
+
+    @_unary
+    async def RemoveNetwork(self, request: control_pb2.RemoveNetworkRequest, context: Any) -> control_pb2.RemoveNetworkResponse:
+        network_id = await self._remove_network(request.ref)
+        log.info("network %s removed", network_id)
+        return control_pb2.RemoveNetworkResponse()
 
     @staticmethod
     def _the_cluster(view: ReadView) -> objects_pb2.Cluster:
@@ -523,6 +548,7 @@ def _apply_new_spec(tx: Transaction, service: objects_pb2.Service, requested: ob
         )
     check_port_conflicts(tx, spec, service.id)
     resolve_references(tx, spec.task.container)
+    resolve_attachments(tx, spec)
     next_version = max(service.spec_version.index, service.previous_spec_version.index) + 1
     service.previous_spec.CopyFrom(service.spec)
     service.previous_spec_version.CopyFrom(service.spec_version)
