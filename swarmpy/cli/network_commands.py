@@ -10,7 +10,7 @@ import json
 
 import click
 
-from swarmpy.cli.errors import CliError, FlagError, invalid_flag_value
+from swarmpy.cli.errors import CliError, FlagError
 
 COLUMNS = ("NETWORK ID", "NAME", "DRIVER", "SCOPE")
 FORMAT_HELP = "Format output: \"json\" (one JSON object per line), or the table (default)."
@@ -21,23 +21,11 @@ def network() -> None:
     """Manage networks."""
 
 
-def _pairs(items, flag: str, short: str | None = None) -> dict[str, str]:
-    from swarmpy.cli.value_parsers import parse_key_value
-
-    pairs = {}
-    for item in items:
-        try:
-            key, value = parse_key_value(item)
-        except ValueError as exc:
-            raise invalid_flag_value(item, flag, str(exc), short) from None
-        pairs[key] = value
-    return pairs
-
-
 def build_network_spec(name, driver, subnets, gateways, ip_ranges, attachable, internal, labels, opts, ingress, ipv6,
                        ipam_driver):
     """Flags -> NetworkSpec, with the checks docker's CLI makes before calling the daemon."""
     from swarmpy.api import objects_pb2
+    from swarmpy.cli.service_spec import _labels
 
     if driver != "overlay":
         raise FlagError(f'invalid argument "{driver}" for "-d, --driver" flag: swarmpy networks use the "overlay" driver')
@@ -48,9 +36,9 @@ def build_network_spec(name, driver, subnets, gateways, ip_ranges, attachable, i
         raise FlagError(f"every ip-range or gateway must have a corresponding subnet (--{which} without --subnet)")
     spec = objects_pb2.NetworkSpec(attachable=attachable, internal=internal, ingress=ingress, ipv6_enabled=ipv6)
     spec.annotations.name = name
-    spec.annotations.labels.update(_pairs(labels, "--label"))
+    spec.annotations.labels.update(_labels(labels, "--label"))
     spec.driver_config.name = driver
-    spec.driver_config.options.update(_pairs(opts, "--opt", "-o"))
+    spec.driver_config.options.update(_labels(opts, "--opt", "-o"))
     if ipam_driver:
         spec.ipam.driver.name = ipam_driver
     if subnets:

@@ -17,6 +17,7 @@ from typing import Any, Mapping
 import click
 
 from swarmpy.cli import flag_types
+from swarmpy.cli.service_options import _apply
 
 ENDPOINT_MODE = flag_types.choice("vip", "dnsrr")
 
@@ -78,12 +79,6 @@ def _ip(value: str) -> str:
 NETWORK = flag_types.ParsedBy("network", parse_network)
 HOST = flag_types.ParsedBy("host", parse_host)
 IP = flag_types.ParsedBy("ip", _ip)
-
-
-def _apply(decorators, command):
-    for decorator in reversed(decorators):
-        command = decorator(command)
-    return command
 
 
 def create_options(command):

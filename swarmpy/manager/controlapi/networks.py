@@ -31,7 +31,7 @@ from swarmpy.manager.allocator.ipam import (
     parse_subnet,
 )
 from swarmpy.manager.allocator.networks import OVERLAY, task_holds_addresses
-from swarmpy.manager.store import NameConflict, NotFound, ReadView, Transaction
+from swarmpy.manager.store import NameConflict, NotFound, ReadView, Transaction, retry_conflicts
 
 from .errors import FailedPrecondition, InvalidArgument, ObjectNotFound
 from .validation import SERVICE_NAME
@@ -246,7 +246,7 @@ def validate_swarm_networking(pools, subnet_size: int, data_path_port: int, data
 
 
 class NetworkRPCs:
-    """The Network RPCs' bodies (ControlServicer supplies _store, _read and _update_retrying)."""
+    """The Network RPCs' bodies (ControlServicer supplies _store and _read)."""
 
     _store: Any
 
@@ -263,4 +263,4 @@ class NetworkRPCs:
         return sorted(found, key=lambda network: (network.spec.annotations.name, network.id))
 
     async def _remove_network(self, ref: str) -> str:
-        return await self._update_retrying(lambda tx: remove(tx, ref))  # type: ignore[attr-defined]
+        return await retry_conflicts(lambda: self._store.update(lambda tx: remove(tx, ref)), what=f"removing network {ref}")
