@@ -13,7 +13,10 @@ kill from outside, fails it with "task: non-zero exit (N)". Nothing here ever re
 restarting is the manager's job, and it does so with a new task.
 
 A runner ends (run() returns) once its desired state is REMOVE and the container is gone. The owner (the
-Worker) cancels it on close; the container then keeps running, for the next daemon to adopt.
+Worker) cancels it on close; the container then keeps running, for the next daemon to adopt. If run()
+raises anything else (a bug, never an engine error: those are the task's), the owner calls
+fail_after_crash(): the container is killed and the task reported FAILED with the error, so the manager
+replaces it; the owner then runs the runner again, which holds the terminal task until it is removed.
 """
 
 from __future__ import annotations
@@ -104,6 +107,27 @@ class TaskRunner:
                 await self._desired_changed.wait()
                 continue
             await self._do(step, facts)
+
+    async def fail_after_crash(self, error: Exception) -> None:
+        """run() raised `error`: kill the container and report the task failed, unless it already ended.
+
+        Killing first means a replacement never runs beside a container nobody drives any more."""
+        if task_states.is_terminal(self._task.status.state):
+            return
+        try:
+            await self._controller.terminate()
+        except Exception as exc:  # best effort: the report below matters more
+            log.warning("task %s: cannot kill the container of its crashed runner: %s", self.task_id, exc)
+        try:
+            facts = await self._controller.inspect()
+        except Exception:
+            facts = task_states.NO_CONTAINER
+        await self._record(
+            task_states.failure_state(self._task.status.state),
+            "task runner crashed",
+            facts,
+            err=f"task runner crashed: {type(error).__name__}: {error}",
+        )
 
     async def _do(self, step: Step, facts: ContainerFacts) -> None:
         action = step.action

@@ -12,7 +12,8 @@ recorded state (a RUNNING task's container is waited on, never started again), a
 of this node whose task is no longer in the set.
 
 The Worker owns its runners: start() and close() (or `async with`). close() cancels and awaits them; the
-containers keep running for the next daemon to adopt.
+containers keep running for the next daemon to adopt. A runner that crashes is never left registered with
+nothing driving it: its task is reported FAILED and the runner is driven again (see _drive).
 """
 
 from __future__ import annotations
@@ -31,6 +32,10 @@ from swarmpy.worker.taskrunner import ReportCallback, TaskRunner
 log = logging.getLogger(__name__)
 
 ASSIGNMENTS_FILE = "assignments.pb"
+
+# A crashed runner is run again after this backoff, doubling per crash: a bug that repeats must not spin.
+CRASH_BACKOFF_MIN = 0.5
+CRASH_BACKOFF_MAX = 30.0
 
 _UPDATE = dispatcher_pb2.AssignmentChange.UPDATE
 _REMOVE = dispatcher_pb2.AssignmentChange.REMOVE
@@ -135,14 +140,24 @@ class Worker:
         self._running[task.id] = asyncio.create_task(self._drive(runner), name=f"task-runner-{task.id}")
 
     async def _drive(self, runner: TaskRunner) -> None:
-        """The owned body of one runner: run it, then forget the task once its container is gone."""
-        try:
-            await runner.run()
-        except Exception:
-            # Seen and logged here; the task stays in the set (and on disk) with its last status.
-            log.exception("worker %s: the runner of task %s crashed", self.node_id, runner.task_id)
-            self._running.pop(runner.task_id, None)
-            return
+        """The owned body of one runner: run it, then forget the task once its container is gone.
+
+        A runner that crashes fails its task (so the manager replaces it) and is run again after a
+        backoff: the failed task still needs its container removed when the manager says so."""
+        crashes = 0
+        while True:
+            try:
+                await runner.run()
+                break
+            except Exception as exc:
+                crashes += 1
+                log.exception("worker %s: the runner of task %s crashed", self.node_id, runner.task_id)
+                try:
+                    await runner.fail_after_crash(exc)
+                except Exception:
+                    log.exception("worker %s: cannot report task %s failed after its runner crashed",
+                                  self.node_id, runner.task_id)
+                await asyncio.sleep(min(CRASH_BACKOFF_MIN * 2 ** (crashes - 1), CRASH_BACKOFF_MAX))
         if self._runners.get(runner.task_id) is runner:
             del self._runners[runner.task_id]
             del self._running[runner.task_id]
