@@ -5,17 +5,19 @@ engine, so a node owns exactly the containers labelled swarmpy.node.id=<its node
 watches and removes only those. Each task gets a DockerController, which finds its container by the task
 ID label (so a restarted daemon adopts what its predecessor created, instead of creating a second one),
 creates it from the task spec (never pulling: a missing image rejects the task), starts it at most once,
-stops it with the task's grace period and removes it. Waiting for a container to stop is not a blocked
-thread per container: the executor's one engine-events watcher wakes the waiter, which then inspects.
+stops it with the task's grace period and removes it. Waiting for a container to stop (on its own, or
+after the stop signal during its grace period) is not a blocked thread per container: the executor's one
+engine-events watcher wakes the waiter, which then inspects.
 
-The Docker SDK is blocking; every call goes through asyncio.to_thread.
+The Docker SDK is blocking; every call goes through asyncio.to_thread, and only short calls do: the
+engine's own stop (which holds its caller for the whole grace period) is never used, since a small
+thread pool would then stop containers a few at a time.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import math
 from collections.abc import AsyncIterator, Callable
 from typing import Any, TypeVar
 
@@ -33,7 +35,7 @@ from swarmpy.worker.executor.base import (
     stop_grace_seconds,
 )
 from swarmpy.worker.executor.container_config import NODE_LABEL, TASK_ID_LABEL
-from swarmpy.worker.executor.events import EngineEventsWatcher
+from swarmpy.worker.executor.events import ContainerChanges, EngineEventsWatcher
 from swarmpy.worker.executor.logs import LogLine, container_logs
 from swarmpy.worker.executor.task_files import TaskFiles
 from swarmpy.worker.task_states import NO_CONTAINER, Container, ContainerFacts
@@ -41,6 +43,10 @@ from swarmpy.worker.task_states import NO_CONTAINER, Container, ContainerFacts
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+
+DEFAULT_STOP_SIGNAL = "SIGTERM"  # the engine's, for a container whose image and spec name none
+KILL_EXIT_TIMEOUT = 30.0  # SIGKILL cannot be ignored; a container still up after this is the engine's fault
+EXIT_RECHECK_INTERVAL = 2.0
 
 _CONDITIONS = {
     "created": Container.CREATED,
@@ -230,17 +236,61 @@ class DockerController:
                 await changes.wait()
 
     async def shutdown(self, grace: float | None = None) -> None:
+        """The engine's stop, done here so that no thread waits out the grace period: the stop signal,
+        then SIGKILL once `grace` seconds pass without the container exiting. Waiting is the events
+        watcher's wake-up, so any number of containers stop at once, each bounded by its own grace."""
         if not self.container_id and not (await self.inspect()).exists:
             return
         if grace is None:
             grace = stop_grace_seconds(self._task)
-        # The engine counts the grace period in whole seconds; never round a grace period down to nothing.
-        seconds = math.ceil(grace)
+        with self._executor.events.watch(self.container_id) as changes:
+            try:
+                inspected = await self._call("inspecting", self._api.inspect_container, self.container_id)
+            except docker.errors.NotFound:
+                return
+            if facts_from_inspect(inspected).condition is not Container.RUNNING:
+                return
+            stop_signal = (inspected.get("Config") or {}).get("StopSignal") or DEFAULT_STOP_SIGNAL
+            if grace > 0:
+                if not await self._signal(stop_signal, "stopping"):
+                    return
+                if await self._exited_within(changes, grace):
+                    log.debug("%s: stopped by %s", self._describe(), stop_signal)
+                    return
+            if not await self._signal("SIGKILL", "killing"):
+                return
+            if not await self._exited_within(changes, KILL_EXIT_TIMEOUT):
+                raise EngineError(self._task.id, f"{self._describe()}: still running {KILL_EXIT_TIMEOUT:.0f}s after SIGKILL")
+        log.debug("%s: killed after its grace period (%ss)", self._describe(), grace)
+
+    async def _signal(self, signal: str, doing: str) -> bool:
+        """Send `signal`; False if the container is not running (or gone): nothing left to stop."""
         try:
-            await self._call("stopping", self._api.stop, self.container_id, timeout=seconds)
+            await asyncio.to_thread(self._api.kill, self.container_id, signal=signal)
         except docker.errors.NotFound:
-            return
-        log.debug("%s: stopped (grace %ss)", self._describe(), seconds)
+            return False
+        except docker.errors.APIError as exc:
+            if exc.status_code == 409:  # not running
+                return False
+            raise EngineError(self._task.id, f"{self._describe()}: {doing}: {exc}") from exc
+        except docker.errors.DockerException as exc:
+            raise EngineError(self._task.id, f"{self._describe()}: {doing}: {exc}") from exc
+        return True
+
+    async def _exited_within(self, changes: ContainerChanges, seconds: float) -> bool:
+        """True once the container is no longer running, False if `seconds` pass first."""
+        deadline = asyncio.get_running_loop().time() + seconds
+        while True:
+            if (await self._inspect_known()).condition is not Container.RUNNING:
+                return True
+            remaining = deadline - asyncio.get_running_loop().time()
+            if remaining <= 0:
+                return False
+            # Events wake us at once; the cap re-inspects now and then in case one was lost.
+            try:
+                await asyncio.wait_for(changes.wait(), min(remaining, EXIT_RECHECK_INTERVAL))
+            except TimeoutError:
+                pass
 
     async def terminate(self) -> None:
         if not self.container_id and not (await self.inspect()).exists:
