@@ -53,6 +53,25 @@ def _non_negative_duration(text: str) -> int:
     return nanos
 
 
+def _health_duration(text: str) -> int:
+    # docker's CLI takes any non-negative duration; its daemon then refuses a positive one below 1 ms
+    # (it could never be scheduled). Said here, naming the flag, before anything is sent.
+    nanos = _non_negative_duration(text)
+    if 0 < nanos < units.MILLISECOND:
+        raise ValueError("must be 0 (the default) or at least 1ms")
+    return nanos
+
+
+def _health_retries(text: str) -> int:
+    try:
+        number = int(text, 0)
+    except ValueError:
+        raise ValueError(f'strconv.ParseInt: parsing "{text}": invalid syntax') from None
+    if number < 0:
+        raise ValueError("Retries in HealthConfig cannot be negative")
+    return number
+
+
 def _unsigned_int(text: str) -> int:
     try:
         number = int(text, 0)
@@ -92,6 +111,8 @@ NANO_CPUS = ParsedBy("decimal", units.parse_nano_cpus)
 UINT = ParsedBy("uint", _unsigned_int)
 INT64 = ParsedBy("int", _int64)
 RATIO = ParsedBy("float", _ratio)
+HEALTH_DURATION = ParsedBy("duration", _health_duration)
+HEALTH_RETRIES = ParsedBy("int", _health_retries)
 
 
 def choice(*allowed: str) -> click.ParamType:

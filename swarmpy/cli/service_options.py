@@ -36,6 +36,18 @@ def _update_config_options(section: str, done: str, do: str):
     ]
 
 
+def _health_options():
+    return [
+        click.option("--health-cmd", help="Command to run to check health."),
+        click.option("--health-interval", type=flag_types.HEALTH_DURATION, help="Time between running the check (ms|s|m|h) (default 0s)."),
+        click.option("--health-timeout", type=flag_types.HEALTH_DURATION, help="Maximum time to allow one check to run (ms|s|m|h) (default 0s)."),
+        click.option("--health-retries", type=flag_types.HEALTH_RETRIES, help="Consecutive failures needed to report unhealthy."),
+        click.option("--health-start-period", type=flag_types.HEALTH_DURATION,
+                     help="Start period for the container to initialize before counting retries towards unstable (ms|s|m|h) (default 0s)."),
+        click.option("--no-healthcheck", is_flag=True, default=None, help="Disable any container-specified HEALTHCHECK."),
+    ]
+
+
 def common_service_options(command):
     """Flags with the same name and meaning on create and update."""
     return _apply([
@@ -50,6 +62,7 @@ def common_service_options(command):
         click.option("--restart-max-attempts", type=flag_types.UINT, help="Maximum number of restarts before giving up."),
         click.option("--restart-window", type=flag_types.DURATION, help="Window used to evaluate the restart policy (ns|us|ms|s|m|h)."),
         click.option("--stop-grace-period", type=flag_types.DURATION, help="Time to wait before force killing a container (ns|us|ms|s|m|h)."),
+        *_health_options(),
         *_update_config_options("update", "updated", "update"),
         *_update_config_options("rollback", "rolled back", "roll back"),
         click.option("-w", "--workdir", help="Working directory inside the container."),

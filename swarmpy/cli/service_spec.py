@@ -149,6 +149,35 @@ def _apply_update_config(spec: objects_pb2.ServiceSpec, section: str, options: M
         config.order = UPDATE_ORDERS[given["order"]]
 
 
+HEALTH_FLAGS = ("health_cmd", "health_interval", "health_timeout", "health_retries", "health_start_period")
+_HEALTH_FIELDS = {"health_interval": "interval", "health_timeout": "timeout", "health_start_period": "start_period",
+                  "health_retries": "retries"}
+
+
+def _apply_healthcheck(container: objects_pb2.ContainerSpec, options: Mapping[str, Any]) -> None:
+    """docker's health flags: a given --health-cmd is run by the shell (CMD-SHELL); --no-healthcheck
+    turns off the image's HEALTHCHECK (["NONE"]); flags not given keep what the spec (or, with no test,
+    the image) has. On create the spec starts without a health check, so this is docker's create too."""
+    settings = [name for name in HEALTH_FLAGS if _given(options, name)]
+    if options.get("no_healthcheck"):
+        if settings:
+            raise FlagError("--no-healthcheck conflicts with --health-* options")
+        container.healthcheck.CopyFrom(objects_pb2.HealthConfig(test=["NONE"]))
+        return
+    if not settings:
+        return
+    health = container.healthcheck
+    if list(health.test[:1]) == ["NONE"]:
+        health.ClearField("test")
+    for flag, field in _HEALTH_FIELDS.items():
+        if _given(options, flag):
+            setattr(health, field, options[flag])
+    if _given(options, "health_cmd"):
+        health.ClearField("test")
+        if options["health_cmd"]:
+            health.test.extend(["CMD-SHELL", options["health_cmd"]])
+
+
 def _apply_container_basics(container: objects_pb2.ContainerSpec, options: Mapping[str, Any]) -> None:
     if _given(options, "workdir"):
         container.dir = options["workdir"]
@@ -161,6 +190,7 @@ def _apply_container_basics(container: objects_pb2.ContainerSpec, options: Mappi
     if _given(options, "entrypoint"):
         container.ClearField("command")
         container.command.extend(shlex.split(options["entrypoint"]))
+    _apply_healthcheck(container, options)
 
 
 def build_service_spec(options: Mapping[str, Any]) -> objects_pb2.ServiceSpec:

@@ -48,6 +48,7 @@ class Action(enum.Enum):
     ADVANCE = "advance"  # record `target` as the observed state; no container work
     PREPARE = "prepare"  # create the container, then READY
     START = "start"  # start the container, then RUNNING
+    AWAIT_HEALTH = "await_health"  # the container runs: wait until its health check passes, then RUNNING
     WAIT = "wait"  # wait for the container to exit, then COMPLETE or FAILED by its exit code
     FINISH = "finish"  # the container already exited: COMPLETE or FAILED by its exit code, no waiting
     FAIL = "fail"  # the container is gone or inconsistent: fail the task with `error`
@@ -65,12 +66,32 @@ class Container(enum.Enum):
     EXITED = "exited"  # started once and now stopped; never started again
 
 
+class Health(enum.Enum):
+    """The engine's verdict of the container's health check (NONE: it has none, from spec or image)."""
+
+    NONE = "none"
+    STARTING = "starting"
+    HEALTHY = "healthy"
+    UNHEALTHY = "unhealthy"
+
+
+@dataclass(frozen=True)
+class HostPort:
+    """A container port bound on the host: the engine's choice where the spec's published port was 0."""
+
+    target_port: int
+    protocol: str  # "tcp", "udp", "sctp"
+    published_port: int
+
+
 @dataclass(frozen=True)
 class ContainerFacts:
     condition: Container
     container_id: str = ""
     pid: int = 0
     exit_code: int = 0
+    health: Health = Health.NONE
+    host_ports: tuple[HostPort, ...] = ()
 
     @property
     def exists(self) -> bool:
@@ -162,8 +183,12 @@ def _with_container(observed: int, work: Step, container: ContainerFacts) -> Ste
     if observed == STARTING:
         if condition is Container.CREATED:
             return work
-        if condition in (Container.RUNNING, Container.EXITED):
-            # It was started before: record that; an exited one is then finished, never started again.
+        if condition is Container.RUNNING:
+            # Started before (a restart of the daemon, or a start that was waiting for health when the
+            # runner was interrupted): only its health check, if it has one, is left to wait for.
+            return Step(Action.AWAIT_HEALTH, RUNNING, "started")
+        if condition is Container.EXITED:
+            # It was started before and is then finished, never started again.
             return Step(Action.ADVANCE, RUNNING, "started")
         return Step(Action.FAIL, FAILED, "starting", "container vanished before it was started")
     # RUNNING

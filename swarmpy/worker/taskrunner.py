@@ -4,8 +4,10 @@ Theory of operation. The runner loops: inspect the container, ask swarmpy.worker
 given the observed state, the desired state and the container, do it through the Controller, and report
 the resulting TaskStatus through the async `report` callback (in the order the states happen; observed
 state only moves forward). When there is nothing to do (HOLD) it sleeps until the manager changes the
-desired state (update()). While the container runs, it waits for the container to stop *or* for a new
-desired state, whichever comes first, so a SHUTDOWN takes effect at once.
+desired state (update()). While the container starts (which, with a health check, lasts until it is healthy) and
+while it runs, it waits for that *or* for a new desired state, whichever comes first, so a SHUTDOWN takes
+effect at once. A container found unhealthy is stopped and fails the task with swarm's
+"task: non-zero exit (N): dockerexec: unhealthy container".
 
 Errors of the container engine are the task's: before STARTING they reject it, after they fail it, with
 the error text in TaskStatus.err. A container that exits with 0 completes the task; any other code, or a
@@ -29,6 +31,7 @@ from collections.abc import Awaitable, Callable
 from swarmpy.aio import unless_set
 from swarmpy.api import objects_pb2
 from swarmpy.worker import task_states
+from swarmpy.worker.executor import container_config
 from swarmpy.worker.executor.base import ContainerExited, Controller, EngineError, ExecutorError
 from swarmpy.worker.task_states import Action, ContainerFacts, Step
 
@@ -40,7 +43,8 @@ INSPECT_RETRY_MIN = 0.1
 INSPECT_RETRY_MAX = 5.0
 
 # TaskStatus.message when a step fails, after the work the step was doing.
-_FAILED_DOING = {Action.PREPARE: "preparing", Action.START: "starting", Action.WAIT: "started"}
+_FAILED_DOING = {Action.PREPARE: "preparing", Action.START: "starting", Action.AWAIT_HEALTH: "starting",
+                 Action.WAIT: "started"}
 
 
 class TaskRunner:
@@ -146,25 +150,30 @@ class TaskRunner:
             await self._work(step)
 
     async def _work(self, step: Step) -> None:
-        """PREPARE, START or WAIT: container work whose failure rejects or fails the task."""
+        """PREPARE, START, AWAIT_HEALTH or WAIT: container work whose failure rejects or fails the task."""
         try:
             if step.action is Action.PREPARE:
                 await self._controller.prepare()
-            elif step.action is Action.START:
-                await self._controller.start()
-            elif not await self._wait_unless_desired_changes():
-                return  # the desired state changed first: decide again
+            elif not await self._unless_desired_changes(self._container_work(step.action)):
+                return  # the desired state changed first (a start may wait long for health): decide again
         except ContainerExited as exc:
-            await self._fail(step, exc, message="finished")
+            await self._fail(step, exc, message="finished" if step.action is Action.WAIT else "")
             return
         except ExecutorError as exc:
             await self._fail(step, exc)
             return
         await self._record(step.target, step.message, await self._controller.inspect())
 
-    async def _wait_unless_desired_changes(self) -> bool:
-        """Wait for the container to stop; False if the desired state changed first."""
-        raced = await unless_set(self._controller.wait(), self._desired_changed)  # raises ContainerExited / ContainerVanished
+    def _container_work(self, action: Action) -> Awaitable[object]:
+        if action is Action.START:
+            return self._controller.start()
+        if action is Action.AWAIT_HEALTH:
+            return self._controller.until_healthy()
+        return self._controller.wait()
+
+    async def _unless_desired_changes(self, work: Awaitable[object]) -> bool:
+        """Do `work` (start, or wait for the container to stop); False if the desired state changed first."""
+        raced = await unless_set(work, self._desired_changed)  # raises ContainerExited / ContainerVanished / EngineError
         return raced.finished
 
     async def _shutdown(self, step: Step) -> None:
@@ -206,6 +215,7 @@ class TaskRunner:
             status.container_status.container_id = facts.container_id
             status.container_status.pid = facts.pid
             status.container_status.exit_code = facts.exit_code
+            status.port_status.ports.extend(container_config.port_status(self._task, facts.host_ports))
         self._task.status.CopyFrom(status)
         log.debug("task %s: %s (%s)%s", self.task_id, objects_pb2.TaskState.Name(state), message, f": {err}" if err else "")
         await self._report(self.task_id, self.status)

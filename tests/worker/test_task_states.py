@@ -84,7 +84,7 @@ def test_work_states_may_pass_the_desired_state(desired):
         (ts.PREPARING, Container.RUNNING, (Action.ADVANCE, ts.READY)),
         (ts.PREPARING, Container.EXITED, (Action.ADVANCE, ts.READY)),
         (ts.STARTING, Container.ABSENT, (Action.FAIL, ts.FAILED)),
-        (ts.STARTING, Container.RUNNING, (Action.ADVANCE, ts.RUNNING)),  # started before a restart
+        (ts.STARTING, Container.RUNNING, (Action.AWAIT_HEALTH, ts.RUNNING)),  # started before: health left
         (ts.STARTING, Container.EXITED, (Action.ADVANCE, ts.RUNNING)),  # ... and already done: then FINISH
         (ts.RUNNING, Container.EXITED, (Action.FINISH, None)),
         (ts.RUNNING, Container.ABSENT, (Action.FAIL, ts.FAILED)),

@@ -29,7 +29,7 @@ async def _ignore_report(task_id: str, status: objects_pb2.TaskStatus) -> None:
 async def test_a_cancellation_during_the_wait_cleanup_is_not_swallowed():
     task = objects_pb2.Task(id="t1", desired_state=objects_pb2.RUNNING, status=objects_pb2.TaskStatus(state=objects_pb2.RUNNING))
     runner = TaskRunner(task, _SlowToCancelController(), _ignore_report)
-    waiting = asyncio.create_task(runner._wait_unless_desired_changes())
+    waiting = asyncio.create_task(runner._unless_desired_changes(runner._controller.wait()))
     await asyncio.sleep(0.01)
     runner.update(objects_pb2.Task(id="t1", desired_state=objects_pb2.SHUTDOWN, status=task.status))
     await asyncio.sleep(0.01)  # the desired state won; the container wait is still giving up

@@ -36,10 +36,16 @@ class Controller(Protocol):
         """Create the container (adopting one this node already created for the task)."""
 
     async def start(self) -> None:
-        """Start the container if it was never started; never restarts an exited one."""
+        """Start the container if it was never started (never restarts an exited one); if it has a health
+        check, return only once it is healthy: an unhealthy one is stopped and ContainerExited raised."""
+
+    async def until_healthy(self) -> None:
+        """Return once the running container is healthy, or at once if it has no health check or no
+        longer runs; an unhealthy one is stopped and ContainerExited raised (cause UNHEALTHY)."""
 
     async def wait(self) -> ContainerFacts:
-        """Wait until the container stops; returns its facts, raises ContainerExited on a non-zero exit."""
+        """Wait until the container stops; returns its facts, raises ContainerExited on a non-zero exit
+        (or after stopping a container its health check found unhealthy)."""
 
     async def shutdown(self, grace: float | None = None) -> None:
         """Stop the container: its stop signal, then SIGKILL after `grace` s (default: the task's period)."""
@@ -86,13 +92,17 @@ class InvalidSpec(ExecutorError):
     """The task's spec cannot be turned into a container (the manager's or the user's fault)."""
 
 
-class ContainerExited(ExecutorError):
-    """The container exited with a non-zero code."""
+UNHEALTHY = "dockerexec: unhealthy container"  # swarm's words for a container stopped by its health check
 
-    def __init__(self, task_id: str, container_id: str, exit_code: int) -> None:
-        super().__init__(task_id, f"task: non-zero exit ({exit_code})")
+
+class ContainerExited(ExecutorError):
+    """The container exited with a non-zero code (or was stopped for a `cause`, e.g. UNHEALTHY)."""
+
+    def __init__(self, task_id: str, container_id: str, exit_code: int, cause: str = "") -> None:
+        super().__init__(task_id, f"task: non-zero exit ({exit_code})" + (f": {cause}" if cause else ""))
         self.container_id = container_id
         self.exit_code = exit_code
+        self.cause = cause
 
 
 class ContainerVanished(ExecutorError):

@@ -11,6 +11,7 @@ import docker.types
 from swarmpy.api import objects_pb2
 from swarmpy.worker.executor import task_templates
 from swarmpy.worker.executor.base import InvalidSpec
+from swarmpy.worker.task_states import HostPort
 
 NODE_LABEL = "swarmpy.node.id"  # the worker owning the container: several daemons may share one engine
 TASK_ID_LABEL = "com.docker.swarm.task.id"
@@ -81,6 +82,32 @@ def port_bindings(task: objects_pb2.Task) -> dict[str, int | None]:
     return bindings
 
 
+def port_status(task: objects_pb2.Task, bound: tuple[HostPort, ...]) -> list[objects_pb2.PortConfig]:
+    """TaskStatus.port_status: the task's host-mode ports as the engine bound them (docker reports only
+    those; ingress ports are the service endpoint's), so a published port of 0 shows the engine's pick."""
+    bound_to: dict[tuple[int, str], list[int]] = {}
+    for port in bound:
+        bound_to.setdefault((port.target_port, port.protocol), []).append(port.published_port)
+    reported = []
+    for port in published_ports(task):
+        if port.publish_mode != objects_pb2.PortConfig.HOST:
+            continue
+        choices = bound_to.get((port.target_port, _PROTOCOLS.get(port.protocol, "")), [])
+        # The asked-for host port if it is bound, else the engine's pick (published 0).
+        if port.published_port in choices:
+            published = port.published_port
+        elif choices and not port.published_port:
+            published = choices[0]
+        else:
+            continue
+        choices.remove(published)
+        reported.append(objects_pb2.PortConfig(
+            name=port.name, protocol=port.protocol, target_port=port.target_port,
+            published_port=published, publish_mode=port.publish_mode,
+        ))
+    return reported
+
+
 def _mount_options(mount: objects_pb2.Mount) -> dict[str, Any]:
     """The per-type options of a mount as docker-py's Mount takes them (a named volume with a driver
     or labels is created that way by the engine when first used)."""
@@ -117,6 +144,18 @@ def mounts(task: objects_pb2.Task, container: objects_pb2.ContainerSpec | None =
         result.append(docker.types.Mount(target=mount.target, source=source, type=kind, read_only=mount.read_only,
                                          **_mount_options(mount)))
     return result
+
+
+def healthcheck(health: objects_pb2.HealthConfig) -> dict[str, Any]:
+    """The engine's HealthConfig. An empty test keeps the image's HEALTHCHECK command, a zero duration or
+    retry count the image's value (else the engine's default: 30 s, 30 s, 3, 0 s); ["NONE"] turns it off."""
+    return {
+        "test": list(health.test),
+        "interval": health.interval,
+        "timeout": health.timeout,
+        "retries": health.retries,
+        "start_period": health.start_period,
+    }
 
 
 def _expanded_container(task: objects_pb2.Task, node_id: str,
@@ -179,6 +218,8 @@ def create_kwargs(task: objects_pb2.Task, node_id: str,
         kwargs["hostname"] = spec.hostname
     if spec.stop_signal:
         kwargs["stop_signal"] = spec.stop_signal
+    if spec.HasField("healthcheck"):
+        kwargs["healthcheck"] = healthcheck(spec.healthcheck)
     limits = task.spec.resources.limits
     if limits.nano_cpus:
         kwargs["nano_cpus"] = limits.nano_cpus

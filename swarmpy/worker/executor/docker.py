@@ -30,6 +30,7 @@ from swarmpy.worker.executor.base import (
     ContainerExited,
     ContainerVanished,
     EngineError,
+    UNHEALTHY,
     ImageNotFound,
     InvalidSpec,
     stop_grace_seconds,
@@ -38,7 +39,7 @@ from swarmpy.worker.executor.container_config import NODE_LABEL, TASK_ID_LABEL
 from swarmpy.worker.executor.events import ContainerChanges, EngineEventsWatcher
 from swarmpy.worker.executor.logs import LogLine, container_logs
 from swarmpy.worker.executor.task_files import TaskFiles
-from swarmpy.worker.task_states import NO_CONTAINER, Container, ContainerFacts
+from swarmpy.worker.task_states import NO_CONTAINER, Container, ContainerFacts, Health, HostPort
 
 log = logging.getLogger(__name__)
 
@@ -59,13 +60,30 @@ _CONDITIONS = {
 }
 
 
+_HEALTH = {"starting": Health.STARTING, "healthy": Health.HEALTHY, "unhealthy": Health.UNHEALTHY}
+
+
+def _host_ports(inspected: dict[str, Any]) -> tuple[HostPort, ...]:
+    """The bound ports, once per port and host port (the engine lists an IPv4 and an IPv6 binding)."""
+    found: dict[tuple[int, str, int], None] = {}
+    for port, bindings in ((inspected.get("NetworkSettings") or {}).get("Ports") or {}).items():
+        target, _, protocol = port.partition("/")
+        for binding in bindings or ():
+            if binding.get("HostPort"):
+                found[(int(target), protocol or "tcp", int(binding["HostPort"]))] = None
+    return tuple(HostPort(*key) for key in found)
+
+
 def facts_from_inspect(inspected: dict[str, Any]) -> ContainerFacts:
     state = inspected.get("State", {})
+    health = state.get("Health") or {}
     return ContainerFacts(
         condition=_CONDITIONS.get(state.get("Status", ""), Container.EXITED),
         container_id=inspected["Id"],
         pid=int(state.get("Pid") or 0),
         exit_code=int(state.get("ExitCode") or 0),
+        health=_HEALTH.get(health.get("Status", ""), Health.NONE),
+        host_ports=_host_ports(inspected),
     )
 
 
@@ -212,13 +230,43 @@ class DockerController:
         facts = await self.inspect()
         if facts.condition is Container.ABSENT:
             raise ContainerVanished(self._task.id, self.container_id or container_config.container_name(self._task))
-        if facts.condition is not Container.CREATED:
+        if facts.condition is Container.EXITED:
             return  # started once already; a task's container is never started twice
+        if facts.condition is Container.CREATED:
+            try:
+                await self._call("starting", self._api.start, self.container_id)
+            except docker.errors.NotFound as exc:
+                raise ContainerVanished(self._task.id, self.container_id) from exc
+            log.debug("%s: started", self._describe())
+        await self.until_healthy()
+
+    async def until_healthy(self) -> None:
+        """swarm's rule: a container with a health check (its spec's or its image's) counts as started
+        once the engine finds it healthy; one found unhealthy first is stopped and fails its task."""
+        with self._executor.events.watch(self.container_id) as changes:
+            while True:
+                facts = await self._inspect_known()
+                if facts.condition is Container.ABSENT:
+                    raise ContainerVanished(self._task.id, self.container_id)
+                if facts.condition is not Container.RUNNING or facts.health in (Health.NONE, Health.HEALTHY):
+                    return  # an exited container is the task runner's to finish
+                if facts.health is Health.UNHEALTHY:
+                    await self._stop_unhealthy()
+                await self._next_change(changes)
+
+    async def _stop_unhealthy(self) -> None:
+        log.info("%s: unhealthy; stopping it", self._describe())
+        await self.shutdown()
+        facts = await self._inspect_known()
+        raise ContainerExited(self._task.id, self.container_id, facts.exit_code, cause=UNHEALTHY)
+
+    async def _next_change(self, changes: ContainerChanges, timeout: float = EXIT_RECHECK_INTERVAL) -> None:
+        """Sleep until the engine reports a change of the container; the cap re-inspects now and then in
+        case an event was lost."""
         try:
-            await self._call("starting", self._api.start, self.container_id)
-        except docker.errors.NotFound as exc:
-            raise ContainerVanished(self._task.id, self.container_id) from exc
-        log.debug("%s: started", self._describe())
+            await asyncio.wait_for(changes.wait(), timeout)
+        except TimeoutError:
+            pass
 
     async def wait(self) -> ContainerFacts:
         if not self.container_id and not (await self.inspect()).exists:
@@ -233,7 +281,9 @@ class DockerController:
                     if facts.exit_code != 0:
                         raise ContainerExited(self._task.id, self.container_id, facts.exit_code)
                     return facts
-                await changes.wait()
+                if facts.health is Health.UNHEALTHY:
+                    await self._stop_unhealthy()
+                await changes.wait()  # health_status events wake us too
 
     async def shutdown(self, grace: float | None = None) -> None:
         """The engine's stop, done here so that no thread waits out the grace period: the stop signal,
@@ -286,11 +336,7 @@ class DockerController:
             remaining = deadline - asyncio.get_running_loop().time()
             if remaining <= 0:
                 return False
-            # Events wake us at once; the cap re-inspects now and then in case one was lost.
-            try:
-                await asyncio.wait_for(changes.wait(), min(remaining, EXIT_RECHECK_INTERVAL))
-            except TimeoutError:
-                pass
+            await self._next_change(changes, min(remaining, EXIT_RECHECK_INTERVAL))
 
     async def terminate(self) -> None:
         if not self.container_id and not (await self.inspect()).exists:
