@@ -34,6 +34,7 @@ from swarmpy.raft.encryption import new_key as new_raft_key
 from swarmpy.raft.errors import RaftError
 
 from .control_proxy import WORKER_NODE, NoControl
+from .interfaces import InterfaceError, resolve_addr
 from .localnode import LocalNodeError
 from .raft_join import RaftJoinFailed, join_raft
 from .state import DataDir, NodeState
@@ -65,7 +66,8 @@ class SwarmNode:
 
     @classmethod
     async def init(cls, data_dir: DataDir, hostname: str, request: control_pb2.InitRequest) -> SwarmNode:
-        listen_addr, advertise_addr = _addresses(request.listen_addr, request.advertise_addr)
+        # in a thread: naming an interface asks the kernel over netlink
+        listen_addr, advertise_addr = await asyncio.to_thread(_addresses, request.listen_addr, request.advertise_addr)
         try:
             spec = cluster_spec_for_init(request.spec)
             validate_cluster_spec(spec)
@@ -119,6 +121,7 @@ class SwarmNode:
         if not request.remote_addrs:
             raise LocalNodeError(grpc.StatusCode.INVALID_ARGUMENT, "join needs the address of a manager")
         remote = _with_port(request.remote_addrs[0])
+        advertise_for_ca = await asyncio.to_thread(_resolved, request.advertise_addr)
         try:
             validate_swarm_networking((), 0, 0, request.data_path_addr)
         except ControlError as exc:
@@ -127,11 +130,12 @@ class SwarmNode:
             token = parse_join_token(request.join_token)
             root_cert = await fetch_root_ca(remote, token.ca_digest)
             issued = await request_node_certificate(
-                remote, root_cert, request.join_token, request.availability, request.advertise_addr
+                remote, root_cert, request.join_token, request.availability, advertise_for_ca
             )
         except CAError as exc:
             raise LocalNodeError(grpc.StatusCode.FAILED_PRECONDITION, str(exc)) from exc
-        listen_addr, advertise_addr = _addresses(request.listen_addr, request.advertise_addr)
+        # in a thread: naming an interface asks the kernel over netlink
+        listen_addr, advertise_addr = await asyncio.to_thread(_addresses, request.listen_addr, request.advertise_addr)
         credentials = NodeCredentials(key_pem=issued.key_pem, cert_pem=issued.cert_pem, root_cert_pem=root_cert)
         await asyncio.to_thread(data_dir.erase_swarm_state)
         await save_node_credentials(data_dir.root, credentials)
@@ -427,8 +431,17 @@ def _with_port(addr: str) -> str:
     return addr if ":" in addr.rsplit("]", 1)[-1] else f"{addr}:{DEFAULT_PORT}"
 
 
+def _resolved(addr: str) -> str:
+    """An interface name (`eth0`, `eth0:2377`) stands for its address, as docker takes it."""
+    try:
+        return resolve_addr(addr)
+    except InterfaceError as exc:
+        raise LocalNodeError(grpc.StatusCode.INVALID_ARGUMENT, str(exc)) from None
+
+
 def _addresses(listen_addr: str, advertise_addr: str) -> tuple[str, str]:
     """docker's rules: listen defaults to 0.0.0.0:2377; advertise defaults to the listen host, or this host's address."""
+    listen_addr, advertise_addr = _resolved(listen_addr), _resolved(advertise_addr)
     listen = _with_port(listen_addr or f"0.0.0.0:{DEFAULT_PORT}")
     listen_host, listen_port = split_host_port(listen)
     if advertise_addr:

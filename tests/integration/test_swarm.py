@@ -94,3 +94,13 @@ def test_init_on_a_port_another_swarm_holds_is_refused(shared_daemon, bare_daemo
     assert "not a swarm manager" in bare_daemon.cli("node", "ls").stderr
     # The first swarm's manager still answers its own node on that port.
     assert shared_daemon.ok("node", "ls").stdout.splitlines()[1].split()[3] == "Ready"
+
+
+def test_init_takes_interface_names_for_its_addresses(bare_daemon):
+    port = bare_daemon.listen_port
+    result = bare_daemon.cli("swarm", "init", "--advertise-addr", "lo", "--listen-addr", f"lo:{port}")
+    assert result.code == 0, result
+    bare_daemon.node_id = re.search(r"current node \(([0-9a-z]+)\)", result.stdout).group(1)
+    assert f"127.0.0.1:{port}" in result.stdout  # the join command names the resolved address
+    shown = bare_daemon.ok("node", "inspect", "-f", "{{.Status.Addr}} {{.ManagerStatus.Addr}}", "self").stdout
+    assert shown == f"127.0.0.1 127.0.0.1:{port}\n"
