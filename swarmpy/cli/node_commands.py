@@ -55,7 +55,8 @@ def _copy_spec(current):
 @node.command("ls")
 @click.option("-q", "--quiet", is_flag=True, help="Only display IDs.")
 @click.option("--format", "output_format", help="Format output: \"table\" (default), \"json\", \"table TEMPLATE\" or a Go TEMPLATE.")
-@click.option("-f", "--filter", "filters", multiple=True, help="Filter output (id, name, role).")
+@click.option("-f", "--filter", "filters", multiple=True,
+              help="Filter output (id, label (engine), node.label, membership, name, role).")
 @click.pass_obj
 def list_nodes(state, quiet, output_format, filters) -> None:
     """List nodes in the swarm."""
@@ -65,7 +66,7 @@ def list_nodes(state, quiet, output_format, filters) -> None:
     from swarmpy.cli.value_parsers import parse_filters
 
     try:
-        parsed = parse_filters(filters, ("id", "name", "role"))
+        parsed = parse_filters(filters, ("id", "name", "role", "label", "node.label", "membership"))
     except ValueError as exc:
         raise CliError(str(exc)) from None
     roles = []
@@ -77,13 +78,33 @@ def list_nodes(state, quiet, output_format, filters) -> None:
     self_id = _self_node_id(daemon)
     request = control_pb2.ListNodesRequest(filters=control_pb2.ListNodesRequest.Filters(
         ids=parsed.get("id", []), names=parsed.get("name", []), roles=roles))
-    nodes = daemon.call(daemon.control.ListNodes, request).nodes
+    nodes = [n for n in daemon.call(daemon.control.ListNodes, request).nodes if _node_matches(n, parsed)]
     rows = node_rows(nodes, self_id)
     if quiet:
         for row in rows:
             state.out(row["ID"].removesuffix(" *"))
         return
     _print_rows(state, NODE_COLUMNS, rows, output_format, "ID", quiet, type_name="*node.nodeContext")
+
+
+def _labels_match(labels, wanted: list[str]) -> bool:
+    """docker's label filters: every `key` present, every `key=value` equal."""
+    for item in wanted:
+        key, eq, value = item.partition("=")
+        if key not in labels or (eq and labels[key] != value):
+            return False
+    return True
+
+
+def _node_matches(node, filters) -> bool:
+    """The filters the control API does not take: engine labels, node labels, membership."""
+    for membership in filters.get("membership", []):
+        if membership.lower() not in ("accepted", "pending"):
+            raise CliError(f"Invalid membership filter value: {membership!r}")
+    if filters.get("membership") and "accepted" not in [m.lower() for m in filters["membership"]]:
+        return False  # every node that joined with a token is accepted; none waits for approval
+    return (_labels_match(node.description.engine.labels, filters.get("label", []))
+            and _labels_match(node.spec.annotations.labels, filters.get("node.label", [])))
 
 
 @node.command("inspect")
@@ -207,19 +228,20 @@ def remove_nodes(state, force, nodes) -> None:
 @click.option("-q", "--quiet", is_flag=True, help="Only display task IDs.")
 @click.option("--no-trunc", is_flag=True, help="Do not truncate output.")
 @click.option("--format", "output_format", help="Format output: \"table\" (default), \"json\", \"table TEMPLATE\" or a Go TEMPLATE.")
-@click.option("-f", "--filter", "filters", multiple=True, help="Filter output (desired-state, id, name).")
+@click.option("-f", "--filter", "filters", multiple=True, help="Filter output (desired-state, id, label, name).")
+@click.option("--no-resolve", is_flag=True, help="Do not map IDs to Names.")
 @click.argument("nodes", nargs=-1)
 @click.pass_obj
-def list_node_tasks(state, quiet, no_trunc, output_format, filters, nodes) -> None:
+def list_node_tasks(state, quiet, no_trunc, output_format, filters, no_resolve, nodes) -> None:
     """List tasks running on one or more nodes, defaults to current node."""
     from swarmpy.api import control_pb2
-    from swarmpy.cli.service_commands import desired_states, parse_task_filters, print_tasks
+    from swarmpy.cli.service_commands import NODE_TASK_FILTERS, desired_states, parse_task_filters, print_tasks
 
-    parsed = parse_task_filters(filters)
+    parsed = parse_task_filters(filters, NODE_TASK_FILTERS)
     daemon = state.daemon
     node_ids = [get_node(daemon, ref).id for ref in (nodes or ("self",))]
     tasks = daemon.call(daemon.control.ListTasks, control_pb2.ListTasksRequest(filters=control_pb2.ListTasksRequest.Filters(
         node_ids=node_ids, desired_states=desired_states(parsed)))).tasks
     services = daemon.call(daemon.control.ListServices, control_pb2.ListServicesRequest()).services
     names = {s.id: s.spec.annotations.name for s in services}
-    print_tasks(state, tasks, names, parsed, quiet, no_trunc, output_format)
+    print_tasks(state, tasks, names, parsed, quiet, no_trunc, output_format, no_resolve)

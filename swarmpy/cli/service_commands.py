@@ -128,16 +128,23 @@ def node_hostnames(daemon) -> dict[str, str]:
 
 
 TASK_FILTERS = ("desired-state", "id", "name", "node")
+NODE_TASK_FILTERS = ("desired-state", "id", "label", "name")  # docker's node ps set
 
 
-def print_tasks(state, tasks, service_names, filters, quiet, no_trunc, output_format) -> None:
-    """The body `service ps` and `node ps` share."""
+def print_tasks(state, tasks, service_names, filters, quiet, no_trunc, output_format, no_resolve=False) -> None:
+    """The body `service ps` and `node ps` share. `no_resolve`: IDs where names would be (docker's
+    --no-resolve): the task's service part and its node."""
     import time
 
     from swarmpy.cli.task_list import TASK_COLUMNS, task_rows
 
     daemon = state.daemon
     hostnames = node_hostnames(daemon)
+    if no_resolve:
+        hostnames = {node_id: node_id for node_id in hostnames}
+        service_names = {service_id: service_id for service_id in service_names}
+    if "label" in filters:
+        tasks = [t for t in tasks if _task_labels_match(t, filters["label"])]
     rows = task_rows(tasks, service_names, hostnames, time.time_ns(), truncate=not no_trunc)
     if "name" in filters:
         rows = [r for r in rows if any(r["Name"].lstrip(" \\_").startswith(n) for n in filters["name"])]
@@ -148,6 +155,16 @@ def print_tasks(state, tasks, service_names, filters, quiet, no_trunc, output_fo
         rows = [r for r in rows if r["Node"] in wanted or any(i.startswith(w) for w in wanted
                                                                for i, h in hostnames.items() if h == r["Node"])]
     _print_rows(state, TASK_COLUMNS, rows, output_format, "ID", quiet, type_name="*task.taskContext")
+
+
+def _task_labels_match(task, wanted) -> bool:
+    """`label=key` / `label=key=value` against the task's labels and its service's (docker's node ps)."""
+    labels = {**task.service_annotations.labels, **task.annotations.labels}
+    for item in wanted:
+        key, eq, value = item.partition("=")
+        if key not in labels or (eq and labels[key] != value):
+            return False
+    return True
 
 
 def task_id_prefix(shown_id: str, wanted: str) -> bool:
@@ -165,11 +182,11 @@ def desired_states(filters) -> list[int]:
     return states
 
 
-def parse_task_filters(filters):
+def parse_task_filters(filters, allowed=TASK_FILTERS):
     from swarmpy.cli.value_parsers import parse_filters
 
     try:
-        return parse_filters(filters, TASK_FILTERS)
+        return parse_filters(filters, allowed)
     except ValueError as exc:
         raise CliError(str(exc)) from None
 
@@ -179,9 +196,10 @@ def parse_task_filters(filters):
 @click.option("--no-trunc", is_flag=True, help="Do not truncate output.")
 @click.option("--format", "output_format", help=FORMAT_HELP)
 @click.option("-f", "--filter", "filters", multiple=True, help="Filter output (desired-state, id, name, node).")
+@click.option("--no-resolve", is_flag=True, help="Do not map IDs to Names.")
 @click.argument("services", nargs=-1, required=True)
 @click.pass_obj
-def list_service_tasks(state, quiet, no_trunc, output_format, filters, services) -> None:
+def list_service_tasks(state, quiet, no_trunc, output_format, filters, no_resolve, services) -> None:
     """List the tasks of one or more services."""
     from swarmpy.api import control_pb2
 
@@ -192,7 +210,7 @@ def list_service_tasks(state, quiet, no_trunc, output_format, filters, services)
         service_ids=[s.id for s in found], desired_states=desired_states(parsed)))
     tasks = daemon.call(daemon.control.ListTasks, request).tasks
     names = {s.id: s.spec.annotations.name for s in found}
-    print_tasks(state, tasks, names, parsed, quiet, no_trunc, output_format)
+    print_tasks(state, tasks, names, parsed, quiet, no_trunc, output_format, no_resolve)
 
 
 @service.command("inspect")
@@ -347,11 +365,23 @@ def remove_services(state, services) -> None:
 @click.option("--no-task-ids", is_flag=True, help="Do not include task IDs in output.")
 @click.option("--no-trunc", is_flag=True, help="Do not truncate output.")
 @click.option("--raw", is_flag=True, help="Do not neatly format logs.")
+@click.option("--since", help="Show logs since timestamp (e.g. \"2013-01-02T13:23:37Z\") or relative (e.g. \"42m\" for 42 minutes).")
+@click.option("--no-resolve", is_flag=True, help="Do not map IDs to Names in output.")
 @click.argument("ref", metavar="SERVICE|TASK")
 @click.pass_obj
-def logs(state, follow, tail, timestamps, no_task_ids, no_trunc, raw, ref) -> None:
+def logs(state, follow, tail, timestamps, no_task_ids, no_trunc, raw, since, no_resolve, ref) -> None:
     """Fetch the logs of a service or task."""
-    from swarmpy.cli.service_logs import LogOptions, print_logs
+    import time
+
+    from swarmpy.cli.errors import invalid_flag_value
+    from swarmpy.cli.service_logs import LogOptions, parse_since, print_logs
+
+    since_ns = 0
+    if since:
+        try:
+            since_ns = parse_since(since, time.time_ns())
+        except ValueError as exc:
+            raise invalid_flag_value(since, "--since", str(exc)) from None
 
     if tail == "all":
         tail_lines = -1
@@ -363,4 +393,5 @@ def logs(state, follow, tail, timestamps, no_task_ids, no_trunc, raw, ref) -> No
 
             raise invalid_flag_value(tail, "--tail", f'strconv.Atoi: parsing "{tail}": invalid syntax', "-n") from None
     print_logs(state, ref, LogOptions(follow=follow, tail=tail_lines, timestamps=timestamps,
-                                      task_ids=not no_task_ids, truncate=not no_trunc, raw=raw))
+                                      task_ids=not no_task_ids, truncate=not no_trunc, raw=raw,
+                                      since_ns=since_ns, resolve=not no_resolve))

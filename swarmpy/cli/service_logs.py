@@ -23,6 +23,31 @@ class LogOptions:
     task_ids: bool = True
     truncate: bool = True
     raw: bool = False
+    since_ns: int = 0       # only lines from then on (0: all)
+    resolve: bool = True    # False: service and node IDs where their names would be (--no-resolve)
+
+
+def parse_since(text: str, now_ns: int) -> int:
+    """docker's --since: an RFC 3339 time or date, a Unix timestamp (seconds[.fraction]), or a duration
+    before now (42m, 1h30m)."""
+    from datetime import datetime, timezone
+
+    from swarmpy import units
+
+    try:
+        return now_ns - units.parse_duration(text)
+    except ValueError:
+        pass
+    seconds, dot, fraction = text.partition(".")
+    if seconds.isdigit() and (not dot or fraction.isdigit()):
+        return int(seconds) * 1_000_000_000 + int((fraction + "000000000")[:9] or 0)
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError(f'failed to parse value as time or duration: "{text}"') from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return int(moment.timestamp()) * 1_000_000_000 + moment.microsecond * 1000
 
 
 def fixed_rfc3339_nano(unix_nanos: int) -> str:
@@ -111,7 +136,7 @@ def print_logs(state, ref: str, options: LogOptions) -> None:
     names = _ContextNames(daemon)
     prefixes: dict[tuple[str, str, str], str] = {}
     request = control_pb2.ServiceLogsRequest(ref=ref, options=dispatcher_pb2.LogOptions(
-        follow=options.follow, tail=options.tail, timestamps=options.timestamps))
+        follow=options.follow, tail=options.tail, timestamps=options.timestamps, since=options.since_ns))
     stream = daemon.control.ServiceLogs(request, timeout=None if options.follow else daemon.timeout)
     try:
         for batch in stream:
@@ -120,8 +145,9 @@ def print_logs(state, ref: str, options: LogOptions) -> None:
                 key = (context.service_id, context.node_id, context.task_id)
                 if key not in prefixes:
                     task = names.task(context.task_id, context)
-                    prefixes[key] = log_prefix(names.service_name(context.service_id), task,
-                                               names.node_name(context.node_id), padding_width, options)
+                    service = names.service_name(context.service_id) if options.resolve else context.service_id
+                    node = names.node_name(context.node_id) if options.resolve else context.node_id
+                    prefixes[key] = log_prefix(service, task, node, padding_width, options)
                 out = sys.stderr if message.stream == dispatcher_pb2.LogMessage.STDERR else sys.stdout
                 out.write(format_log_line(message, prefixes[key], options))
                 out.flush()
