@@ -35,7 +35,13 @@ Rules that matter for safety, and where they live:
 
 Things this node does not trust: messages. `step` validates every field (types, ranges, internal
 consistency of entries and snapshots), drops what fails and counts it in `stats`; it never raises
-on input from the network. Messages from servers outside the membership are dropped too, except
+on input from the network. It also checks what a message means, since a faulty member is still a
+member: terms and indexes stay below 2^63 (storage and arithmetic never overflow), an
+APPEND_RESPONSE acknowledges at most what this leader sent that follower in its term
+(`Progress.sent_high`; honest followers never claim more), a HEARTBEAT commits nothing beyond our
+log, leader messages in a term come only from that term's leader once we know it, TIMEOUT_NOW only
+from our current leader in its term, and a snapshot's membership names each voter once. Nonsense is
+counted as `dropped_malformed`/`dropped_invalid` and logged with its sender. Messages from servers outside the membership are dropped too, except
 those that can only come from a legitimately elected leader whose configuration may be newer than
 ours, and vote requests from a candidate whose log is ahead of ours (which may know a membership we
 do not yet) -- dropping those could deadlock an election.
@@ -43,6 +49,7 @@ do not yet) -- dropping those could deadlock an election.
 
 from __future__ import annotations
 
+import logging
 import random
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -70,8 +77,13 @@ from .progress import Progress, ProgressState
 from .quorum import VoteResult, committed_index, has_quorum, vote_result
 from .storage import Storage
 
+log = logging.getLogger(__name__)
+
 TRANSFER_CONTEXT = b"transfer"  # on a VOTE: the election was started by TIMEOUT_NOW; bypass leases
 MAX_ID = 2**64 - 1
+MAX_TERM = 2**63 - 1  # terms and indexes stay far from the u64 limit, whatever a faulty member sends
+MAX_INDEX = 2**63 - 1
+_LOGGED_DROPS = frozenset({"dropped_malformed", "dropped_invalid", "dropped_inconsistent"})
 
 _LEADER_MESSAGES = frozenset({MessageType.APPEND, MessageType.HEARTBEAT, MessageType.SNAPSHOT})
 _VOTE_REQUESTS = frozenset({MessageType.VOTE, MessageType.PRE_VOTE})
@@ -282,9 +294,13 @@ class RaftNode:
     def _count(self, key: str) -> None:
         self.stats[key] = self.stats.get(key, 0) + 1
 
-    def _drop(self, key: str, reason: str) -> None:
+    def _drop(self, key: str, reason: str, sender: object = None) -> None:
         self._count(key)
         self.last_drop_reason = reason
+        if key in _LOGGED_DROPS:
+            # Nonsense from a member: a faulty or malicious peer. Never applied; worth an operator's look.
+            who = f"{sender:x}" if type(sender) is int else repr(sender)
+            log.warning("raft %x: dropped a message from %s (%s): %s", self.id, who, key, reason)
 
     def _promotable(self) -> bool:
         """May this node campaign? Only a voter in its own configuration, with no snapshot pending."""
@@ -491,7 +507,7 @@ class RaftNode:
         if reason is None and msg.frm == self.id:
             reason = "message claims to come from this node"
         if reason is not None:
-            self._drop("dropped_malformed", reason)
+            self._drop("dropped_malformed", reason, getattr(msg, "frm", None))
             return
         mtype = MessageType(msg.type)
         if mtype in _LOCAL_MESSAGES:
@@ -509,7 +525,7 @@ class RaftNode:
         except (Compacted, Unavailable, ValueError) as exc:
             # Only a message inconsistent with what we know committed gets here (e.g. entries that
             # would overwrite committed ones: a faulty or malicious peer). Keep our log as it is.
-            self._drop("dropped_inconsistent", f"{mtype.name} from {msg.frm:x}: {exc}")
+            self._drop("dropped_inconsistent", f"{mtype.name} from {msg.frm:x}: {exc}", msg.frm)
 
     def _accepts_sender(self, m: Message, mtype: MessageType) -> bool:
         if not self._voters or m.frm in self._voters:
@@ -536,6 +552,12 @@ class RaftNode:
         return False
 
     def _step_checked(self, m: Message, mtype: MessageType) -> None:
+        if mtype is MessageType.TIMEOUT_NOW and (m.term != self._term or m.frm != self._leader):
+            # Only our current leader hands over leadership, and only in its own term; anything else
+            # would let one member force elections (and push terms) at will.
+            self._drop("dropped_invalid", f"TIMEOUT_NOW from {m.frm:x} in term {m.term}, not from the "
+                       f"leader of term {self._term} ({self._leader:x})", m.frm)
+            return
         if m.term > self._term:
             if mtype in _VOTE_REQUESTS and m.context != TRANSFER_CONTEXT and self._in_lease():
                 self._drop("ignored_vote_in_lease", f"{mtype.name} from {m.frm:x} while the leader is live")
@@ -570,6 +592,11 @@ class RaftNode:
             self._step_candidate(m, mtype)
 
     def _step_follower(self, m: Message, mtype: MessageType) -> None:
+        if mtype in _LEADER_MESSAGES and self._leader not in (NONE, m.frm):
+            # One leader per term, and we know this term's: a second one is a faulty member.
+            self._drop("dropped_invalid", f"{mtype.name} from {m.frm:x} in term {m.term}, whose leader is "
+                       f"{self._leader:x}", m.frm)
+            return
         if mtype in _LEADER_MESSAGES:
             self._election_elapsed = 0
             self._leader = m.frm
@@ -622,8 +649,10 @@ class RaftNode:
 
     def _handle_append(self, m: Message) -> None:
         if m.index < self.log.committed:
-            # Everything up to our commit index matches the leader's log already.
-            self._send(Message(type=MessageType.APPEND_RESPONSE, to=m.frm, frm=self.id, term=self._term, index=self.log.committed))
+            # Everything up to our commit index matches the leader's log already. Acknowledge no more
+            # than this message covers: the leader checks answers against what it sent.
+            index = min(self.log.committed, m.index + len(m.entries))
+            self._send(Message(type=MessageType.APPEND_RESPONSE, to=m.frm, frm=self.id, term=self._term, index=index))
             return
         last_new = self.log.maybe_append(m.index, m.log_term, m.commit, m.entries)
         if last_new is not None:
@@ -646,6 +675,11 @@ class RaftNode:
         )
 
     def _handle_heartbeat(self, m: Message) -> None:
+        if m.commit > self.log.last_index():
+            # The leader caps a heartbeat's commit at what we acknowledged; we never lose that.
+            self._drop("dropped_invalid", f"HEARTBEAT from {m.frm:x} commits {m.commit}, beyond our log's "
+                       f"end at {self.log.last_index()}", m.frm)
+            return
         self.log.commit_to(m.commit)  # the leader capped it at what it knows we store
         self._send(Message(type=MessageType.HEARTBEAT_RESPONSE, to=m.frm, frm=self.id, term=self._term, context=m.context))
 
@@ -653,9 +687,8 @@ class RaftNode:
         assert m.snapshot is not None  # validated
         if self._restore(m.snapshot):
             self._count("snapshots_installed")
-            index = self.log.last_index()
-        else:
-            index = self.log.committed
+        # Installed or already held: we store (a log matching the leader's up to) the snapshot's index.
+        index = m.snapshot.meta.index
         self._send(Message(type=MessageType.APPEND_RESPONSE, to=m.frm, frm=self.id, term=self._term, index=index))
 
     def _restore(self, snapshot: Snapshot) -> bool:
@@ -673,6 +706,10 @@ class RaftNode:
     # -- leader handlers ------------------------------------------------------------------------
 
     def _handle_append_response(self, m: Message, pr: Progress) -> None:
+        if m.index > pr.sent_high or (m.reject and m.reject_hint > m.index):
+            self._drop("dropped_invalid", f"APPEND_RESPONSE from {m.frm:x} for index {m.index} (hint "
+                       f"{m.reject_hint}), but only up to {pr.sent_high} was sent to it", m.frm)
+            return
         if m.reject:
             next_probe = m.reject_hint
             if m.log_term > 0:
@@ -742,6 +779,7 @@ class RaftNode:
                 commit=self.log.committed,
             )
         )
+        pr.sent_high = max(pr.sent_high, prev_index + len(entries))
         if entries:
             pr.sent_entries(entries[-1].index)
         elif pr.state is ProgressState.PROBE:
@@ -755,6 +793,7 @@ class RaftNode:
             self._count("snapshot_unavailable")
             return False
         pr.become_snapshot(snapshot.meta.index)
+        pr.sent_high = max(pr.sent_high, snapshot.meta.index)
         self._count("snapshots_sent")
         self._send(Message(type=MessageType.SNAPSHOT, to=to, frm=self.id, term=self._term, snapshot=snapshot))
         return True
@@ -1071,6 +1110,10 @@ def _malformed_reason(m: object) -> str | None:
             return f"field {name} is not a 64-bit unsigned integer: {getattr(m, name)!r}"
     if m.frm == NONE or m.to == NONE:
         return "sender or recipient is node 0"
+    if m.term > MAX_TERM or m.log_term > MAX_TERM:
+        return f"term {max(m.term, m.log_term)} is beyond 2^63-1"
+    if max(m.index, m.commit, m.reject_hint) > MAX_INDEX:
+        return f"index {max(m.index, m.commit, m.reject_hint)} is beyond 2^63-1"
     if type(m.reject) is not bool:
         return "field reject is not a bool"
     if not isinstance(m.context, bytes):
@@ -1095,6 +1138,8 @@ def _malformed_reason(m: object) -> str | None:
                 return f"entry {entry.index} has unknown type {entry.type!r}"
             if entry.index != expected_index:
                 return f"entries are not consecutive after index {m.index}"
+            if entry.index > MAX_INDEX:
+                return f"entry index {entry.index} is beyond 2^63-1"
             if entry.term < previous_term or entry.term > m.term or entry.term == 0:
                 return f"entry {entry.index} has term {entry.term} out of order (message term {m.term})"
             previous_term = entry.term
@@ -1113,4 +1158,8 @@ def _malformed_reason(m: object) -> str | None:
         voters = getattr(meta.conf, "voters", None)
         if not isinstance(voters, tuple) or not voters or not all(_is_u64(v) and v != NONE for v in voters):
             return "snapshot membership is not a non-empty tuple of node ids"
+        if len(set(voters)) != len(voters):
+            return "snapshot membership names a node twice"
+        if meta.index > MAX_INDEX:
+            return f"snapshot index {meta.index} is beyond 2^63-1"
     return None

@@ -61,7 +61,7 @@ class Inflights:
 
 
 class Progress:
-    __slots__ = ("match", "next", "state", "probe_sent", "pending_snapshot", "last_heard", "inflights")
+    __slots__ = ("match", "next", "state", "probe_sent", "pending_snapshot", "last_heard", "inflights", "sent_high")
 
     def __init__(self, next_index: int, max_inflight: int, now: int, match: int = 0) -> None:
         self.match = match
@@ -71,6 +71,9 @@ class Progress:
         self.pending_snapshot = 0  # SNAPSHOT: the index of the snapshot being sent
         self.last_heard = now  # a new leader gives everyone a full election timeout of grace
         self.inflights = Inflights(max_inflight)
+        # The highest index this leader has sent the follower (as an entry, a probe's previous index,
+        # or a snapshot) in its term: no honest answer can acknowledge more.
+        self.sent_high = match
 
     def __repr__(self) -> str:
         return (

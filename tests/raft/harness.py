@@ -188,7 +188,7 @@ class Cluster:
             if not outbox:
                 return
             for m in outbox:
-                if not self._connected(m) or (self.filter is not None and not self.filter(m)):
+                if (self.filter is not None and not self.filter(m)) or not self._connected(m):
                     self.dropped.append(m)
                     if m.type == MessageType.SNAPSHOT and self.nodes[m.frm].up:
                         self.nodes[m.frm].node.report_snapshot(m.to, False)
