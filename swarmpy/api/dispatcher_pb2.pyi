@@ -167,20 +167,30 @@ class NetworkEndpoint(_message.Message):
     def __init__(self, task_id: _Optional[str] = ..., task_name: _Optional[str] = ..., address: _Optional[str] = ..., mac: _Optional[str] = ..., node_id: _Optional[str] = ..., underlay_addr: _Optional[str] = ..., aliases: _Optional[_Iterable[str]] = ..., service_id: _Optional[str] = ...) -> None: ...
 
 class ServiceRecord(_message.Message):
-    __slots__ = ("service_id", "name", "aliases", "vip", "dnsrr", "task_ips")
+    __slots__ = ("service_id", "name", "aliases", "vip", "dnsrr", "tasks")
     SERVICE_ID_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     ALIASES_FIELD_NUMBER: _ClassVar[int]
     VIP_FIELD_NUMBER: _ClassVar[int]
     DNSRR_FIELD_NUMBER: _ClassVar[int]
-    TASK_IPS_FIELD_NUMBER: _ClassVar[int]
+    TASKS_FIELD_NUMBER: _ClassVar[int]
     service_id: str
     name: str
     aliases: _containers.RepeatedScalarFieldContainer[str]
     vip: str
     dnsrr: bool
-    task_ips: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, service_id: _Optional[str] = ..., name: _Optional[str] = ..., aliases: _Optional[_Iterable[str]] = ..., vip: _Optional[str] = ..., dnsrr: _Optional[bool] = ..., task_ips: _Optional[_Iterable[str]] = ...) -> None: ...
+    tasks: _containers.RepeatedCompositeFieldContainer[ServiceTask]
+    def __init__(self, service_id: _Optional[str] = ..., name: _Optional[str] = ..., aliases: _Optional[_Iterable[str]] = ..., vip: _Optional[str] = ..., dnsrr: _Optional[bool] = ..., tasks: _Optional[_Iterable[_Union[ServiceTask, _Mapping]]] = ...) -> None: ...
+
+class ServiceTask(_message.Message):
+    __slots__ = ("task_id", "task_name", "ip")
+    TASK_ID_FIELD_NUMBER: _ClassVar[int]
+    TASK_NAME_FIELD_NUMBER: _ClassVar[int]
+    IP_FIELD_NUMBER: _ClassVar[int]
+    task_id: str
+    task_name: str
+    ip: str
+    def __init__(self, task_id: _Optional[str] = ..., task_name: _Optional[str] = ..., ip: _Optional[str] = ...) -> None: ...
 
 class LogSelector(_message.Message):
     __slots__ = ("service_ids", "task_ids")

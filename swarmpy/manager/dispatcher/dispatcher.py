@@ -60,6 +60,7 @@ from swarmpy.raft.errors import LeadershipLost, NotLeader, ProposalDropped
 from .dependencies import NodeDependencies
 from .errors import DispatcherError, DispatcherStopped, SessionInvalid, UnknownNode
 from .liveness import Deadlines
+from .network_view import affects_network_views, node_network_view
 from .rules import (
     GRACE_MULTIPLIER,
     apply_changes,
@@ -203,6 +204,7 @@ class Dispatcher(dispatcher_pb2_grpc.DispatcherServicer):
                 tg.create_task(self._expire_nodes())
                 tg.create_task(self._follow_nodes(watch))
                 tg.create_task(self._mark_nodes_unknown())
+                tg.create_task(self._follow_network_changes())
         finally:
             self._running = False
             watch.close()
@@ -211,6 +213,19 @@ class Dispatcher(dispatcher_pb2_grpc.DispatcherServicer):
                 session.end(DispatcherStopped("this manager stopped dispatching (leadership moved?): reconnect"))
             self._sessions.clear()
             log.info("dispatcher stopped")
+
+    async def _follow_network_changes(self) -> None:
+        """Wake every Assignments stream when a change may alter some node's network view; each stream
+        then recomputes its own view and sends it if it differs from the last one sent."""
+        with self._store.watch(["task", "service", "network", "node", "cluster"]) as watch:
+            while True:
+                events = [await watch.get(), *watch.drain()]
+                if any(
+                    (isinstance(event, Commit) and event.index == 0)
+                    or (isinstance(event, Change) and affects_network_views(event.kind, event.old, event.new))
+                    for event in events
+                ):
+                    self._tasks.wake_all()
 
     def heartbeat_period(self) -> float:
         cluster = self._store.view().get_cluster()
@@ -461,13 +476,24 @@ class Dispatcher(dispatcher_pb2_grpc.DispatcherServicer):
                 before, after = dependencies.changes(self._store.view(), changes)
                 return [*before, *changes, *after]
 
+            sent_view = [b""]  # the network view last sent, serialized
+
+            def network_view_if_changed(force: bool = False) -> dispatcher_pb2.NetworkView | None:
+                current = node_network_view(self._store.view(), node_id)
+                encoded = current.SerializeToString(deterministic=True)
+                if not force and encoded == sent_view[0]:
+                    return None
+                sent_view[0] = encoded
+                return current
+
             try:
                 known: dict[str, bytes] = {}
                 changes = _complete_set(tasks)
                 apply_changes(known, changes)
                 sequence = str(self._store.applied_index)
                 yield dispatcher_pb2.AssignmentsMessage(
-                    type=dispatcher_pb2.AssignmentsMessage.COMPLETE, results_in=sequence, changes=with_dependencies(changes)
+                    type=dispatcher_pb2.AssignmentsMessage.COMPLETE, results_in=sequence, changes=with_dependencies(changes),
+                    network_view=network_view_if_changed(force=True),
                 )
                 while True:
                     await inbox.wait()
@@ -483,11 +509,12 @@ class Dispatcher(dispatcher_pb2_grpc.DispatcherServicer):
                         sequence = str(self._store.applied_index)
                         yield dispatcher_pb2.AssignmentsMessage(
                             type=dispatcher_pb2.AssignmentsMessage.COMPLETE, results_in=sequence,
-                            changes=with_dependencies(changes),
+                            changes=with_dependencies(changes), network_view=network_view_if_changed(force=True),
                         )
                         continue
                     changes = assignment_changes(node_id, known, changed)
-                    if not changes:
+                    network_view = network_view_if_changed()
+                    if not changes and network_view is None:
                         continue
                     apply_changes(known, changes)
                     previous, sequence = sequence, str(self._store.applied_index)
@@ -496,6 +523,7 @@ class Dispatcher(dispatcher_pb2_grpc.DispatcherServicer):
                         applies_to=previous,
                         results_in=sequence,
                         changes=with_dependencies(changes),
+                        network_view=network_view,
                     )
             finally:
                 session.inboxes.discard(inbox)

@@ -112,6 +112,12 @@ class TaskRouter:
             if not inboxes:
                 del self._inboxes[inbox.node_id]
 
+    def wake_all(self) -> None:
+        """Wake every stream with no task change (something else it sends, such as the network view, may have changed)."""
+        for node_inboxes in self._inboxes.values():
+            for inbox in node_inboxes:
+                inbox.wake()
+
     def subscribers(self) -> int:
         return sum(len(inboxes) for inboxes in self._inboxes.values())
 

@@ -1,0 +1,156 @@
+"""What one node's data plane needs to know about the overlay networks, computed from the store.
+
+Theory of operation
+-------------------
+`node_network_view(view, node_id)` is a pure function of a store view: for every network the node has
+a live task on (a task holding addresses, see allocator/networks.py), it gives the network (ID, name,
+VNI, subnet, gateway, internal), the node's own endpoints, every other node's endpoints on the network
+(IP, MAC, and the underlay address of the node it runs on: what the VXLAN FDB and neighbour entries
+need; no multicast, every peer is told in advance), and the DNS/VIP records: each service with tasks
+on the network, its aliases, its VIP there (none in dnsrr mode) and its RUNNING tasks' names and IPs.
+
+The dispatcher sends the whole view in the COMPLETE assignments message and again whenever it differs
+from the last one sent (`AssignmentsMessage.network_view`); a node replaces what it had. A task appears
+among the endpoints (and peers) as soon as it holds an address on a node, so the path to it is ready
+before it starts; it appears in DNS answers and VIP rotation only while it is RUNNING.
+
+MACs are derived from the IPv4 address as docker does (02:42 followed by the four address bytes), so
+every node computes the same one without asking. A node's underlay address is its data path address
+(`--data-path-addr`, else its advertised host) as it reported it, else the address its session came from.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from swarmpy.api import dispatcher_pb2, objects_pb2
+from swarmpy.manager.allocator.ipam import mac_for, parse_cidr_address
+from swarmpy.manager.allocator.networks import VXLANID_OPTION, network_vni, task_holds_addresses
+from swarmpy.manager.store import ReadView
+
+DEFAULT_DATA_PATH_PORT = 4789
+
+
+def underlay_address(node: objects_pb2.Node | None) -> str:
+    if node is None:
+        return ""
+    return node.description.data_path_addr or node.status.addr
+
+
+def task_dns_name(task: objects_pb2.Task) -> str:
+    """docker's container name for a task: <service>.<slot or node>.<task id>."""
+    return f"{task.annotations.name}.{task.id}"
+
+
+def _is_serving(task: objects_pb2.Task) -> bool:
+    return task.status.state == objects_pb2.RUNNING and task.desired_state <= objects_pb2.RUNNING
+
+
+def _endpoint(task: objects_pb2.Task, attachment: objects_pb2.NetworkAttachment, underlay: str) -> dispatcher_pb2.NetworkEndpoint | None:
+    if not attachment.addresses:
+        return None
+    address = attachment.addresses[0]
+    try:
+        ip, _ = parse_cidr_address(address)
+    except ValueError:
+        return None  # the store never holds one; a bad one is left out rather than sent
+    return dispatcher_pb2.NetworkEndpoint(
+        task_id=task.id, task_name=task_dns_name(task), address=address, mac=mac_for(ip), node_id=task.node_id,
+        underlay_addr=underlay, aliases=list(attachment.aliases), service_id=task.service_id,
+    )
+
+
+def _network_header(network: objects_pb2.Network) -> dispatcher_pb2.NodeNetwork | None:
+    if not network.ipam.configs or VXLANID_OPTION not in network.driver_state.options:
+        return None
+    config = network.ipam.configs[0]
+    return dispatcher_pb2.NodeNetwork(
+        id=network.id, name=network.spec.annotations.name, vni=network_vni(network), subnet=config.subnet,
+        gateway=config.gateway, internal=network.spec.internal,
+    )
+
+
+def _service_aliases(service: objects_pb2.Service | None, network_id: str) -> list[str]:
+    if service is None:
+        return []
+    return list(dict.fromkeys(
+        alias for config in service.spec.task.networks if config.target == network_id for alias in config.aliases
+    ))
+
+
+def _service_record(
+    service_id: str, service: objects_pb2.Service | None, fallback_name: str, network_id: str,
+    tasks: Iterable[tuple[objects_pb2.Task, str]],
+) -> dispatcher_pb2.ServiceRecord:
+    dnsrr = service is not None and service.spec.endpoint.mode == objects_pb2.EndpointSpec.DNSRR
+    vip = ""
+    if service is not None and not dnsrr:
+        for virtual_ip in service.endpoint.virtual_ips:
+            if virtual_ip.network_id == network_id:
+                vip = virtual_ip.addr.split("/", 1)[0]
+    record = dispatcher_pb2.ServiceRecord(
+        service_id=service_id, name=service.spec.annotations.name if service is not None else fallback_name,
+        aliases=_service_aliases(service, network_id), vip=vip, dnsrr=dnsrr,
+    )
+    for task, ip in sorted(tasks, key=lambda pair: pair[0].id):
+        record.tasks.add(task_id=task.id, task_name=task_dns_name(task), ip=ip)
+    return record
+
+
+def node_network_view(view: ReadView, node_id: str) -> dispatcher_pb2.NetworkView:
+    """The view for one node; see the module docstring."""
+    cluster = view.get_cluster()
+    me = view.get_node(node_id)
+    result = dispatcher_pb2.NetworkView(
+        data_path_port=(cluster.vxlan_udp_port if cluster is not None else 0) or DEFAULT_DATA_PATH_PORT,
+        underlay_addr=underlay_address(me),
+    )
+    # One pass over the tasks: who is on which network.
+    on_network: dict[str, list[tuple[objects_pb2.Task, objects_pb2.NetworkAttachment]]] = {}
+    mine: set[str] = set()
+    for task in view.tasks():
+        if not task.networks or not task.node_id or not task_holds_addresses(task):
+            continue
+        for attachment in task.networks:
+            on_network.setdefault(attachment.network.id, []).append((task, attachment))
+            if task.node_id == node_id:
+                mine.add(attachment.network.id)
+    underlays: dict[str, str] = {}
+    for network_id in sorted(mine):
+        network = view.get_network(network_id)
+        header = _network_header(network) if network is not None else None
+        if header is None:
+            continue
+        by_service: dict[str, list[tuple[objects_pb2.Task, str]]] = {}
+        service_names: dict[str, str] = {}
+        for task, attachment in sorted(on_network[network_id], key=lambda pair: pair[0].id):
+            if task.node_id not in underlays:
+                underlays[task.node_id] = underlay_address(view.get_node(task.node_id))
+            endpoint = _endpoint(task, attachment, underlays[task.node_id])
+            if endpoint is None:
+                continue
+            (header.local if task.node_id == node_id else header.peers).append(endpoint)
+            service_names.setdefault(task.service_id, task.service_annotations.name)
+            serving = by_service.setdefault(task.service_id, [])
+            if _is_serving(task):
+                serving.append((task, endpoint.address.split("/", 1)[0]))
+        for service_id in sorted(by_service):
+            header.services.append(_service_record(
+                service_id, view.get_service(service_id), service_names[service_id], network_id, by_service[service_id]
+            ))
+        result.networks.append(header)
+    return result
+
+
+def affects_network_views(kind: str, old: object, new: object) -> bool:
+    """Whether a store change can change some node's network view (the dispatcher wakes every stream)."""
+    if kind == "task":
+        return any(obj is not None and obj.networks for obj in (old, new))  # type: ignore[attr-defined]
+    if kind == "service":
+        return any(
+            obj is not None and (obj.spec.task.networks or obj.endpoint.virtual_ips)  # type: ignore[attr-defined]
+            for obj in (old, new)
+        )
+    if kind == "node":
+        return old is None or new is None or underlay_address(old) != underlay_address(new)  # type: ignore[arg-type]
+    return kind in ("network", "cluster")
