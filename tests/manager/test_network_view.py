@@ -114,7 +114,7 @@ async def test_the_assignments_stream_carries_the_view_and_follows_remote_tasks(
         call = stub.Assignments(dispatcher_pb2.AssignmentsRequest(session_id=first.session_id), metadata=as_node("n1"))
 
         async def next_message():
-            return await asyncio.wait_for(call.read(), 2)
+            return await asyncio.wait_for(call.read(), 10)
 
         complete = await next_message()
         assert complete.type == dispatcher_pb2.AssignmentsMessage.COMPLETE and complete.HasField("network_view")
