@@ -52,6 +52,27 @@ def parse_unlock_key(text: str) -> bytes:
     return key
 
 
+def lock_private_key(key_pem: bytes, unlock_key: str) -> bytes:
+    """The node's TLS key as an ENCRYPTED PRIVATE KEY PEM block, under the unlock key (swarmkit does so too)."""
+    from cryptography.hazmat.primitives import serialization
+
+    key = serialization.load_pem_private_key(key_pem, password=None)
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.BestAvailableEncryption(parse_unlock_key(unlock_key)),
+    )
+
+
+def unlock_private_key(locked_pem: bytes, unlock_key: str) -> bytes:
+    from cryptography.hazmat.primitives import serialization
+
+    try:
+        key = serialization.load_pem_private_key(locked_pem, password=parse_unlock_key(unlock_key))
+    except (ValueError, TypeError):
+        raise WrongUnlockKey("invalid key: it does not unlock this node's TLS key") from None
+    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+
+
 def wrap(dek: bytes, unlock_key: str) -> bytes:
     nonce = os.urandom(12)
     return nonce + AESGCM(parse_unlock_key(unlock_key)).encrypt(nonce, dek, _CONTEXT)

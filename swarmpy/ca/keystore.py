@@ -38,6 +38,11 @@ class NodeCredentials:
     # With autolock: the DEK wrapped by the unlock key (swarmpy.autolock). Then only this is stored, and
     # raft_dek is known in memory only once `swarm unlock` gave the key.
     raft_dek_wrapped: bytes = b""
+    # Autolock, on a manager: the unlock key everything above is locked with on disk (in memory only,
+    # never written: with it set, the TLS key is stored encrypted and the Raft key wrapped).
+    lock_key: str = ""
+    # As read from a locked node's disk: the encrypted TLS key (key_pem is empty until `swarm unlock`).
+    key_pem_locked: bytes = b""
 
 
 def certificates_dir(data_dir: str | os.PathLike[str]) -> Path:
@@ -52,11 +57,15 @@ def _save(data_dir: Path, credentials: NodeCredentials) -> None:
     # The root first: a crash between the two writes leaves old node credentials beside a root that
     # (unless the root was rotated) still verifies them.
     write_atomically(directory / ROOT_CA_FILE, credentials.root_cert_pem, 0o644)
-    node_pem = credentials.key_pem.rstrip(b"\n") + b"\n" + credentials.cert_pem.rstrip(b"\n") + b"\n"
-    if credentials.raft_dek_wrapped:
-        node_pem += _pem_block(LOCKED_RAFT_DEK_BLOCK, credentials.raft_dek_wrapped)
-    elif credentials.raft_dek:
-        node_pem += _pem_block(RAFT_DEK_BLOCK, credentials.raft_dek)
+    if credentials.lock_key:
+        from swarmpy import autolock
+
+        key_block = autolock.lock_private_key(credentials.key_pem, credentials.lock_key)
+        dek_block = _pem_block(LOCKED_RAFT_DEK_BLOCK, autolock.wrap(credentials.raft_dek, credentials.lock_key))
+    else:
+        key_block = credentials.key_pem
+        dek_block = _pem_block(RAFT_DEK_BLOCK, credentials.raft_dek) if credentials.raft_dek else b""
+    node_pem = key_block.rstrip(b"\n") + b"\n" + credentials.cert_pem.rstrip(b"\n") + b"\n" + dek_block
     write_atomically(directory / NODE_CREDENTIALS_FILE, node_pem, 0o600)
 
 
@@ -71,22 +80,24 @@ def _load(data_dir: Path) -> NodeCredentials | None:
         raise KeystoreCorrupt(f"cannot read node credentials under {directory}: {exc}") from exc
     blocks = {match.group(1): match.group(0) for match in _PEM_BLOCK.finditer(node_pem)}
     key_pem, cert_pem = blocks.get(b"PRIVATE KEY"), blocks.get(b"CERTIFICATE")
-    if key_pem is None or cert_pem is None:
+    key_pem_locked = blocks.get(b"ENCRYPTED PRIVATE KEY", b"")
+    if (key_pem is None and not key_pem_locked) or cert_pem is None:
         raise KeystoreCorrupt(f"{node_path} must hold a PRIVATE KEY and a CERTIFICATE PEM block")
     try:
-        load_private_key(key_pem, str(node_path))
+        if key_pem is not None:
+            load_private_key(key_pem, str(node_path))
         load_certificate(cert_pem, str(node_path))
         load_certificate(root_cert_pem, str(root_path))
     except CertificateError as exc:
         raise KeystoreCorrupt(str(exc)) from exc
-    if not public_keys_match(key_pem, cert_pem):
+    if key_pem is not None and not public_keys_match(key_pem, cert_pem):
         raise KeystoreCorrupt(f"{node_path}: the certificate does not certify the key stored with it")
     dek_block = blocks.get(RAFT_DEK_BLOCK.encode())
     raft_dek = _pem_body(dek_block) if dek_block is not None else b""
     locked_block = blocks.get(LOCKED_RAFT_DEK_BLOCK.encode())
     raft_dek_wrapped = _pem_body(locked_block) if locked_block is not None else b""
-    return NodeCredentials(key_pem=key_pem, cert_pem=cert_pem, root_cert_pem=root_cert_pem, raft_dek=raft_dek,
-                           raft_dek_wrapped=raft_dek_wrapped)
+    return NodeCredentials(key_pem=key_pem or b"", cert_pem=cert_pem, root_cert_pem=root_cert_pem, raft_dek=raft_dek,
+                           raft_dek_wrapped=raft_dek_wrapped, key_pem_locked=key_pem_locked)
 
 
 RAFT_DEK_BLOCK = "SWARMPY RAFT DEK"

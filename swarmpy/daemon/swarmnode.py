@@ -170,8 +170,8 @@ class SwarmNode:
         self.credentials = await load_node_credentials(self.data_dir.root)
         if self.credentials is None:
             raise RuntimeError(f"{self.data_dir.certificates}: node certificates are missing; leave and rejoin")
-        if self.state.role == "manager" and self.credentials.raft_dek_wrapped and not self.credentials.raft_dek:
-            # Autolock: the Raft key is wrapped by the unlock key; nothing runs until `swarm unlock`.
+        if self.credentials.key_pem_locked or (self.state.role == "manager" and self.credentials.raft_dek_wrapped):
+            # Autolock: the TLS key and Raft key are locked by the unlock key; nothing runs until `swarm unlock`.
             self.locked = True
             log.warning("node %s is locked: its Raft data stays encrypted until `swarm unlock`", self.state.node_id)
             return
@@ -187,13 +187,15 @@ class SwarmNode:
         assert self.credentials is not None
         if not self.locked:
             raise LocalNodeError(grpc.StatusCode.FAILED_PRECONDITION, "swarm is not locked")
+        credentials = self.credentials
         try:
-            dek = autolock.unwrap(self.credentials.raft_dek_wrapped, unlock_key)
-        except ValueError as exc:
+            dek = autolock.unwrap(credentials.raft_dek_wrapped, unlock_key) if credentials.raft_dek_wrapped else credentials.raft_dek
+            key_pem = autolock.unlock_private_key(credentials.key_pem_locked, unlock_key) if credentials.key_pem_locked else credentials.key_pem
+        except (ValueError, autolock.WrongUnlockKey) as exc:
             raise LocalNodeError(grpc.StatusCode.INVALID_ARGUMENT, str(exc)) from None
-        except autolock.WrongUnlockKey as exc:
-            raise LocalNodeError(grpc.StatusCode.INVALID_ARGUMENT, str(exc)) from None
-        self.credentials = dataclasses.replace(self.credentials, raft_dek=dek)
+        self.credentials = dataclasses.replace(
+            credentials, key_pem=key_pem, raft_dek=dek, raft_dek_wrapped=b"", key_pem_locked=b"", lock_key=unlock_key
+        )
         self.locked = False
         log.info("node %s unlocked", self.state.node_id)
         await self._run_roles()
@@ -202,23 +204,15 @@ class SwarmNode:
         """Store the Raft key as the cluster's autolock setting wants: wrapped by the unlock key, or not."""
         credentials = self.credentials
         assert credentials is not None and credentials.raft_dek
-        if autolock_on and unlock_key:
-            try:
-                if autolock.unwrap(credentials.raft_dek_wrapped, unlock_key) == credentials.raft_dek:
-                    return  # already wrapped by this key
-            except (ValueError, autolock.WrongUnlockKey):
-                pass
-            wrapped = autolock.wrap(credentials.raft_dek, unlock_key)
-        elif not credentials.raft_dek_wrapped:
-            return
-        else:
-            wrapped = b""
-        self.credentials = dataclasses.replace(credentials, raft_dek_wrapped=wrapped)
+        lock_key = unlock_key if autolock_on else ""
+        if lock_key == credentials.lock_key:
+            return  # stored that way already (a restart without autolock, or unlocked with this key)
+        self.credentials = dataclasses.replace(credentials, lock_key=lock_key)
         await save_node_credentials(self.data_dir.root, self.credentials)
         if self.worker is not None:
             self.worker.credentials = self.credentials
-        log.info("node %s: Raft key now %s", self.state.node_id,
-                 "locked by the unlock key" if wrapped else "kept with the TLS key (autolock off)")
+        log.info("node %s: TLS and Raft keys now %s", self.state.node_id,
+                 "locked by the unlock key" if lock_key else "stored unlocked (autolock off)")
 
     async def stop(self) -> None:
         for task in (self._role_task, self._renewal_task):
@@ -399,6 +393,8 @@ class SwarmNode:
         assert self.manager is not None
         manager, self.manager = self.manager, None
         await manager.stop()
+        if self.credentials is not None and self.credentials.lock_key:
+            await self._protect_raft_key(False, "")  # autolock locks managers only
         self.state.role = "worker"
         self.state.raft_id = 0
         await asyncio.to_thread(self.data_dir.save, self.state)

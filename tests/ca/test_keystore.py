@@ -73,3 +73,23 @@ async def test_corrupt_files_are_reported_with_their_path(tmp_path):
     (certificates_dir(tmp_path) / ROOT_CA_FILE).unlink()
     with pytest.raises(KeystoreCorrupt, match="cannot read"):
         await load_node_credentials(tmp_path)
+
+
+async def test_autolock_stores_the_tls_key_encrypted_and_the_raft_key_wrapped(tmp_path):
+    import dataclasses
+
+    from swarmpy import autolock
+    from swarmpy.ca.certs import public_keys_match
+
+    key = autolock.new_unlock_key()
+    credentials = dataclasses.replace(credentials_for(new_swarm()), raft_dek=b"k" * 32, lock_key=key)
+    await save_node_credentials(tmp_path, credentials)
+    stored = (tmp_path / "certificates" / "swarm-node.pem").read_bytes()
+    assert b"ENCRYPTED PRIVATE KEY" in stored and b"BEGIN PRIVATE KEY" not in stored and key.encode() not in stored
+    loaded = await load_node_credentials(tmp_path)
+    assert loaded.key_pem == b"" and loaded.raft_dek == b"" and loaded.lock_key == ""
+    assert autolock.unwrap(loaded.raft_dek_wrapped, key) == b"k" * 32
+    opened = autolock.unlock_private_key(loaded.key_pem_locked, key)
+    assert public_keys_match(opened, loaded.cert_pem)
+    with pytest.raises(autolock.WrongUnlockKey):
+        autolock.unlock_private_key(loaded.key_pem_locked, autolock.new_unlock_key())

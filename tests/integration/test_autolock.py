@@ -62,6 +62,9 @@ def test_autolock_locks_a_restarted_manager_until_the_right_key(own_daemon, tmp_
     path.write_text("kept-across-the-lock")
     own_daemon.ok("secret", "create", "locked_one", str(path))
 
+    wait_until(lambda: _wrapped_by(own_daemon, key), what="the TLS and Raft keys locked")
+    node_pem = (own_daemon.data_dir / "certificates" / "swarm-node.pem").read_text()
+    assert "ENCRYPTED PRIVATE KEY" in node_pem and "BEGIN PRIVATE KEY" not in node_pem
     own_daemon.stop()
     own_daemon.start()
     refused = own_daemon.cli("secret", "ls")
@@ -101,9 +104,9 @@ def _wrapped_by(daemon, key) -> bool:
 
     credentials = _load(daemon.data_dir)
     if key is None:
-        return not credentials.raft_dek_wrapped and bool(credentials.raft_dek)
+        return not credentials.raft_dek_wrapped and bool(credentials.raft_dek) and not credentials.key_pem_locked
     try:
         autolock.unwrap(credentials.raft_dek_wrapped, key)
     except autolock.WrongUnlockKey:
         return False
-    return not credentials.raft_dek
+    return not credentials.raft_dek and bool(credentials.key_pem_locked)
