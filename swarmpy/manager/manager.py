@@ -245,13 +245,15 @@ class Manager:
         self._loops_task = asyncio.create_task(self._loops.run(), name="leader-loops-supervisor")
         await self.driver.start()
         await self._serve()
-        self._address_task = asyncio.create_task(self._keep_member_address_current(), name="raft-member-address")
         self._settings_task = asyncio.create_task(
             follow_cluster_settings(self.store, self.driver, storage, self._protect_raft_key), name="cluster-settings"
         )
         if bootstrap is not None and fresh:
             await self.driver.wait_for_leader()
             await self._bootstrap(bootstrap)
+        # After the bootstrap: its conf change records this member, and a second membership change
+        # proposed meanwhile (the address check finding no entry yet) would be dropped and fail init.
+        self._address_task = asyncio.create_task(self._keep_member_address_current(), name="raft-member-address")
 
     async def stop(self) -> None:
         if self._server is not None:
