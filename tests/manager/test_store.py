@@ -109,3 +109,21 @@ async def test_snapshot_restore_round_trip_keeps_views_live():
     assert view.get_service("s1").spec.annotations.name == "web"
     assert [t.id for t in view.tasks_by_node("n1")] == ["t1"]
     assert view.service_by_name("web").id == "s1"
+
+
+async def test_a_view_is_live_across_awaits_but_objects_read_from_it_never_change():
+    # The documented contract (ReadView): re-reading after an await sees newer writes; an object already
+    # read is a fixed record of its moment, because apply replaces objects instead of editing them.
+    store = MemoryStore()
+    await store.update(lambda tx: tx.create("service", service("s1", "web")))
+    view = store.view()
+    before = view.get_service("s1")
+
+    def rename_label(tx):
+        updated = clone(tx.get_service("s1"))
+        updated.spec.annotations.labels["v"] = "2"
+        tx.update("service", updated)
+
+    await store.update(rename_label)
+    assert view.get_service("s1").spec.annotations.labels["v"] == "2"
+    assert "v" not in before.spec.annotations.labels and before.meta.version.index == 1

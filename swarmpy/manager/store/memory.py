@@ -9,7 +9,8 @@ config or network name is unique among its kind). It changes in
 exactly one way: `apply(index, data)`, which the Raft driver calls on every manager, in log order, for
 each committed entry. So every manager holds the same objects at the same applied index.
 
-Writers never touch the tables. `await store.update(fn)` runs `fn(tx)` synchronously against the
+Reads go through `store.view()`, a live window onto the tables (see ReadView: consistent within one
+synchronous stretch, current again after every await). Writers never touch the tables. `await store.update(fn)` runs `fn(tx)` synchronously against the
 current state; `tx` sees its own staged writes. The staged actions become one `StoreProposal` handed
 to the proposer (Raft); the call returns when that proposal has been committed *and applied*, or
 raises. `apply` checks a proposal against the state it meets (an UPDATE or REMOVE must name the version
@@ -188,7 +189,17 @@ def _discard(index: dict[str, set[str]], key: str, object_id: str) -> None:
 
 
 class ReadView:
-    """Read access to the committed state. Objects returned are the store's own: do not mutate them."""
+    """Live read access to the committed state. Objects returned are the store's own: do not mutate them.
+
+    A view is a window onto the tables, not a snapshot: between two reads separated by an `await`, the
+    Raft driver may apply entries, and the second read sees them. Within one synchronous stretch of code
+    (no `await`) a view is consistent, because `apply` runs on the same event loop. So: read what one
+    decision needs without awaiting in between, and after an await read again (or call `store.view()`
+    anew, which is free). A copy per view, as swarmkit's memdb transaction gives, would cost a copy of
+    every table for each of the thousands of reads per second the loops make; nothing here needs one.
+    The objects themselves never change in place (apply replaces them), so an object read before an
+    await stays what it was: a consistent record of that moment, possibly no longer current.
+    """
 
     def __init__(self, tables: _Tables) -> None:
         self._t = tables
