@@ -15,9 +15,10 @@ from swarmpy.cli.progress_display import progress_display
 POLL_INTERVAL = 0.2
 
 
-def wait_for_convergence(daemon: Daemon, service_id: str, quiet: bool = False, stream=None) -> None:
+def wait_for_convergence(daemon: Daemon, service_id: str, quiet: bool = False, stream=None, label: str | None = None) -> None:
+    """Poll until the service converges; `label` is how the final line names it (default: its ID)."""
     display = progress_display(stream or sys.stdout, quiet)
-    tracker = ConvergenceTracker(service_id)
+    tracker = ConvergenceTracker(service_id, label)
     try:
         while True:
             service = daemon.call(daemon.control.GetService, control_pb2.GetServiceRequest(ref=service_id)).service

@@ -65,7 +65,7 @@ def pretty_service(service: objects_pb2.Service) -> str:
         lines += ["UpdateStatus:", f" State:\t\t{update_state_word(status.state)}"]
         if status.started_at:
             lines.append(f" Started:\t{units.human_duration(_now() - status.started_at)} ago")
-        if status.completed_at:
+        if status.state == objects_pb2.UpdateStatus.COMPLETED and status.completed_at:  # docker's UpdateIsCompleted
             lines.append(f" Completed:\t{units.human_duration(_now() - status.completed_at)} ago")
         lines.append(f" Message:\t{status.message}")
     placement = spec.task.placement

@@ -118,8 +118,10 @@ class Observation:
 
 
 class ConvergenceTracker:
-    def __init__(self, service_id: str) -> None:
+    def __init__(self, service_id: str, label: str | None = None) -> None:
         self.service_id = service_id
+        # docker names the service as the user typed it (update, scale, rollback), or by ID (create).
+        self.label = label or service_id
         self._initialized = False
         self._done = False  # every tracked task runs (not yet verified)
         self._slot_lines: dict[int, int] = {}
@@ -144,7 +146,7 @@ class ConvergenceTracker:
                 self._converged_at = snap.now
             waited = snap.now - self._converged_at
             if waited >= monitor:
-                out.lines.append(("verify", f"Service {self.service_id} converged"))
+                out.lines.append(("verify", f"Service {self.label} converged"))
                 out.converged = True
             else:
                 seconds_left = -(-(monitor - waited) // SECOND)  # rounded up: "5 seconds" when just converged

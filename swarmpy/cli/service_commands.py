@@ -52,7 +52,7 @@ def _print_warnings(state, warnings) -> None:
         state.err(warning)
 
 
-def _wait(state, service_id: str, detach: bool, quiet: bool, is_job: bool = False) -> None:
+def _wait(state, service_id: str, detach: bool, quiet: bool, is_job: bool = False, label: str | None = None) -> None:
     if detach:
         return
     if is_job:
@@ -62,7 +62,7 @@ def _wait(state, service_id: str, detach: bool, quiet: bool, is_job: bool = Fals
         return
     from swarmpy.cli.converge import wait_for_convergence
 
-    wait_for_convergence(state.daemon, service_id, quiet=quiet)
+    wait_for_convergence(state.daemon, service_id, quiet=quiet, label=label)
 
 
 # ---------------------------------------------------------------- create
@@ -277,7 +277,7 @@ def update(state, service_ref, **options) -> None:
     _print_warnings(state, response.warnings)
     state.out(service_ref)
     _wait(state, current.id, options["detach"], options["quiet"],
-          is_job=current.spec.WhichOneof("mode") in ("replicated_job", "global_job"))
+          is_job=current.spec.WhichOneof("mode") in ("replicated_job", "global_job"), label=service_ref)
 
 
 @service.command()
@@ -291,7 +291,7 @@ def rollback(state, detach, quiet, service_ref) -> None:
     response = _send_update(state, service_ref, current, current.spec, rollback=True)
     _print_warnings(state, response.warnings)
     state.out(service_ref)
-    _wait(state, current.id, detach, quiet)
+    _wait(state, current.id, detach, quiet, label=service_ref)
 
 
 @service.command()
@@ -321,10 +321,10 @@ def scale(state, detach, specifiers) -> None:
             continue
         _print_warnings(state, response.warnings)
         state.out(f"{name} scaled to {replicas}")
-        scaled.append(current.id)
+        scaled.append((current.id, name))
     if not detach:
-        for service_id in scaled:
-            _wait(state, service_id, False, False)
+        for service_id, name in scaled:
+            _wait(state, service_id, False, False, label=name)
     if errors:
         raise CliError("\n".join(errors))
 

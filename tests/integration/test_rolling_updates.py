@@ -1,0 +1,72 @@
+"""The tutorial's converging commands on one real node, typed without -d as a new user types them: each
+returns and ends as docker's does; updates replace one task at a time by default; rollbacks."""
+
+from __future__ import annotations
+
+import datetime
+
+import pytest
+
+from .test_services import create
+
+pytestmark = pytest.mark.docker
+
+
+def started_at(container) -> datetime.datetime:
+    container.reload()
+    return datetime.datetime.fromisoformat(container.attrs["State"]["StartedAt"][:26].rstrip("Z"))
+
+
+def test_scale_up_and_down_without_detach_return_converged_even_after_an_update(shared_daemon, image):
+    # Regression: the converge poll only counted tasks of the current spec version, so the tasks a scale
+    # kept were never "up to date" and `service scale hw=3` hung at "2 out of 3 tasks".
+    create(shared_daemon, "hw", image, "sleep", "1000")
+    shared_daemon.wait_running("hw", 1)
+    result = shared_daemon.ok("service", "scale", "hw=3", timeout=60)
+    assert result.stdout.splitlines()[0] == "hw scaled to 3"
+    assert "overall progress: 3 out of 3 tasks" in result.stdout
+    assert result.stdout.splitlines()[-1] == "verify: Service hw converged"
+    shared_daemon.ok("service", "update", "--env-add", "A=1", "hw", timeout=90)
+    result = shared_daemon.ok("service", "scale", "hw=1", timeout=60)
+    assert "overall progress: 1 out of 1 tasks" in result.stdout
+    assert result.stdout.splitlines()[-1] == "verify: Service hw converged"
+    shared_daemon.wait_running("hw", 1)
+
+
+def test_update_with_no_update_flags_replaces_one_task_at_a_time(shared_daemon, image):
+    # Regression: no --update-* flag meant no update config, read as parallelism 0: all stopped at once.
+    create(shared_daemon, "onebyone", image, "sleep", "1000", options=("--replicas", "3"))
+    shared_daemon.wait_running("onebyone", 3)
+    result = shared_daemon.ok("service", "update", "--env-add", "A=1", "--update-monitor", "1s", "onebyone", timeout=90)
+    assert result.stdout.splitlines()[-1] == "verify: Service onebyone converged"
+    containers = shared_daemon.wait_running("onebyone", 3)
+    assert all("A=1" in c.attrs["Config"]["Env"] for c in containers)
+    starts = sorted(started_at(c) for c in containers)
+    # One at a time: each replacement starts only after the previous one runs and the old task of the
+    # next slot has stopped (a 1 s grace, since sleep ignores SIGTERM), so starts are spaced out.
+    gaps = [(later - earlier).total_seconds() for earlier, later in zip(starts, starts[1:])]
+    assert min(gaps) >= 0.5, gaps
+
+
+def test_rollback_without_detach_returns_to_the_previous_spec_as_docker_prints_it(shared_daemon, image):
+    create(shared_daemon, "backagain", image, "sleep", "1000", options=("--replicas", "2"))
+    shared_daemon.wait_running("backagain", 2)
+    shared_daemon.ok("service", "update", "--args", "sleep 999", "--update-parallelism", "2", "backagain", timeout=90)
+    result = shared_daemon.ok("service", "rollback", "backagain", timeout=90)
+    lines = result.stdout.splitlines()
+    assert lines[0] == "backagain"
+    assert "rollback: manually requested rollback" in lines
+    assert "overall progress: rolling back update: 2 out of 2 tasks" in lines
+    assert lines[-1] == "verify: Service backagain converged"
+    containers = shared_daemon.wait_running("backagain", 2)
+    assert [c.attrs["Config"]["Cmd"] for c in containers] == [["sleep", "1000"]] * 2
+    pretty = shared_daemon.ok("service", "inspect", "--pretty", "backagain").stdout
+    assert "UpdateStatus:\n State:\t\trollback_completed\n" in pretty
+    assert " Message:\trollback completed" in pretty and " Completed:" not in pretty
+
+
+def test_rollback_of_a_service_never_updated_gives_swarmkits_refusal(shared_daemon, image):
+    service_id = create(shared_daemon, "pristine", image, "sleep", "1000")
+    result = shared_daemon.cli("service", "rollback", "pristine")
+    assert result.code != 0
+    assert f"service {service_id} does not have a previous spec" in result.stderr
