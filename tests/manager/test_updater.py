@@ -229,5 +229,6 @@ async def test_a_large_all_at_once_update_finishes_without_holding_the_event_loo
             prober.cancel()
         assert {t.spec.container.image for t in current(store, service.id)} == {"busybox:2"}
         assert len(current(store, service.id)) == 150
-        # The loop kept turning: a 10 ms sleep never came back more than 100 ms late.
-        assert max(stalls) < 0.1, f"the event loop stalled {max(stalls) * 1000:.0f} ms"
+        # The loop kept turning (the old code never yielded again). The bound leaves room for a loaded
+        # 2-core CI machine; tests/bench/test_update_responsiveness.py measures the real manager.
+        assert max(stalls) < 0.5, f"the event loop stalled {max(stalls) * 1000:.0f} ms"

@@ -246,7 +246,7 @@ class ServiceUpdate:
             await asyncio.sleep(min(left, 0.1))
 
     def _slot_tasks(self, tx: Transaction, slot: Slot) -> list[objects_pb2.Task]:
-        return runnable_by_slot(tx.tasks_by_service(self.service_id)).get(slot, [])
+        return [task for task in tx.tasks_in_slot(self.service_id, slot) if is_runnable(task)]
 
     def _replace(self, tx: Transaction, slot: Slot, start_first: bool) -> str | None:
         """One slot's transaction; the ID of the task to wait for, or None when the slot needs nothing."""

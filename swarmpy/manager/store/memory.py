@@ -144,6 +144,9 @@ class _Tables:
         self.objects: dict[str, dict[str, Any]] = {kind: {} for kind in KINDS}
         self.tasks_by_service: dict[str, set[str]] = {}
         self.tasks_by_node: dict[str, set[str]] = {}
+        # (service ID, slot number or, for a global service's slot-0 tasks, node ID): a slot's history,
+        # so that the updater's one-slot transactions cost the slot, not the service.
+        self.tasks_by_slot: dict[tuple[str, int | str], set[str]] = {}
         self.ids_by_name: dict[str, dict[str, str]] = {kind: {} for kind in NAMED_KINDS}
         self.members: dict[int, objects_pb2.RaftMember] = {}
 
@@ -164,6 +167,7 @@ class _Tables:
     def _index(self, kind: str, obj: Any) -> None:
         if kind == "task":
             self.tasks_by_service.setdefault(obj.service_id, set()).add(obj.id)
+            self.tasks_by_slot.setdefault(_slot_of(obj), set()).add(obj.id)
             if obj.node_id:
                 self.tasks_by_node.setdefault(obj.node_id, set()).add(obj.id)
         elif kind in NAMED_KINDS:
@@ -172,6 +176,7 @@ class _Tables:
     def _unindex(self, kind: str, obj: Any) -> None:
         if kind == "task":
             _discard(self.tasks_by_service, obj.service_id, obj.id)
+            _discard(self.tasks_by_slot, _slot_of(obj), obj.id)
             if obj.node_id:
                 _discard(self.tasks_by_node, obj.node_id, obj.id)
         elif kind in NAMED_KINDS:
@@ -180,7 +185,11 @@ class _Tables:
                 del names[obj.spec.annotations.name]
 
 
-def _discard(index: dict[str, set[str]], key: str, object_id: str) -> None:
+def _slot_of(task: objects_pb2.Task) -> tuple[str, int | str]:
+    return (task.service_id, task.slot if task.slot else task.node_id)
+
+
+def _discard(index: dict[Any, set[str]], key: Any, object_id: str) -> None:
     ids = index.get(key)
     if ids is not None:
         ids.discard(object_id)
@@ -244,6 +253,11 @@ class ReadView:
     def tasks_by_node(self, node_id: str) -> list[objects_pb2.Task]:
         table = self._t.objects["task"]
         return [table[i] for i in self._t.tasks_by_node.get(node_id, ())]
+
+    def tasks_in_slot(self, service_id: str, slot: int | str) -> list[objects_pb2.Task]:
+        """A slot's tasks: `slot` is the slot number, or the node ID for a global service."""
+        table = self._t.objects["task"]
+        return [table[i] for i in self._t.tasks_by_slot.get((service_id, slot), ())]
 
     def service_by_name(self, name: str) -> objects_pb2.Service | None:
         return self.by_name("service", name)
@@ -314,6 +328,10 @@ class Transaction(ReadView):
 
     def tasks_by_node(self, node_id: str) -> list[objects_pb2.Task]:
         return list(self._overlay("task", super().tasks_by_node(node_id), lambda t: t.node_id == node_id))
+
+    def tasks_in_slot(self, service_id: str, slot: int | str) -> list[objects_pb2.Task]:
+        key = (service_id, slot)
+        return list(self._overlay("task", super().tasks_in_slot(service_id, slot), lambda t: _slot_of(t) == key))
 
     def by_name(self, kind: str, name: str) -> Any | None:
         for obj in self.list(kind):
