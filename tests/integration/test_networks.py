@@ -71,6 +71,9 @@ def test_network_lifecycle_and_services_on_networks(daemon):
     assert template["Networks"] == [{"Target": backend_id}, {"Target": data["Id"], "Aliases": ["db-api"]}]
     assert template["ContainerSpec"]["DNSConfig"] == {"Nameservers": ["10.50.0.53"]}
     assert template["ContainerSpec"]["Hosts"] == ["10.1.2.3 db.local"]
+    container = daemon.wait_running("netapi", 2)[0]
+    assert "nameserver 10.50.0.53" in container.exec_run(["cat", "/etc/resolv.conf"]).output.decode()
+    assert "10.1.2.3\tdb.local" in container.exec_run(["cat", "/etc/hosts"]).output.decode()
     vips = {vip["NetworkID"]: vip["Addr"] for vip in service["Endpoint"]["VirtualIPs"]}
     assert set(vips) == {backend_id, data["Id"]}
     addresses = list(vips.values())

@@ -50,3 +50,15 @@ def test_bad_mounts_are_invalid_specs_naming_the_task(mount):
     t.spec.container.mounts.append(mount)
     with pytest.raises(InvalidSpec, match="t" * 25):
         container_config.create_kwargs(t, "n1")
+
+
+def test_dns_settings_and_extra_hosts_reach_the_engine():
+    t = task(slot=1)
+    t.spec.container.dns_config.nameservers.append("10.0.0.53")
+    t.spec.container.dns_config.search.append("example.org")
+    t.spec.container.dns_config.options.append("ndots:2")
+    t.spec.container.hosts.append("10.1.2.3 db.local db")
+    kwargs = container_config.create_kwargs(t, "n1")
+    assert (kwargs["dns"], kwargs["dns_search"], kwargs["dns_opt"]) == (["10.0.0.53"], ["example.org"], ["ndots:2"])
+    assert kwargs["extra_hosts"] == ["db.local:10.1.2.3", "db:10.1.2.3"]
+    assert "dns" not in container_config.create_kwargs(task(slot=1), "n1")

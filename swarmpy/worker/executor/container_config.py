@@ -189,6 +189,25 @@ def _security_and_limits(spec: objects_pb2.ContainerSpec) -> dict[str, Any]:
     return kwargs
 
 
+def _dns_and_hosts(spec: objects_pb2.ContainerSpec) -> dict[str, Any]:
+    """--dns, --dns-search, --dns-option and --host: the engine writes them into resolv.conf and hosts."""
+    kwargs: dict[str, Any] = {}
+    dns = spec.dns_config
+    if dns.nameservers:
+        kwargs["dns"] = list(dns.nameservers)
+    if dns.search:
+        kwargs["dns_search"] = list(dns.search)
+    if dns.options:
+        kwargs["dns_opt"] = list(dns.options)
+    extra_hosts = []
+    for line in spec.hosts:  # the swarm's "IP NAME [ALIAS...]"; the engine's "NAME:IP"
+        address, *names = line.split()
+        extra_hosts.extend(f"{name}:{address}" for name in names)
+    if extra_hosts:
+        kwargs["extra_hosts"] = extra_hosts
+    return kwargs
+
+
 def create_kwargs(task: objects_pb2.Task, node_id: str,
                   node: objects_pb2.NodeDescription | None = None) -> dict[str, Any]:
     """Keyword arguments for docker.DockerClient.containers.create; `node` is this node's description,
@@ -205,6 +224,7 @@ def create_kwargs(task: objects_pb2.Task, node_id: str,
         "detach": True,
         "mounts": mounts(task, spec),
         **_security_and_limits(spec),
+        **_dns_and_hosts(spec),
     }
     if spec.command:
         kwargs["entrypoint"] = list(spec.command)
