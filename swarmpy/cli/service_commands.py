@@ -82,6 +82,10 @@ def create(state, **options) -> None:
     from swarmpy.cli.service_spec import build_service_spec
 
     spec = build_service_spec(options)  # flag errors surface here, before any connection
+    if not options.get("no_resolve_image"):
+        from swarmpy.cli.image_platform import resolve_platforms
+
+        resolve_platforms(spec)
     secret_refs.add_to_new_spec(spec, options)
     network_flags.add_to_new_spec(spec, options)
     daemon = state.daemon
@@ -270,6 +274,10 @@ def update(state, service_ref, **options) -> None:
         response = _send_update(state, service_ref, current, current.spec, rollback=True)
     else:
         spec = apply_service_update(current.spec, options)
+        if options.get("image") and not options.get("no_resolve_image"):
+            from swarmpy.cli.image_platform import resolve_platforms
+
+            resolve_platforms(spec)
         secret_refs.update_spec(spec, options)
         secret_refs.resolve(state.daemon, spec)
         network_flags.update_spec(state.daemon, spec, options)

@@ -38,7 +38,8 @@ def _memory_bytes() -> int:
     return 0
 
 
-def describe_node(hostname: str, engine_version: str = "", data_path_addr: str = "") -> objects_pb2.NodeDescription:
+def describe_node(hostname: str, engine_version: str = "", data_path_addr: str = "",
+                  engine_labels: dict[str, str] | None = None) -> objects_pb2.NodeDescription:
     arch = {"x86_64": "x86_64", "aarch64": "aarch64"}.get(platform.machine(), platform.machine())
     description = objects_pb2.NodeDescription(hostname=hostname)
     description.platform.os = platform.system().lower()
@@ -46,9 +47,19 @@ def describe_node(hostname: str, engine_version: str = "", data_path_addr: str =
     description.resources.nano_cpus = (os.cpu_count() or 1) * 1_000_000_000
     description.resources.memory_bytes = _memory_bytes()
     description.engine.engine_version = engine_version
+    description.engine.labels.update(engine_labels or {})  # engine.labels.* in constraints and spread
     description.resources.generic.extend(node_generic_resources())
     description.data_path_addr = data_path_addr
     return description
+
+
+def engine_labels_of(info: dict) -> dict[str, str]:
+    """The engine's own labels (dockerd --label k=v), from `docker info`."""
+    labels = {}
+    for item in info.get("Labels") or ():
+        key, _, value = item.partition("=")
+        labels[key] = value
+    return labels
 
 
 def node_generic_resources() -> list[objects_pb2.GenericResource]:
@@ -81,6 +92,7 @@ class WorkerSide:
         self._on_node = on_node
         self._docker: Any = None
         self._engine_version = ""
+        self._engine_labels: dict[str, str] = {}
         self.executor: DockerExecutor | None = None
         self.worker: Worker | None = None
         self.agent: Agent | None = None
@@ -93,10 +105,13 @@ class WorkerSide:
         self._docker = await asyncio.to_thread(docker.from_env)
         version = await asyncio.to_thread(self._docker.version)
         self._engine_version = version.get("Version", "")
+        info = await asyncio.to_thread(self._docker.info)
+        self._engine_labels = engine_labels_of(info)
         dependencies = TaskDependencies()
         task_files = TaskFiles(self.node_id, dependencies, hostname=self.hostname)
         self.executor = DockerExecutor(self.node_id, self._docker, task_files,
-                                       describe_node(self.hostname, self._engine_version))
+                                       describe_node(self.hostname, self._engine_version,
+                                                     engine_labels=self._engine_labels))
         await self.executor.start()
         reports = TaskStatusReports()
         self.worker = Worker(self.node_id, self.executor, reports.report, self.data_dir, dependencies)
@@ -162,4 +177,5 @@ class WorkerSide:
         return tls.secure_channel(addr, self.credentials)
 
     async def _describe(self) -> objects_pb2.NodeDescription:
-        return await asyncio.to_thread(describe_node, self.hostname, self._engine_version, self.data_path_addr)  # reads /proc
+        return await asyncio.to_thread(describe_node, self.hostname, self._engine_version, self.data_path_addr,
+                                       self._engine_labels)  # reads /proc

@@ -9,6 +9,7 @@ reason; a generic resource the node lacks keeps the task pending, and one it off
 
 from __future__ import annotations
 
+import json
 import uuid
 
 import pytest
@@ -183,3 +184,18 @@ def test_generic_resources_are_scheduled_against_what_the_node_offers(docker, tm
         assert '"DiscreteResourceSpec": {\n' in node and '"Kind": "gpu"' in node and '"Value": "SSD-A"' in node
     finally:
         daemon.teardown()
+
+
+def test_the_local_images_platform_is_recorded_unless_no_resolve_image(shared_daemon, docker):
+    image = docker.images.get(IMAGE)
+    wanted = [{"Architecture": image.attrs["Architecture"], "OS": image.attrs["Os"]}]
+    shared_daemon.ok("service", "create", "-d", "--name", "plat", "--stop-grace-period", "1s", IMAGE, "sleep", "1000")
+    shared_daemon.wait_running("plat", 1)  # the node's x86_64 matches the image's amd64
+    shown = shared_daemon.ok("service", "inspect", "-f", "{{json .Spec.TaskTemplate.Placement.Platforms}}", "plat").stdout
+    assert json.loads(shown) == wanted
+    shared_daemon.ok("service", "create", "-d", "--name", "noplat", "--no-resolve-image", "--restart-condition", "none",
+                     IMAGE, "true")
+    shown = shared_daemon.ok("service", "inspect", "-f", "{{json .Spec.TaskTemplate.Placement}}", "noplat").stdout
+    assert "Platforms" not in json.loads(shown)
+    shared_daemon.ok("service", "rm", "noplat")
+    _remove(shared_daemon, "plat")
