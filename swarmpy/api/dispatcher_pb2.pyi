@@ -125,7 +125,7 @@ class NetworkView(_message.Message):
     def __init__(self, networks: _Optional[_Iterable[_Union[NodeNetwork, _Mapping]]] = ..., data_path_port: _Optional[int] = ..., underlay_addr: _Optional[str] = ...) -> None: ...
 
 class NodeNetwork(_message.Message):
-    __slots__ = ("id", "name", "vni", "subnet", "gateway", "internal", "local", "peers", "services")
+    __slots__ = ("id", "name", "vni", "subnet", "gateway", "internal", "local", "peers", "services", "mtu")
     ID_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     VNI_FIELD_NUMBER: _ClassVar[int]
@@ -135,6 +135,7 @@ class NodeNetwork(_message.Message):
     LOCAL_FIELD_NUMBER: _ClassVar[int]
     PEERS_FIELD_NUMBER: _ClassVar[int]
     SERVICES_FIELD_NUMBER: _ClassVar[int]
+    MTU_FIELD_NUMBER: _ClassVar[int]
     id: str
     name: str
     vni: int
@@ -144,7 +145,8 @@ class NodeNetwork(_message.Message):
     local: _containers.RepeatedCompositeFieldContainer[NetworkEndpoint]
     peers: _containers.RepeatedCompositeFieldContainer[NetworkEndpoint]
     services: _containers.RepeatedCompositeFieldContainer[ServiceRecord]
-    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., vni: _Optional[int] = ..., subnet: _Optional[str] = ..., gateway: _Optional[str] = ..., internal: _Optional[bool] = ..., local: _Optional[_Iterable[_Union[NetworkEndpoint, _Mapping]]] = ..., peers: _Optional[_Iterable[_Union[NetworkEndpoint, _Mapping]]] = ..., services: _Optional[_Iterable[_Union[ServiceRecord, _Mapping]]] = ...) -> None: ...
+    mtu: int
+    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., vni: _Optional[int] = ..., subnet: _Optional[str] = ..., gateway: _Optional[str] = ..., internal: _Optional[bool] = ..., local: _Optional[_Iterable[_Union[NetworkEndpoint, _Mapping]]] = ..., peers: _Optional[_Iterable[_Union[NetworkEndpoint, _Mapping]]] = ..., services: _Optional[_Iterable[_Union[ServiceRecord, _Mapping]]] = ..., mtu: _Optional[int] = ...) -> None: ...
 
 class NetworkEndpoint(_message.Message):
     __slots__ = ("task_id", "task_name", "address", "mac", "node_id", "underlay_addr", "aliases", "service_id")

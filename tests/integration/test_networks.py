@@ -126,6 +126,8 @@ CASES = {
     "subnet too small": (("network", "create", "--subnet", "10.61.0.0/31", "n5"), ("10.61.0.0/31", "too small"), FAILURE),
     "gateway without subnet": (("network", "create", "--gateway", "10.61.0.1", "n6"), ("gateway", "subnet"), FLAG_ERROR),
     "duplicate name": (("network", "create", "taken"), ("network with name taken already exists",), FAILURE),
+    "encrypted overlay": (("network", "create", "--opt", "encrypted", "n8"), ('"encrypted"', "not supported"), FAILURE),
+    "bad mtu": (("network", "create", "--opt", "com.docker.network.driver.mtu=99", "n9"), ('"99"', "MTU"), FAILURE),
     "other driver": (("network", "create", "-d", "bridge", "n7"), ('"bridge"', "--driver"), FLAG_ERROR),
     "unknown network on create": (("service", "create", "-d", "--network", "nosuch", IMAGE), ("network nosuch not found",), FAILURE),
     "alias not a DNS label": (("service", "create", "-d", "--network", "name=taken,alias=bad_alias", IMAGE),

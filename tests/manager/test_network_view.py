@@ -59,7 +59,7 @@ async def test_a_node_sees_its_networks_its_endpoints_every_remote_peer_and_the_
     [network] = view.networks
     allocated = store.view().get_network(net.id)
     assert (network.id, network.name, network.vni) == (net.id, "backend", 4096)
-    assert (network.subnet, network.gateway, network.internal) == ("10.0.0.0/24", "10.0.0.1", False)
+    assert (network.subnet, network.gateway, network.internal, network.mtu) == ("10.0.0.0/24", "10.0.0.1", False, 1450)
     [local] = network.local
     assert local.task_id == tasks[0].id and local.address == stored[tasks[0].id].networks[0].addresses[0]
     assert local.task_name == f"api.1.{tasks[0].id}" and list(local.aliases) == ["web"]
@@ -94,6 +94,7 @@ async def test_dnsrr_services_have_no_vip_in_the_view():
     store = MemoryStore()
     await create(store, "node", node_at("n1", "192.168.50.1"))
     net = make_network("rr")
+    net.spec.driver_config.options["com.docker.network.driver.mtu"] = "1400"
     service = on_networks(make_service("rr", replicas=1), net)
     service.spec.endpoint.mode = objects_pb2.EndpointSpec.DNSRR
     async with running(Allocator(store)):
@@ -101,7 +102,9 @@ async def test_dnsrr_services_have_no_vip_in_the_view():
         await create(store, "service", service)
     task = new_task(None, service, 1)
     await placed(store, [task], ["n1"])
-    [record] = node_network_view(store.view(), "n1").networks[0].services
+    [network] = node_network_view(store.view(), "n1").networks
+    assert network.mtu == 1350  # the driver's mtu option minus the VXLAN overhead
+    [record] = network.services
     assert record.dnsrr and record.vip == "" and len(record.tasks) == 1
 
 

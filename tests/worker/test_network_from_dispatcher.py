@@ -21,6 +21,7 @@ async def test_the_view_becomes_the_node_model():
     assert model.underlay == IPv4Address("192.168.50.1") and model.vxlan_port == 4789
     [network] = model.networks
     assert (network.id, network.vni, str(network.subnet), str(network.gateway)) == (net.id, 4096, "10.0.0.0/24", "10.0.0.1")
+    assert network.mtu == 1450
     [endpoint] = network.endpoints
     assert endpoint.container == "c0ffee" and endpoint.aliases == ("web",)
     assert str(endpoint.address) == view.networks[0].local[0].address and endpoint.mac == view.networks[0].local[0].mac

@@ -39,6 +39,9 @@ from .validation import SERVICE_NAME
 # A DNS label (RFC 1123): what a service alias must be, since the embedded DNS server answers it.
 DNS_LABEL = re.compile(r"^[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?$")
 MAX_NETWORK_NAME_LENGTH = 255
+MTU_OPTION = "com.docker.network.driver.mtu"
+# The VXLAN encapsulation (inner Ethernet 14, outer IPv4 20, UDP 8, VXLAN 8) must fit in the MTU.
+MIN_MTU, MAX_MTU = 626, 9050
 
 
 def validate_network_spec(spec: objects_pb2.NetworkSpec) -> None:
@@ -58,6 +61,14 @@ def validate_network_spec(spec: objects_pb2.NetworkSpec) -> None:
     driver = spec.driver_config.name or OVERLAY
     if driver != OVERLAY:
         raise InvalidArgument("driver_config.name", driver, 'the only driver of swarm-scoped networks is "overlay"')
+    for key, value in spec.driver_config.options.items():
+        if key == MTU_OPTION:
+            if not value.isdigit() or not MIN_MTU <= int(value) <= MAX_MTU:
+                raise InvalidArgument(f"driver_config.options[{key}]", value, f"the MTU must be a number from {MIN_MTU} to {MAX_MTU}")
+        elif key == "encrypted":
+            raise InvalidArgument("driver_config.options", key, "encrypted overlay networks are not supported")
+        else:
+            raise InvalidArgument("driver_config.options", key, f"unknown overlay driver option (the one supported is {MTU_OPTION})")
     if spec.ipv6_enabled:
         raise InvalidArgument("ipv6_enabled", True, "IPv6 overlay networks are not supported")
     if spec.ingress:

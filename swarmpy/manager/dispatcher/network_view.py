@@ -29,6 +29,9 @@ from swarmpy.manager.allocator.networks import VXLANID_OPTION, network_vni, task
 from swarmpy.manager.store import ReadView
 
 DEFAULT_DATA_PATH_PORT = 4789
+MTU_OPTION = "com.docker.network.driver.mtu"
+DEFAULT_MTU = 1500
+VXLAN_OVERHEAD = 50  # inner Ethernet 14 + outer IPv4 20 + UDP 8 + VXLAN 8
 
 
 def underlay_address(node: objects_pb2.Node | None) -> str:
@@ -64,9 +67,11 @@ def _network_header(network: objects_pb2.Network) -> dispatcher_pb2.NodeNetwork 
     if not network.ipam.configs or VXLANID_OPTION not in network.driver_state.options:
         return None
     config = network.ipam.configs[0]
+    mtu_text = network.spec.driver_config.options.get(MTU_OPTION, "")
+    mtu = int(mtu_text) if mtu_text.isdigit() else DEFAULT_MTU
     return dispatcher_pb2.NodeNetwork(
         id=network.id, name=network.spec.annotations.name, vni=network_vni(network), subnet=config.subnet,
-        gateway=config.gateway, internal=network.spec.internal,
+        gateway=config.gateway, internal=network.spec.internal, mtu=mtu - VXLAN_OVERHEAD,
     )
 
 

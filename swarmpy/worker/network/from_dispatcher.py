@@ -22,6 +22,7 @@ from .model import (
     LocalEndpoint,
     ModelError,
     NetworkView,
+    OVERLAY_MTU,
     NodeNetworks,
     ServiceRecord,
     TaskRecord,
@@ -77,7 +78,7 @@ def node_networks(
         try:
             networks.append(NetworkView(
                 id=network.id, name=network.name, vni=network.vni, subnet=network.subnet,  # type: ignore[arg-type]
-                gateway=network.gateway, internal=network.internal,  # type: ignore[arg-type]
+                gateway=network.gateway, internal=network.internal, mtu=network.mtu or OVERLAY_MTU,  # type: ignore[arg-type]
                 endpoints=tuple(_endpoints(network, containers)), peers=peers, services=tuple(_services(network)),
             ))
         except (ModelError, ValueError) as error:
