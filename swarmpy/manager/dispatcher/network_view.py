@@ -110,6 +110,9 @@ def node_network_view(view: ReadView, node_id: str) -> dispatcher_pb2.NetworkVie
         data_path_port=(cluster.vxlan_udp_port if cluster is not None else 0) or DEFAULT_DATA_PATH_PORT,
         underlay_addr=underlay_address(me),
     )
+    # Most nodes of a big swarm run no task on an overlay: their view costs only a look at their own tasks.
+    if not any(task.networks and task_holds_addresses(task) for task in view.tasks_by_node(node_id)):
+        return result
     # One pass over the tasks: who is on which network.
     on_network: dict[str, list[tuple[objects_pb2.Task, objects_pb2.NetworkAttachment]]] = {}
     mine: set[str] = set()
