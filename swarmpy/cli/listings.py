@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from swarmpy.api import control_pb2, objects_pb2
-from swarmpy.cli.convert import enum_word
+from swarmpy.engineapi.convert.to_json import enum_word
 from swarmpy.cli.table import natural_key, pretty_word, strip_digest, truncate_id
 
 SERVICE_COLUMNS = ("ID", "NAME", "MODE", "REPLICAS", "IMAGE", "PORTS")

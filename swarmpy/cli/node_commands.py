@@ -114,7 +114,7 @@ def _node_matches(node, filters) -> bool:
 @click.pass_obj
 def inspect_nodes(state, pretty, output_format, nodes) -> None:
     """Display detailed information on one or more nodes."""
-    from swarmpy.cli import convert
+    from swarmpy.engineapi.convert import to_json as convert
     from swarmpy.cli.inspect_output import print_inspected
     from swarmpy.cli.pretty import pretty_node
 

@@ -6,7 +6,7 @@ import time
 
 from swarmpy import units
 from swarmpy.api import objects_pb2
-from swarmpy.cli.convert import enum_word, update_state_word, utc_time_text
+from swarmpy.engineapi.convert.to_json import enum_word, update_state_word, utc_time_text
 from swarmpy.cli.table import pretty_word
 
 

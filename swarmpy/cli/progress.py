@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from swarmpy.api import objects_pb2
-from swarmpy.cli.convert import task_state_word
+from swarmpy.engineapi.convert.to_json import task_state_word
 from swarmpy.cli.table import truncate_id
 from swarmpy.units import SECOND
 

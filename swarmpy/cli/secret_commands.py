@@ -7,7 +7,6 @@ daemon does not even return it) while a config's inspect carries it, base64 in J
 
 from __future__ import annotations
 
-import base64
 import sys
 import time
 from dataclasses import dataclass
@@ -60,20 +59,9 @@ def _spec(kind: _Kind, name: str, data: bytes, labels, template_driver: str | No
 
 
 def as_json(kind: _Kind, obj) -> dict:
-    from swarmpy.cli.convert import rfc3339_nano
+    from swarmpy.engineapi.convert.to_json import config, secret
 
-    spec = {"Name": obj.spec.annotations.name, "Labels": dict(obj.spec.annotations.labels)}
-    if kind is CONFIG:
-        spec["Data"] = base64.b64encode(obj.spec.data).decode("ascii")
-    if obj.spec.template_driver:
-        spec["Templating"] = {"Name": obj.spec.template_driver}
-    return {
-        "ID": obj.id,
-        "Version": {"Index": obj.meta.version.index},
-        "CreatedAt": rfc3339_nano(obj.meta.created_at),
-        "UpdatedAt": rfc3339_nano(obj.meta.updated_at),
-        "Spec": spec,
-    }
+    return config(obj) if kind is CONFIG else secret(obj)
 
 
 def as_pretty(kind: _Kind, obj) -> str:

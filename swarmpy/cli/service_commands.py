@@ -224,7 +224,7 @@ def list_service_tasks(state, quiet, no_trunc, output_format, filters, no_resolv
 @click.pass_obj
 def inspect_services(state, pretty, output_format, services) -> None:
     """Display detailed information on one or more services."""
-    from swarmpy.cli import convert
+    from swarmpy.engineapi.convert import to_json as convert
     from swarmpy.cli.inspect_output import print_inspected
     from swarmpy.cli.pretty import pretty_service
 

@@ -10,7 +10,7 @@ import grpc
 
 from swarmpy.api import control_pb2, dispatcher_pb2
 from swarmpy.cli.connection import error_from_rpc, is_not_found
-from swarmpy.cli.convert import utc_time_text
+from swarmpy.engineapi.convert.to_json import fixed_rfc3339_nano
 from swarmpy.cli.errors import CliError
 from swarmpy.cli.table import truncate_id
 
@@ -48,11 +48,6 @@ def parse_since(text: str, now_ns: int) -> int:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=timezone.utc)
     return int(moment.timestamp()) * 1_000_000_000 + moment.microsecond * 1000
-
-
-def fixed_rfc3339_nano(unix_nanos: int) -> str:
-    """docker's log timestamps always carry nine fractional digits, so columns line up."""
-    return utc_time_text(unix_nanos, "%Y-%m-%dT%H:%M:%S", "Z", fixed_fraction=True)
 
 
 def log_prefix(service_name: str, task, node_name: str, padding_width: int, options: LogOptions) -> str:

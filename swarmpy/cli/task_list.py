@@ -11,7 +11,7 @@ from typing import Mapping
 
 from swarmpy import units
 from swarmpy.api import objects_pb2
-from swarmpy.cli.convert import enum_word, task_state_word
+from swarmpy.engineapi.convert.to_json import enum_word, task_state_word
 from swarmpy.cli.table import pretty_word, strip_digest, truncate_id
 
 TASK_COLUMNS = ("ID", "NAME", "IMAGE", "NODE", "DESIRED STATE", "CURRENT STATE", "ERROR", "PORTS")

@@ -17,11 +17,24 @@ import click
 @click.option("--socket", "socket_path", default=lambda: os.environ.get("SWARMPY_SOCKET", "/var/run/swarmpy/swarmpy.sock"),
               show_default="/var/run/swarmpy/swarmpy.sock", help="The local control socket.")
 @click.option("--hostname", default=None, help="Hostname this node reports (default: the machine's).")
+@click.option("--api-socket", default=lambda: os.environ.get("SWARMPY_API_SOCKET"),
+              show_default="docker.sock beside --socket", help="The Docker Engine API socket ('' for none).")
+@click.option("--api-listen", default=None, metavar="ADDR:PORT", help="Also serve the Engine API on TCP (TLS).")
+@click.option("--api-tls-cert", default=None, help="Server certificate (PEM) for --api-listen.")
+@click.option("--api-tls-key", default=None, help="Server key (PEM) for --api-listen.")
+@click.option("--api-tls-ca", default=None, help="CA (PEM) that signs the client certificates --api-listen accepts.")
+@click.option("--api-insecure", is_flag=True, help="Allow --api-listen without client certificates (anyone may connect).")
 @click.option("--debug", is_flag=True, help="Verbose logs.")
-def main(data_dir: str, socket_path: str, hostname: str | None, debug: bool) -> None:
+def main(data_dir: str, socket_path: str, hostname: str | None, api_socket: str | None, api_listen: str | None,
+         api_tls_cert: str | None, api_tls_key: str | None, api_tls_ca: str | None, api_insecure: bool,
+         debug: bool) -> None:
     """Run the swarmpy daemon in the foreground.
 
     SWARMPY_RAFT_TICK (seconds, default 1) shortens the Raft tick for tests and benchmarks.
+    The Docker Engine API (the docker CLI's and docker-py's) is served on --api-socket, by default
+    docker.sock in --socket's directory (/var/run/swarmpy/docker.sock); what is not a swarm object is
+    relayed to the local engine at SWARMPY_ENGINE_SOCKET (default /var/run/docker.sock).
+
     SWARMPY_NODE_GENERIC_RESOURCES (e.g. `gpu=2,ssd=SSD-1`) are the user-defined resources this node
     offers to services' --generic-resource, as dockerd's --node-generic-resource.
     """
@@ -45,13 +58,24 @@ def main(data_dir: str, socket_path: str, hostname: str | None, debug: bool) -> 
     except RuntimeError as exc:
         click.echo(f"swarmpyd: {exc}", err=True)
         sys.exit(1)
+    from swarmpy.engineapi.server import Listeners
+
+    if api_socket is None:
+        api_socket = os.path.join(os.path.dirname(socket_path) or ".", "docker.sock")
+    api = Listeners(socket_path=api_socket or None, tcp_addr=api_listen, tls_cert=api_tls_cert, tls_key=api_tls_key,
+                    tls_ca=api_tls_ca, insecure=api_insecure)
+    try:
+        api.check()
+    except ValueError as exc:
+        click.echo(f"swarmpyd: {exc}", err=True)
+        sys.exit(1)
 
     async def serve() -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stop.set)
-        await Daemon(data_dir, socket_path, hostname).run(stop)
+        await Daemon(data_dir, socket_path, hostname, engine_api=api).run(stop)
 
     try:
         asyncio.run(serve())

@@ -19,6 +19,7 @@ import logging
 import os
 import socket
 from pathlib import Path
+from typing import Any
 
 import grpc
 
@@ -42,18 +43,22 @@ FORCE_NEW_CLUSTER_SERVE_TIMEOUT = 30.0  # a sole voter elects itself at once; th
 
 
 class Daemon:
-    def __init__(self, data_dir: str, socket_path: str, hostname: str | None = None) -> None:
+    def __init__(self, data_dir: str, socket_path: str, hostname: str | None = None, engine_api: Any = None) -> None:
+        """`engine_api`: a swarmpy.engineapi.server.Listeners to serve the Docker Engine API on (None: not served)."""
         self.data_dir = DataDir(data_dir)
         self.socket_path = socket_path
         self.hostname = hostname or socket.gethostname()
         self.swarm: SwarmNode | None = None
         self._membership_lock = asyncio.Lock()  # one of init / join / leave at a time
         self._server: grpc.aio.Server | None = None
+        self._engine_api_listeners = engine_api
+        self._engine_api: Any = None
 
     async def run(self, stop: asyncio.Event) -> None:
         """Serve until `stop` is set, then shut everything down."""
         await self._serve_socket()
         try:
+            await self._serve_engine_api()
             state = await asyncio.to_thread(self.data_dir.load)
             if state is not None:
                 log.info("resuming swarm membership as node %s (%s)", state.node_id, state.role)
@@ -61,6 +66,8 @@ class Daemon:
                 await self.swarm.start()
             await stop.wait()
         finally:
+            if self._engine_api is not None:
+                await self._engine_api.stop()
             if self.swarm is not None:
                 await self.swarm.stop()
             if self._server is not None:
@@ -81,6 +88,19 @@ class Daemon:
         await server.start()
         os.chmod(path, 0o660)
         self._server = server
+
+    async def _serve_engine_api(self) -> None:
+        listeners = self._engine_api_listeners
+        if listeners is None:
+            return
+        from swarmpy.engineapi.proxy import DEFAULT_ENGINE_SOCKET
+        from swarmpy.engineapi.server import EngineApiServer
+
+        if listeners.socket_path and Path(listeners.socket_path).exists() and _socket_answers(Path(listeners.socket_path)):
+            raise RuntimeError(f"another server is already serving {listeners.socket_path}")
+        server = EngineApiServer(self, listeners, os.environ.get("SWARMPY_ENGINE_SOCKET", DEFAULT_ENGINE_SOCKET))
+        await server.start()
+        self._engine_api = server
 
     # -- what the local socket asks -------------------------------------------------------
 

@@ -15,11 +15,11 @@ from swarmpy.manager import constraint
 from swarmpy.manager.constraint import Constraint
 
 
-def _matches_prefix(value: str, prefixes: Sequence[str]) -> bool:
+def matches_prefix(value: str, prefixes: Sequence[str]) -> bool:
     return not prefixes or any(value.startswith(prefix) for prefix in prefixes)
 
 
-def _matches_labels(labels: dict[str, str] | object, wanted: dict[str, str] | object) -> bool:
+def matches_labels(labels: dict[str, str] | object, wanted: dict[str, str] | object) -> bool:
     """Every wanted label is present; an empty wanted value asks only for the key (docker's label=key)."""
     for key, value in wanted.items():  # type: ignore[attr-defined]
         if key not in labels:  # type: ignore[operator]
@@ -37,8 +37,8 @@ def filter_nodes(
         (
             node
             for node in nodes
-            if _matches_prefix(node.id, filters.ids)
-            and _matches_prefix(node.description.hostname, filters.names)
+            if matches_prefix(node.id, filters.ids)
+            and matches_prefix(node.description.hostname, filters.names)
             and (not roles or node.role in roles)
         ),
         key=lambda node: (node.description.hostname, node.id),
@@ -52,9 +52,9 @@ def filter_services(
         (
             service
             for service in services
-            if _matches_prefix(service.id, filters.ids)
-            and _matches_prefix(service.spec.annotations.name, filters.names)
-            and _matches_labels(service.spec.annotations.labels, filters.labels)
+            if matches_prefix(service.id, filters.ids)
+            and matches_prefix(service.spec.annotations.name, filters.names)
+            and matches_labels(service.spec.annotations.labels, filters.labels)
         ),
         key=lambda service: (service.spec.annotations.name, service.id),
     )
@@ -82,7 +82,7 @@ def filter_tasks(
         (
             task
             for task in tasks
-            if _matches_prefix(task.id, filters.ids)
+            if matches_prefix(task.id, filters.ids)
             and (not service_ids or task.service_id in service_ids)
             and (not node_ids or task.node_id in node_ids)
             and (not desired_states or task.desired_state in desired_states)

@@ -1,7 +1,7 @@
 import json
 
 from swarmpy.api import objects_pb2
-from swarmpy.cli import convert
+from swarmpy.engineapi.convert import to_json as convert
 from swarmpy.cli.service_spec import build_service_spec
 from swarmpy.cli.value_parsers import parse_port
 from tests.cli.fake_daemon import make_node
@@ -14,7 +14,7 @@ def test_rfc3339_nano_trims_trailing_zeros():
 
 def test_go_time_string_and_log_timestamps_share_the_instant_but_not_the_layout():
     from swarmpy.cli.pretty import go_time_string
-    from swarmpy.cli.service_logs import fixed_rfc3339_nano
+    from swarmpy.engineapi.convert.to_json import fixed_rfc3339_nano
 
     assert go_time_string(1_700_000_000_120_000_000) == "2023-11-14 22:13:20.12 +0000 UTC"
     assert go_time_string(0) == "1970-01-01 00:00:00 +0000 UTC"

@@ -1,6 +1,6 @@
 """swarmpy's protobuf objects -> Docker Engine API JSON shapes (dicts ready for json.dumps).
 
-Used by `inspect` and `--format json`, and meant to serve an Engine API front end later, so the
+Used by the Engine API (swarmpy.engineapi) and by the CLI's `inspect` and `--format json`, so the
 keys, nesting and enum spellings are Docker's: durations are integer nanoseconds, times are
 RFC3339Nano strings, enums are lowercase words. Fields the user never set are left out, as Docker
 leaves out nil pointers and `omitempty` values.
@@ -8,6 +8,7 @@ leaves out nil pointers and `omitempty` values.
 
 from __future__ import annotations
 
+import base64
 import datetime
 from typing import Any
 
@@ -34,6 +35,11 @@ def utc_time_text(unix_nanos: int, seconds_format: str, zone: str, *, fixed_frac
 def rfc3339_nano(unix_nanos: int) -> str:
     """Go's time.RFC3339Nano in UTC: fractional seconds with trailing zeros dropped."""
     return utc_time_text(unix_nanos, "%Y-%m-%dT%H:%M:%S", "Z")
+
+
+def fixed_rfc3339_nano(unix_nanos: int) -> str:
+    """docker's log timestamps always carry nine fractional digits, so columns line up."""
+    return utc_time_text(unix_nanos, "%Y-%m-%dT%H:%M:%S", "Z", fixed_fraction=True)
 
 
 def enum_word(enum_type, value: int) -> str:
@@ -407,3 +413,21 @@ def cluster(cl: objects_pb2.Cluster) -> dict[str, Any]:
         "SubnetSize": cl.subnet_size or 24,
         "DataPathPort": cl.vxlan_udp_port or 4789,
     }
+
+
+def _secret_or_config_spec(spec: objects_pb2.SecretSpec | objects_pb2.ConfigSpec, *, data: bool) -> dict[str, Any]:
+    converted: dict[str, Any] = {"Name": spec.annotations.name, "Labels": dict(spec.annotations.labels)}
+    if data:
+        converted["Data"] = base64.b64encode(spec.data).decode("ascii")
+    if spec.template_driver:
+        converted["Templating"] = {"Name": spec.template_driver}
+    return converted
+
+
+def secret(obj: objects_pb2.Secret) -> dict[str, Any]:
+    """A secret as docker shows it: never its data."""
+    return {"ID": obj.id, **_meta(obj.meta), "Spec": _secret_or_config_spec(obj.spec, data=False)}
+
+
+def config(obj: objects_pb2.Config) -> dict[str, Any]:
+    return {"ID": obj.id, **_meta(obj.meta), "Spec": _secret_or_config_spec(obj.spec, data=True)}

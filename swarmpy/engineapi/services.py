@@ -1,0 +1,216 @@
+"""/services: list (with ?status), create (201), inspect (?insertDefaults), update (?version,
+?rollback=previous, ?registryAuthFrom), delete, logs; and /distribution/NAME/json for the CLI's image
+resolution. Logs are shared with /tasks/{id}/logs (tasks.py)."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+from swarmpy.api import control_pb2, dispatcher_pb2, objects_pb2
+
+from .control_call import call_control, stream_control
+from .convert import from_json, to_json
+from .errors import BadRequest, EngineError, NotFound
+from .filters import parse_filters, query_flag
+from .replies import empty_reply, json_reply, read_json
+from .swarm import read_version
+
+SERVICE_FILTERS = ("id", "label", "mode", "name", "runtime")
+_MODES = {"replicated": "replicated", "global": "global"}
+MULTIPLEXED = "application/vnd.docker.multiplexed-stream"
+RAW_STREAM = "application/vnd.docker.raw-stream"
+
+
+def _service_json(service: objects_pb2.Service, status: control_pb2.ServiceStatus | None = None) -> dict[str, Any]:
+    shown = to_json.service(service)
+    if status is not None:
+        shown["ServiceStatus"] = {"RunningTasks": status.running_tasks, "DesiredTasks": status.desired_tasks,
+                                  "CompletedTasks": status.completed_tasks}
+    return shown
+
+
+async def list_services(request: web.Request) -> web.Response:
+    filters = parse_filters(request.query, SERVICE_FILTERS)
+    for mode in filters.get("mode"):
+        if mode not in _MODES:
+            raise BadRequest(f"Invalid filter: 'mode'='{mode}'")
+    for runtime in filters.get("runtime"):
+        if runtime != "container":
+            raise BadRequest(f"Invalid filter: 'runtime'='{runtime}': swarmpy runs containers only")
+    wanted = control_pb2.ListServicesRequest.Filters(ids=filters.get("id"), names=filters.get("name"))
+    wanted.labels.update(filters.labels("label"))
+    answer = await call_control(request.app["daemon"], "ListServices", control_pb2.ListServicesRequest(filters=wanted))
+    with_status = query_flag(request.query, "status")
+    modes = set(filters.get("mode"))
+    shown = [
+        _service_json(service, status if with_status else None)
+        for service, status in zip(answer.services, answer.statuses)
+        if not modes or service.spec.WhichOneof("mode") in modes
+    ]
+    return json_reply(shown)
+
+
+async def create_service(request: web.Request) -> web.Response:
+    spec = from_json.service_spec(from_json.read_body(await read_json(request)))
+    answer = await call_control(request.app["daemon"], "CreateService", control_pb2.CreateServiceRequest(spec=spec))
+    created: dict[str, Any] = {"ID": answer.service.id}
+    if answer.warnings:
+        created["Warnings"] = list(answer.warnings)
+    return json_reply(created, 201)
+
+
+async def inspect_service(request: web.Request) -> web.Response:
+    answer = await call_control(request.app["daemon"], "GetService", control_pb2.GetServiceRequest(
+        ref=request.match_info["ref"], insert_defaults=query_flag(request.query, "insertDefaults")))
+    return json_reply(_service_json(answer.service))
+
+
+async def update_service(request: web.Request) -> web.Response:
+    version = read_version(request, "service")
+    rollback = request.query.get("rollback", "")
+    if rollback not in ("", "previous"):
+        raise BadRequest(f"unrecognized rollback value '{rollback}': only \"previous\" is supported")
+    registry_auth_from = request.query.get("registryAuthFrom", "")
+    if registry_auth_from not in ("", "spec", "previous-spec"):
+        raise BadRequest(f"invalid registryAuthFrom value '{registry_auth_from}': must be spec or previous-spec")
+    body = await read_json(request)
+    update = control_pb2.UpdateServiceRequest(ref=request.match_info["ref"], version=version)
+    if rollback:
+        update.rollback = control_pb2.UpdateServiceRequest.PREVIOUS  # the body is ignored, as docker does
+    else:
+        update.spec.CopyFrom(from_json.service_spec(from_json.read_body(body)))
+    answer = await call_control(request.app["daemon"], "UpdateService", update)
+    updated: dict[str, Any] = {}
+    if answer.warnings:
+        updated["Warnings"] = list(answer.warnings)
+    return json_reply(updated)
+
+
+async def remove_service(request: web.Request) -> web.Response:
+    await call_control(request.app["daemon"], "RemoveService",
+                       control_pb2.RemoveServiceRequest(ref=request.match_info["ref"]))
+    return empty_reply()
+
+
+# -- logs ------------------------------------------------------------------------------------------
+
+_SINCE = re.compile(r"^(\d+)(?:\.(\d{1,9}))?$")
+
+
+def _log_options(query: Any) -> tuple[dispatcher_pb2.LogOptions, bool, bool]:
+    stdout, stderr = query_flag(query, "stdout"), query_flag(query, "stderr")
+    if not (stdout or stderr):
+        raise BadRequest("Bad parameters: you must choose at least one stream")
+    tail_text = query.get("tail", "all")
+    if tail_text in ("", "all"):
+        tail = -1
+    else:
+        try:
+            tail = int(tail_text)
+        except ValueError:
+            raise BadRequest(f"invalid tail value '{tail_text}': must be a number or \"all\"") from None
+        tail = -1 if tail < 0 else tail
+    since = 0
+    since_text = query.get("since", "")
+    if since_text and since_text != "0":
+        match = _SINCE.match(since_text)
+        if match is None:
+            raise BadRequest(f"invalid since value '{since_text}': must be a Unix time (seconds[.nanoseconds])")
+        since = int(match.group(1)) * 1_000_000_000 + int((match.group(2) or "0").ljust(9, "0"))
+    options = dispatcher_pb2.LogOptions(follow=query_flag(query, "follow"), tail=tail,
+                                        timestamps=query_flag(query, "timestamps"), since=since)
+    return options, stdout, stderr
+
+
+def log_frame(message: dispatcher_pb2.LogMessage, *, details: bool, timestamps: bool, framed: bool) -> bytes:
+    """One log line as the engine writes it: [timestamp ][attributes ]line, in an 8-byte stdcopy frame."""
+    line = message.data if message.data.endswith(b"\n") else message.data + b"\n"
+    if details:
+        context = message.context
+        attributes = (f"com.docker.swarm.node.id={context.node_id},com.docker.swarm.service.id={context.service_id},"
+                      f"com.docker.swarm.task.id={context.task_id}")
+        line = attributes.encode() + b" " + line
+    if timestamps:
+        line = to_json.fixed_rfc3339_nano(message.timestamp).encode() + b" " + line
+    if not framed:
+        return line
+    stream = 2 if message.stream == dispatcher_pb2.LogMessage.STDERR else 1
+    return bytes([stream, 0, 0, 0]) + len(line).to_bytes(4, "big") + line
+
+
+async def stream_logs(request: web.Request, ref: str, tty: bool) -> web.StreamResponse:
+    options, stdout, stderr = _log_options(request.query)
+    details = query_flag(request.query, "details")
+    reply = web.StreamResponse(headers={"Content-Type": RAW_STREAM if tty else MULTIPLEXED})
+    messages = stream_control(request.app["daemon"], "ServiceLogs",
+                              control_pb2.ServiceLogsRequest(ref=ref, options=options))
+    prepared = False
+    try:
+        async for batch in messages:
+            if not prepared:
+                await reply.prepare(request)
+                prepared = True
+            chunk = b"".join(
+                log_frame(message, details=details, timestamps=options.timestamps, framed=not tty)
+                for message in batch.messages
+                if (stderr if message.stream == dispatcher_pb2.LogMessage.STDERR else stdout)
+            )
+            if chunk:
+                await reply.write(chunk)
+    except EngineError:
+        if not prepared:
+            raise
+        # The stream broke after it started (the manager lost its leader): end it, as the engine does.
+    finally:
+        await messages.aclose()
+    if not prepared:
+        await reply.prepare(request)
+    await reply.write_eof()
+    return reply
+
+
+async def service_logs(request: web.Request) -> web.StreamResponse:
+    answer = await call_control(request.app["daemon"], "GetService",
+                                control_pb2.GetServiceRequest(ref=request.match_info["ref"]))
+    return await stream_logs(request, answer.service.id, answer.service.spec.task.container.tty)
+
+
+# -- distribution ----------------------------------------------------------------------------------
+
+
+async def distribution(request: web.Request) -> web.Response:
+    """The image's registry digest as the local engine knows it. An image that never came from a registry
+    has none: 404, which the CLI turns into its usual warning and uses the name as given."""
+    name = request.match_info["name"]
+    try:
+        image = await request.app["engine"].get_json(f"/images/{name}/json")
+    except aiohttp.ClientResponseError as error:
+        if error.status == 404:
+            raise NotFound(f"No such image: {name}") from None
+        raise EngineError(500, f"the Docker engine could not inspect image {name}: {error.message}") from None
+    except (aiohttp.ClientError, OSError) as error:
+        raise EngineError(500, f"the Docker engine did not answer: {error}") from None
+    repository = name.split("@", 1)[0].rsplit(":", 1)[0] if ":" in name.rsplit("/", 1)[-1] else name.split("@", 1)[0]
+    digests = [d for d in image.get("RepoDigests") or [] if d.split("@", 1)[0] == repository]
+    if not digests:
+        raise NotFound(f"{name}: the local image was not pulled from a registry, so it has no registry digest")
+    return json_reply({
+        "Descriptor": {"mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+                       "digest": digests[0].split("@", 1)[1], "size": 0},
+        "Platforms": [{"architecture": image.get("Architecture", ""), "os": image.get("Os", "")}],
+    })
+
+
+ROUTES = [
+    ("GET", "/services", list_services),
+    ("POST", "/services/create", create_service),
+    ("GET", "/services/{ref}", inspect_service),
+    ("POST", "/services/{ref}/update", update_service),
+    ("DELETE", "/services/{ref}", remove_service),
+    ("GET", "/services/{ref}/logs", service_logs),
+    ("GET", "/distribution/{name:.+}/json", distribution),
+]
