@@ -28,7 +28,8 @@ class _Kind:
     shown: Callable[[Any], dict]
 
     def request(self, verb: str, **fields: Any) -> Any:
-        return getattr(control_pb2, f"{verb}{self.title}Request")(**fields)
+        plural = "s" if verb == "List" else ""
+        return getattr(control_pb2, f"{verb}{self.title}{plural}Request")(**fields)
 
 
 SECRET = _Kind("secret", "Secret", objects_pb2.SecretSpec, to_json.secret)

@@ -4,6 +4,7 @@ resolution. Logs are shared with /tasks/{id}/logs (tasks.py)."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 from typing import Any
 
@@ -23,6 +24,7 @@ SERVICE_FILTERS = ("id", "label", "mode", "name", "runtime")
 _MODES = {"replicated": "replicated", "global": "global"}
 MULTIPLEXED = "application/vnd.docker.multiplexed-stream"
 RAW_STREAM = "application/vnd.docker.raw-stream"
+FOLLOW_CHECK_INTERVAL = 1.0  # seconds between checks that a followed service still exists
 
 
 def _service_json(service: objects_pb2.Service, status: control_pb2.ServiceStatus | None = None) -> dict[str, Any]:
@@ -142,32 +144,57 @@ def log_frame(message: dispatcher_pb2.LogMessage, *, details: bool, timestamps: 
     return bytes([stream, 0, 0, 0]) + len(line).to_bytes(4, "big") + line
 
 
-async def stream_logs(request: web.Request, ref: str, tty: bool) -> web.StreamResponse:
+async def _until_removed(daemon: Any, service_id: str) -> None:
+    """Returns once the service is gone: a followed log stream of a removed service ends, as docker's does."""
+    while True:
+        await asyncio.sleep(FOLLOW_CHECK_INTERVAL)
+        try:
+            await call_control(daemon, "GetService", control_pb2.GetServiceRequest(ref=service_id))
+        except EngineError as error:
+            if error.status == 404:
+                return
+
+
+async def stream_logs(request: web.Request, ref: str, tty: bool, service_id: str = "") -> web.StreamResponse:
     options, stdout, stderr = _log_options(request.query)
     details = query_flag(request.query, "details")
     reply = web.StreamResponse(headers={"Content-Type": RAW_STREAM if tty else MULTIPLEXED})
-    messages = stream_control(request.app["daemon"], "ServiceLogs",
-                              control_pb2.ServiceLogsRequest(ref=ref, options=options))
-    prepared = False
-    try:
-        async for batch in messages:
-            if not prepared:
-                await reply.prepare(request)
-                prepared = True
-            chunk = b"".join(
-                log_frame(message, details=details, timestamps=options.timestamps, framed=not tty)
-                for message in batch.messages
-                if (stderr if message.stream == dispatcher_pb2.LogMessage.STDERR else stdout)
-            )
-            if chunk:
-                await reply.write(chunk)
-    except EngineError:
-        if not prepared:
-            raise
-        # The stream broke after it started (the manager lost its leader): end it, as the engine does.
-    finally:
-        await messages.aclose()
-    if not prepared:
+    daemon = request.app["daemon"]
+
+    async def pump() -> None:
+        messages = stream_control(daemon, "ServiceLogs", control_pb2.ServiceLogsRequest(ref=ref, options=options))
+        try:
+            async for batch in messages:
+                if not reply.prepared:
+                    await reply.prepare(request)
+                chunk = b"".join(
+                    log_frame(message, details=details, timestamps=options.timestamps, framed=not tty)
+                    for message in batch.messages
+                    if (stderr if message.stream == dispatcher_pb2.LogMessage.STDERR else stdout)
+                )
+                if chunk:
+                    await reply.write(chunk)
+        except EngineError:
+            if not reply.prepared:
+                raise
+            # The stream broke after it started (the manager lost its leader): end it, as the engine does.
+        finally:
+            await messages.aclose()
+
+    if options.follow and service_id:
+        streaming = asyncio.ensure_future(pump())
+        removed = asyncio.ensure_future(_until_removed(daemon, service_id))
+        try:
+            await asyncio.wait({streaming, removed}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (streaming, removed):
+                task.cancel()
+            await asyncio.gather(streaming, removed, return_exceptions=True)
+        if streaming.done() and not streaming.cancelled() and streaming.exception() is not None:
+            raise streaming.exception()  # type: ignore[misc]
+    else:
+        await pump()
+    if not reply.prepared:
         await reply.prepare(request)
     await reply.write_eof()
     return reply
@@ -176,7 +203,8 @@ async def stream_logs(request: web.Request, ref: str, tty: bool) -> web.StreamRe
 async def service_logs(request: web.Request) -> web.StreamResponse:
     answer = await call_control(request.app["daemon"], "GetService",
                                 control_pb2.GetServiceRequest(ref=request.match_info["ref"]))
-    return await stream_logs(request, answer.service.id, answer.service.spec.task.container.tty)
+    service = answer.service
+    return await stream_logs(request, service.id, service.spec.task.container.tty, service_id=service.id)
 
 
 # -- distribution ----------------------------------------------------------------------------------
