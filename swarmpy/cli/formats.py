@@ -126,7 +126,7 @@ def engine_api_keys() -> frozenset[str]:
     """Every key swarmpy's Engine API shapes can carry (those docker's structs define)."""
     import inspect
 
-    from swarmpy.cli import convert
+    from swarmpy.engineapi.convert import to_json as convert
 
     return frozenset(re.findall(r'"([A-Z][A-Za-z0-9]*)"', inspect.getsource(convert)))
 

@@ -119,7 +119,7 @@ def list_networks(state, quiet, no_trunc, output_format, filters) -> None:
 
 def network_json(net) -> dict:
     """docker's `network inspect` object for a swarm-scoped network."""
-    from swarmpy.cli.convert import rfc3339_nano
+    from swarmpy.engineapi.convert.to_json import rfc3339_nano
 
     configs = net.ipam.configs or net.spec.ipam.configs
     ipam_config = []

@@ -10,7 +10,8 @@ import pytest
 
 from swarmpy import gotemplate
 from swarmpy.api import control_pb2, objects_pb2
-from swarmpy.cli import convert, formats
+from swarmpy.cli import formats
+from swarmpy.engineapi.convert import to_json as convert
 from swarmpy.cli.errors import CliError
 from swarmpy.cli.listings import SERVICE_COLUMNS, service_row
 from swarmpy.cli.main import cli
