@@ -39,7 +39,7 @@ def test_swarm_init_join_tokens_info_and_node_commands(manager: EngineApiDaemon,
         listing = manager.docker_ok("node", "ls").stdout
         return listing if listing.count("Ready") == 2 else None
 
-    listing = wait_until(both_ready, what="two Ready nodes in docker node ls")
+    listing = wait_until(both_ready, timeout=90, what="two Ready nodes in docker node ls")
     assert re.search(rf"^{manager.node_id} \*\s+{manager.hostname}\s+Ready\s+Active\s+Leader", listing, re.M), listing
     assert re.search(rf"^{bare.node_id}\s+{bare.hostname}\s+Ready\s+Active\s", listing, re.M), listing
 
