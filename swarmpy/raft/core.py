@@ -1120,6 +1120,8 @@ def _malformed_reason(m: object) -> str | None:
         return "field context is not bytes"
     if mtype not in _LOCAL_MESSAGES and m.term == 0:
         return f"{mtype.name} without a term"
+    if mtype is MessageType.APPEND and m.index > 0 and m.log_term == 0:
+        return f"APPEND after index {m.index} without that entry's term"
     if not isinstance(m.entries, tuple):
         return "field entries is not a tuple"
     if m.entries:

@@ -127,7 +127,8 @@ class RaftLog:
         return self.term(self.last_index())
 
     def match_term(self, index: int, term: int) -> bool:
-        return self.term_or_zero(index) == term if index > 0 else term == 0
+        # Term 0 is "unknown" from term_or_zero: it must never match an entry that exists or not.
+        return term > 0 and self.term_or_zero(index) == term if index > 0 else term == 0
 
     def is_up_to_date(self, last_index: int, last_term: int) -> bool:
         """Raft's election restriction: is a log ending at (last_index, last_term) at least as up to date?"""
