@@ -446,6 +446,7 @@ class DiskStorage:
             raise errors.StorageCorrupted(
                 path, 0, f"log compacted to {base_index} but the newest snapshot is at {snap.meta.index}"
             )
+        snapshot_won = False
         if not snap.empty and snap.meta.index > base_index:
             last_index = base_index + len(entries)
             position = snap.meta.index - base_index - 1
@@ -459,6 +460,7 @@ class DiskStorage:
                         path, base_index + 1, last_index, snap.meta.index, snap.meta.term,
                     )
                 base_index, base_term, entries = snap.meta.index, snap.meta.term, []
+                snapshot_won = True
         hard_state = contents.hard_state
         # A commit index written lazily (see defers()) may lag the snapshot or the compaction point;
         # both only ever cover committed entries.
@@ -469,6 +471,10 @@ class DiskStorage:
         self._base_index, self._base_term, self._entries = base_index, base_term, entries
         self._hard_state = hard_state
         self._fd = files.open_append(path)
+        if snapshot_won:
+            # The segment still starts before the snapshot; appends after it would leave a gap in the
+            # file. Write the checkpoint the interrupted save did not get to.
+            self._write_checkpoint(base_index, base_term, [], hard_state)
         log.info(
             "%s: recovered entries %d-%d (snapshot at %d), term %d, vote %x, commit %d, %d bytes",
             path, base_index + 1, base_index + len(entries), snap.meta.index,

@@ -214,7 +214,12 @@ def test_snapshot_written_but_checkpoint_not_yet_wins_over_an_older_log(tmp_path
     reopened = DiskStorage(str(tmp_path))
     assert (reopened.first_index(), reopened.last_index()) == (51, 50)
     assert reopened.initial_state()[0].commit == 50
+    # Appends after the snapshot must not land in the old segment after a gap (found by wal_crashes).
+    reopened.append(make_entries(51, 52, term=3))
     reopened.close()
+    again = DiskStorage(str(tmp_path))
+    assert (again.first_index(), again.last_index()) == (51, 52)
+    again.close()
 
 
 def test_snapshot_atomicity_leftover_temp_files_and_damaged_snapshot(tmp_path):
