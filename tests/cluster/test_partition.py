@@ -21,6 +21,7 @@ from disk; the committed entries agree index by index, and replaying them gives 
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import subprocess
@@ -33,7 +34,9 @@ import grpc
 import pytest
 
 from swarmpy.api import control_pb2, objects_pb2
+from swarmpy.ca.keystore import load_node_credentials
 from swarmpy.manager.store import MemoryStore
+from swarmpy.raft.encryption import RecordCipher
 from swarmpy.raft.messages import EntryType
 from swarmpy.raft.wal import DiskStorage
 
@@ -283,7 +286,9 @@ def replicas(spec: bytes) -> int:
 
 def committed_history(daemon: ClusterDaemon) -> tuple[int, list[tuple[int, int, int, bytes]], bytes]:
     """(commit index, committed entries as (index, term, type, data), store snapshot bytes at the commit)."""
-    storage = DiskStorage(str(daemon.data_dir / "raft"))
+    # Each manager seals its log with its own Raft key (random nonces too): compare what they decrypt to.
+    credentials = asyncio.run(load_node_credentials(daemon.data_dir))
+    storage = DiskStorage(str(daemon.data_dir / "raft"), cipher=RecordCipher(credentials.raft_dek))
     try:
         hard_state, _ = storage.initial_state()
         snapshot = storage.snapshot()
