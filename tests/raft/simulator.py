@@ -36,6 +36,7 @@ import argparse
 import random
 import sys
 import time
+import traceback
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -487,7 +488,13 @@ def rng_inflight(rng: random.Random) -> int:
 
 def run_seed(seed: int, steps: int = 300, verbose: bool = False) -> tuple[int, dict[str, int]]:
     sim = Simulation(seed, steps=steps, verbose=verbose)
-    ticks = sim.run()
+    try:
+        ticks = sim.run()
+    except SimulationFailure:
+        raise
+    except Exception as exc:
+        # Any exception is a finding of this seed (a core or harness bug), reported with its replay line.
+        sim.fail(f"{type(exc).__name__}: {exc}\n{''.join(traceback.format_exception(exc)[-4:])}")
     return ticks, sim.stats
 
 

@@ -38,3 +38,16 @@ def test_a_failing_seed_reports_its_replay_command():
     with pytest.raises(SimulationFailure) as exc:
         sim.fail("example")
     assert "python -m tests.raft.simulator --seeds 1 --start 42 --steps 10" in str(exc.value)
+
+
+def test_any_exception_in_a_seed_is_reported_with_its_replay_command(monkeypatch):
+    from . import simulator
+
+    def broken(self):
+        raise KeyError("a bug")
+
+    monkeypatch.setattr(simulator.Simulation, "run", broken)
+    with pytest.raises(SimulationFailure) as exc:
+        simulator.run_seed(7, steps=20)
+    assert "KeyError: 'a bug'" in str(exc.value)
+    assert "python -m tests.raft.simulator --seeds 1 --start 7 --steps 20" in str(exc.value)
