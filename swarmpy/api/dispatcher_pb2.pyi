@@ -203,16 +203,18 @@ class LogSelector(_message.Message):
     def __init__(self, service_ids: _Optional[_Iterable[str]] = ..., task_ids: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class LogOptions(_message.Message):
-    __slots__ = ("follow", "tail", "timestamps", "since")
+    __slots__ = ("follow", "tail", "timestamps", "since", "details")
     FOLLOW_FIELD_NUMBER: _ClassVar[int]
     TAIL_FIELD_NUMBER: _ClassVar[int]
     TIMESTAMPS_FIELD_NUMBER: _ClassVar[int]
     SINCE_FIELD_NUMBER: _ClassVar[int]
+    DETAILS_FIELD_NUMBER: _ClassVar[int]
     follow: bool
     tail: int
     timestamps: bool
     since: int
-    def __init__(self, follow: _Optional[bool] = ..., tail: _Optional[int] = ..., timestamps: _Optional[bool] = ..., since: _Optional[int] = ...) -> None: ...
+    details: bool
+    def __init__(self, follow: _Optional[bool] = ..., tail: _Optional[int] = ..., timestamps: _Optional[bool] = ..., since: _Optional[int] = ..., details: _Optional[bool] = ...) -> None: ...
 
 class LogSubscription(_message.Message):
     __slots__ = ("id", "selector", "options", "close")
@@ -242,8 +244,16 @@ class LogContext(_message.Message):
     task_id: str
     def __init__(self, service_id: _Optional[str] = ..., node_id: _Optional[str] = ..., task_id: _Optional[str] = ...) -> None: ...
 
+class LogAttr(_message.Message):
+    __slots__ = ("key", "value")
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    key: str
+    value: str
+    def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+
 class LogMessage(_message.Message):
-    __slots__ = ("context", "timestamp", "stream", "data")
+    __slots__ = ("context", "timestamp", "stream", "data", "attrs")
     class Stream(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
         __slots__ = ()
         STDOUT: _ClassVar[LogMessage.Stream]
@@ -254,11 +264,13 @@ class LogMessage(_message.Message):
     TIMESTAMP_FIELD_NUMBER: _ClassVar[int]
     STREAM_FIELD_NUMBER: _ClassVar[int]
     DATA_FIELD_NUMBER: _ClassVar[int]
+    ATTRS_FIELD_NUMBER: _ClassVar[int]
     context: LogContext
     timestamp: int
     stream: LogMessage.Stream
     data: bytes
-    def __init__(self, context: _Optional[_Union[LogContext, _Mapping]] = ..., timestamp: _Optional[int] = ..., stream: _Optional[_Union[LogMessage.Stream, str]] = ..., data: _Optional[bytes] = ...) -> None: ...
+    attrs: _containers.RepeatedCompositeFieldContainer[LogAttr]
+    def __init__(self, context: _Optional[_Union[LogContext, _Mapping]] = ..., timestamp: _Optional[int] = ..., stream: _Optional[_Union[LogMessage.Stream, str]] = ..., data: _Optional[bytes] = ..., attrs: _Optional[_Iterable[_Union[LogAttr, _Mapping]]] = ...) -> None: ...
 
 class PublishLogsMessage(_message.Message):
     __slots__ = ("subscription_id", "messages", "close")

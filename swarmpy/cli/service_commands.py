@@ -375,9 +375,10 @@ def remove_services(state, services) -> None:
 @click.option("--raw", is_flag=True, help="Do not neatly format logs.")
 @click.option("--since", help="Show logs since timestamp (e.g. \"2013-01-02T13:23:37Z\") or relative (e.g. \"42m\" for 42 minutes).")
 @click.option("--no-resolve", is_flag=True, help="Do not map IDs to Names in output.")
+@click.option("--details", is_flag=True, help="Show extra details provided to logs.")
 @click.argument("ref", metavar="SERVICE|TASK")
 @click.pass_obj
-def logs(state, follow, tail, timestamps, no_task_ids, no_trunc, raw, since, no_resolve, ref) -> None:
+def logs(state, follow, tail, timestamps, no_task_ids, no_trunc, raw, since, no_resolve, details, ref) -> None:
     """Fetch the logs of a service or task."""
     import time
 
@@ -402,4 +403,4 @@ def logs(state, follow, tail, timestamps, no_task_ids, no_trunc, raw, since, no_
             raise invalid_flag_value(tail, "--tail", f'strconv.Atoi: parsing "{tail}": invalid syntax', "-n") from None
     print_logs(state, ref, LogOptions(follow=follow, tail=tail_lines, timestamps=timestamps,
                                       task_ids=not no_task_ids, truncate=not no_trunc, raw=raw,
-                                      since_ns=since_ns, resolve=not no_resolve))
+                                      since_ns=since_ns, resolve=not no_resolve, details=details))

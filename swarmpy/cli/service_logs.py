@@ -25,6 +25,7 @@ class LogOptions:
     raw: bool = False
     since_ns: int = 0       # only lines from then on (0: all)
     resolve: bool = True    # False: service and node IDs where their names would be (--no-resolve)
+    details: bool = False   # the log driver's attributes before each line (--details)
 
 
 def parse_since(text: str, now_ns: int) -> int:
@@ -63,6 +64,8 @@ def format_log_line(message, prefix: str, options: LogOptions) -> str:
     if not text.endswith("\n"):
         text += "\n"
     stamp = fixed_rfc3339_nano(message.timestamp) + " " if options.timestamps else ""
+    if options.details and message.attrs:
+        text = ",".join(f"{a.key}={a.value}" for a in message.attrs) + " " + text
     if options.raw:
         return stamp + text
     return f"{stamp}{prefix}    | {text}"
@@ -131,7 +134,8 @@ def print_logs(state, ref: str, options: LogOptions) -> None:
     names = _ContextNames(daemon)
     prefixes: dict[tuple[str, str, str], str] = {}
     request = control_pb2.ServiceLogsRequest(ref=ref, options=dispatcher_pb2.LogOptions(
-        follow=options.follow, tail=options.tail, timestamps=options.timestamps, since=options.since_ns))
+        follow=options.follow, tail=options.tail, timestamps=options.timestamps, since=options.since_ns,
+        details=options.details))
     stream = daemon.control.ServiceLogs(request, timeout=None if options.follow else daemon.timeout)
     try:
         for batch in stream:

@@ -46,7 +46,8 @@ class ExecutorLogSource:
             log.debug("node %s: task %s has no container, so no logs", self._node_id, task.id)
             return
         context = dispatcher_pb2.LogContext(service_id=task.service_id, node_id=self._node_id, task_id=task.id)
-        lines = self._executor.logs(facts.container_id, follow=options.follow, tail=options.tail, since_ns=options.since)
+        lines = self._executor.logs(facts.container_id, follow=options.follow, tail=options.tail, since_ns=options.since,
+                                    details=options.details)
         async with contextlib.aclosing(lines):
             async for line in lines:
                 yield dispatcher_pb2.LogMessage(
@@ -54,4 +55,5 @@ class ExecutorLogSource:
                     timestamp=line.timestamp_ns,
                     stream=dispatcher_pb2.LogMessage.STDERR if line.stream == STDERR else dispatcher_pb2.LogMessage.STDOUT,
                     data=line.data,
+                    attrs=[dispatcher_pb2.LogAttr(key=key, value=value) for key, value in line.attrs],
                 )

@@ -57,3 +57,21 @@ def test_no_resolve_filters_and_logs_since(shared_daemon):
     bad = daemon.cli("service", "logs", "--since", "yesterday", "lister")
     assert bad.code == 125 and 'invalid argument "yesterday" for "--since" flag' in bad.stderr
     daemon.ok("service", "rm", "lister")
+
+
+def test_logs_details_show_the_log_drivers_attributes(shared_daemon):
+    daemon = shared_daemon
+    daemon.ok("service", "create", "-d", "--name", "detailed", "--stop-grace-period", "1s",
+              "--container-label", "team=blue", "--log-driver", "json-file", "--log-opt", "labels=team",
+              IMAGE, "sh", "-c", "echo hi; sleep 1000")
+    [container] = daemon.wait_running("detailed", 1)
+    task_id = container.labels["com.docker.swarm.task.id"]
+
+    def logged():
+        out = daemon.ok("service", "logs", "--details", "detailed").stdout
+        return out if "hi" in out else None
+
+    shown = wait_until(logged, timeout=20, what="the detailed log line")
+    assert shown == f"detailed.1.{task_id[:12]}@{daemon.hostname}    | team=blue hi\n"
+    assert daemon.ok("service", "logs", "--raw", "detailed").stdout == "hi\n"  # without --details: the line alone
+    daemon.ok("service", "rm", "detailed")

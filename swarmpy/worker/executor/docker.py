@@ -145,10 +145,10 @@ class DockerExecutor:
             await asyncio.to_thread(self.task_files.remove, task_id)
 
     def logs(
-        self, container_id: str, *, follow: bool = False, tail: int = -1, since_ns: int = 0
+        self, container_id: str, *, follow: bool = False, tail: int = -1, since_ns: int = 0, details: bool = False
     ) -> AsyncIterator[LogLine]:
         """The container's log lines (see swarmpy.worker.executor.logs); close it with contextlib.aclosing."""
-        return container_logs(self.client, container_id, follow=follow, tail=tail, since_ns=since_ns)
+        return container_logs(self.client, container_id, follow=follow, tail=tail, since_ns=since_ns, details=details)
 
 
 class DockerController:

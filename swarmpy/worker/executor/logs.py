@@ -33,6 +33,7 @@ class LogLine:
     stream: int  # STDOUT or STDERR
     timestamp_ns: int  # when the engine received it (0 if it could not be parsed)
     data: bytes  # the line, with its newline, without the timestamp prefix
+    attrs: tuple[tuple[str, str], ...] = ()  # with details: the log driver's attributes (e.g. labels=)
 
 
 def parse_rfc3339_ns(text: str) -> int:
@@ -49,6 +50,19 @@ def _split_timestamp(data: bytes) -> tuple[int, bytes]:
         return parse_rfc3339_ns(stamp.decode()), rest
     except ValueError:
         return 0, data
+
+
+def _split_details(data: bytes) -> tuple[tuple[tuple[str, str], ...], bytes]:
+    """With details the engine puts `k=v,k2=v2 ` (query-escaped; empty when there are none) before the line."""
+    from urllib.parse import unquote
+
+    head, _, rest = data.partition(b" ")
+    attrs = []
+    for item in head.decode("utf-8", "replace").split(","):
+        if item:
+            key, _, value = item.partition("=")
+            attrs.append((unquote(key), unquote(value)))
+    return tuple(attrs), rest
 
 
 def _frames(response, tty: bool):
@@ -78,6 +92,7 @@ async def container_logs(
     follow: bool = False,
     tail: int = -1,
     since_ns: int = 0,
+    details: bool = False,
 ) -> AsyncIterator[LogLine]:
     """Yield the container's log lines; with `follow`, keep yielding until the container stops.
 
@@ -93,6 +108,7 @@ async def container_logs(
         "timestamps": 1,
         "follow": 1 if follow else 0,
         "tail": "all" if tail < 0 else str(tail),
+        "details": 1 if details else 0,
     }
     if since_ns:
         params["since"] = f"{since_ns // 1_000_000_000}.{since_ns % 1_000_000_000:09d}"
@@ -115,7 +131,10 @@ async def container_logs(
                 if closing.is_set():
                     return
                 timestamp, data = _split_timestamp(payload)
-                loop.call_soon_threadsafe(queue.put_nowait, LogLine(stream_id, timestamp, data))
+                attrs: tuple[tuple[str, str], ...] = ()
+                if details:
+                    attrs, data = _split_details(data)
+                loop.call_soon_threadsafe(queue.put_nowait, LogLine(stream_id, timestamp, data, attrs))
         finally:
             with contextlib.suppress(RuntimeError):  # the loop is already closed
                 loop.call_soon_threadsafe(queue.put_nowait, None)
