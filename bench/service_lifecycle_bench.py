@@ -7,8 +7,10 @@ driven by the `swarmpy` CLI) or `docker` (the engine itself after `docker swarm 
 `docker` CLI). A run takes one system through the STEPS, in order, on one fresh service of 40 replicas of
 `sleep` (PID 1 ignores SIGTERM, so every stop waits out its 10 s grace period):
 
-    create   `service create -d --name N --replicas 40 IMAGE sleep 100000`, until 40 containers run
-    rm       `service rm N`, until no container of the service is left (running or not)
+    create      `service create -d --name N --replicas 40 IMAGE sleep 100000`, until 40 containers run
+    scale-down  `service scale -d N=20`, until 20 run (the 20 stopped each wait out their grace period)
+    scale-up    `service scale -d N=40`, until 40 run again
+    rm          `service rm N`, until no container of the service is left (running or not)
 
 Each step's time runs from just before its command until the engine shows the step's end state, polled
 every 0.1 s through the Docker SDK on the label both systems put on their containers
@@ -141,6 +143,12 @@ class Step:
 STEPS = [
     Step("create",
          lambda service: ("service", "create", "-d", "--name", service, "--replicas", str(REPLICAS), IMAGE, "sleep", "100000"),
+         lambda client, service: containers(client, service, running_only=True) == REPLICAS),
+    Step("scale-down",
+         lambda service: ("service", "scale", "-d", f"{service}={REPLICAS // 2}"),
+         lambda client, service: containers(client, service, running_only=True) == REPLICAS // 2),
+    Step("scale-up",
+         lambda service: ("service", "scale", "-d", f"{service}={REPLICAS}"),
          lambda client, service: containers(client, service, running_only=True) == REPLICAS),
     Step("rm",
          lambda service: ("service", "rm", service),

@@ -4,6 +4,8 @@ returns and ends as docker's does; updates replace one task at a time by default
 from __future__ import annotations
 
 import datetime
+import json
+import threading
 
 import pytest
 
@@ -70,3 +72,51 @@ def test_rollback_of_a_service_never_updated_gives_swarmkits_refusal(shared_daem
     result = shared_daemon.cli("service", "rollback", "pristine")
     assert result.code != 0
     assert f"service {service_id} does not have a previous spec" in result.stderr
+
+
+def test_an_update_whose_health_check_fails_rolls_back_automatically_to_the_previous_spec(shared_daemon, image):
+    daemon = shared_daemon
+    create(daemon, "canary", image, "sleep", "1000",
+           options=("--replicas", "2", "--health-cmd", "true", "--health-interval", "300ms"))
+    daemon.wait_listed(r"canary\s+replicated\s+2/2")
+    # The new spec's check never passes: the first new task goes unhealthy, fails, and with failure action
+    # rollback the updater puts the previous spec back (rollback config: both slots at once).
+    result = daemon.cli("service", "update", "--health-cmd", "false", "--health-retries", "1",
+                        "--update-failure-action", "rollback", "--update-monitor", "2s",
+                        "--rollback-parallelism", "0", "--rollback-monitor", "1s", "canary", timeout=120)
+    assert "rollback: update rolled back due to failure or early termination of task" in result.stdout, result
+    # docker's endings: an error naming the rollback, or "converged" when the rolled-back tasks were
+    # already verified when the rollback completed; either way the command returned.
+    assert ("service rolled back: rollback completed" in result.stderr) or \
+        result.stdout.splitlines()[-1] == "verify: Service canary converged", result
+    inspected = json.loads(daemon.ok("service", "inspect", "canary").stdout)[0]
+    assert inspected["Spec"]["TaskTemplate"]["ContainerSpec"]["Healthcheck"]["Test"] == ["CMD-SHELL", "true"]
+    assert inspected["UpdateStatus"]["State"] == "rollback_completed"
+    assert inspected["UpdateStatus"]["Message"] == "rollback completed"
+    daemon.wait_listed(r"canary\s+replicated\s+2/2")
+    containers = daemon.wait_running("canary", 2)
+    assert all(c.attrs["Config"]["Healthcheck"]["Test"] == ["CMD-SHELL", "true"] for c in containers)
+
+
+def test_start_first_update_keeps_every_replica_running(shared_daemon, image):
+    daemon = shared_daemon
+    create(daemon, "overlap", image, "sleep", "1000", options=("--replicas", "2", "--update-order", "start-first"))
+    daemon.wait_listed(r"overlap\s+replicated\s+2/2")
+    samples: list[int] = []
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.is_set():
+            samples.append(len(daemon.containers("overlap")))
+            done.wait(0.1)
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    try:
+        result = daemon.ok("service", "update", "--args", "sleep 999", "--update-monitor", "1s", "overlap", timeout=90)
+    finally:
+        done.set()
+        sampler.join()
+    assert result.stdout.splitlines()[-1] == "verify: Service overlap converged"
+    assert samples and min(samples) >= 2, samples  # never below the replica count
+    assert max(samples) == 3, samples  # the new task ran beside the old one
