@@ -16,6 +16,12 @@ RAFT_TICK_ENV = "SWARMPY_RAFT_TICK"
 MIN_RAFT_TICK = 0.01  # below this the tick task alone would keep a core busy
 
 
+# Threads for the daemon's blocking calls (asyncio.to_thread: Docker SDK calls, fsync, netlink). Each
+# call is short, but a worker starts, stops and removes dozens of containers at once, and the engine
+# serves them concurrently; a pool of cores + 4 serialised them.
+BLOCKING_CALL_THREADS = 64
+
+
 def raft_config_from_environment(environ: dict[str, str] | None = None) -> DriverConfig:
     """The Raft driver's configuration: swarmkit's defaults, with the tick from SWARMPY_RAFT_TICK if set."""
     raw = (os.environ if environ is None else environ).get(RAFT_TICK_ENV, "").strip()

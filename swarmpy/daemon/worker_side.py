@@ -21,6 +21,8 @@ from swarmpy.worker.executor.task_files import TaskFiles
 from swarmpy.worker.logs import ExecutorLogSource
 from swarmpy.worker.worker import Worker
 
+from .tuning import BLOCKING_CALL_THREADS
+
 log = logging.getLogger(__name__)
 
 # How long `swarm leave` waits for this node's containers to stop (grace periods included).
@@ -102,7 +104,8 @@ class WorkerSide:
         import docker  # the SDK is only needed on this path
 
         os.makedirs(self.data_dir, exist_ok=True)
-        self._docker = await asyncio.to_thread(docker.from_env)
+        # One engine connection per blocking-call thread, so concurrent calls do not queue for a socket.
+        self._docker = await asyncio.to_thread(docker.from_env, max_pool_size=BLOCKING_CALL_THREADS)
         version = await asyncio.to_thread(self._docker.version)
         self._engine_version = version.get("Version", "")
         info = await asyncio.to_thread(self._docker.info)
