@@ -318,21 +318,25 @@ def scale(state, detach, specifiers) -> None:
     for name, replicas in wanted:
         try:
             current = get_service(state.daemon, name)
-            if current.spec.WhichOneof("mode") != "replicated":
+            mode = current.spec.WhichOneof("mode")
+            if mode not in ("replicated", "replicated_job"):
                 raise CliError(f"{name}: scale can only be used with replicated or replicated-job mode")
             spec = type(current.spec)()
             spec.CopyFrom(current.spec)
-            spec.replicated.replicas = replicas
+            if mode == "replicated_job":
+                spec.replicated_job.total_completions = replicas  # docker: a job's replicas are its completions
+            else:
+                spec.replicated.replicas = replicas
             response = _send_update(state, name, current, spec)
         except CliError as error:
             errors.append(error.message)
             continue
         _print_warnings(state, response.warnings)
         state.out(f"{name} scaled to {replicas}")
-        scaled.append((current.id, name))
+        scaled.append((current.id, name, mode == "replicated_job"))
     if not detach:
-        for service_id, name in scaled:
-            _wait(state, service_id, False, False, label=name)
+        for service_id, name, is_job in scaled:
+            _wait(state, service_id, False, False, is_job=is_job, label=name)
     if errors:
         raise CliError("\n".join(errors))
 

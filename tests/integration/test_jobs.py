@@ -45,6 +45,8 @@ def test_a_replicated_job_completes_within_its_concurrency_and_reruns_on_force(s
     assert sum(1 for row in rows if "Complete" in row) == 8, rows  # two runs of four
     inspected = daemon.ok("service", "inspect", "-f", "{{json .Spec.Mode}}", "batch").stdout
     assert inspected == '{"ReplicatedJob":{"MaxConcurrent":2,"TotalCompletions":4}}\n'
+    assert daemon.ok("service", "scale", "-d", "batch=5").stdout == "batch scaled to 5\n"  # a new run of 5
+    daemon.wait_listed(r"\sbatch\s+replicated job\s+\d/\d \(5/5 completed\)", timeout=60)
     _remove(daemon, "batch")
 
 
