@@ -1,0 +1,152 @@
+"""Engine API: the docker CLI against swarmpy's docker.sock vs against the engine's own Swarm mode,
+and HTTP requests per second, same run.
+
+1. One swarmpyd manager (active, so its one replica runs a real container); the same services are
+   created on it and, holding /tmp/docker-swarm.lock, on the local engine put into its own Swarm mode
+   (then left as found: `docker swarm leave --force`, `docker network rm docker_gwbridge`): 100
+   services of 0 replicas plus `bench-ps` with 1 replica.
+2. Wall time of `docker service ls` and `docker service ps bench-ps`, median of --repeat runs each,
+   alternating targets; ratio = swarmpy / engine (target <= 1.5).
+3. GET /services requests per second (100+1 services, one keep-alive connection, sequential) against
+   both; GET /containers/json through swarmpy's proxy vs the engine's socket directly (target >= 0.8).
+
+    python -m bench.engineapi_bench --repeat 15 --requests 300
+"""
+
+from __future__ import annotations
+
+import argparse
+import fcntl
+import http.client
+import json
+import os
+import socket
+import statistics
+import subprocess
+import time
+from pathlib import Path
+
+from bench.cluster_harness import start_managers
+
+ENGINE_SOCKET = "/var/run/docker.sock"
+IMAGE = "swarmpy-test/busybox:latest"
+SWARM_LOCK = "/tmp/docker-swarm.lock"
+
+
+class UnixHTTP(http.client.HTTPConnection):
+    def __init__(self, path: str) -> None:
+        super().__init__("localhost", timeout=60)
+        self._path = path
+
+    def connect(self) -> None:
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.connect(self._path)
+
+
+def docker(socket_path: str, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ, DOCKER_HOST=f"unix://{socket_path}")
+    result = subprocess.run(["docker", *args], env=env, capture_output=True, text=True, timeout=300)
+    if check and result.returncode != 0:
+        raise RuntimeError(f"docker {' '.join(args)} against {socket_path}: {result.stderr.strip()}")
+    return result
+
+
+def create_services(socket_path: str, count: int) -> None:
+    connection = UnixHTTP(socket_path)
+    for index in range(count):
+        spec = {"Name": f"bench-{index:03d}", "TaskTemplate": {"ContainerSpec": {"Image": IMAGE, "Args": ["sleep", "1d"]}},
+                "Mode": {"Replicated": {"Replicas": 0}}}
+        connection.request("POST", "/v1.41/services/create", json.dumps(spec), {"Content-Type": "application/json"})
+        answer = connection.getresponse()
+        body = answer.read()
+        if answer.status != 201:
+            raise RuntimeError(f"create bench-{index:03d} on {socket_path}: {answer.status} {body!r}")
+    connection.close()
+    docker(socket_path, "service", "create", "-d", "--name", "bench-ps", "--no-resolve-image", IMAGE, "sleep", "1d")
+
+
+def wait_running(socket_path: str) -> None:
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if "1/1" in docker(socket_path, "service", "ls", "--filter", "name=bench-ps").stdout:
+            return
+        time.sleep(0.5)
+    raise RuntimeError(f"bench-ps did not run on {socket_path}")
+
+
+def wall(socket_path: str, *args: str) -> float:
+    started = time.perf_counter()
+    docker(socket_path, *args)
+    return time.perf_counter() - started
+
+
+def requests_per_second(socket_path: str, path: str, count: int) -> float:
+    connection = UnixHTTP(socket_path)
+    connection.request("GET", path)
+    connection.getresponse().read()  # warm the connection
+    started = time.perf_counter()
+    for _ in range(count):
+        connection.request("GET", path)
+        answer = connection.getresponse()
+        answer.read()
+        if answer.status != 200:
+            raise RuntimeError(f"GET {path} on {socket_path}: {answer.status}")
+    elapsed = time.perf_counter() - started
+    connection.close()
+    return count / elapsed
+
+
+def engine_in_swarm_mode() -> bool:
+    return docker(ENGINE_SOCKET, "info", "--format", "{{.Swarm.LocalNodeState}}").stdout.strip() != "inactive"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--repeat", type=int, default=15)
+    parser.add_argument("--requests", type=int, default=300)
+    parser.add_argument("--services", type=int, default=100)
+    options = parser.parse_args()
+
+    cluster = start_managers(1, availability="active")
+    swarmpy_socket = str(cluster.leader.socket_path.parent / "docker.sock")
+    lock = open(SWARM_LOCK, "w")
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if engine_in_swarm_mode():
+            raise RuntimeError("the engine is already in Swarm mode (someone else's): not touching it")
+        docker(ENGINE_SOCKET, "swarm", "init", "--advertise-addr", "127.0.0.1")
+        try:
+            for target in (swarmpy_socket, ENGINE_SOCKET):
+                create_services(target, options.services)
+                wait_running(target)
+            targets = {"swarmpy": swarmpy_socket, "engine": ENGINE_SOCKET}
+            times: dict[tuple[str, str], list[float]] = {}
+            for _ in range(options.repeat):
+                for name, target in targets.items():
+                    for command in (("service", "ls"), ("service", "ps", "bench-ps")):
+                        times.setdefault((name, " ".join(command)), []).append(wall(target, *command))
+            rps = {name: requests_per_second(target, "/v1.41/services", options.requests) for name, target in targets.items()}
+            proxy = {name: requests_per_second(target, "/v1.41/containers/json", options.requests)
+                     for name, target in targets.items()}
+        finally:
+            docker(ENGINE_SOCKET, "swarm", "leave", "--force", check=False)
+            docker(ENGINE_SOCKET, "network", "rm", "docker_gwbridge", check=False)
+            fcntl.flock(lock, fcntl.LOCK_UN)
+            lock.close()
+    finally:
+        docker(swarmpy_socket, "swarm", "leave", "--force", check=False)
+        cluster.stop()
+
+    print(f"docker CLI wall time, median of {options.repeat} (s)")
+    print(f"{'command':<22} {'swarmpy':>9} {'engine':>9} {'ratio':>7}")
+    for command in ("service ls", "service ps bench-ps"):
+        mine, theirs = statistics.median(times[("swarmpy", command)]), statistics.median(times[("engine", command)])
+        print(f"docker {command:<15} {mine:>9.3f} {theirs:>9.3f} {mine / theirs:>7.2f}")
+    print(f"GET /services ({options.services + 1} services), {options.requests} sequential requests: "
+          f"swarmpy {rps['swarmpy']:.0f} req/s, engine {rps['engine']:.0f} req/s, ratio {rps['swarmpy'] / rps['engine']:.2f}")
+    print(f"GET /containers/json: through swarmpy's proxy {proxy['swarmpy']:.0f} req/s, engine's socket "
+          f"{proxy['engine']:.0f} req/s, ratio {proxy['swarmpy'] / proxy['engine']:.2f}")
+
+
+if __name__ == "__main__":
+    main()
