@@ -27,8 +27,26 @@ RAW_STREAM = "application/vnd.docker.raw-stream"
 FOLLOW_CHECK_INTERVAL = 1.0  # seconds between checks that a followed service still exists
 
 
-def _service_json(service: objects_pb2.Service, status: control_pb2.ServiceStatus | None = None) -> dict[str, Any]:
-    shown = to_json.service(service)
+_CACHE_LIMIT = 10_000
+_shown: dict[tuple[str, int], dict[str, Any]] = {}
+
+
+def _converted(service: objects_pb2.Service) -> dict[str, Any]:
+    """to_json.service, remembered per (ID, version): a stored object never changes in place and every
+    write gives it a new version, so `service ls` polls convert only what changed since the last one."""
+    key = (service.id, service.meta.version.index)
+    shown = _shown.get(key)
+    if shown is None:
+        if len(_shown) >= _CACHE_LIMIT:
+            _shown.clear()
+        shown = _shown[key] = to_json.service(service)
+    return shown
+
+
+def _service_json(service: objects_pb2.Service, status: control_pb2.ServiceStatus | None = None,
+                  insert_defaults: bool = False) -> dict[str, Any]:
+    # With defaults inserted the object differs from the stored one at the same version: not remembered.
+    shown = dict(to_json.service(service) if insert_defaults else _converted(service))
     if status is not None:
         shown["ServiceStatus"] = {"RunningTasks": status.running_tasks, "DesiredTasks": status.desired_tasks,
                                   "CompletedTasks": status.completed_tasks}
@@ -68,7 +86,7 @@ async def create_service(request: web.Request) -> web.Response:
 async def inspect_service(request: web.Request) -> web.Response:
     answer = await call_control(request.app["daemon"], "GetService", control_pb2.GetServiceRequest(
         ref=request.match_info["ref"], insert_defaults=query_flag(request.query, "insertDefaults")))
-    return json_reply(_service_json(answer.service))
+    return json_reply(_service_json(answer.service, insert_defaults=query_flag(request.query, "insertDefaults")))
 
 
 async def update_service(request: web.Request) -> web.Response:
