@@ -181,16 +181,19 @@ def one_run(system_name: str, client: docker.DockerClient) -> dict[str, float]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=3, help="runs per system, alternating which goes first")
+    parser.add_argument("--only", choices=list(SYSTEMS), help="measure one system alone (no ratios): for profiling")
     args = parser.parse_args(argv)
     client = docker.from_env(timeout=STEP_TIMEOUT)
     times: dict[str, dict[str, list[float]]] = {name: {step.name: [] for step in STEPS} for name in SYSTEMS}
-    order = list(SYSTEMS)
+    order = [args.only] if args.only else list(SYSTEMS)
     for run in range(1, args.runs + 1):
         for system_name in order if run % 2 else reversed(order):
             measured = one_run(system_name, client)
             for step, seconds in measured.items():
                 times[system_name][step].append(seconds)
             print(f"run {run} {system_name}: " + ", ".join(f"{step} {s:.1f}s" for step, s in measured.items()), flush=True)
+    if args.only:
+        return 0
     print(f"\n{REPLICAS} replicas of `sleep` (ignores SIGTERM; 10 s grace), {args.runs} runs each, median (min-max) s")
     print(f"{'step':<8} {'swarmpy':>20} {'docker swarm':>20} {'ratio':>7}")
     worst = 0.0

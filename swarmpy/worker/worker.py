@@ -60,6 +60,8 @@ class Worker:
         self._runners: dict[str, TaskRunner] = {}
         self._running: dict[str, asyncio.Task[None]] = {}
         self._persist_lock = asyncio.Lock()
+        self._changes = 0  # count of _persist calls; each follows a change of the set
+        self._persisted = 0  # the count the last completed write covered
         self._closed = False
 
     async def __aenter__(self) -> Worker:
@@ -195,9 +197,19 @@ class Worker:
         return [change.task for change in stored.changes]
 
     async def _persist(self) -> None:
-        # Serialised, and the snapshot taken under the lock, so an older set never overwrites a newer one.
+        """Return once the set as it is now is on disk.
+
+        Serialised, and the snapshot taken under the lock, so an older set never overwrites a newer one.
+        Group commit: a caller whose change a write begun after it already covers does not write again,
+        so a burst of status changes (40 tasks starting at once) costs a few writes, not one each."""
+        self._changes += 1
+        mine = self._changes
         async with self._persist_lock:
+            if self._persisted >= mine:
+                return
+            covered = self._changes  # every change made so far is in the snapshot below
             snapshot = dispatcher_pb2.AssignmentsMessage(type=_COMPLETE)
             for runner in self._runners.values():
                 snapshot.changes.add(task=runner.task, action=_UPDATE)
             await asyncio.to_thread(write_atomically, self._path, snapshot.SerializeToString())
+            self._persisted = covered

@@ -159,6 +159,7 @@ class DockerController:
         self._api = executor.client.api
         self._task = task
         self.container_id = ""  # known once the container was created or found
+        self._known_absent = False  # the engine said there is none, and prepare() has not run since
 
     @property
     def task_id(self) -> str:
@@ -178,6 +179,8 @@ class DockerController:
             raise EngineError(self._task.id, f"{self._describe()}: {doing}: {exc}") from exc
 
     async def _find(self) -> ContainerFacts:
+        if self._known_absent:
+            return NO_CONTAINER
         listed = await self._call(
             "listing containers",
             self._api.containers,
@@ -185,6 +188,9 @@ class DockerController:
             filters={"label": [f"{NODE_LABEL}={self._executor.node_id}", f"{TASK_ID_LABEL}={self._task.id}"]},
         )
         if not listed:
+            # Only this controller creates the task's container (a concurrent create loses on the name and
+            # finds it again), so until prepare() there is no need to ask the engine again.
+            self._known_absent = True
             return NO_CONTAINER
         self.container_id = listed[0]["Id"]
         return await self._inspect_known()
@@ -206,6 +212,7 @@ class DockerController:
             return  # created before (by this runner or a previous daemon): adopt it
         kwargs = container_config.create_kwargs(self._task, self._executor.node_id, self._executor.description)
         kwargs["mounts"] = kwargs.get("mounts", []) + await self._task_file_mounts()
+        self._known_absent = False  # from here on the engine may hold it: ask again
         try:
             container = await asyncio.to_thread(self._executor.client.containers.create, **kwargs)
         except docker.errors.ImageNotFound as exc:
