@@ -19,10 +19,8 @@ REPLICAS = 8
 @pytest.mark.timeout(90)
 async def test_grace_periods_run_concurrently_even_with_few_threads(executor, reports, node_id, busybox_image, tmp_path):
     # Two threads for every blocking engine call: a stop that held one for its grace period would make
-    # these eight stops take four grace periods.
-    loop = asyncio.get_running_loop()
-    pool = ThreadPoolExecutor(max_workers=2)
-    loop.set_default_executor(pool)
+    # these eight stops take four grace periods, however many threads the daemon gives itself.
+    asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(max_workers=2))
     tasks = [make_task(node_id, busybox_image, "sleep", "1000", slot=slot, grace_s=GRACE_S) for slot in range(1, REPLICAS + 1)]
     async with Worker(node_id, executor, reports, tmp_path) as worker:
         await worker.apply(assignments(*tasks, complete=True))
@@ -36,4 +34,4 @@ async def test_grace_periods_run_concurrently_even_with_few_threads(executor, re
             await reports.wait_for(task.id, objects_pb2.SHUTDOWN, timeout=60)
         took = time.monotonic() - began
     # sleep ignores SIGTERM as PID 1: every container waits out its grace period, then is killed.
-    assert GRACE_S * 0.9 < took < GRACE_S * 2.5, f"{REPLICAS} stops of {GRACE_S}s grace took {took:.1f}s"
+    assert GRACE_S * 0.9 < took < GRACE_S * 3, f"{REPLICAS} stops of {GRACE_S}s grace took {took:.1f}s"
