@@ -110,3 +110,31 @@ def test_update_config_keeps_existing_values():
     spec = build_service_spec({"image": "x", "update_parallelism": 3})
     updated = apply_service_update(spec, {"update_delay": 10**9})
     assert updated.update.parallelism == 3 and updated.update.delay == 10**9
+
+
+def test_health_flags_follow_docker():
+    created = build_service_spec({"image": "img", "health_cmd": "curl -f localhost", "health_interval": 5_000_000_000,
+                                  "health_retries": 2})
+    assert created.task.container.healthcheck == objects_pb2.HealthConfig(
+        test=["CMD-SHELL", "curl -f localhost"], interval=5_000_000_000, retries=2)
+    # Only an interval: no test, so the image's HEALTHCHECK command stays in force.
+    assert build_service_spec({"image": "img", "health_interval": 1_000_000}).task.container.healthcheck.test == []
+    assert not build_service_spec({"image": "img"}).task.container.HasField("healthcheck")
+    off = build_service_spec({"image": "img", "no_healthcheck": True})
+    assert off.task.container.healthcheck == objects_pb2.HealthConfig(test=["NONE"])
+    with pytest.raises(FlagError, match="--no-healthcheck conflicts with --health-\\* options"):
+        build_service_spec({"image": "img", "no_healthcheck": True, "health_retries": 1})
+
+
+def test_service_update_edits_the_health_check_in_place():
+    spec = build_service_spec({"image": "img", "health_cmd": "true", "health_interval": 1_000_000_000})
+    updated = apply_service_update(spec, {"health_timeout": 2_000_000_000})
+    assert updated.task.container.healthcheck == objects_pb2.HealthConfig(
+        test=["CMD-SHELL", "true"], interval=1_000_000_000, timeout=2_000_000_000)
+    # An empty --health-cmd drops the command (back to the image's), keeping the rest.
+    assert apply_service_update(updated, {"health_cmd": ""}).task.container.healthcheck.test == []
+    disabled = apply_service_update(updated, {"no_healthcheck": True})
+    assert disabled.task.container.healthcheck == objects_pb2.HealthConfig(test=["NONE"])
+    # A setting given after --no-healthcheck turns checking back on with the image's command.
+    reenabled = apply_service_update(disabled, {"health_retries": 3})
+    assert reenabled.task.container.healthcheck == objects_pb2.HealthConfig(retries=3)
