@@ -83,7 +83,8 @@ class Engine:
 
     # -- relaying ------------------------------------------------------------------------------
 
-    async def relay(self, request: web.Request) -> web.StreamResponse:
+    async def relay(self, request: web.Request, body: bytes | None = None) -> web.StreamResponse:
+        """Relay `request` to the engine; `body` when a handler has read it already."""
         if "upgrade" in request.headers.get("Connection", "").lower():
             return await self._relay_hijacked(request)
         assert self._session is not None
@@ -93,7 +94,7 @@ class Engine:
         try:
             answer = await self._session.request(
                 request.method, f"http://docker{target}", headers=headers,
-                data=request.content.iter_any() if has_body else None,
+                data=body if body is not None else (request.content.iter_any() if has_body else None),
                 skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding", "Content-Type"),
                 allow_redirects=False,
             )

@@ -23,7 +23,7 @@ from typing import Any
 
 from aiohttp import web
 
-from . import nodes, secrets, services, swarm, system, tasks
+from . import networks, nodes, secrets, services, swarm, system, tasks
 from .errors import EngineError
 from .proxy import Engine, version_tuple
 from .replies import error_reply
@@ -108,7 +108,7 @@ def build_app(daemon: Any, engine: Engine) -> web.Application:
     app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[engine_errors, api_versions])
     app["daemon"] = daemon
     app["engine"] = engine
-    for module in (system, swarm, nodes, services, tasks, secrets):
+    for module in (system, swarm, nodes, services, tasks, secrets, networks):
         for method, path, handler in module.ROUTES:
             _route(app, method, path, handler)
     for kind in SWARM_KINDS:

@@ -148,3 +148,24 @@ def test_docker_ps_run_exec_version_through_the_proxy(manager: EngineApiDaemon, 
         assert failing.code == 3
     finally:
         manager.docker_cli("rm", "-f", container)
+
+
+def test_overlay_networks_and_local_ones(manager: EngineApiDaemon, image: str):
+    created = manager.docker_ok("network", "create", "-d", "overlay", "--label", "made=eapi", "eapi-net")
+    network_id = created.stdout.strip()
+    listing = manager.docker_ok("network", "ls").stdout
+    assert re.search(rf"^{network_id[:12]}\s+eapi-net\s+overlay\s+swarm$", listing, re.M), listing
+    assert re.search(r"^\w{12}\s+bridge\s+bridge\s+local$", listing, re.M), listing  # the engine's own
+    assert manager.docker_ok("network", "inspect", "--format", "{{.Driver}} {{.Scope}} {{.Labels}}", "eapi-net").stdout.strip() \
+        == "overlay swarm map[made:eapi]"
+    manager.docker_ok("service", "create", "-d", "--name", "eapi-attached", "--network", "eapi-net", "--replicas", "0",
+                      image, "sleep", "1d")
+    targets = manager.docker_ok("service", "inspect", "--format", "{{range .Spec.TaskTemplate.Networks}}{{.Target}}{{end}}",
+                                "eapi-attached").stdout.strip()
+    assert targets == network_id
+    manager.docker_ok("service", "rm", "eapi-attached")
+    removed = wait_until(lambda: (r := manager.docker_cli("network", "rm", "eapi-net")).code == 0 and r,
+                         what="the network to be removable once its service is gone")
+    assert removed.stdout.strip() == "eapi-net"
+    missing = manager.docker_cli("network", "inspect", "eapi-net")
+    assert missing.code == 1 and "eapi-net" in missing.stderr

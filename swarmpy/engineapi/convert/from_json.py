@@ -135,17 +135,34 @@ def service_spec(fields: Fields) -> objects_pb2.ServiceSpec:
     if fields.has("RollbackConfig"):
         spec.rollback.CopyFrom(update_config(fields.obj("RollbackConfig")))
     spec.endpoint.CopyFrom(endpoint_spec(fields.obj("EndpointSpec")))
-    if fields.raw("Networks"):
-        raise BadRequest(f"{fields._at('Networks')}: attaching services to networks is not supported by swarmpy yet")
+    if fields.raw("Networks") and not spec.task.networks:
+        spec.task.networks.extend(_networks(fields))  # the deprecated place for them, older clients use it
     return spec
 
 
+def _networks(fields: Fields) -> list[objects_pb2.NetworkAttachmentConfig]:
+    """Targets may be names: the control API resolves them to IDs, for both doors."""
+    attachments = []
+    for network in fields.objs("Networks"):
+        attachment = objects_pb2.NetworkAttachmentConfig(target=network.text("Target"), aliases=network.texts("Aliases"))
+        attachment.driver_attachment_opts.update(network.text_map("DriverOpts"))
+        attachments.append(attachment)
+    return attachments
+
+
 def _mode(mode: Fields, spec: objects_pb2.ServiceSpec) -> None:
-    for unsupported in ("ReplicatedJob", "GlobalJob"):
-        if mode.has(unsupported):
-            raise BadRequest(f"invalid {mode._at(unsupported)}: job services are not supported by swarmpy")
-    if mode.has("Replicated") and mode.has("Global"):
-        raise BadRequest(f"invalid {mode.path}: a service is either Replicated or Global, not both")
+    given = [name for name in ("Replicated", "Global", "ReplicatedJob", "GlobalJob") if mode.has(name)]
+    if len(given) > 1:
+        raise BadRequest(f"invalid {mode.path}: a service has one mode, not {' and '.join(given)}")
+    if mode.has("ReplicatedJob"):
+        job = mode.obj("ReplicatedJob")
+        spec.replicated_job.max_concurrent = job.integer("MaxConcurrent", "uint64", default=1)
+        spec.replicated_job.total_completions = job.integer("TotalCompletions", "uint64",
+                                                            default=spec.replicated_job.max_concurrent)
+        return
+    if mode.has("GlobalJob"):
+        spec.global_job.SetInParent()
+        return
     if mode.has("Global"):
         getattr(spec, "global").SetInParent()  # `global` is a Python keyword
         return
@@ -178,8 +195,7 @@ def task_spec(fields: Fields) -> objects_pb2.TaskSpec:
     task.force_update = fields.integer("ForceUpdate", "uint64")
     if fields.has("LogDriver"):
         task.log_driver.CopyFrom(_driver(fields.obj("LogDriver")))
-    if fields.raw("Networks"):
-        raise BadRequest(f"{fields._at('Networks')}: attaching services to networks is not supported by swarmpy yet")
+    task.networks.extend(_networks(fields))
     return task
 
 
@@ -236,6 +252,11 @@ def container_spec(fields: Fields) -> objects_pb2.ContainerSpec:
         ))
     for mount in fields.objs("Mounts"):
         container.mounts.append(_mount(mount))
+    if fields.has("DNSConfig"):
+        dns = fields.obj("DNSConfig")
+        container.dns_config.CopyFrom(objects_pb2.DNSConfig(
+            nameservers=dns.texts("Nameservers"), search=dns.texts("Search"), options=dns.texts("Options")))
+    container.hosts.extend(fields.texts("Hosts"))
     for ulimit in fields.objs("Ulimits"):
         container.ulimits.add(name=ulimit.text("Name"), soft=ulimit.integer("Soft"), hard=ulimit.integer("Hard"))
     for reference in fields.objs("Secrets"):
@@ -364,4 +385,20 @@ def secret_or_config_spec(fields: Fields, spec_type: type) -> Any:
     spec = spec_type(data=data, template_driver=fields.obj("Templating").text("Name"))
     spec.annotations.name = fields.text("Name")
     spec.annotations.labels.update(fields.text_map("Labels"))
+    return spec
+
+
+def network_spec(fields: Fields) -> objects_pb2.NetworkSpec:
+    spec = objects_pb2.NetworkSpec(ipv6_enabled=fields.flag("EnableIPv6"), internal=fields.flag("Internal"),
+                                   attachable=fields.flag("Attachable"), ingress=fields.flag("Ingress"))
+    spec.annotations.name = fields.text("Name")
+    spec.annotations.labels.update(fields.text_map("Labels"))
+    spec.driver_config.name = fields.text("Driver", "overlay")
+    spec.driver_config.options.update(fields.text_map("Options"))
+    ipam = fields.obj("IPAM")
+    if ipam.text("Driver"):
+        spec.ipam.driver.name = ipam.text("Driver")
+    spec.ipam.driver.options.update(ipam.text_map("Options"))
+    for config in ipam.objs("Config"):
+        spec.ipam.configs.add(subnet=config.text("Subnet"), range=config.text("IPRange"), gateway=config.text("Gateway"))
     return spec

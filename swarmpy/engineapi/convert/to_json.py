@@ -431,3 +431,34 @@ def secret(obj: objects_pb2.Secret) -> dict[str, Any]:
 
 def config(obj: objects_pb2.Config) -> dict[str, Any]:
     return {"ID": obj.id, **_meta(obj.meta), "Spec": _secret_or_config_spec(obj.spec, data=True)}
+
+
+def network(net: objects_pb2.Network) -> dict[str, Any]:
+    """docker's `network inspect` object for a swarm-scoped network."""
+    configs = net.ipam.configs or net.spec.ipam.configs
+    ipam_config = []
+    for config in configs:
+        entry = {"Subnet": config.subnet}
+        if config.range:
+            entry["IPRange"] = config.range
+        if config.gateway:
+            entry["Gateway"] = config.gateway
+        ipam_config.append(entry)
+    options = dict(net.driver_state.options) or dict(net.spec.driver_config.options)
+    return {
+        "Name": net.spec.annotations.name,
+        "Id": net.id,
+        "Created": rfc3339_nano(net.meta.created_at),
+        "Scope": "swarm",
+        "Driver": net.spec.driver_config.name or "overlay",
+        "EnableIPv6": net.spec.ipv6_enabled,
+        "IPAM": {"Driver": net.ipam.driver.name or "default", "Options": None, "Config": ipam_config},
+        "Internal": net.spec.internal,
+        "Attachable": net.spec.attachable,
+        "Ingress": net.spec.ingress,
+        "ConfigFrom": {"Network": ""},
+        "ConfigOnly": False,
+        "Containers": None,
+        "Options": options or None,
+        "Labels": dict(net.spec.annotations.labels),
+    }
