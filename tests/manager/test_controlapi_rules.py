@@ -221,3 +221,36 @@ def test_up_to_date_is_not_dirty_rather_than_same_spec_version():
     orphan = objects_pb2.Task(id="c", service_id="gone", spec_version=objects_pb2.Version(index=3))
     services = {"s1": service}
     assert [is_up_to_date(t, services) for t in (current, kept_by_scale, outdated, orphan)] == [True, True, False, False]
+
+def _job_spec(total: int, concurrent: int) -> objects_pb2.ServiceSpec:
+    spec = _spec()
+    spec.replicated_job.total_completions = total
+    spec.replicated_job.max_concurrent = concurrent
+    return spec
+
+
+@pytest.mark.parametrize("change, field", [
+    (lambda s: s.task.container.capability_add.append("NET_ADMIN"), "task.container.capability_add"),
+    (lambda s: s.task.container.ulimits.add(name="nofile", soft=3, hard=2), "task.container.ulimits"),
+    (lambda s: s.task.container.sysctls.__setitem__("", "1"), "task.container.sysctls"),
+    (lambda s: setattr(s.task.container, "isolation", "hyperv"), "task.container.isolation"),
+])
+def test_container_flags_are_checked_for_every_api_client(change, field):
+    spec = _spec()
+    spec.task.container.capability_add.append("CAP_NET_ADMIN")
+    spec.task.container.ulimits.add(name="nofile", soft=1, hard=2)
+    validate_service_spec(spec)
+    change(spec)
+    with pytest.raises(InvalidArgument) as caught:
+        validate_service_spec(spec)
+    assert caught.value.field == field
+
+
+def test_jobs_refuse_more_concurrency_than_completions_and_update_configs():
+    validate_service_spec(_job_spec(3, 2))
+    with pytest.raises(InvalidArgument, match="cannot exceed the total number of completions"):
+        validate_service_spec(_job_spec(2, 3))
+    spec = _job_spec(3, 3)
+    spec.update.parallelism = 1
+    with pytest.raises(InvalidArgument, match="not supported for jobs"):
+        validate_service_spec(spec)

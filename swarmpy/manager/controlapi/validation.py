@@ -107,6 +107,9 @@ def validate_service_name(name: str) -> None:
         )
 
 
+CAPABILITY = re.compile(r"^CAP_[A-Z_]+$")
+
+
 def validate_service_spec(spec: objects_pb2.ServiceSpec) -> None:
     """Raise InvalidArgument for the first problem found in a service spec."""
     validate_service_name(spec.annotations.name)
@@ -172,6 +175,26 @@ def _validate_container(container: objects_pb2.ContainerSpec) -> None:
     if container.HasField("healthcheck"):
         _validate_healthcheck(container.healthcheck)
     _validate_mounts(container.mounts)
+    _validate_container_flags(container)
+
+
+def _validate_container_flags(container: objects_pb2.ContainerSpec) -> None:
+    """What the CLI checks for --cap-add/-drop, --ulimit, --sysctl, --isolation, for other API clients too."""
+    for field in ("capability_add", "capability_drop"):
+        for capability in getattr(container, field):
+            if capability != "ALL" and not CAPABILITY.match(capability):
+                raise InvalidArgument(f"task.container.{field}", capability, "a capability is ALL or CAP_<NAME>")
+    for ulimit in container.ulimits:
+        if not ulimit.name:
+            raise InvalidArgument("task.container.ulimits.name", ulimit.name, "a ulimit needs a name")
+        if ulimit.soft > ulimit.hard:
+            raise InvalidArgument("task.container.ulimits", ulimit.name,
+                                  f"ulimit soft limit must be less than or equal to hard limit: {ulimit.soft} > {ulimit.hard}")
+    for key in container.sysctls:
+        if not key or any(c.isspace() for c in key):
+            raise InvalidArgument("task.container.sysctls", key, "a sysctl needs a name without whitespace")
+    if container.isolation not in ("", "default"):
+        raise InvalidArgument("task.container.isolation", container.isolation, "linux only supports 'default'")
 
 
 def _validate_healthcheck(health: objects_pb2.HealthConfig) -> None:
