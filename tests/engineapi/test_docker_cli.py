@@ -169,3 +169,38 @@ def test_overlay_networks_and_local_ones(manager: EngineApiDaemon, image: str):
     assert removed.stdout.strip() == "eapi-net"
     missing = manager.docker_cli("network", "inspect", "eapi-net")
     assert missing.code == 1 and "eapi-net" in missing.stderr
+
+
+COMPOSE = """\
+services:
+  web:
+    image: {image}
+    command: ["sleep", "1d"]
+    deploy:
+      replicas: 2
+  worker:
+    image: {image}
+    command: ["sleep", "1d"]
+"""
+
+
+def test_stack_deploy_ls_services_ps_rm(manager: EngineApiDaemon, image: str, tmp_path):
+    compose = tmp_path / "compose.yml"
+    compose.write_text(COMPOSE.format(image=image))
+    deployed = manager.docker_ok("stack", "deploy", "-c", str(compose), "eapist")
+    assert deployed.stdout.splitlines() == ["Creating network eapist_default", "Creating service eapist_web",
+                                            "Creating service eapist_worker"], deployed
+    assert re.search(r"^eapist\s+2$", manager.docker_ok("stack", "ls").stdout, re.M)
+    wait_until(lambda: len(re.findall(r"(2/2|1/1)", manager.docker_ok("stack", "services", "eapist").stdout)) == 2,
+               timeout=90, what="both stack services at their replica counts")
+    tasks = manager.docker_ok("stack", "ps", "eapist").stdout
+    assert {"eapist_web.1", "eapist_web.2", "eapist_worker.1"} <= set(re.findall(r"eapist_\w+\.\d", tasks)), tasks
+    removed = manager.docker_cli("stack", "rm", "eapist")
+    assert "Removing service eapist_web" in removed.stdout and "Removing service eapist_worker" in removed.stdout, removed
+    # swarmpy refuses to remove a network while the removed services' tasks still exist (as swarmkit
+    # does); `stack rm` may therefore report the network, which goes once the tasks are gone.
+    wait_until(lambda: "eapist" not in manager.docker_ok("service", "ls").stdout, what="the stack's services gone")
+    if "eapist_default" in manager.docker_ok("network", "ls").stdout:
+        wait_until(lambda: manager.docker_cli("network", "rm", "eapist_default").code == 0, timeout=60,
+                   what="the stack's network to be removable")
+    assert manager.docker_ok("stack", "ls").stdout.strip() == "NAME      SERVICES"
