@@ -54,12 +54,23 @@ class StackObject:
 
 
 @dataclass
+class StackNetwork:
+    """A network the stack creates (spec set) or joins as it is (external)."""
+
+    key: str
+    name: str
+    external: bool
+    spec: objects_pb2.NetworkSpec | None = None
+
+
+@dataclass
 class Stack:
     name: str
-    services: dict[str, objects_pb2.ServiceSpec]  # by full service name
+    services: dict[str, objects_pb2.ServiceSpec]  # by full service name; network targets are names
     secrets: list[StackObject]
     configs: list[StackObject]
     warnings: list[str]
+    networks: list[StackNetwork] = field(default_factory=list)  # only those some service uses
 
 
 def scoped(stack: str, name: str) -> str:
@@ -155,6 +166,42 @@ def _file_references(service: dict, kind: str, objects: list[StackObject], where
         else:
             refs.append(objects_pb2.ConfigReference(config_name=by_key[source].name, file=file))
     return refs
+
+
+def _service_networks(service: dict, where: str) -> dict[str, list[str]]:
+    """The networks a service joins (compose keys) with their aliases; none given means "default"."""
+    value = service.get("networks")
+    if value is None:
+        return {"default": []}
+    if isinstance(value, list):
+        return {str(key): [] for key in value}
+    if isinstance(value, dict):
+        joined = {}
+        for key, options in value.items():
+            aliases = (options or {}).get("aliases") or []
+            if not isinstance(aliases, list):
+                raise ComposeError(f"{where}.networks.{key}.aliases must be a list")
+            joined[str(key)] = [str(alias) for alias in aliases]
+        return joined
+    raise ComposeError(f"{where}.networks must be a list or a mapping")
+
+
+def _network(stack: str, key: str, definition: dict | None) -> StackNetwork:
+    definition = definition or {}
+    external = definition.get("external")
+    if isinstance(external, dict):
+        return StackNetwork(key, external.get("name", key), True)
+    if external:
+        return StackNetwork(key, definition.get("name", key), True)
+    spec = objects_pb2.NetworkSpec()
+    spec.annotations.name = definition.get("name") or scoped(stack, key)
+    spec.annotations.labels.update(_labels(definition.get("labels"), f"networks.{key}.labels"))
+    spec.annotations.labels[NAMESPACE_LABEL] = stack
+    spec.driver_config.name = str(definition.get("driver") or "overlay")
+    spec.driver_config.options.update({str(k): str(v) for k, v in (definition.get("driver_opts") or {}).items()})
+    spec.attachable = bool(definition.get("attachable"))
+    spec.internal = bool(definition.get("internal"))
+    return StackNetwork(key, spec.annotations.name, False, spec)
 
 
 def _ports(value: Any, where: str) -> list[objects_pb2.PortConfig]:
@@ -335,6 +382,13 @@ def service_spec(stack: str, key: str, service: dict, model: dict, secrets, conf
     ports = _ports(service.get("ports"), where)
     if ports:
         spec.endpoint.ports.extend(ports)
+    declared = model.get("networks") or {}
+    for network_key, aliases in _service_networks(service, where).items():
+        if network_key != "default" and network_key not in declared:
+            raise ComposeError(f"service {key}: undefined network {network_key!r}")
+        name = _network(stack, network_key, declared.get(network_key)).name
+        # docker's stack deploy makes the service reachable by its short name on each of its networks
+        spec.task.networks.add(target=name, aliases=[key, *aliases])
     return spec
 
 
@@ -354,7 +408,8 @@ def convert(stack: str, model: dict) -> Stack:
         services[spec.annotations.name] = spec
     if ignored:
         warnings.append(f"Ignoring unsupported options: {', '.join(sorted(ignored))}")
-    if model.get("networks") or any("networks" in service for service in model["services"].values()):
-        # Overlay networks (the networking issue) are not built yet: services join no stack network.
-        warnings.append("Ignoring networks: swarmpy does not create overlay networks yet")
-    return Stack(stack, services, secrets, configs, warnings)
+    used = {attachment.target for spec in services.values() for attachment in spec.task.networks}
+    declared = model.get("networks") or {}
+    networks = [_network(stack, key, declared.get(key)) for key in ["default", *declared]]
+    networks = [n for n in {n.name: n for n in networks}.values() if n.name in used]
+    return Stack(stack, services, secrets, configs, warnings, networks)

@@ -1,6 +1,6 @@
 """`swarmpy stack ...`: deploy, ls, ps, services, rm, config -- compose files run as prefixed, labelled objects.
 
-A stack is nothing stored of its own: it is the services, secrets and configs labelled
+A stack is nothing stored of its own: it is the services, networks, secrets and configs labelled
 `com.docker.stack.namespace=NAME` (docker's model). `deploy` creates what is missing and updates the
 services whose spec changed (an unchanged service is left alone, so its tasks do not roll); `--prune`
 removes the stack's services the file no longer has; `rm` removes everything labelled with the stack.
@@ -78,6 +78,33 @@ def _ensure_objects(state, kind: str, objects) -> None:
             daemon.call(daemon.control.CreateConfig, control_pb2.CreateConfigRequest(spec=spec))
 
 
+def _networks_named(daemon, name: str):
+    from swarmpy.api import control_pb2
+
+    request = control_pb2.ListNetworksRequest(filters=control_pb2.ListNetworksRequest.Filters(names=[name]))
+    return [n for n in daemon.call(daemon.control.ListNetworks, request).networks if n.spec.annotations.name == name]
+
+
+def _ensure_networks(state, networks) -> dict[str, str]:
+    """Create the stack's missing networks; the ID of every network it uses, by name."""
+    from swarmpy.api import control_pb2
+
+    daemon = state.daemon
+    ids = {}
+    for network in networks:
+        found = _networks_named(daemon, network.name)
+        if network.external:
+            if not found:
+                raise CliError(f"network {network.name!r} is declared as external, but could not be found. You need"
+                               " to create a swarm-scoped network before the stack is deployed")
+        elif not found:
+            state.out(f"Creating network {network.name}")
+            created = daemon.call(daemon.control.CreateNetwork, control_pb2.CreateNetworkRequest(spec=network.spec))
+            found = [created.network]
+        ids[network.name] = found[0].id
+    return ids
+
+
 @stack.command("deploy")
 @click.option("-c", "--compose-file", "compose_files", multiple=True, required=True, help="Path to a Compose file, or \"-\" to read from stdin.")
 @click.option("--prune", is_flag=True, help="Prune services that are no longer referenced.")
@@ -105,6 +132,7 @@ def deploy(state, compose_files, prune, resolve_image, name) -> None:
     for warning in built.warnings:
         state.err(warning)
     daemon = state.daemon
+    network_ids = _ensure_networks(state, built.networks)
     _ensure_objects(state, "secret", built.secrets)
     _ensure_objects(state, "config", built.configs)
     current = {s.spec.annotations.name: s for s in _stack_services(daemon, name).services}
@@ -115,6 +143,8 @@ def deploy(state, compose_files, prune, resolve_image, name) -> None:
                 daemon.call(daemon.control.RemoveService, control_pb2.RemoveServiceRequest(ref=service.id))
     for service_name, spec in built.services.items():
         secret_refs.resolve(daemon, spec)
+        for attachment in spec.task.networks:  # by ID, as the daemon stores them (so unchanged compares equal)
+            attachment.target = network_ids[attachment.target]
         existing = current.get(service_name)
         if existing is None:
             state.out(f"Creating service {service_name}")
@@ -201,6 +231,26 @@ def stack_tasks(state, quiet, no_trunc, output_format, filters, name) -> None:
     print_tasks(state, tasks, {s.id: s.spec.annotations.name for s in services}, parsed, quiet, no_trunc, output_format)
 
 
+NETWORK_FREE_TIMEOUT = 60.0
+
+
+def _remove_network_once_free(daemon, network_id: str) -> None:
+    """The stack's tasks are shutting down when its network goes: wait (bounded) until none holds it."""
+    import time
+
+    from swarmpy.api import control_pb2
+
+    deadline = time.monotonic() + NETWORK_FREE_TIMEOUT
+    while True:
+        try:
+            daemon.call(daemon.control.RemoveNetwork, control_pb2.RemoveNetworkRequest(ref=network_id))
+            return
+        except CliError as error:
+            if "in use by task" not in error.message or time.monotonic() > deadline:
+                raise
+        time.sleep(0.5)
+
+
 @stack.command("rm")
 @click.argument("names", metavar="STACK", nargs=-1, required=True)
 @click.pass_obj
@@ -214,7 +264,10 @@ def remove(state, names) -> None:
         services = _stack_services(daemon, name).services
         secrets = _stack_objects(daemon, "secret", name)
         configs = _stack_objects(daemon, "config", name)
-        if not services and not secrets and not configs:
+        request = control_pb2.ListNetworksRequest(
+            filters=control_pb2.ListNetworksRequest.Filters(labels={NAMESPACE_LABEL: name}))
+        networks = daemon.call(daemon.control.ListNetworks, request).networks
+        if not services and not secrets and not configs and not networks:
             errors.append(f"Nothing found in stack: {name}")
             continue
         for service in sorted(services, key=lambda s: s.spec.annotations.name):
@@ -226,5 +279,8 @@ def remove(state, names) -> None:
         for config in configs:
             state.out(f"Removing config {config.spec.annotations.name}")
             daemon.call(daemon.control.RemoveConfig, control_pb2.RemoveConfigRequest(ref=config.id))
+        for network in sorted(networks, key=lambda n: n.spec.annotations.name):
+            state.out(f"Removing network {network.spec.annotations.name}")
+            _remove_network_once_free(daemon, network.id)
     if errors:
         raise CliError("\n".join(errors))

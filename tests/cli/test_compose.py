@@ -63,6 +63,26 @@ def test_full_service_converts(tmp_path):
     assert spec.task.placement.max_replicas == 2 and spec.task.resources.limits.memory_bytes == 50 * 1024 * 1024
     assert spec.task.restart.condition == objects_pb2.RestartPolicy.ON_FAILURE and spec.update.parallelism == 2
     assert stack.secrets[0].name == "app_pw" and stack.secrets[0].data == b"pw"
+    assert [(a.target, list(a.aliases)) for a in spec.task.networks] == [("app_default", ["web"])]
+    assert [(n.name, n.spec.driver_config.name, n.spec.annotations.labels[NAMESPACE_LABEL]) for n in stack.networks] == [
+        ("app_default", "overlay", "app")]
+
+
+def test_declared_and_external_networks(tmp_path):
+    path = write(tmp_path, """
+        services:
+          web: {image: a, networks: {front: {aliases: [www]}, shared: null}}
+          api: {image: a}
+        networks:
+          front: {driver_opts: {com.docker.network.driver.mtu: "1400"}, attachable: true}
+          shared: {external: true}
+        """)
+    stack = convert("s", load([path], {}))
+    assert [(a.target, list(a.aliases)) for a in stack.services["s_web"].task.networks] == [("s_front", ["web", "www"]), ("shared", ["web"])]
+    assert [a.target for a in stack.services["s_api"].task.networks] == ["s_default"]
+    by_name = {n.name: n for n in stack.networks}
+    assert set(by_name) == {"s_default", "s_front", "shared"} and by_name["shared"].external
+    assert by_name["s_front"].spec.attachable and by_name["s_front"].spec.driver_config.options["com.docker.network.driver.mtu"] == "1400"
 
 
 def test_override_files_merge(tmp_path):
@@ -81,6 +101,7 @@ def test_override_files_merge(tmp_path):
     ("services: {web: {image: '${NOPE?must be set}'}}\n", "required variable NOPE is missing a value: must be set"),
     ("services: {web: {image: a, secrets: [ghost]}}\n", "undefined secret: ghost"),
     ("services: {web: {image: a, bogus: 1}}\n", "services.web Additional property bogus is not allowed"),
+    ("services: {web: {image: a, networks: [nope]}}\n", "service web: undefined network 'nope'"),
 ])
 def test_bad_files_are_refused_in_one_line(tmp_path, text, message):
     path = write(tmp_path, text)

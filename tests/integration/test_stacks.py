@@ -52,7 +52,7 @@ def test_stack_deploy_redeploy_and_rm(own_daemon, image, tmp_path):
     assert deployed.code == 0, deployed
     assert deployed.stderr.strip() == "Ignoring unsupported options: build"
     assert deployed.stdout.splitlines() == [
-        "Creating secret shop_db_password", "Creating config shop_site",
+        "Creating network shop_default", "Creating secret shop_db_password", "Creating config shop_site",
         "Creating service shop_web", "Creating service shop_api", "Creating service shop_worker"]
     web = running_ids(own_daemon, "shop_web", 1)
     api = running_ids(own_daemon, "shop_api", 1)
@@ -84,11 +84,12 @@ def test_stack_deploy_redeploy_and_rm(own_daemon, image, tmp_path):
 
     removed = own_daemon.ok("stack", "rm", "shop").stdout.splitlines()
     assert removed == ["Removing service shop_api", "Removing service shop_web", "Removing service shop_worker",
-                       "Removing secret shop_db_password", "Removing config shop_site"]
+                       "Removing secret shop_db_password", "Removing config shop_site", "Removing network shop_default"]
     wait_until(lambda: not [c for c in own_daemon.containers(include_stopped=True)
                             if c.labels.get("com.docker.swarm.service.name", "").startswith("shop_")],
                what="every container of the stack gone")
     assert own_daemon.ok("secret", "ls", "-q").stdout == "" and own_daemon.ok("config", "ls", "-q").stdout == ""
+    assert "shop_default" not in own_daemon.ok("network", "ls").stdout
     nothing = own_daemon.cli("stack", "rm", "shop")
     assert nothing.code == 1 and nothing.stderr.strip() == "Nothing found in stack: shop"
 
