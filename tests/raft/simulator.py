@@ -504,6 +504,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--start", type=int, default=0, help="first seed")
     parser.add_argument("--steps", type=int, default=300, help="chaos ticks per seed")
     parser.add_argument("--verbose", action="store_true", help="narrate the run")
+    parser.add_argument("--fail-fast", action="store_true", help="stop at the first failing seed")
     args = parser.parse_args(argv)
     started = time.monotonic()
     failures = 0
@@ -515,6 +516,9 @@ def main(argv: list[str] | None = None) -> int:
         except SimulationFailure as exc:
             failures += 1
             print(f"FAIL {exc}", file=sys.stderr)
+            if args.fail_fast:
+                print(f"first failure at seed {seed} ({seed - args.start + 1} seeds run)")
+                return 1
             continue
         worst = max(worst, (ticks, seed))
         for key, value in stats.items():

@@ -1,0 +1,97 @@
+"""Mutation testing of the Raft simulator: plant one classic bug at a time in a copy of the code and
+check that `python -m tests.raft.simulator` catches it within a stated number of seeds.
+
+    python -m tests.raft.mutations [--seeds N] [--only NAME ...]
+
+Each mutation is a textual patch of one file in a fresh copy of swarmpy/ and tests/ (the working tree
+is never touched); the copy's simulator runs seeds 0..N-1 with --fail-fast, and the mutation counts as
+caught when a seed fails. Exit status 1 if any mutation survives its budget.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+@dataclass(frozen=True)
+class Mutation:
+    name: str
+    path: str  # relative to the repository
+    old: str
+    new: str
+
+
+MUTATIONS = [
+    Mutation("figure-8 rule removed (commit entries of older terms by counting replicas)", "swarmpy/raft/log.py",
+             "if index > self.committed and self.term_or_zero(index) == term:",
+             "if index > self.committed and self.term_or_zero(index) > 0:"),
+    Mutation("ReadIndex without a confirming heartbeat quorum", "swarmpy/raft/core.py",
+             "self._reads[ctx] = _PendingRead(index=self.log.committed, acks={self.id})\n        if has_quorum(self._voters, (self.id,)):",
+             "self._reads[ctx] = _PendingRead(index=self.log.committed, acks={self.id})\n        if True:"),
+    Mutation("concurrent membership changes", "swarmpy/raft/core.py",
+             "if self._pending_conf_index > self.log.applied:", "if False:"),
+    Mutation("membership change before an own-term commit", "swarmpy/raft/core.py",
+             "self._pending_conf_index = self.log.last_index()", "self._pending_conf_index = 0"),
+    Mutation("vote not persisted", "swarmpy/raft/core.py",
+             "return HardState(term=self._term, vote=self._vote, commit=self.log.committed)",
+             "return HardState(term=self._term, vote=NONE, commit=self.log.committed)"),
+    Mutation("messages sent before persisting", "tests/raft/harness.py",
+             "        # 1. persist: snapshot, entries, hard state\n",
+             "        if crash_after_persist:\n            self.crash()\n            return rd  # the messages leave, nothing persisted\n"),
+    Mutation("up-to-date check on votes removed", "swarmpy/raft/log.py",
+             "return last_term > my_term or (last_term == my_term and last_index >= self.last_index())",
+             "return True"),
+    Mutation("leader lease check removed", "swarmpy/raft/core.py",
+             "if mtype in _VOTE_REQUESTS and m.context != TRANSFER_CONTEXT and self._in_lease():", "if False:"),
+]
+
+
+def run_mutation(mutation: Mutation, seeds: int) -> tuple[bool, str]:
+    with tempfile.TemporaryDirectory(prefix="raft-mutation-") as copy:
+        for folder in ("swarmpy", "tests"):
+            shutil.copytree(os.path.join(ROOT, folder), os.path.join(copy, folder),
+                            ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        target = os.path.join(copy, mutation.path)
+        with open(target) as file:
+            source = file.read()
+        if source.count(mutation.old) != 1:
+            return False, f"patch does not apply ({source.count(mutation.old)} matches): the code moved"
+        with open(target, "w") as file:
+            file.write(source.replace(mutation.old, mutation.new))
+        result = subprocess.run(
+            [sys.executable, "-m", "tests.raft.simulator", "--seeds", str(seeds), "--fail-fast"],
+            cwd=copy, env={**os.environ, "PYTHONPATH": copy}, capture_output=True, text=True, timeout=3600,
+        )
+        last = (result.stdout.strip().splitlines() or [""])[-1]
+        return result.returncode != 0, last[:160]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seeds", type=int, default=200, help="the budget: seeds per mutation")
+    parser.add_argument("--only", nargs="*", help="run only mutations whose name contains one of these")
+    args = parser.parse_args()
+    survivors = 0
+    for mutation in MUTATIONS:
+        if args.only and not any(word in mutation.name for word in args.only):
+            continue
+        started = time.monotonic()
+        caught, detail = run_mutation(mutation, args.seeds)
+        survivors += not caught
+        verdict = "CAUGHT  " if caught else "SURVIVED"
+        print(f"{verdict} {mutation.name} ({time.monotonic() - started:.0f}s): {detail}", flush=True)
+    print(f"{survivors} of the planted bugs survived {args.seeds} seeds")
+    return 1 if survivors else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
