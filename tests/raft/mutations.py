@@ -28,6 +28,11 @@ class Mutation:
     path: str  # relative to the repository
     old: str
     new: str
+    also: tuple[tuple[str, str, str], ...] = ()  # further (path, old, new) patches of the same bug
+
+
+def patches(mutation: Mutation) -> list[tuple[str, str, str]]:
+    return [(mutation.path, mutation.old, mutation.new), *mutation.also]
 
 
 MUTATIONS = [
@@ -44,9 +49,13 @@ MUTATIONS = [
     Mutation("vote not persisted", "swarmpy/raft/core.py",
              "return HardState(term=self._term, vote=self._vote, commit=self.log.committed)",
              "return HardState(term=self._term, vote=NONE, commit=self.log.committed)"),
+    # The model driver (harness) and the simulator together are the driver: the crash now strikes after
+    # the Ready's messages left and before anything was persisted.
     Mutation("messages sent before persisting", "tests/raft/harness.py",
              "        # 1. persist: snapshot, entries, hard state\n",
-             "        if crash_after_persist:\n            self.crash()\n            return rd  # the messages leave, nothing persisted\n"),
+             "        if crash_after_persist:\n            self.crash()\n            return rd  # the messages leave, nothing persisted\n",
+             also=(("tests/raft/simulator.py", "                if crash:\n                    self.stats[\"crashes\"] += 1\n",
+                    "                if crash:\n                    self._send_all(rd.messages, chaos)\n                    self.stats[\"crashes\"] += 1\n"),)),
     Mutation("up-to-date check on votes removed", "swarmpy/raft/log.py",
              "return last_term > my_term or (last_term == my_term and last_index >= self.last_index())",
              "return True"),
@@ -60,13 +69,14 @@ def run_mutation(mutation: Mutation, seeds: int) -> tuple[bool, str]:
         for folder in ("swarmpy", "tests"):
             shutil.copytree(os.path.join(ROOT, folder), os.path.join(copy, folder),
                             ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-        target = os.path.join(copy, mutation.path)
-        with open(target) as file:
-            source = file.read()
-        if source.count(mutation.old) != 1:
-            return False, f"patch does not apply ({source.count(mutation.old)} matches): the code moved"
-        with open(target, "w") as file:
-            file.write(source.replace(mutation.old, mutation.new))
+        for path, old, new in patches(mutation):
+            target = os.path.join(copy, path)
+            with open(target) as file:
+                source = file.read()
+            if source.count(old) != 1:
+                return False, f"patch of {path} does not apply ({source.count(old)} matches): the code moved"
+            with open(target, "w") as file:
+                file.write(source.replace(old, new))
         result = subprocess.run(
             [sys.executable, "-m", "tests.raft.simulator", "--seeds", str(seeds), "--fail-fast"],
             cwd=copy, env={**os.environ, "PYTHONPATH": copy}, capture_output=True, text=True, timeout=3600,

@@ -8,10 +8,11 @@ import os
 
 import pytest
 
-from .mutations import MUTATIONS, ROOT
+from .mutations import MUTATIONS, ROOT, patches
 
 
 @pytest.mark.parametrize("mutation", MUTATIONS, ids=[m.name for m in MUTATIONS])
 def test_each_planted_bug_still_patches_exactly_one_place(mutation):
-    with open(os.path.join(ROOT, mutation.path)) as file:
-        assert file.read().count(mutation.old) == 1
+    for path, old, _new in patches(mutation):
+        with open(os.path.join(ROOT, path)) as file:
+            assert file.read().count(old) == 1, path
