@@ -268,6 +268,12 @@ class SwarmDaemon:
     def remove_containers(self) -> None:
         if not self.node_id:
             return
+        # The daemon is gone: the secret and config files its tasks had in the tmpfs go with them.
+        import shutil
+
+        from swarmpy.worker.executor.task_files import DEFAULT_ROOT
+
+        shutil.rmtree(Path(DEFAULT_ROOT) / self.node_id, ignore_errors=True)
         for container in self.containers(include_stopped=True):
             try:
                 container.remove(force=True, v=True)
