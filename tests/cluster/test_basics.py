@@ -123,8 +123,14 @@ def test_frozen_leader_the_majority_goes_on_and_after_thawing_there_is_one_histo
         cut = majority[0].cli("service", "scale", "-d", f"{name}=3")
         cut_after = elapsed_since(started)
         print(f"write forwarded to the frozen leader answered in {cut_after:.2f} s: {cut.stderr.strip()}")
-        assert cut.code != 0 and "the swarm does not have a leader" in cut.stderr, cut
-        assert cut_after < 2 * ELECTION_TIMEOUT + 2.0
+        if cut.code == 0:
+            # On a loaded machine the CLI can take longer to start than the majority takes to elect: the
+            # follower then already forwards to the new leader, and the write must have landed there.
+            new_leader = cluster.wait_leader(among=majority, timeout=10 * ELECTION_TIMEOUT)
+            assert {s.spec.annotations.name: s for s in new_leader.services()}[name].spec.replicated.replicas == 3
+        else:
+            assert "the swarm does not have a leader" in cut.stderr, cut
+            assert cut_after < 2 * ELECTION_TIMEOUT + 2.0
         new_leader = cluster.wait_leader(among=majority, timeout=10 * ELECTION_TIMEOUT)
         # Writes through either manager of the majority: one forwarded, one served by the leader itself.
         follower = next(m for m in majority if m is not new_leader)
