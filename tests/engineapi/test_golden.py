@@ -58,6 +58,7 @@ def _steps(target, image: str) -> dict[str, list[str]]:
                what=f"{name} at 2/2")
     time.sleep(1.5)
     outputs = {
+        "node ls": target.docker_ok("node", "ls").stdout,
         "service ls": target.docker_ok("service", "ls", "--filter", f"name={name}").stdout,
         "service ps": target.docker_ok("service", "ps", name).stdout,
         "service inspect --pretty": target.docker_ok("service", "inspect", "--pretty", name).stdout,
