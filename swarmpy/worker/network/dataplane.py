@@ -1,0 +1,126 @@
+"""One node's overlay data plane: `await NodeDataPlane.apply(model)` makes the kernel match a NodeNetworks.
+
+Theory of operation
+-------------------
+The worker owns one NodeDataPlane. Whenever its view of the networks changes (a task of this node
+starts or stops, a peer comes or goes, a service's tasks change), it builds the whole NodeNetworks model
+(model.py) and calls `apply`; there are no incremental calls to get out of step. `apply` is one
+reconcile pass, serialised by a lock, in three layers:
+
+1. kernel.py, on a thread (netlink blocks): namespaces, bridges, VXLAN devices, FDB and neighbour
+   entries, veths into the running containers, egress. Returns which containers are plumbed.
+2. nftables: per plumbed container its VIP table (rewritten only when its VIPs or backends changed),
+   and the node's egress masquerade table while any container has egress.
+3. DNS: the records are swapped, and each plumbed container gets its 127.0.0.11 listener.
+
+Contract with the worker (the executor): create each task container with network mode "none" and
+`dns=["127.0.0.11"]` (plus the user's --dns-search/--dns-option), start it, then `apply` a model that
+lists its endpoints; an endpoint whose container is not running is skipped until a later apply finds
+it running. The process therefore starts before its interfaces exist: a task that needs the network at
+its first instruction must wait for it (the plumbing takes milliseconds); the engine gives no hook
+between creating the namespace and starting the process for a network-"none" container. When a task
+stops, apply a model without it: its veths went with its namespace; its listener and VIP table are
+dropped. `close()` stops the listeners but leaves the kernel as it is, so a restarted daemon adopts it
+(kernel.py finds everything by name); `teardown()` applies the empty model.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from ipaddress import IPv4Address, IPv4Network
+
+from swarmpy.worker.network import netns as nsutil
+from swarmpy.worker.network import nftrules
+from swarmpy.worker.network.dns import Resolver
+from swarmpy.worker.network.kernel import Names, Plumbed, Plumber
+from swarmpy.worker.network.model import NodeNetworks
+
+log = logging.getLogger(__name__)
+
+DEFAULT_EGRESS_SUBNET = IPv4Network("172.31.0.0/16")
+
+
+def docker_pid_of(container: str) -> int | None:
+    """The running container's init pid from the engine (blocking: called on the reconcile thread)."""
+    import docker
+    import docker.errors
+
+    client = docker.from_env()
+    try:
+        state = client.api.inspect_container(container)["State"]
+    except docker.errors.NotFound:
+        return None
+    finally:
+        client.close()
+    return int(state["Pid"]) if state.get("Running") and state.get("Pid") else None
+
+
+class NodeDataPlane:
+    def __init__(
+        self,
+        node_id: str,
+        *,
+        node_netns: str | None = None,
+        pid_of: Callable[[str], int | None] = docker_pid_of,
+        egress_subnet: IPv4Network = DEFAULT_EGRESS_SUBNET,
+    ) -> None:
+        """`node_netns`: the namespace acting as this node's host (None: the daemon's own); tests run
+        several nodes in one process, each in its own."""
+        self.names = Names(node_id.lower()[:6])
+        self.node_netns_path = nsutil.netns_path(node_netns)
+        self.plumber = Plumber(self.names, node_netns, pid_of, egress_subnet)
+        self.resolver = Resolver(self.node_netns_path)
+        self.egress_subnet = egress_subnet
+        self._lock = asyncio.Lock()
+        self._lb_applied: dict[str, str] = {}  # container → the LB ruleset last written into it
+        self._egress_rules: str | None = None
+        self.plumbed: dict[str, Plumbed] = {}
+
+    async def apply(self, model: NodeNetworks) -> None:
+        async with self._lock:
+            plumbed = await asyncio.to_thread(self.plumber.reconcile, model)
+            gone = set(self.plumbed) - set(plumbed)
+            self.plumbed = plumbed
+            for container in gone:
+                self._lb_applied.pop(container, None)
+                await self.resolver.forget(container)
+            await self._apply_egress_rules()
+            scopes = {c: p.networks for c, p in plumbed.items()}
+            self.resolver.update(model, scopes)
+            for container, p in plumbed.items():
+                await self._apply_lb(model, p)
+                await self.resolver.listen(container, p.pid)
+
+    async def teardown(self) -> None:
+        """Remove everything this node programmed (the model with no networks)."""
+        await self.apply(NodeNetworks(underlay=IPv4Address("192.0.2.1")))
+
+    async def close(self) -> None:
+        await self.resolver.close()
+        await asyncio.to_thread(self.plumber.close)
+
+    async def _apply_lb(self, model: NodeNetworks, plumbed: Plumbed) -> None:
+        vips = [
+            (svc.vip, svc.backends)
+            for net in model.networks
+            if net.id in plumbed.networks
+            for svc in net.services
+            if svc.vip is not None
+        ]
+        rules = nftrules.lb_ruleset(vips)
+        if self._lb_applied.get(plumbed.container) == rules:
+            return
+        await nsutil.run_nft(nsutil.container_netns(plumbed.pid), rules)
+        self._lb_applied[plumbed.container] = rules
+
+    async def _apply_egress_rules(self) -> None:
+        table = self.names.egress_table
+        if self.plumber.egress_active:
+            rules = nftrules.egress_ruleset(table, self.egress_subnet, self.names.egress_bridge)
+        else:
+            rules = nftrules.delete_table(table)
+        if rules != self._egress_rules:
+            await nsutil.run_nft(self.node_netns_path, rules)
+            self._egress_rules = rules

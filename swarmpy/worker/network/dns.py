@@ -1,0 +1,270 @@
+"""The embedded DNS resolver: one listener per task container at 127.0.0.11:53, inside its namespace.
+
+Theory of operation
+-------------------
+`Records` (pure) indexes a NodeNetworks model per network: a service's name and aliases give its VIP
+(or, in dnsrr mode, its running tasks' IPs), `tasks.<name>` the running tasks' IPs, a task's name its
+IP. `Resolver` opens a UDP and a TCP socket bound to 127.0.0.11:53 in each task container's own network
+namespace (the socket is created by a thread that entered it, then served by the daemon's event loop),
+so a container needs nothing but `nameserver 127.0.0.11` in its resolv.conf; the listener knows which
+container asks, and answers only from the networks that container is on.
+
+Answers: A records, shuffled (client-side round robin), TTL 600 as docker's; a known name asked for
+another type gets NOERROR with no answers. A name that is a swarm name by shape (one label, or
+`tasks.*`) and is unknown on the container's networks gets NXDOMAIN at once; anything else is
+forwarded, with a fresh query ID, over one socket in the node's namespace to the node's resolvers in
+order (SERVFAIL/REFUSED or 2 s of silence moves to the next), and SERVFAIL if none answers.
+Replacing the records is one assignment, so a task that starts or stops is in or out of the answers as
+soon as `apply` runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import socket
+import struct
+from collections.abc import Iterable
+from ipaddress import IPv4Address
+
+import dns.flags
+import dns.message
+import dns.rcode
+import dns.rdataclass
+import dns.rdatatype
+import dns.rrset
+
+from swarmpy.worker.network import netns as nsutil
+from swarmpy.worker.network.model import DNS_ADDRESS, NodeNetworks
+
+log = logging.getLogger(__name__)
+
+TTL = 600
+UPSTREAM_TIMEOUT = 2.0
+MAX_UDP = 512
+
+
+class Records:
+    """Name → IPs per network, built once per model."""
+
+    def __init__(self, model: NodeNetworks) -> None:
+        self.by_network: dict[str, dict[str, tuple[IPv4Address, ...]]] = {}
+        for net in model.networks:
+            names: dict[str, set[IPv4Address]] = {}
+
+            def add(name: str, ips: Iterable[IPv4Address]) -> None:
+                names.setdefault(name, set()).update(ips)
+
+            for svc in net.services:
+                task_ips = [t.ip for t in svc.tasks]
+                for name in (svc.name, *svc.aliases):
+                    add(name, [svc.vip] if svc.vip is not None else task_ips)
+                    add(f"tasks.{name}", task_ips)
+                for task in svc.tasks:
+                    add(task.name, [task.ip])
+            for ep in net.endpoints:
+                for name in (ep.task_name, *ep.aliases):
+                    add(name, [ep.ip])
+            self.by_network[net.id] = {name: tuple(sorted(ips)) for name, ips in names.items()}
+
+    def lookup(self, name: str, networks: Iterable[str]) -> tuple[IPv4Address, ...] | None:
+        """The IPs of `name` on the first of `networks` that knows it; None when none does."""
+        key = name.lower().rstrip(".")
+        for network_id in networks:
+            ips = self.by_network.get(network_id, {}).get(key)
+            if ips is not None:
+                return ips
+        return None
+
+
+def is_swarm_name(name: str) -> bool:
+    key = name.lower().rstrip(".")
+    return "." not in key or key.startswith("tasks.")
+
+
+class Resolver:
+    def __init__(self, node_netns_path: str, upstreams: tuple[IPv4Address, ...] = ()) -> None:
+        self.node_netns_path = node_netns_path
+        self.upstreams = upstreams
+        self.records = Records(NodeNetworks(underlay=IPv4Address("192.0.2.1")))
+        self.scopes: dict[str, list[str]] = {}  # container → its networks, in order
+        self._listeners: dict[str, tuple[asyncio.DatagramTransport, asyncio.Server]] = {}
+        self._forwarder: _Forwarder | None = None
+
+    def update(self, model: NodeNetworks, scopes: dict[str, list[str]]) -> None:
+        self.records = Records(model)
+        self.scopes = scopes
+        self.upstreams = model.upstream_resolvers
+
+    @property
+    def listening(self) -> set[str]:
+        return set(self._listeners)
+
+    async def listen(self, container: str, pid: int) -> None:
+        """Open 127.0.0.11:53 (UDP and TCP) inside the container's namespace and serve it."""
+        if container in self._listeners:
+            return
+        path = nsutil.container_netns(pid)
+        udp_sock, tcp_sock = await asyncio.to_thread(_bind_pair, path)
+        loop = asyncio.get_running_loop()
+        transport, _ = await loop.create_datagram_endpoint(lambda: _UdpServer(self, container), sock=udp_sock)
+        server = await asyncio.start_server(
+            lambda r, w: self._serve_tcp(container, r, w), sock=tcp_sock
+        )
+        self._listeners[container] = (transport, server)
+
+    async def forget(self, container: str) -> None:
+        listener = self._listeners.pop(container, None)
+        if listener is not None:
+            transport, server = listener
+            transport.close()
+            server.close()
+            await server.wait_closed()
+
+    async def close(self) -> None:
+        for container in list(self._listeners):
+            await self.forget(container)
+        if self._forwarder is not None:
+            self._forwarder.close()
+            self._forwarder = None
+
+    # -- answering ---------------------------------------------------------------------------------------
+    async def respond(self, container: str, wire: bytes, max_size: int) -> bytes | None:
+        try:
+            query = dns.message.from_wire(wire)
+        except Exception as exc:  # dnspython raises many types for bad wire data; the client is at fault
+            log.debug("unparseable DNS query from %s: %s", container[:12], exc)
+            return None
+        if not query.question:
+            return None
+        question = query.question[0]
+        qname = question.name.to_text()
+        ips = self.records.lookup(qname, self.scopes.get(container, ()))
+        if ips is not None:
+            reply = dns.message.make_response(query)
+            reply.flags |= dns.flags.AA | dns.flags.RA
+            if question.rdtype == dns.rdatatype.A and question.rdclass == dns.rdataclass.IN and ips:
+                shuffled = list(ips)
+                random.shuffle(shuffled)
+                reply.answer.append(
+                    dns.rrset.from_text_list(question.name, TTL, "IN", "A", [str(ip) for ip in shuffled])
+                )
+            return reply.to_wire(max_size=max_size)
+        if is_swarm_name(qname) or not self.upstreams:
+            reply = dns.message.make_response(query)
+            reply.flags |= dns.flags.RA
+            reply.set_rcode(dns.rcode.NXDOMAIN if is_swarm_name(qname) else dns.rcode.SERVFAIL)
+            return reply.to_wire()
+        return await self._forward(query, wire)
+
+    async def _forward(self, query: dns.message.Message, wire: bytes) -> bytes:
+        if self._forwarder is None:
+            self._forwarder = await _Forwarder.open(self.node_netns_path)
+        for upstream in self.upstreams:
+            answer = await self._forwarder.ask(wire, (str(upstream), 53))
+            if answer is not None and (answer[3] & 0x0F) not in (dns.rcode.SERVFAIL, dns.rcode.REFUSED):
+                return answer
+        reply = dns.message.make_response(query)
+        reply.set_rcode(dns.rcode.SERVFAIL)
+        return reply.to_wire()
+
+    async def _serve_tcp(self, container: str, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                size = struct.unpack("!H", await reader.readexactly(2))[0]
+                answer = await self.respond(container, await reader.readexactly(size), 65535)
+                if answer is None:
+                    break
+                writer.write(struct.pack("!H", len(answer)) + answer)
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+
+def _bind_pair(path: str) -> tuple[socket.socket, socket.socket]:
+    def bind() -> tuple[socket.socket, socket.socket]:
+        udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        for sock in (udp, tcp):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((str(DNS_ADDRESS), 53))
+            sock.setblocking(False)
+        tcp.listen(64)
+        return udp, tcp
+
+    return nsutil.in_netns(path, bind)
+
+
+class _UdpServer(asyncio.DatagramProtocol):
+    def __init__(self, resolver: Resolver, container: str) -> None:
+        self.resolver = resolver
+        self.container = container
+        self.transport: asyncio.DatagramTransport | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        task = asyncio.ensure_future(self._answer(data, addr))
+        self._tasks.add(task)  # owned here until done: a forward outlives this callback
+        task.add_done_callback(self._tasks.discard)
+
+    async def _answer(self, data: bytes, addr: tuple[str, int]) -> None:
+        answer = await self.resolver.respond(self.container, data, MAX_UDP)
+        if answer is not None and self.transport is not None and not self.transport.is_closing():
+            self.transport.sendto(answer, addr)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        for task in self._tasks:
+            task.cancel()
+
+
+class _Forwarder(asyncio.DatagramProtocol):
+    """One UDP socket in the node's namespace; queries get a fresh ID so answers find their asker."""
+
+    def __init__(self) -> None:
+        self.transport: asyncio.DatagramTransport | None = None
+        self.pending: dict[int, tuple[int, asyncio.Future[bytes]]] = {}
+
+    @classmethod
+    async def open(cls, node_netns_path: str) -> _Forwarder:
+        sock = await asyncio.to_thread(nsutil.socket_in_netns, node_netns_path, socket.AF_INET, socket.SOCK_DGRAM)
+        sock.setblocking(False)
+        sock.bind(("0.0.0.0", 0))
+        _, protocol = await asyncio.get_running_loop().create_datagram_endpoint(cls, sock=sock)
+        return protocol
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    async def ask(self, wire: bytes, upstream: tuple[str, int]) -> bytes | None:
+        assert self.transport is not None
+        query_id = random.randrange(65536)
+        while query_id in self.pending:
+            query_id = random.randrange(65536)
+        future: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+        original_id = struct.unpack("!H", wire[:2])[0]
+        self.pending[query_id] = (original_id, future)
+        try:
+            self.transport.sendto(struct.pack("!H", query_id) + wire[2:], upstream)
+            return await asyncio.wait_for(future, UPSTREAM_TIMEOUT)
+        except (TimeoutError, OSError) as exc:
+            log.info("upstream %s did not answer: %s", upstream[0], exc or "timeout")
+            return None
+        finally:
+            self.pending.pop(query_id, None)
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        if len(data) < 12:
+            return
+        entry = self.pending.get(struct.unpack("!H", data[:2])[0])
+        if entry is not None and not entry[1].done():
+            entry[1].set_result(struct.pack("!H", entry[0]) + data[2:])
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()

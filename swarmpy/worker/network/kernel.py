@@ -1,0 +1,372 @@
+"""Makes one node's links, addresses, routes, neighbours and FDB entries match a NodeNetworks model.
+
+Theory of operation
+-------------------
+Blocking netlink (pyroute2), so `Plumber.reconcile` runs on a thread of its own (the data plane's
+`apply` hands it there); it reads the kernel, compares, and changes only what differs, in one direction:
+the model is the truth, the kernel follows, and running it twice changes nothing the second time.
+
+Layout, per node (the "node namespace" is the daemon's own, or the test host's):
+
+    node ns:     swpgw<tag>  egress bridge, <egress gateway>/16, masquerade (nftrules)  [if any egress]
+                 sg<cid11>   egress veth of a container (ifalias records its address)     [non-internal]
+    per network: namespace swp-<tag>-ov-<vni hex>, created with the node's first running endpoint on
+                 the network and deleted with its last:
+                   ov-<vni>  bridge holding the gateway address
+                   vx-<vni>  VXLAN (id VNI, dstport, local = underlay, learning off, proxy ARP on, no
+                             group: no multicast), created in the node ns and moved in, so its UDP socket
+                             stays on the underlay; per remote peer a permanent neighbour IP->MAC and an
+                             FDB entry MAC->VTEP; local endpoints never enter the FDB
+                   ve<cid11> host end of a container's veth, enslaved to ov-<vni>
+    container:   ethN (MTU 1450, docker's MAC, ip/prefix) per network, in network order; ethK on the
+                 egress bridge with the default route when any of its networks is not --internal; a
+                 container only on internal networks has no default route, so no way out.
+
+Adoption after a restart needs no state file: everything is found by name (namespaces by prefix, veths
+by the container ID in their name, egress addresses in the veth's ifalias), compared with the model and
+kept, fixed or deleted. Deleting a network's namespace takes its bridge, VXLAN and veths (and so the
+containers' ends) with it; the kernel frees them asynchronously, so callers that count links wait.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from ipaddress import IPv4Address, IPv4Interface, IPv4Network
+
+from pyroute2 import IPRoute, netns as pyroute2_netns
+from pyroute2.netlink.exceptions import NetlinkError
+
+from swarmpy.worker.network import netns as nsutil
+from swarmpy.worker.network.model import LocalEndpoint, NetworkView, NodeNetworks
+
+log = logging.getLogger(__name__)
+
+NUD_PERMANENT = 0x80
+EGRESS_ALIAS = "swarmpy-egress"
+
+
+@dataclass(frozen=True)
+class Names:
+    """Every kernel name the data plane owns, from the node's tag, so adoption can find them again."""
+
+    tag: str  # short, unique per node on one machine (node ID prefix)
+
+    @property
+    def ns_prefix(self) -> str:
+        return f"swp-{self.tag}-ov-"
+
+    def overlay_ns(self, vni: int) -> str:
+        return f"{self.ns_prefix}{vni:06x}"
+
+    @staticmethod
+    def bridge(vni: int) -> str:
+        return f"ov-{vni:06x}"
+
+    @staticmethod
+    def vxlan(vni: int) -> str:
+        return f"vx-{vni:06x}"
+
+    @staticmethod
+    def endpoint_veth(container: str) -> str:
+        return f"ve{container[:11]}"
+
+    @staticmethod
+    def egress_veth(container: str) -> str:
+        return f"sg{container[:11]}"
+
+    @property
+    def egress_bridge(self) -> str:
+        return f"swpgw{self.tag[:8]}"
+
+    @property
+    def egress_table(self) -> str:
+        return f"swarmpy_egress_{self.tag}"
+
+
+@dataclass
+class Plumbed:
+    """What the reconcile found or made for one running container, for the nft and DNS layers."""
+
+    container: str
+    pid: int
+    networks: list[str] = field(default_factory=list)
+
+
+def _attr(msg: object, name: str) -> object:
+    return msg.get_attr(name)  # type: ignore[attr-defined]
+
+
+class Plumber:
+    def __init__(
+        self,
+        names: Names,
+        node_netns: str | None,
+        pid_of: Callable[[str], int | None],
+        egress_subnet: IPv4Network,
+    ) -> None:
+        self.names = names
+        self.node_netns_path = nsutil.netns_path(node_netns)
+        self.node_netns = node_netns
+        self.pid_of = pid_of
+        self.egress_subnet = egress_subnet
+        self.egress_gateway = next(egress_subnet.hosts())
+        self._node: IPRoute | None = None
+        self._overlays: dict[str, IPRoute] = {}
+
+    # -- handles -----------------------------------------------------------------------------------------
+    def node(self) -> IPRoute:
+        if self._node is None:
+            self._node = IPRoute(netns=self.node_netns) if self.node_netns else IPRoute()
+        return self._node
+
+    def overlay(self, ns: str) -> IPRoute:
+        if ns not in self._overlays:
+            self._overlays[ns] = IPRoute(netns=ns)
+        return self._overlays[ns]
+
+    def close(self) -> None:
+        for handle in [self._node, *self._overlays.values()]:
+            if handle is not None:
+                handle.close()
+        self._node = None
+        self._overlays.clear()
+
+    # -- the reconcile -----------------------------------------------------------------------------------
+    def reconcile(self, model: NodeNetworks) -> dict[str, Plumbed]:
+        """Make the kernel match `model`; returns the plumbed running containers by container ID."""
+        pids: dict[str, int] = {}
+        for container in model.containers:
+            pid = self.pid_of(container)
+            if pid:
+                pids[container] = pid
+            else:
+                log.info("container %s is not running: not plumbed", container[:12])
+        wanted = {
+            self.names.overlay_ns(net.vni): net
+            for net in model.networks
+            if any(ep.container in pids for ep in net.endpoints)
+        }
+        for ns in self._existing_overlays():
+            if ns not in wanted:
+                self._remove_overlay(ns)
+        plumbed: dict[str, Plumbed] = {}
+        for ns, net in wanted.items():
+            self._ensure_overlay(ns, net, model)
+            for index, ep in enumerate(net.endpoints):
+                if ep.container in pids:
+                    self._ensure_endpoint(ns, net, ep, pids[ep.container])
+                    plumbed.setdefault(ep.container, Plumbed(ep.container, pids[ep.container])).networks.append(net.id)
+            self._remove_stale_endpoints(ns, {ep.container for ep in net.endpoints if ep.container in pids})
+        egress = {
+            c: pids[c]
+            for c in pids
+            if any(not net.internal for net, _ in model.endpoints_of(c))
+        }
+        self._reconcile_egress(egress)
+        return plumbed
+
+    # -- overlay namespaces ------------------------------------------------------------------------------
+    def _existing_overlays(self) -> list[str]:
+        return sorted(n for n in pyroute2_netns.listnetns() if n.startswith(self.names.ns_prefix))
+
+    def _remove_overlay(self, ns: str) -> None:
+        handle = self._overlays.pop(ns, None)
+        if handle is not None:
+            handle.close()
+        log.info("removing overlay namespace %s", ns)
+        pyroute2_netns.remove(ns)
+
+    def _ensure_overlay(self, ns: str, net: NetworkView, model: NodeNetworks) -> None:
+        if ns not in pyroute2_netns.listnetns():
+            log.info("creating overlay namespace %s for network %s (VNI %d)", ns, net.name, net.vni)
+            pyroute2_netns.create(ns)
+            nsutil.write_sysctl(nsutil.netns_path(ns), "net.ipv4.ip_forward", "0")
+        ov = self.overlay(ns)
+        ov.link("set", index=1, state="up")
+        bridge = self._ensure_bridge(ov, net)
+        vxlan = self._ensure_vxlan(ns, ov, net, model, bridge)
+        self._program_peers(ov, vxlan, net)
+
+    def _ensure_bridge(self, ov: IPRoute, net: NetworkView) -> int:
+        name = Names.bridge(net.vni)
+        found = ov.link_lookup(ifname=name)
+        if not found:
+            ov.link("add", ifname=name, kind="bridge", mtu=net.mtu)
+            found = ov.link_lookup(ifname=name)
+        index = found[0]
+        gateway = IPv4Interface(f"{net.gateway}/{net.subnet.prefixlen}")
+        have = {(_attr(a, "IFA_ADDRESS"), a["prefixlen"]) for a in ov.get_addr(index=index, family=2)}
+        for address, prefix in have - {(str(gateway.ip), gateway.network.prefixlen)}:
+            ov.addr("del", index=index, address=address, prefixlen=prefix)
+        if (str(gateway.ip), gateway.network.prefixlen) not in have:
+            ov.addr("add", index=index, address=str(gateway.ip), prefixlen=gateway.network.prefixlen)
+        ov.link("set", index=index, state="up")
+        return index
+
+    def _ensure_vxlan(self, ns: str, ov: IPRoute, net: NetworkView, model: NodeNetworks, bridge: int) -> int:
+        name = Names.vxlan(net.vni)
+        found = ov.link_lookup(ifname=name)
+        if found:
+            info = ov.get_links(found[0])[0].get(("IFLA_LINKINFO", "IFLA_INFO_DATA"))
+            current = (info.get("IFLA_VXLAN_ID"), info.get("IFLA_VXLAN_PORT"), info.get("IFLA_VXLAN_LOCAL"))
+            if current != (net.vni, model.vxlan_port, str(model.underlay)):
+                log.info("VXLAN %s in %s is %s, wanted %s: recreating", name, ns, current, net.vni)
+                ov.link("del", index=found[0])
+                found = []
+        if not found:
+            node = self.node()
+            stale = node.link_lookup(ifname=name)  # left in the node ns by a crash between add and move
+            if stale:
+                node.link("del", index=stale[0])
+            node.link(
+                "add", ifname=name, kind="vxlan", vxlan_id=net.vni, vxlan_port=model.vxlan_port,
+                vxlan_local=str(model.underlay), vxlan_learning=0, vxlan_proxy=1, mtu=net.mtu,
+            )
+            node.link("set", index=node.link_lookup(ifname=name)[0], net_ns_fd=ns)
+            found = ov.link_lookup(ifname=name)
+        index = found[0]
+        ov.link("set", index=index, master=bridge, mtu=net.mtu, state="up")
+        return index
+
+    def _program_peers(self, ov: IPRoute, vxlan: int, net: NetworkView) -> None:
+        want_fdb = {(p.mac, str(p.vtep)) for p in net.peers}
+        want_neigh = {(str(p.ip), p.mac) for p in net.peers}
+        have_fdb = {
+            (_attr(m, "NDA_LLADDR"), _attr(m, "NDA_DST"))
+            for m in ov.fdb("dump", ifindex=vxlan)
+            if _attr(m, "NDA_DST") and m["ifindex"] == vxlan
+        }
+        have_neigh = {
+            (_attr(m, "NDA_DST"), _attr(m, "NDA_LLADDR"))
+            for m in ov.neigh("dump", ifindex=vxlan, family=2)
+            if m["state"] & NUD_PERMANENT
+        }
+        for mac, vtep in have_fdb - want_fdb:
+            ov.fdb("del", ifindex=vxlan, lladdr=mac, dst=vtep)
+        for ip, mac in have_neigh - want_neigh:
+            ov.neigh("del", ifindex=vxlan, dst=ip, lladdr=mac)
+        for mac, vtep in want_fdb - have_fdb:
+            ov.fdb("append", ifindex=vxlan, lladdr=mac, dst=vtep, state=NUD_PERMANENT)
+        for ip, mac in want_neigh - have_neigh:
+            ov.neigh("replace", ifindex=vxlan, dst=ip, lladdr=mac, state=NUD_PERMANENT)
+
+    # -- container endpoints -----------------------------------------------------------------------------
+    def _ensure_endpoint(self, ns: str, net: NetworkView, ep: LocalEndpoint, pid: int) -> None:
+        ov = self.overlay(ns)
+        host_end = Names.endpoint_veth(ep.container)
+        if ov.link_lookup(ifname=host_end):
+            return  # plumbed earlier (or by the daemon before a restart); its container end went in with it
+        bridge = ov.link_lookup(ifname=Names.bridge(net.vni))[0]
+        peer_name = "cp" + ep.container[:11]
+        ov.link("add", ifname=host_end, kind="veth", peer={"ifname": peer_name, "mtu": net.mtu}, mtu=net.mtu)
+        ov.link("set", index=ov.link_lookup(ifname=host_end)[0], master=bridge, state="up")
+        self._move_into_container(
+            ov, peer_name, pid, net.mtu, ep.mac, ep.address, default_via=None
+        )
+
+    def _move_into_container(
+        self, source: IPRoute, temp_name: str, pid: int, mtu: int, mac: str | None,
+        address: IPv4Interface, default_via: IPv4Address | None,
+    ) -> None:
+        source.link("set", index=source.link_lookup(ifname=temp_name)[0], net_ns_pid=pid)
+        with IPRoute(netns=nsutil.container_netns(pid)) as inner:
+            names = {link.get("ifname") for link in inner.get_links()}
+            ifname = next(f"eth{i}" for i in range(64) if f"eth{i}" not in names)
+            index = inner.link_lookup(ifname=temp_name)[0]
+            settings = {"ifname": ifname, "mtu": mtu}
+            if mac:
+                settings["address"] = mac
+            inner.link("set", index=index, **settings)
+            inner.link("set", index=1, state="up")
+            inner.addr("add", index=index, address=str(address.ip), prefixlen=address.network.prefixlen)
+            inner.link("set", index=index, state="up")
+            if default_via is not None:
+                inner.route("replace", dst="0.0.0.0/0", gateway=str(default_via), oif=index)
+
+    def _remove_stale_endpoints(self, ns: str, containers: set[str]) -> None:
+        """Host ends of endpoints no longer wanted, and any temporary end a crash left between add and move."""
+        ov = self.overlay(ns)
+        keep = {Names.endpoint_veth(c) for c in containers}
+        for link in ov.get_links():
+            name = link.get("ifname")
+            if (name.startswith("ve") and name not in keep) or name.startswith("cp"):
+                log.info("removing stale endpoint %s in %s", name, ns)
+                self._delete_quietly(ov, link["index"])
+
+    @staticmethod
+    def _delete_quietly(handle: IPRoute, index: int) -> None:
+        try:
+            handle.link("del", index=index)
+        except NetlinkError as exc:
+            if exc.code != errno.ENODEV:  # its peer's deletion took it already
+                raise
+
+    # -- egress (docker_gwbridge) ------------------------------------------------------------------------
+    def _reconcile_egress(self, containers: dict[str, int]) -> None:
+        node = self.node()
+        bridge_name = self.names.egress_bridge
+        existing = self._egress_addresses()
+        for link in node.get_links():
+            if link.get("ifname", "").startswith("swg"):  # a temporary end a crash left before the move
+                self._delete_quietly(node, link["index"])
+        for container, (index, _) in list(existing.items()):
+            if container not in containers:
+                log.info("removing egress endpoint of %s", container)
+                self._delete_quietly(node, index)
+                del existing[container]
+        found = node.link_lookup(ifname=bridge_name)
+        if not containers:
+            if found:
+                node.link("del", index=found[0])
+            self.egress_active = False
+            return
+        if not found:
+            node.link("add", ifname=bridge_name, kind="bridge")
+            found = node.link_lookup(ifname=bridge_name)
+            node.addr("add", index=found[0], address=str(self.egress_gateway), prefixlen=self.egress_subnet.prefixlen)
+            node.link("set", index=found[0], state="up")
+            nsutil.write_sysctl(self.node_netns_path, "net.ipv4.ip_forward", "1")
+        self.egress_active = True
+        used = {self.egress_gateway} | {ip for _, ip in existing.values()}
+        free = (ip for ip in self.egress_subnet.hosts() if ip not in used)
+        for container, pid in containers.items():
+            if container in existing:
+                continue
+            address = IPv4Interface(f"{next(free)}/{self.egress_subnet.prefixlen}")
+            host_end, temp = Names.egress_veth(container), "swg" + container[:10]
+            node.link("add", ifname=host_end, kind="veth", peer={"ifname": temp})
+            index = node.link_lookup(ifname=host_end)[0]
+            node.link("set", index=index, master=found[0], ifalias=f"{EGRESS_ALIAS} {address} {container}", state="up")
+            self._move_into_container(node, temp, pid, 1500, None, address, default_via=self.egress_gateway)
+
+    def _egress_addresses(self) -> dict[str, tuple[int, IPv4Address]]:
+        """The node's egress veths by container: (link index, the address recorded in its ifalias)."""
+        found: dict[str, tuple[int, IPv4Address]] = {}
+        for link in self.node().get_links():
+            alias = link.get("IFLA_IFALIAS") or ""
+            if link.get("ifname", "").startswith("sg") and alias.startswith(EGRESS_ALIAS):
+                _, address, container = alias.split()
+                found[container] = (link["index"], IPv4Interface(address).ip)
+        return found
+
+    egress_active = False
+
+
+def count_kernel_objects(netns_path: str) -> dict[str, int]:
+    """Links, addresses, routes, neighbours and netns names visible from a namespace: a cleanup check."""
+    def count() -> dict[str, int]:
+        with IPRoute() as ipr:
+            return {
+                "links": len(ipr.get_links()),
+                "addresses": len(ipr.get_addr()),
+                "routes": len(ipr.get_routes(family=2)),
+                "rules": len(ipr.get_rules(family=2)),
+            }
+
+    counts = nsutil.in_netns(netns_path, count)
+    counts["namespaces"] = len(os.listdir("/run/netns")) if os.path.isdir("/run/netns") else 0
+    return counts

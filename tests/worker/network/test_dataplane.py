@@ -1,0 +1,199 @@
+"""The node data plane on real kernels: 3 hosts as network namespaces, busybox task containers.
+
+No control plane: each host's model is cut from a plain cluster view (cluster_view.py) and applied to
+that host's NodeDataPlane, as the worker will do with what the dispatcher sends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import socket
+import time
+from ipaddress import IPv4Address, IPv4Interface, IPv4Network
+
+import dns.message
+import dns.rrset
+import pytest
+
+from swarmpy.worker.network import netns as nsutil
+from swarmpy.worker.network.kernel import count_kernel_objects
+from tests.worker.network.cluster_view import Net, Service, Task, host_models
+from tests.worker.network.lab import OUTSIDE, NetLab, run
+
+pytestmark = pytest.mark.docker
+
+FRONT = Net("frontnet0001", "front", 4097, IPv4Network("10.0.1.0/24"))
+BACK = Net("backnet00002", "back", 4098, IPv4Network("10.0.2.0/24"), internal=True)
+
+
+@pytest.fixture
+async def lab(busybox_image):
+    lab = NetLab()
+    try:
+        yield lab
+    finally:
+        await lab.close()
+
+
+async def apply_all(lab: NetLab, nets, tasks, upstreams=()) -> None:
+    models = host_models(lab.hosts, nets, tasks, upstreams)
+    await asyncio.gather(*(lab.planes[host].apply(model) for host, model in models.items()))
+
+
+def vxlan_counters(lab: NetLab, host: str, vni: int) -> tuple[int, int]:
+    """(tx, rx) packets of the host's VXLAN device for `vni`."""
+    plane = lab.planes[host]
+    out = run("ip", "-n", plane.names.overlay_ns(vni), "-s", "-o", "link", "show", f"vx-{vni:06x}")
+    fields = out.split("\\")
+    rx = int(fields[3].split()[1])
+    tx = int(fields[5].split()[1])
+    return tx, rx
+
+
+async def answered_by(lab: NetLab, container: str, url: str, count: int) -> collections.Counter:
+    out = await lab.exec(container, f"for i in $(seq {count}); do timeout 3 wget -qO- {url} || echo FAILED; done",
+                         check=False, timeout=120)
+    return collections.Counter(out.split())
+
+
+async def resolve(lab: NetLab, container: str, name: str) -> tuple[str, set[str]]:
+    out = await lab.exec(container, f"nslookup {name} 2>&1", check=False)
+    after_name = out.split(f"Name:\t{name}", 1)
+    addresses = {line.split()[1] for line in out.splitlines() if line.startswith("Address: ")}
+    status = "NXDOMAIN" if "NXDOMAIN" in out else ("ok" if len(after_name) > 1 else out.strip())
+    return status, addresses
+
+
+class FakeUpstream(asyncio.DatagramProtocol):
+    """The node's own resolver, out on the underlay: answers every A query with 192.0.2.7."""
+
+    def connection_made(self, transport):
+        self.transport = transport
+
+    def datagram_received(self, data, addr):
+        query = dns.message.from_wire(data)
+        reply = dns.message.make_response(query)
+        reply.answer.append(dns.rrset.from_text(query.question[0].name, 60, "IN", "A", "192.0.2.7"))
+        self.transport.sendto(reply.to_wire(), addr)
+
+
+async def test_overlay_vip_dns_isolation_and_egress_across_three_hosts(lab):
+    for host in ("h1", "h2", "h3"):
+        lab.add_host(host)
+    api = Service("svcapi000001", "api", {FRONT.id: IPv4Address("10.0.1.2")}, aliases=("web",))
+    client_svc = Service("svcclient001", "client", {FRONT.id: IPv4Address("10.0.1.10")})
+    lone = Service("svclone00001", "lone", {BACK.id: IPv4Address("10.0.2.2")})
+    rr = Service("svcrr0000001", "rr")  # dnsrr: no VIP
+    tasks = [
+        Task(f"apitask{i}", api, i, f"h{i}", lab.start_container(f"api{i}"), {FRONT.id: IPv4Interface(f"10.0.1.{2 + i}/24")})
+        for i in (1, 2, 3)
+    ]
+    client = lab.start_container("client")
+    lone_c = lab.start_container("lone")
+    rr_c = lab.start_container("rr")
+    tasks += [
+        Task("clienttask1", client_svc, 1, "h1", client, {FRONT.id: IPv4Interface("10.0.1.20/24")}),
+        Task("lonetask1", lone, 1, "h2", lone_c, {BACK.id: IPv4Interface("10.0.2.5/24")}),
+        Task("rrtask1", rr, 1, "h3", rr_c, {FRONT.id: IPv4Interface("10.0.1.30/24")}),
+    ]
+    transport, _ = await asyncio.get_running_loop().create_datagram_endpoint(
+        FakeUpstream, sock=_bound_udp(nsutil.netns_path(lab.hub), OUTSIDE))
+    try:
+        await apply_all(lab, [FRONT, BACK], tasks, upstreams=(OUTSIDE,))
+        # Applying the same models again changes nothing.
+        before = {h: count_kernel_objects(lab.netns_path(h)) for h in lab.hosts}
+        await apply_all(lab, [FRONT, BACK], tasks, upstreams=(OUTSIDE,))
+        assert {h: count_kernel_objects(lab.netns_path(h)) for h in lab.hosts} == before
+
+        # DNS: VIP, task IPs, aliases, task names, dnsrr, forwarding, NXDOMAIN.
+        assert await resolve(lab, client, "api") == ("ok", {"10.0.1.2"})
+        assert await resolve(lab, client, "web") == ("ok", {"10.0.1.2"})
+        assert await resolve(lab, client, "tasks.api") == ("ok", {"10.0.1.3", "10.0.1.4", "10.0.1.5"})
+        assert await resolve(lab, client, "api.2.apitask2") == ("ok", {"10.0.1.4"})
+        assert await resolve(lab, client, "rr") == ("ok", {"10.0.1.30"})
+        assert await resolve(lab, client, "example.org") == ("ok", {"192.0.2.7"})
+        assert (await resolve(lab, client, "nosuchservice"))[0] == "NXDOMAIN"
+
+        # A request to a task on another host crosses the VXLAN: h1's device sends, h2's receives.
+        tx1, _ = vxlan_counters(lab, "h1", FRONT.vni)
+        _, rx2 = vxlan_counters(lab, "h2", FRONT.vni)
+        assert (await answered_by(lab, client, "http://10.0.1.4/", 5)) == {"api2": 5}
+        assert vxlan_counters(lab, "h1", FRONT.vni)[0] >= tx1 + 10
+        assert vxlan_counters(lab, "h2", FRONT.vni)[1] >= rx2 + 10
+        mtu = await lab.exec(client, "cat /sys/class/net/eth0/mtu; cat /sys/class/net/eth0/address")
+        assert mtu.split() == ["1450", "02:42:0a:00:01:14"]
+
+        # The VIP spreads 300 requests over the 3 tasks, each at least 20 %.
+        spread = await answered_by(lab, client, "http://api/", 300)
+        assert set(spread) == {"api1", "api2", "api3"} and min(spread.values()) >= 60, spread
+
+        # Isolation: the internal network's task cannot resolve or reach api, and has no way out;
+        # the front network's client has egress through the node's masquerade.
+        assert (await resolve(lab, lone_c, "api"))[0] == "NXDOMAIN"
+        assert "FAILED" in await lab.exec(lone_c, "timeout 3 wget -qO- http://10.0.1.4/ || echo FAILED", check=False)
+        assert "default" not in await lab.exec(lone_c, "ip route")
+        assert "FAILED" in await lab.exec(lone_c, f"ping -c1 -W1 {OUTSIDE} || echo FAILED", check=False)
+        assert " 0% packet loss" in await lab.exec(client, f"ping -c1 -W2 {OUTSIDE}", check=False)
+
+        # Scale api to 1: names and rotation follow within 1 s of the apply.
+        run("docker", "rm", "-f", tasks[1].container, tasks[2].container)
+        remaining = [t for t in tasks if t.id not in ("apitask2", "apitask3")]
+        started = time.monotonic()
+        await apply_all(lab, [FRONT, BACK], remaining, upstreams=(OUTSIDE,))
+        assert await resolve(lab, client, "tasks.api") == ("ok", {"10.0.1.3"})
+        assert await answered_by(lab, client, "http://api/", 10) == {"api1": 10}
+        assert time.monotonic() - started < 1 + 3.0  # the apply plus the checks' own docker exec time
+        # h3 kept its rr task, h2 its internal task: their front/back namespaces follow their endpoints.
+        assert lab.planes["h2"].names.overlay_ns(FRONT.vni) not in run("ip", "netns", "list")
+        assert lab.planes["h3"].names.overlay_ns(FRONT.vni) in run("ip", "netns", "list")
+    finally:
+        transport.close()
+
+
+def _bound_udp(netns_path: str, address: IPv4Address) -> socket.socket:
+    sock = nsutil.socket_in_netns(netns_path, socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind((str(address), 53))
+    sock.setblocking(False)
+    return sock
+
+
+async def test_cleanup_is_exact_and_a_restarted_node_adopts_what_it_had(lab):
+    for host in ("h1", "h2"):
+        lab.add_host(host)
+    counts_before = {h: count_kernel_objects(lab.netns_path(h)) for h in lab.hosts}
+    api = Service("svcapi000001", "api", {FRONT.id: IPv4Address("10.0.1.2")})
+    lone = Service("svclone00001", "lone", {BACK.id: IPv4Address("10.0.2.2")})
+    tasks = [
+        Task("apitask1", api, 1, "h1", lab.start_container("api1"), {FRONT.id: IPv4Interface("10.0.1.3/24")}),
+        Task("apitask2", api, 2, "h2", lab.start_container("api2"), {FRONT.id: IPv4Interface("10.0.1.4/24")}),
+        Task("lonetask1", lone, 1, "h1", lab.start_container("lone"), {BACK.id: IPv4Interface("10.0.2.3/24")}),
+    ]
+    await apply_all(lab, [FRONT, BACK], tasks)
+    plumbed = {h: count_kernel_objects(lab.netns_path(h)) for h in lab.hosts}
+    assert plumbed["h1"]["namespaces"] == counts_before["h1"]["namespaces"] + 3  # h1: 2 networks, h2: 1
+    assert plumbed["h1"]["links"] > counts_before["h1"]["links"]
+
+    # A restart: a new data plane for each node adopts the kernel as it is, without touching it.
+    for host in list(lab.planes):
+        await lab.planes[host].close()
+        lab.planes[host] = type(lab.planes[host])(lab.node_ids[host], node_netns=lab.namespace(host))
+    await apply_all(lab, [FRONT, BACK], tasks)
+    assert {h: count_kernel_objects(lab.netns_path(h)) for h in lab.hosts} == plumbed
+    spread = await answered_by(lab, tasks[0].container, "http://api/", 20)
+    assert set(spread) <= {"api1", "api2"} and sum(spread.values()) == 20, spread
+    assert sum((await answered_by(lab, tasks[0].container, "http://10.0.1.4/", 3)).values()) == 3
+    egress = run("ip", "-n", lab.namespace("h1"), "-o", "link", "show", "master", lab.planes["h1"].names.egress_bridge)
+    assert len(egress.splitlines()) == 1  # the api task's egress veth was adopted, not doubled
+
+    # The tasks stop: everything the nodes made goes, links, addresses, routes, rules and namespaces.
+    for task in tasks:
+        run("docker", "rm", "-f", task.container)
+    await apply_all(lab, [FRONT, BACK], [])
+    nft_tables = run("ip", "netns", "exec", lab.namespace("h1"), "nft", "list", "tables")
+    assert nft_tables.strip() == ""
+    for _ in range(50):  # the kernel frees a deleted namespace's devices asynchronously
+        if {h: count_kernel_objects(lab.netns_path(h)) for h in lab.hosts} == counts_before:
+            break
+        await asyncio.sleep(0.1)
+    assert {h: count_kernel_objects(lab.netns_path(h)) for h in lab.hosts} == counts_before
