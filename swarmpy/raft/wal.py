@@ -292,7 +292,9 @@ def _check_record(raw: bytes, offset: int) -> tuple[str, str] | None:
         if _find_record_head(raw, offset + 1) >= 0:
             return "corrupt", "record head damaged (more records follow it)"
         if len(head) < RECORD_HEAD.size:
-            if not any(head) or RECORD_MAGIC.startswith(head[:4]):
+            # The file ends inside it, so it was never synced whole -- unless the bytes cannot be the
+            # start of a record at all: the magic, where a sector of it was written, or zeros where not.
+            if all(b == 0 or b == RECORD_MAGIC[i] for i, b in enumerate(head[:4])):
                 return "torn", f"the file ends inside its head ({len(head)} bytes)"
             return "corrupt", f"garbage after the last record ({len(head)} bytes)"
         if _has_zero_sector(raw, offset, offset + RECORD_HEAD.size):

@@ -482,3 +482,14 @@ def test_a_damaged_record_followed_by_a_complete_one_is_refused(tmp_path):
         file.write(bytes(damaged))
     with pytest.raises(errors.StorageCorrupted):
         DiskStorage(str(folder))
+
+
+def test_a_head_cut_by_the_end_of_the_file_with_its_second_sector_unwritten_is_torn(tmp_path):
+    """Found by wal_crashes (seed 3712): the head's first byte in one sector, the rest zeros in the next."""
+    folder = tmp_path / "data"
+    path, _, full = _two_record_log(folder)
+    with open(path, "wb") as file:
+        file.write(full + b"S" + bytes(8))
+    reopened = DiskStorage(str(folder))
+    assert reopened.initial_state()[0] == HardState(term=5, vote=2, commit=5)
+    reopened.close()
