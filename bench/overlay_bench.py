@@ -1,0 +1,100 @@
+"""East-west over the overlay against a plain veth/bridge path, VIP against one task IP, and the
+embedded resolver's queries per second and p99 — all in one run, on 2 namespace hosts.
+
+    PYTHONPATH=$PWD python3 bench/overlay_bench.py [--seconds 5]
+
+wrk (Debian's) runs in the client container's network namespace (nsenter), against busybox httpd in a
+container on the other host: over the VXLAN, and over a veth pair bridged in the lab's hub namespace
+between the same two containers. DNS: a separate process in the client's namespace sends queries for
+`api` to 127.0.0.11 (1, then 32 in flight) and times each answer.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import re
+import subprocess
+import sys
+from ipaddress import IPv4Address, IPv4Interface
+
+sys.path.insert(0, ".")
+from tests.worker.network.cluster_view import Net, Service, Task, host_models  # noqa: E402
+from tests.worker.network.lab import NetLab, run  # noqa: E402
+from tests.worker.network.test_dataplane import FRONT  # noqa: E402
+
+DNS_CLIENT = r'''
+import socket, time, struct, dns.message
+q = dns.message.make_query("api", "A")
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.settimeout(2)
+s.connect(("127.0.0.11", 53))
+import sys
+lat = []; inflight = {}; n = int(sys.argv[1]); depth = int(sys.argv[2]); sent = 0; t0 = time.perf_counter()
+while len(lat) < n:
+    while sent < n and len(inflight) < depth:
+        q.id = sent % 65536; w = q.to_wire(); inflight[q.id] = time.perf_counter(); s.send(w); sent += 1
+    data = s.recv(512); qid = struct.unpack("!H", data[:2])[0]
+    lat.append(time.perf_counter() - inflight.pop(qid))
+el = time.perf_counter() - t0; lat.sort()
+print(f"{n/el:.0f} {lat[len(lat)//2]*1e3:.3f} {lat[int(len(lat)*0.99)]*1e3:.3f}")
+'''
+
+
+def wrk(pid: int, url: str, seconds: int) -> dict[str, float]:
+    out = run("nsenter", f"--net=/proc/{pid}/ns/net", "wrk", "-t1", "-c8", f"-d{seconds}s", "--latency", url,
+              timeout=seconds + 30)
+    def ms(label: str) -> float:
+        value, unit = re.search(rf"{label}\s+([\d.]+)(us|ms|s)", out).groups()
+        return float(value) * {"us": 1e-3, "ms": 1.0, "s": 1e3}[unit]
+    return {"rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)), "p50": ms("50%"), "p99": ms("99%")}
+
+
+async def main(seconds: int) -> None:
+    lab = NetLab()
+    try:
+        lab.add_host("h1"), lab.add_host("h2")
+        api = Service("svcapi000001", "api", {FRONT.id: IPv4Address("10.0.1.2")})
+        client_svc = Service("svcclient001", "client", {})
+        server = lab.start_container("api1")
+        client = lab.start_container("client", "exec sleep 3600")
+        tasks = [Task("apitask1", api, 1, "h2", server, {FRONT.id: IPv4Interface("10.0.1.3/24")}),
+                 Task("clienttask1", client_svc, 1, "h1", client, {FRONT.id: IPv4Interface("10.0.1.20/24")})]
+        models = host_models(lab.hosts, [FRONT], tasks)
+        for host, model in models.items():
+            await lab.planes[host].apply(model)
+        pids = {c: lab.planes[h].plumbed[c].pid for h, c in (("h2", server), ("h1", client))}
+        # The plain path: a veth from each container to a bridge in the hub namespace.
+        run("ip", "-n", lab.hub, "link", "add", "plainbr", "type", "bridge")
+        run("ip", "-n", lab.hub, "link", "set", "plainbr", "up")
+        for n, (container, ip) in enumerate(((server, "10.99.0.1"), (client, "10.99.0.2"))):
+            run("ip", "-n", lab.hub, "link", "add", f"plain{n}", "type", "veth", "peer", "name", "plain",
+                "netns", f"/proc/{pids[container]}/ns/net")
+            run("ip", "-n", lab.hub, "link", "set", f"plain{n}", "master", "plainbr", "up")
+            run("nsenter", f"--net=/proc/{pids[container]}/ns/net", "sh", "-c",
+                f"ip addr add {ip}/24 dev plain && ip link set plain up")
+        results = {}
+        for label, url in (("plain", "http://10.99.0.1/"), ("overlay", "http://10.0.1.3/"),
+                           ("vip", "http://10.0.1.2/"), ("overlay-again", "http://10.0.1.3/")):
+            results[label] = await asyncio.to_thread(wrk, pids[client], url, seconds)
+            print(label, results[label], flush=True)
+        dns = {}
+        for depth in (1, 32):
+            out = await asyncio.to_thread(
+                run, "nsenter", f"--net=/proc/{pids[client]}/ns/net", sys.executable, "-c", DNS_CLIENT, "10000",
+                str(depth), timeout=120)
+            dns[depth] = tuple(map(float, out.split()))
+        o, p, v = results["overlay"], results["plain"], results["vip"]
+        print(f"east-west throughput overlay/plain {o['rps'] / p['rps']:.2f} (target >= 0.8), "
+              f"p99 overlay/plain {o['p99'] / p['p99']:.2f} (target <= 1.3)")
+        print(f"VIP/direct p50 {v['p50'] / results['overlay-again']['p50']:.2f} (target <= 1.1)")
+        for depth, (qps, p50, p99) in dns.items():
+            print(f"DNS, {depth} in flight: {qps:.0f} q/s, p50 {p50:.3f} ms, p99 {p99:.3f} ms "
+                  "(target >= 5000 q/s, p99 <= 2 ms)")
+    finally:
+        await lab.close()
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--seconds", type=int, default=5)
+    asyncio.run(main(parser.parse_args().seconds))
