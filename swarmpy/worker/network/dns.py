@@ -43,6 +43,8 @@ log = logging.getLogger(__name__)
 TTL = 600
 UPSTREAM_TIMEOUT = 2.0
 MAX_UDP = 512
+ANSWER_VARIANTS = 8  # shuffled orders kept per cached question, so cached answers still rotate
+MAX_CACHED = 10_000
 
 
 class Records:
@@ -91,11 +93,15 @@ class Resolver:
         self.scopes: dict[str, list[str]] = {}  # container → its networks, in order
         self._listeners: dict[str, tuple[asyncio.DatagramTransport, asyncio.Server]] = {}
         self._forwarder: _Forwarder | None = None
+        # (container, query bytes after the ID) → answers without their ID: local answers depend only on
+        # the records and the asker's networks, so they are cached until the next update.
+        self._answers: dict[tuple[str, bytes, int], list[bytes]] = {}
 
     def update(self, model: NodeNetworks, scopes: dict[str, list[str]]) -> None:
         self.records = Records(model)
         self.scopes = scopes
         self.upstreams = model.upstream_resolvers
+        self._answers = {}
 
     @property
     def listening(self) -> set[str]:
@@ -131,6 +137,14 @@ class Resolver:
 
     # -- answering ---------------------------------------------------------------------------------------
     async def respond(self, container: str, wire: bytes, max_size: int) -> bytes | None:
+        key = (container, wire[2:], max_size)
+        cached = self._answers.get(key)
+        if cached is not None and len(cached) >= ANSWER_VARIANTS:
+            return wire[:2] + random.choice(cached)
+        answer = await self._respond(container, wire, max_size)
+        return answer
+
+    async def _respond(self, container: str, wire: bytes, max_size: int) -> bytes | None:
         try:
             query = dns.message.from_wire(wire)
         except Exception as exc:  # dnspython raises many types for bad wire data; the client is at fault
@@ -150,13 +164,22 @@ class Resolver:
                 reply.answer.append(
                     dns.rrset.from_text_list(question.name, TTL, "IN", "A", [str(ip) for ip in shuffled])
                 )
-            return reply.to_wire(max_size=max_size)
+            return self._cache(container, wire, max_size, reply.to_wire(max_size=max_size), len(ips))
         if is_swarm_name(qname) or not self.upstreams:
             reply = dns.message.make_response(query)
             reply.flags |= dns.flags.RA
             reply.set_rcode(dns.rcode.NXDOMAIN if is_swarm_name(qname) else dns.rcode.SERVFAIL)
-            return reply.to_wire()
+            return self._cache(container, wire, max_size, reply.to_wire(), 0)
         return await self._forward(query, wire)
+
+    def _cache(self, container: str, wire: bytes, max_size: int, answer: bytes, addresses: int) -> bytes:
+        if len(self._answers) >= MAX_CACHED:
+            self._answers = {}
+        variants = self._answers.setdefault((container, wire[2:], max_size), [])
+        variants.append(answer[2:])
+        if addresses <= 1:  # one order only: no need to build more
+            variants.extend([answer[2:]] * (ANSWER_VARIANTS - len(variants)))
+        return answer
 
     async def _forward(self, query: dns.message.Message, wire: bytes) -> bytes:
         if self._forwarder is None:

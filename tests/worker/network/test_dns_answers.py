@@ -1,0 +1,40 @@
+"""The resolver's answers without sockets: scoping, rotation through the answer cache, no stale answers."""
+
+from ipaddress import IPv4Address, IPv4Interface
+
+import dns.message
+import dns.rcode
+
+from swarmpy.worker.network.dns import Resolver
+from tests.worker.network.cluster_view import Net, Service, Task, host_models
+from tests.worker.network.test_dataplane import BACK, FRONT
+
+UNDERLAY = {"h1": IPv4Address("10.231.9.1")}
+
+
+def models(api_tasks: int):
+    api = Service("svcapi000001", "api", {FRONT.id: IPv4Address("10.0.1.2")})
+    tasks = [Task(f"t{i}", api, i, "h1", f"c{i}", {FRONT.id: IPv4Interface(f"10.0.1.{10 + i}/24")})
+             for i in range(1, api_tasks + 1)]
+    tasks.append(Task("lone1", Service("svclone00001", "lone"), 1, "h1", "clone", {BACK.id: IPv4Interface("10.0.2.5/24")}))
+    return host_models(UNDERLAY, [FRONT, BACK], tasks)["h1"]
+
+
+async def ask(resolver: Resolver, container: str, name: str):
+    reply = dns.message.from_wire(await resolver.respond(container, dns.message.make_query(name, "A").to_wire(), 512))
+    return reply.rcode(), [str(r) for rrset in reply.answer for r in rrset]
+
+
+async def test_answers_rotate_are_scoped_and_follow_updates_at_once():
+    resolver = Resolver("/proc/self/ns/net")
+    resolver.update(models(3), {"c1": [FRONT.id], "clone": [BACK.id]})
+    orders = set()
+    for _ in range(60):
+        rcode, ips = await ask(resolver, "c1", "tasks.api")
+        assert rcode == dns.rcode.NOERROR and sorted(ips) == ["10.0.1.11", "10.0.1.12", "10.0.1.13"]
+        orders.add(tuple(ips))
+    assert len(orders) > 1  # cached answers still rotate
+    assert await ask(resolver, "clone", "tasks.api") == (dns.rcode.NXDOMAIN, [])
+    assert await ask(resolver, "c1", "api") == (dns.rcode.NOERROR, ["10.0.1.2"])
+    resolver.update(models(1), {"c1": [FRONT.id], "clone": [BACK.id]})
+    assert await ask(resolver, "c1", "tasks.api") == (dns.rcode.NOERROR, ["10.0.1.11"])
