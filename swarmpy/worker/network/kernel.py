@@ -356,8 +356,9 @@ class Plumber:
     egress_active = False
 
 
-def count_kernel_objects(netns_path: str) -> dict[str, int]:
-    """Links, addresses, routes, neighbours and netns names visible from a namespace: a cleanup check."""
+def count_kernel_objects(netns_path: str, ns_prefixes: tuple[str, ...] = ("",)) -> dict[str, int]:
+    """Links, addresses, routes and rules of a namespace, and the named namespaces starting with one of
+    `ns_prefixes` (all by default): a cleanup check."""
     def count() -> dict[str, int]:
         with IPRoute() as ipr:
             return {
@@ -368,5 +369,6 @@ def count_kernel_objects(netns_path: str) -> dict[str, int]:
             }
 
     counts = nsutil.in_netns(netns_path, count)
-    counts["namespaces"] = len(os.listdir("/run/netns")) if os.path.isdir("/run/netns") else 0
+    names = os.listdir("/run/netns") if os.path.isdir("/run/netns") else []
+    counts["namespaces"] = sum(1 for name in names if name.startswith(ns_prefixes))
     return counts

@@ -17,6 +17,7 @@ from ipaddress import IPv4Address
 
 from swarmpy.worker.network import netns as nsutil
 from swarmpy.worker.network.dataplane import NodeDataPlane
+from swarmpy.worker.network.kernel import count_kernel_objects
 
 SUBNET = "10.231.9"  # exists only inside the lab's namespaces
 OUTSIDE = IPv4Address(f"{SUBNET}.254")
@@ -87,6 +88,12 @@ class NetLab:
                 failures.append(f"{ns}: {result.stderr.strip()}")
         self._namespaces.clear()
         assert not failures, f"network namespaces left behind: {failures}"
+
+    def counts(self) -> dict[str, dict[str, int]]:
+        """Per host, its links, addresses, routes and rules, and the namespaces of this lab and its nodes
+        (others' tests on the machine make theirs meanwhile)."""
+        prefixes = (self.tag, *(plane.names.ns_prefix for plane in self.planes.values()))
+        return {h: count_kernel_objects(self.netns_path(h), prefixes) for h in self.hosts}
 
     def netns_path(self, host: str) -> str:
         return nsutil.netns_path(self.namespace(host))

@@ -17,7 +17,6 @@ import dns.rrset
 import pytest
 
 from swarmpy.worker.network import netns as nsutil
-from swarmpy.worker.network.kernel import count_kernel_objects
 from tests.worker.network.cluster_view import Net, Service, Task, host_models
 from tests.worker.network.lab import OUTSIDE, NetLab, run
 
@@ -102,9 +101,9 @@ async def test_overlay_vip_dns_isolation_and_egress_across_three_hosts(lab):
     try:
         await apply_all(lab, [FRONT, BACK], tasks, upstreams=(OUTSIDE,))
         # Applying the same models again changes nothing.
-        before = {h: count_kernel_objects(lab.netns_path(h)) for h in lab.hosts}
+        before = lab.counts()
         await apply_all(lab, [FRONT, BACK], tasks, upstreams=(OUTSIDE,))
-        assert {h: count_kernel_objects(lab.netns_path(h)) for h in lab.hosts} == before
+        assert lab.counts() == before
 
         # DNS: VIP, task IPs, aliases, task names, dnsrr, forwarding, NXDOMAIN.
         assert await resolve(lab, client, "api") == ("ok", {"10.0.1.2"})
@@ -161,7 +160,7 @@ def _bound_udp(netns_path: str, address: IPv4Address) -> socket.socket:
 async def test_cleanup_is_exact_and_a_restarted_node_adopts_what_it_had(lab):
     for host in ("h1", "h2"):
         lab.add_host(host)
-    counts_before = {h: count_kernel_objects(lab.netns_path(h)) for h in lab.hosts}
+    counts_before = lab.counts()
     api = Service("svcapi000001", "api", {FRONT.id: IPv4Address("10.0.1.2")})
     lone = Service("svclone00001", "lone", {BACK.id: IPv4Address("10.0.2.2")})
     tasks = [
@@ -170,7 +169,7 @@ async def test_cleanup_is_exact_and_a_restarted_node_adopts_what_it_had(lab):
         Task("lonetask1", lone, 1, "h1", lab.start_container("lone"), {BACK.id: IPv4Interface("10.0.2.3/24")}),
     ]
     await apply_all(lab, [FRONT, BACK], tasks)
-    plumbed = {h: count_kernel_objects(lab.netns_path(h)) for h in lab.hosts}
+    plumbed = lab.counts()
     assert plumbed["h1"]["namespaces"] == counts_before["h1"]["namespaces"] + 3  # h1: 2 networks, h2: 1
     assert plumbed["h1"]["links"] > counts_before["h1"]["links"]
 
@@ -179,7 +178,7 @@ async def test_cleanup_is_exact_and_a_restarted_node_adopts_what_it_had(lab):
         await lab.planes[host].close()
         lab.planes[host] = type(lab.planes[host])(lab.node_ids[host], node_netns=lab.namespace(host))
     await apply_all(lab, [FRONT, BACK], tasks)
-    assert {h: count_kernel_objects(lab.netns_path(h)) for h in lab.hosts} == plumbed
+    assert lab.counts() == plumbed
     spread = await answered_by(lab, tasks[0].container, "http://api/", 20)
     assert set(spread) <= {"api1", "api2"} and sum(spread.values()) == 20, spread
     assert sum((await answered_by(lab, tasks[0].container, "http://10.0.1.4/", 3)).values()) == 3
@@ -193,7 +192,7 @@ async def test_cleanup_is_exact_and_a_restarted_node_adopts_what_it_had(lab):
     nft_tables = run("ip", "netns", "exec", lab.namespace("h1"), "nft", "list", "tables")
     assert nft_tables.strip() == ""
     for _ in range(50):  # the kernel frees a deleted namespace's devices asynchronously
-        if {h: count_kernel_objects(lab.netns_path(h)) for h in lab.hosts} == counts_before:
+        if lab.counts() == counts_before:
             break
         await asyncio.sleep(0.1)
-    assert {h: count_kernel_objects(lab.netns_path(h)) for h in lab.hosts} == counts_before
+    assert lab.counts() == counts_before
