@@ -64,6 +64,9 @@ log = logging.getLogger(__name__)
 
 MIB = 1 << 20
 
+# Committed entries applied between two yields to the event loop (see _handle_ready).
+APPLY_YIELD_EVERY = 64
+
 
 @runtime_checkable
 class StateMachine(Protocol):
@@ -504,7 +507,15 @@ class RaftDriver:
         # 3. Restore, apply, answer reads.
         if rd.snapshot is not None and not rd.snapshot.empty:
             self._restore(rd.snapshot)
-        answers = [answer for entry in rd.committed_entries if (answer := self._apply(entry)) is not None]
+        answers = []
+        for position, entry in enumerate(rd.committed_entries, 1):
+            if (answer := self._apply(entry)) is not None:
+                answers.append(answer)
+            if position % APPLY_YIELD_EVERY == 0 and position < len(rd.committed_entries):
+                # A leader that commits a thousand proposals at once would otherwise apply them in one
+                # synchronous stretch (~0.3 s): reads, heartbeats and control calls wait that long. Each
+                # entry is applied whole, and the core already takes messages between Ready and Advance.
+                await asyncio.sleep(0)
         for read_state in rd.read_states:
             pending = self._reads.get(read_state.request_ctx)
             if pending is not None:

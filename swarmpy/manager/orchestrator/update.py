@@ -59,6 +59,8 @@ _PAUSED_STATES = (UpdateState.PAUSED, UpdateState.ROLLBACK_PAUSED)
 
 Slot = int | str  # slot number (replicated) or node ID (global)
 
+CONCURRENT_SLOT_WRITES = 32
+
 
 def dirty_slots(service: objects_pb2.Service, tasks: list[objects_pb2.Task]) -> list[Slot]:
     """The slots whose current task was made from another task spec, in a stable order."""
@@ -166,6 +168,11 @@ class ServiceUpdate:
         self._clock = clock
         self._failures = 0
         self._stop: _Failed | None = None  # set once the failure action says stop
+        # Slot transactions in flight at once. With parallelism 0 a thousand workers would otherwise all
+        # be runnable together, and every other coroutine of the leader (a `service ls`) would queue
+        # behind them; parked on this, they wait without costing a turn of the loop. Raft still batches
+        # the writes in flight, so "all at once" keeps its speed.
+        self._writes = asyncio.Semaphore(CONCURRENT_SLOT_WRITES)
 
     async def run(self) -> None:
         try:
@@ -220,19 +227,21 @@ class ServiceUpdate:
             if self._current_service() is None:
                 return
             slot = queue.popleft()
-            successor = await retry_conflicts(
-                lambda: self._store.update(lambda tx: self._replace(tx, slot, start_first)),
-                what=f"update of service {self.service_id} slot {slot}",
-            )
+            async with self._writes:
+                successor = await retry_conflicts(
+                    lambda: self._store.update(lambda tx: self._replace(tx, slot, start_first)),
+                    what=f"update of service {self.service_id} slot {slot}",
+                )
             if successor is None:
                 continue
             follower.follow(successor)
             await follower.settled(successor)
             if start_first and self._stop is None:
-                await retry_conflicts(
-                    lambda: self._store.update(lambda tx: self._retire_dirty(tx, slot, keep=successor)),
-                    what=f"update of service {self.service_id} slot {slot}",
-                )
+                async with self._writes:
+                    await retry_conflicts(
+                        lambda: self._store.update(lambda tx: self._retire_dirty(tx, slot, keep=successor)),
+                        what=f"update of service {self.service_id} slot {slot}",
+                    )
             if config.delay > 0 and queue and self._stop is None:
                 await asyncio.sleep(config.delay / 1e9)
 
