@@ -869,18 +869,20 @@ class OrchestrationConfig(_message.Message):
     def __init__(self, task_history_retention_limit: _Optional[int] = ...) -> None: ...
 
 class RaftConfig(_message.Message):
-    __slots__ = ("snapshot_interval", "keep_old_snapshots", "log_entries_for_slow_followers", "heartbeat_tick", "election_tick")
+    __slots__ = ("snapshot_interval", "keep_old_snapshots", "log_entries_for_slow_followers", "heartbeat_tick", "election_tick", "tick_period")
     SNAPSHOT_INTERVAL_FIELD_NUMBER: _ClassVar[int]
     KEEP_OLD_SNAPSHOTS_FIELD_NUMBER: _ClassVar[int]
     LOG_ENTRIES_FOR_SLOW_FOLLOWERS_FIELD_NUMBER: _ClassVar[int]
     HEARTBEAT_TICK_FIELD_NUMBER: _ClassVar[int]
     ELECTION_TICK_FIELD_NUMBER: _ClassVar[int]
+    TICK_PERIOD_FIELD_NUMBER: _ClassVar[int]
     snapshot_interval: int
     keep_old_snapshots: int
     log_entries_for_slow_followers: int
     heartbeat_tick: int
     election_tick: int
-    def __init__(self, snapshot_interval: _Optional[int] = ..., keep_old_snapshots: _Optional[int] = ..., log_entries_for_slow_followers: _Optional[int] = ..., heartbeat_tick: _Optional[int] = ..., election_tick: _Optional[int] = ...) -> None: ...
+    tick_period: int
+    def __init__(self, snapshot_interval: _Optional[int] = ..., keep_old_snapshots: _Optional[int] = ..., log_entries_for_slow_followers: _Optional[int] = ..., heartbeat_tick: _Optional[int] = ..., election_tick: _Optional[int] = ..., tick_period: _Optional[int] = ...) -> None: ...
 
 class DispatcherConfig(_message.Message):
     __slots__ = ("heartbeat_period",)

@@ -87,6 +87,23 @@ def _int64(text: str) -> int:
         return int(text, 10)
     except ValueError:
         raise ValueError(f'strconv.ParseInt: parsing "{text}": invalid syntax') from None
+def _positive_int(text: str) -> int:
+    try:
+        number = int(text, 0)
+    except ValueError:
+        raise ValueError(f'strconv.ParseUint: parsing "{text}": invalid syntax') from None
+    if number < 1:
+        raise ValueError("must be at least 1")
+    if number > 0xFFFFFFFF:
+        raise ValueError(f'strconv.ParseUint: parsing "{text}": value out of range')
+    return number
+
+
+def _positive_duration(text: str) -> int:
+    nanos = units.parse_duration(text)
+    if nanos <= 0:
+        raise ValueError("must be positive")
+    return nanos
 
 
 def _ratio(text: str) -> float:
@@ -110,6 +127,8 @@ MEMORY_BYTES = ParsedBy("bytes", units.parse_memory_bytes)
 NANO_CPUS = ParsedBy("decimal", units.parse_nano_cpus)
 UINT = ParsedBy("uint", _unsigned_int)
 INT64 = ParsedBy("int", _int64)
+POSITIVE_UINT = ParsedBy("uint", _positive_int)
+POSITIVE_DURATION = ParsedBy("duration", _positive_duration)
 RATIO = ParsedBy("float", _ratio)
 HEALTH_DURATION = ParsedBy("duration", _health_duration)
 HEALTH_RETRIES = ParsedBy("int", _health_retries)

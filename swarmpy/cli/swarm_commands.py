@@ -1,4 +1,10 @@
-"""`swarmpy swarm ...`: init, join, join-token, leave, ca."""
+"""`swarmpy swarm ...`: init, join, join-token, update, leave, ca.
+
+The Raft timing flags are swarmpy's (docker's CLI has none; swarmkit keeps the counts in the cluster's
+Raft config and fixes the tick at 1 s): `--raft-tick` (default 100ms), `--raft-heartbeat-tick` (1) and
+`--raft-election-tick` (10) give an election 1-2 s after the leader is lost. The daemon checks their
+rules (swarmpy/manager/controlapi/raft_timing.py); a zero or negative value is refused here.
+"""
 
 from __future__ import annotations
 
@@ -45,6 +51,27 @@ def _cluster(state):
     return daemon.call(daemon.control.GetCluster, control_pb2.GetClusterRequest()).cluster
 
 
+def _raft_timing_options(with_defaults: bool):
+    """The Raft timing flags; `swarm update` has no defaults: only the flags given change the cluster."""
+
+    def defaulted(value: str) -> dict:
+        return {"default": value, "show_default": True} if with_defaults else {"default": None}
+
+    def decorate(command):
+        for option in reversed((
+            click.option("--raft-tick", type=flag_types.POSITIVE_DURATION, **defaulted("100ms"),
+                         help="Raft tick period (the heartbeat and election timeouts count in ticks)."),
+            click.option("--raft-heartbeat-tick", type=flag_types.POSITIVE_UINT, **defaulted("1"),
+                         help="Ticks between the Raft leader's heartbeats."),
+            click.option("--raft-election-tick", type=flag_types.POSITIVE_UINT, **defaulted("10"),
+                         help="Ticks without a leader before a manager calls an election (randomised up to twice that)."),
+        )):
+            command = option(command)
+        return command
+
+    return decorate
+
+
 @swarm.command()
 @click.option("--advertise-addr", default="", help="Advertised address (format: <ip|interface>[:port]).")
 @click.option("--listen-addr", default="0.0.0.0:2377", show_default=True, help="Listen address (format: <ip|interface>[:port]).")
@@ -58,10 +85,11 @@ def _cluster(state):
 @click.option("--data-path-addr", default="", help="Address or interface to use for data path traffic (format: <ip|interface>).")
 @click.option("--data-path-port", type=flag_types.UINT, default="0", help="Port number to use for data path traffic (1024 - 49151). If no value is set or is set to 0, the default port (4789) is used.")
 @click.option("--autolock", is_flag=True, help="Enable manager autolocking (requiring an unlock key to start a stopped manager).")
+@_raft_timing_options(with_defaults=True)
 @click.pass_obj
 def init(state, advertise_addr, listen_addr, task_history_limit, dispatcher_heartbeat, cert_expiry,
          force_new_cluster, availability, default_addr_pools, default_addr_pool_mask_length, data_path_addr,
-         data_path_port, autolock) -> None:
+         data_path_port, autolock, raft_tick, raft_heartbeat_tick, raft_election_tick) -> None:
     """Initialize a swarm."""
     from swarmpy.api import control_pb2, objects_pb2
 
@@ -70,6 +98,9 @@ def init(state, advertise_addr, listen_addr, task_history_limit, dispatcher_hear
         dispatcher=objects_pb2.DispatcherConfig(heartbeat_period=dispatcher_heartbeat),
         ca_config=objects_pb2.CAConfig(node_cert_expiry=cert_expiry),
         encryption_config=objects_pb2.EncryptionConfig(auto_lock_managers=autolock),
+        raft=objects_pb2.RaftConfig(
+            tick_period=raft_tick, heartbeat_tick=raft_heartbeat_tick, election_tick=raft_election_tick
+        ),
     )
     daemon = state.daemon
     response = daemon.call(daemon.local_node.Init, control_pb2.InitRequest(
@@ -161,9 +192,10 @@ def ca(state) -> None:
 @click.option("--max-snapshots", type=flag_types.UINT, help="Number of additional Raft snapshots to retain.")
 @click.option("--snapshot-interval", type=flag_types.UINT, help="Number of log entries between Raft snapshots.")
 @click.option("--task-history-limit", type=flag_types.INT64, help="Task history retention limit.")
+@_raft_timing_options(with_defaults=False)
 @click.pass_obj
 def update(state, autolock, cert_expiry, dispatcher_heartbeat, external_ca, max_snapshots, snapshot_interval,
-           task_history_limit) -> None:
+           task_history_limit, raft_tick, raft_heartbeat_tick, raft_election_tick) -> None:
     """Update the swarm: only the settings given change."""
     from swarmpy.api import control_pb2
 
@@ -189,6 +221,10 @@ def update(state, autolock, cert_expiry, dispatcher_heartbeat, external_ca, max_
         spec.orchestration.task_history_retention_limit = task_history_limit
     if autolock is not None:
         spec.encryption_config.auto_lock_managers = autolock
+    for field, value in (("tick_period", raft_tick), ("heartbeat_tick", raft_heartbeat_tick),
+                         ("election_tick", raft_election_tick)):
+        if value is not None:
+            setattr(spec.raft, field, value)
     daemon = state.daemon
     daemon.call(daemon.control.UpdateCluster, control_pb2.UpdateClusterRequest(version=cluster.meta.version, spec=spec))
     state.out("Swarm updated.")

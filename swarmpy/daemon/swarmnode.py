@@ -38,7 +38,7 @@ from .interfaces import InterfaceError, resolve_addr
 from .localnode import LocalNodeError
 from .raft_join import RaftJoinFailed, join_raft
 from .state import DataDir, NodeState
-from .tuning import raft_config_from_environment
+from .tuning import pinned_raft_tick, raft_config_from_environment
 from .worker_side import WorkerSide, describe_node
 
 log = logging.getLogger(__name__)
@@ -301,6 +301,7 @@ class SwarmNode:
             known_members=known_members,
             raft_config=raft_config_from_environment(),
             protect_raft_key=self._protect_raft_key,
+            pinned_tick=pinned_raft_tick(),
         )
         await self.manager.start(bootstrap)
 

@@ -1,9 +1,9 @@
 """Knobs for tests and benchmarks, read from the daemon's environment. Production leaves them unset.
 
-SWARMPY_RAFT_TICK  seconds per Raft tick (a float; default 1 s, as swarmkit). Heartbeats go every tick and
-                   an election starts after 10-20 ticks without a leader, so 0.1 makes failover take
-                   1-2 s instead of 10-20 s: what multi-host tests need to stay fast. Every manager of a
-                   swarm should run with the same value.
+SWARMPY_RAFT_TICK  seconds per Raft tick (a float). Set, it pins this daemon's tick, overriding the
+                   cluster's (`swarm init/update --raft-tick`, default 100 ms); the tick counts still come
+                   from the cluster. Tests use it to keep timing fixed whatever the cluster says. Every
+                   manager of a swarm should run with the same value.
 """
 
 from __future__ import annotations
@@ -22,15 +22,22 @@ MIN_RAFT_TICK = 0.01  # below this the tick task alone would keep a core busy
 BLOCKING_CALL_THREADS = 64
 
 
-def raft_config_from_environment(environ: dict[str, str] | None = None) -> DriverConfig:
-    """The Raft driver's configuration: swarmkit's defaults, with the tick from SWARMPY_RAFT_TICK if set."""
+def pinned_raft_tick(environ: dict[str, str] | None = None) -> float | None:
+    """The tick SWARMPY_RAFT_TICK pins, or None when it is unset. Raises RuntimeError for a bad value."""
     raw = (os.environ if environ is None else environ).get(RAFT_TICK_ENV, "").strip()
     if not raw:
-        return DriverConfig()
+        return None
     try:
         tick = float(raw)
     except ValueError:
         raise RuntimeError(f"{RAFT_TICK_ENV}={raw!r}: not a number of seconds (the environment's fault)") from None
     if not MIN_RAFT_TICK <= tick <= 60:
         raise RuntimeError(f"{RAFT_TICK_ENV}={raw!r}: a Raft tick must be between {MIN_RAFT_TICK} and 60 seconds")
-    return DriverConfig(tick_interval=tick)
+    return tick
+
+
+def raft_config_from_environment(environ: dict[str, str] | None = None) -> DriverConfig:
+    """The Raft driver's starting configuration: the defaults, with the tick from SWARMPY_RAFT_TICK if set.
+    (A manager then follows the cluster's Raft config, except a pinned tick.)"""
+    tick = pinned_raft_tick(environ)
+    return DriverConfig() if tick is None else DriverConfig(tick_interval=tick)

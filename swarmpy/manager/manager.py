@@ -42,6 +42,7 @@ from .allocator import Allocator
 from .control_router import FORWARD_TIMEOUT, NO_LEADER, ControlRouter
 from .controlapi.errors import FailedPrecondition
 from .controlapi.errors import Unavailable as ControlUnavailable
+from .controlapi.raft_timing import effective_timing
 from .controlapi.servicer import ControlServicer
 from .dispatcher import Dispatcher, DispatcherGate, DispatcherSettings
 from .logbroker import LogBroker
@@ -53,7 +54,7 @@ from .raftnet.transport import GrpcTransport
 from .raftstore import RaftProposer, StoreStateMachine
 from .rolemanager import RoleManager, demotion_refusal
 from .scheduler import Scheduler
-from .store import MemoryStore
+from .store import Change, MemoryStore
 
 log = logging.getLogger(__name__)
 
@@ -180,7 +181,9 @@ class Manager:
         dispatcher_settings: DispatcherSettings | None = None,
         known_members: dict[int, str] | None = None,
         protect_raft_key: ProtectRaftKey | None = None,
+        pinned_tick: float | None = None,
     ) -> None:
+        """`pinned_tick` (SWARMPY_RAFT_TICK) overrides the cluster's tick period; the tick counts still follow it."""
         self.node_id = node_id
         # Stores this manager's Raft key as autolock wants it (the daemon's SwarmNode); see cluster_settings.
         self._protect_raft_key = protect_raft_key
@@ -195,6 +198,7 @@ class Manager:
         self.store = MemoryStore()
         self._raft_dir = raft_dir
         self._raft_config = raft_config or DriverConfig()
+        self._pinned_tick = pinned_tick
         self.driver: RaftDriver | None = None
         self.log_broker = LogBroker(self.store)
         self._dispatcher_settings = dispatcher_settings
@@ -209,7 +213,8 @@ class Manager:
             is_leader=lambda: self.driver is not None and self.driver.is_leader,
             read_barrier=lambda: self.driver.read_index(),
             leader_channel=self._leader_channel,
-            barrier_timeout=2 * self._raft_config.election_tick * self._raft_config.tick_interval,
+            barrier_timeout=self._two_election_timeouts,
+            leader_wait=self._two_election_timeouts,
             leader_moved=lambda: self._leader_moved,
         )
         self._leader_moved = asyncio.Event()  # replaced and set at each change of leader
@@ -220,6 +225,7 @@ class Manager:
         self._loops = LeaderLoops(self._leader_loop_factories())
         self._loops_task: asyncio.Task[None] | None = None
         self._address_task: asyncio.Task[None] | None = None
+        self._timing_task: asyncio.Task[None] | None = None
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -244,6 +250,7 @@ class Manager:
         self.driver.add_leadership_listener(self._on_leadership)
         self._loops_task = asyncio.create_task(self._loops.run(), name="leader-loops-supervisor")
         await self.driver.start()
+        self._timing_task = asyncio.create_task(self._follow_raft_timing(), name="raft-timing")
         await self._serve()
         self._settings_task = asyncio.create_task(
             follow_cluster_settings(self.store, self.driver, storage, self._protect_raft_key), name="cluster-settings"
@@ -259,11 +266,11 @@ class Manager:
         if self._server is not None:
             await self._server.stop(grace=1)
             self._server = None
-        for task in (self._loops_task, self._address_task, self._settings_task):
+        for task in (self._loops_task, self._address_task, self._settings_task, self._timing_task):
             if task is not None:
                 task.cancel()
                 await asyncio.gather(task, return_exceptions=True)
-        self._loops_task = self._address_task = self._settings_task = None
+        self._loops_task = self._address_task = self._settings_task = self._timing_task = None
         if self.driver is not None:
             await self.driver.stop()
         for channel in [*self._leader_channels.values(), *self._retired_channels]:
@@ -384,6 +391,31 @@ class Manager:
         except ProposalDropped as exc:
             raise ControlUnavailable(f"can't remove manager node {node.id} now, retry: {exc}") from exc
         log.info("manager node %s (raft id %x) removed from the Raft group by force", node.id, raft_id)
+
+    def _two_election_timeouts(self) -> float:
+        """How long a leader may take to appear (and a read barrier to pass) before callers are told."""
+        config = self.driver.config if self.driver is not None else self._raft_config
+        return 2 * config.election_tick * config.tick_interval
+
+    async def _follow_raft_timing(self) -> None:
+        """Run Raft with the cluster's timing (spec.raft), on every manager, from the replicated store: each
+        applies a change when it applies the update, so all members agree within a heartbeat."""
+        view, watch = self.store.view_and_watch(["cluster"])
+        try:
+            self._apply_raft_timing(view.get_cluster())
+            async for event in watch:
+                if isinstance(event, Change) and event.new is not None:
+                    self._apply_raft_timing(event.new)
+        finally:
+            watch.close()
+
+    def _apply_raft_timing(self, cluster: objects_pb2.Cluster | None) -> None:
+        if cluster is None or self.driver is None:
+            return
+        raft = cluster.spec.raft
+        timing = effective_timing(raft.tick_period, raft.heartbeat_tick, raft.election_tick)
+        tick = self._pinned_tick if self._pinned_tick is not None else timing.tick_seconds
+        self.driver.retune(tick, timing.heartbeat_tick, timing.election_tick)
 
     def _on_leadership(self, is_leader: bool, leader: int) -> None:
         self._loops.set_leader(is_leader)

@@ -358,6 +358,17 @@ class RaftNode:
 
     # -- time -----------------------------------------------------------------------------------
 
+    def set_timing(self, heartbeat_tick: int, election_tick: int) -> None:
+        """New tick counts from now on (the cluster's Raft config changed; every member gets them). A
+        follower restarts its election clock with a timeout drawn from the new range, so a change that
+        reaches it before the leader's own cannot make it campaign at once. Liveness only: no safety
+        rule depends on timing."""
+        Config(id=self.id, heartbeat_tick=heartbeat_tick, election_tick=election_tick).validate()
+        self.heartbeat_tick, self.election_tick = heartbeat_tick, election_tick
+        self._election_elapsed = 0
+        self._heartbeat_elapsed = 0
+        self._randomized_election_timeout = self._rng.randrange(election_tick, 2 * election_tick)
+
     def tick(self) -> None:
         self._now += 1
         if self._role is Role.LEADER:

@@ -66,6 +66,8 @@ MIB = 1 << 20
 
 # Committed entries applied between two yields to the event loop (see _handle_ready).
 APPLY_YIELD_EVERY = 64
+# A tick this many periods late means the event loop was starved; see RaftDriver._ticker.
+STALL_TICKS = 3
 
 
 @runtime_checkable
@@ -102,9 +104,10 @@ class ApplyResult:
 
 @dataclass(slots=True)
 class DriverConfig:
-    """Defaults are swarmkit's (see /work/shared/reference/raft.md), except pre_vote; tests shorten the tick."""
+    """Defaults are swarmkit's (see /work/shared/reference/raft.md), except pre_vote and the tick: swarmkit
+    ticks every second (an election 10-20 s after the leader died); etcd's 100 ms gives 1-2 s."""
 
-    tick_interval: float = 1.0  # seconds per tick
+    tick_interval: float = 0.1  # seconds per tick
     heartbeat_tick: int = 1
     election_tick: int = 10
     max_size_per_msg: int = 65_535  # bytes of entries per APPEND message
@@ -134,6 +137,8 @@ class DriverStats:
     oversized_messages_dropped: int = 0
     snapshots_created: int = 0
     snapshots_restored: int = 0
+    stalls: int = 0  # ticker wake-ups more than STALL_TICKS late (see _ticker)
+    longest_stall: float = 0.0  # seconds
 
 
 def estimated_message_bytes(message: Message) -> int:
@@ -282,14 +287,43 @@ class RaftDriver:
             self._started.set()
 
     async def _ticker(self) -> None:
-        interval = self.config.tick_interval
+        """Counts ticks from the monotonic clock. A tick a little late is caught up; a wake-up more than
+        STALL_TICKS late means this process's event loop was starved (a long callback, swapping, a
+        stopped process), not that the peers were silent -- their messages wait unread in the socket
+        buffers -- so the missed ticks are dropped (counted in `stats.stalls`) and the core sees one:
+        a starved follower does not start an election, nor a starved leader step down, for it."""
         loop = asyncio.get_running_loop()
         deadline = loop.time()
         while True:
+            interval = self.config.tick_interval  # read every time: retune() may change it
             deadline += interval
             await asyncio.sleep(max(0.0, deadline - loop.time()))
+            late = loop.time() - deadline
+            if late > STALL_TICKS * interval:
+                self.stats.stalls += 1
+                self.stats.longest_stall = max(self.stats.longest_stall, late)
+                log.warning("node %x: event loop starved for %.2f s; not counting the missed ticks", self.node_id, late)
+                deadline = loop.time()
             self._pending_ticks += 1
             self._wakeup.set()
+
+    def retune(self, tick_interval: float, heartbeat_tick: int, election_tick: int) -> None:
+        """Run with new timing from now on (the cluster's Raft config changed). The caller checked the
+        values. The next tick comes on the new period; the core's randomised timeout takes the new
+        election tick at its next reset, and the election clock restarts so that a change that reaches
+        this node before the leader's cannot make it campaign at once."""
+        if (tick_interval, heartbeat_tick, election_tick) == (
+            self.config.tick_interval, self.config.heartbeat_tick, self.config.election_tick
+        ):
+            return
+        self.config.tick_interval = tick_interval
+        self.config.heartbeat_tick = heartbeat_tick
+        self.config.election_tick = election_tick
+        if self._task_group is not None:
+            self._inbox.append(("retune",))
+            self._wakeup.set()
+        log.info("node %x: raft timing now tick %.3f s, heartbeat %d ticks, election %d ticks",
+                 self.node_id, tick_interval, heartbeat_tick, election_tick)
 
     # ---------------------------------------------------------------- the transport's side (MessageHandler)
 
@@ -432,9 +466,13 @@ class RaftDriver:
         return False
 
     def _feed_core(self, node: RaftNode) -> None:
+        # Messages before ticks: a heartbeat (or its answer) that arrived with a late tick counts first.
+        self._feed_inbox(node)
         ticks, self._pending_ticks = self._pending_ticks, 0
         for _ in range(ticks):
             node.tick()
+
+    def _feed_inbox(self, node: RaftNode) -> None:
         inbox = self._inbox
         while inbox:
             item = inbox.popleft()
@@ -451,6 +489,8 @@ class RaftDriver:
                 node.report_snapshot(item[1], item[2])
             elif kind == "transfer":
                 self._transfer(node, item[1], item[2])
+            elif kind == "retune":
+                node.set_timing(self.config.heartbeat_tick, self.config.election_tick)
             else:
                 raise AssertionError(f"unknown inbox item {kind!r}")
 

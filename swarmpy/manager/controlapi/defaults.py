@@ -18,7 +18,7 @@ the same on every manager and must not change under a running cluster when this 
 from __future__ import annotations
 
 from swarmpy.api import objects_pb2
-from swarmpy.units import HOUR, SECOND
+from swarmpy.units import HOUR, MILLISECOND, SECOND
 
 # -- services -------------------------------------------------------------------------------------
 
@@ -48,6 +48,9 @@ RAFT_KEEP_OLD_SNAPSHOTS = 0
 RAFT_LOG_ENTRIES_FOR_SLOW_FOLLOWERS = 500
 RAFT_HEARTBEAT_TICK = 1
 RAFT_ELECTION_TICK = 10
+# swarmkit's tick is 1 s (an election 10-20 s after the leader died); etcd's defaults are a 100 ms heartbeat
+# and a 1 s election. A manager's loop is never blocked near that long (bench/RESULTS.md, "stability").
+RAFT_TICK_PERIOD = 100 * MILLISECOND
 
 
 def default_restart_policy() -> objects_pb2.RestartPolicy:
@@ -133,6 +136,7 @@ def default_cluster_spec() -> objects_pb2.ClusterSpec:
             log_entries_for_slow_followers=RAFT_LOG_ENTRIES_FOR_SLOW_FOLLOWERS,
             heartbeat_tick=RAFT_HEARTBEAT_TICK,
             election_tick=RAFT_ELECTION_TICK,
+            tick_period=RAFT_TICK_PERIOD,
         ),
         dispatcher=objects_pb2.DispatcherConfig(heartbeat_period=DISPATCHER_HEARTBEAT_PERIOD),
         ca_config=objects_pb2.CAConfig(node_cert_expiry=NODE_CERT_EXPIRY),
@@ -160,6 +164,8 @@ def fill_cluster_spec_defaults(spec: objects_pb2.ClusterSpec) -> objects_pb2.Clu
         filled.raft.heartbeat_tick = RAFT_HEARTBEAT_TICK
     if filled.raft.election_tick == 0:
         filled.raft.election_tick = RAFT_ELECTION_TICK
+    if filled.raft.tick_period == 0:
+        filled.raft.tick_period = RAFT_TICK_PERIOD
     return filled
 
 

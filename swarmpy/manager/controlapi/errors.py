@@ -14,6 +14,9 @@ from swarmpy.manager.store import Ambiguous, Conflict, Exists, NameConflict, Not
 from swarmpy.raft.errors import LeadershipLost, NotLeader, ProposalDropped, ProposalTooLarge, RaftError
 
 NO_LEADER = "the swarm does not have a leader"
+# Trailing metadata of a refusal issued before anything was proposed: whoever forwarded it may send it again.
+NOT_APPLIED_KEY = "swarmpy-not-applied"
+NOT_APPLIED = ((NOT_APPLIED_KEY, "1"),)
 
 
 class ControlError(Exception):
@@ -63,6 +66,12 @@ def show(value: object) -> str:
     if isinstance(value, str):
         return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
     return str(value)
+
+
+def refused_before_proposing(error: Exception) -> bool:
+    """Whether the write's proposal was refused at once (nothing reached the log). A call that proposed
+    several times re-checks its earlier steps when sent again (RemoveNode's member removal does)."""
+    return isinstance(error, (NotLeader, ProposalDropped))
 
 
 def status_for(error: Exception) -> tuple[grpc.StatusCode, str] | None:

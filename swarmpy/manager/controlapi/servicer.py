@@ -45,7 +45,15 @@ from swarmpy.manager.store.memory import clone, now_ns
 
 from . import queries
 from .defaults import fill_cluster_spec_defaults, service_with_defaults
-from .errors import FailedPrecondition, InvalidArgument, ObjectNotFound, Unavailable, status_for
+from .errors import (
+    NOT_APPLIED,
+    FailedPrecondition,
+    InvalidArgument,
+    ObjectNotFound,
+    Unavailable,
+    refused_before_proposing,
+    status_for,
+)
 from .names import random_service_name
 from .networks import NetworkRPCs, resolve_attachments, validate_attachments
 from .secrets import CONFIG, SECRET, SecretConfigRPCs, resolve_references, validate_references
@@ -76,7 +84,8 @@ async def _abort(context: grpc.aio.ServicerContext, rpc: str, error: Exception) 
     if status is None:
         log.exception("control API %s failed unexpectedly", rpc)
         status = (grpc.StatusCode.INTERNAL, f"internal error in {rpc} (a swarmpy bug): {error}")
-    await context.abort(*status)
+    # A proposal refused at once left nothing in the log: a forwarding manager may send the call again.
+    await context.abort(*status, trailing_metadata=NOT_APPLIED if refused_before_proposing(error) else ())
 
 
 def _unary(method: Handler) -> Handler:
@@ -401,7 +410,7 @@ class ControlServicer(SecretConfigRPCs, NetworkRPCs, control_pb2_grpc.ControlSer
         self, request: control_pb2.UpdateClusterRequest, context: Any
     ) -> control_pb2.UpdateClusterResponse:
         read_version = _require_version(request.version)
-        validate_cluster_spec(request.spec)
+        validate_cluster_spec(fill_cluster_spec_defaults(request.spec))  # zero ticks are checked as the defaults
 
         def update(tx: Transaction) -> str:
             current = self._the_cluster(tx)

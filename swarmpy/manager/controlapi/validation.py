@@ -19,6 +19,7 @@ from swarmpy.manager.constraint import ConstraintError, parse_constraint
 from swarmpy.units import MILLISECOND, format_duration
 
 from .defaults import MIN_NODE_CERT_EXPIRY
+from .raft_timing import raft_timing_refusal
 from .errors import InvalidArgument, Shown
 
 # docker's service name rule (daemon/cluster/convert), plus the DNS label length limit: tasks are
@@ -346,7 +347,6 @@ def validate_cluster_spec(spec: objects_pb2.ClusterSpec) -> None:
             "ca_config.node_cert_expiry", _duration(expiry), f"must be at least {format_duration(MIN_NODE_CERT_EXPIRY)}"
         )
     raft = spec.raft
-    if raft.heartbeat_tick and raft.election_tick and raft.election_tick <= raft.heartbeat_tick:
-        raise InvalidArgument(
-            "raft.election_tick", raft.election_tick, f"must be greater than the heartbeat tick ({raft.heartbeat_tick})"
-        )
+    refusal = raft_timing_refusal(raft.tick_period, raft.heartbeat_tick, raft.election_tick)
+    if refusal is not None:
+        raise InvalidArgument(*refusal)
