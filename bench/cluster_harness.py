@@ -134,7 +134,8 @@ def _start_daemon(work_dir: Path, name: str) -> ManagerProcess:
     with open(log_path, "wb") as log_file:
         process = subprocess.Popen(
             [sys.executable, "-c", "from swarmpy.daemon import main; main()",
-             "--data-dir", str(data_dir), "--socket", str(socket_path), "--hostname", name],
+             "--data-dir", str(data_dir), "--socket", str(socket_path), "--hostname", name,
+             "--api-socket", ""],  # no Engine API: the daemons share one directory (docker.sock beside --socket)
             stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True,
         )
     manager = ManagerProcess(name, data_dir, socket_path, log_path, process)

@@ -40,7 +40,10 @@ from bench.cluster_harness import ControlClient, ManagerCluster, ManagerProcess,
 from swarmpy.api import control_pb2, objects_pb2
 
 ELECTION_TICKS = 10  # swarmkit's default, and the daemon's
+from swarmpy.raft.driver import DriverConfig
+
 RAFT_TICK_ENV = "SWARMPY_RAFT_TICK"
+DEFAULT_TICK = DriverConfig().tick_interval
 STEADY_TIMEOUT = 60.0
 FAILOVER_TIMEOUT = 120.0
 ELECTED_LINE = re.compile(
@@ -217,8 +220,8 @@ async def one_failover(tick: float, run: int, keep_logs: Path | None) -> Failove
 
 async def all_runs(ticks: Sequence[float], runs: int, keep_logs: Path | None) -> None:
     for tick in ticks:
-        if tick == 1.0:
-            os.environ.pop(RAFT_TICK_ENV, None)  # the daemon's own default: swarmkit's 1 s
+        if tick == DEFAULT_TICK:
+            os.environ.pop(RAFT_TICK_ENV, None)  # the daemons' own default (100 ms since issue 15)
         else:
             os.environ[RAFT_TICK_ENV] = repr(tick)
         print(f"tick {tick} s, election timeout {election_timeout(tick):.1f} s (ET), {runs} runs", flush=True)
@@ -243,11 +246,11 @@ async def all_runs(ticks: Sequence[float], runs: int, keep_logs: Path | None) ->
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=5)
-    parser.add_argument("--ticks", default="1,0.1", help="Raft tick(s) in seconds, comma-separated (1 = swarmkit's default)")
+    parser.add_argument("--ticks", default="default,1", help="Raft tick(s) in seconds, comma-separated ('default' = the daemons' own, 1 = swarmkit's)")
     parser.add_argument("--keep-logs", type=Path, default=None, help="copy every run's daemon logs here")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
-    ticks = [float(tick) for tick in args.ticks.split(",")]
+    ticks = [DEFAULT_TICK if tick == "default" else float(tick) for tick in args.ticks.split(",")]
     # One event loop for every run: grpc.aio binds to the first loop it sees.
     asyncio.run(all_runs(ticks, args.runs, args.keep_logs))
 
