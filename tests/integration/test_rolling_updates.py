@@ -119,4 +119,6 @@ def test_start_first_update_keeps_every_replica_running(shared_daemon, image):
         sampler.join()
     assert result.stdout.splitlines()[-1] == "verify: Service overlap converged"
     assert samples and min(samples) >= 2, samples  # never below the replica count
-    assert max(samples) == 3, samples  # the new task ran beside the old one
+    # The new task ran beside the old one (4 at a moment is possible: the old task of slot 1 still in its
+    # stop grace period when slot 2's successor starts).
+    assert max(samples) >= 3, samples
