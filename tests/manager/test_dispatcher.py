@@ -597,3 +597,33 @@ async def test_an_ended_session_closes_its_assignments_stream():
         assert ended.value.code() == grpc.StatusCode.NOT_FOUND
         assert manager.dispatcher._tasks.subscribers() == 0
         session.cancel()
+
+
+PATIENT = DispatcherSettings(heartbeat_period=10.0, session_break_grace=0.3)  # heartbeat expiry 30 s
+
+
+async def test_a_broken_session_stream_marks_the_node_down_after_the_short_grace():
+    store = MemoryStore()
+    await seed(store, ("node", make_node("n1")))
+    async with running_manager(store, settings=PATIENT) as manager, grpc.aio.insecure_channel(manager.addr) as channel:
+        stub = dispatcher_pb2_grpc.DispatcherStub(channel)
+        call, _ = await open_session(stub, "n1")
+        assert node_state(store, "n1") == READY
+        broke = time.monotonic()
+        call.cancel()  # the node's process died: its stream goes, no more heartbeats
+        await wait_for(lambda: node_state(store, "n1") == DOWN, timeout=5)
+        assert 0.25 <= time.monotonic() - broke < 3  # the short grace, not the 30 s heartbeat expiry
+
+
+async def test_a_node_back_within_the_grace_stays_ready():
+    store = MemoryStore()
+    await seed(store, ("node", make_node("n1")))
+    async with running_manager(store, settings=PATIENT) as manager, grpc.aio.insecure_channel(manager.addr) as channel:
+        stub = dispatcher_pb2_grpc.DispatcherStub(channel)
+        call, _ = await open_session(stub, "n1")
+        call.cancel()
+        await asyncio.sleep(0.1)
+        again, _ = await open_session(stub, "n1")  # reconnected (to this or another manager) in time
+        await asyncio.sleep(0.6)  # twice the grace
+        assert node_state(store, "n1") == READY
+        again.cancel()

@@ -17,7 +17,10 @@ Heartbeats. Each Heartbeat answers with the period until the next one (the clust
 moves the node's deadline to GRACE_MULTIPLIER periods ahead. A node past its deadline is written DOWN
 ("heartbeat failure") and its session ends: every stream of it closes and its calls are refused until it
 opens a new session, which writes it READY again (always with a write, even if the node still looks
-READY: a DOWN write already on its way through Raft then conflicts with it and one of the two is retried). When the dispatcher starts, every node not already DOWN
+READY: a DOWN write already on its way through Raft then conflicts with it and one of the two is retried).
+A Session stream that breaks without the session ending (the node's process died, its connection was reset)
+brings the deadline to `session_break_grace` (2 s) ahead, so a dead node is DOWN in seconds unless it
+reconnects or heartbeats meanwhile; a silent partition breaks nothing and still waits the whole grace. When the dispatcher starts, every node not already DOWN
 is written UNKNOWN and given one grace period to open a session; only those that do not are marked DOWN,
 each at its own deadline. The orchestrators replace the tasks of DOWN nodes; the dispatcher only writes
 the node's status.
@@ -108,6 +111,9 @@ class DispatcherSettings:
     status_flush_interval: float = 0.1
     status_max_pending: int = 10_000
     assignment_batch_window: float = 0.05
+    # A node whose Session stream broke (its process died, its connection was reset) is DOWN this long
+    # after, unless it opens or resumes a session or heartbeats: seconds, not the heartbeat grace.
+    session_break_grace: float = 2.0
 
 
 class _Pulse:
@@ -378,28 +384,49 @@ class Dispatcher(dispatcher_pb2_grpc.DispatcherServicer):
                 raise
             epoch = session.epoch
             managers = self._managers
+            try:
+                async for message in self._session_messages(session, epoch, node, managers):
+                    yield message
+            except asyncio.CancelledError:
+                self._stream_broke(session, epoch)
+                raise
+
+    def _stream_broke(self, session: _Session, epoch: int) -> None:
+        """The node's Session stream went away without the session ending: unless the node is back within
+        the short grace, its heartbeat deadline comes then (a silent partition still waits the full one)."""
+        if self._sessions.get(session.node_id) is not session or session.epoch != epoch or session.ended.is_set():
+            return
+        due = time.monotonic() + self._settings.session_break_grace
+        if due < self._deadlines.due(session.node_id, due + 1):
+            self._deadlines.set(session.node_id, due)
+            self._deadlines_moved.fire()
+            log.info("node %s: session stream broke; down in %.1f s unless it is back", session.node_id,
+                     self._settings.session_break_grace)
+
+    async def _session_messages(self, session: _Session, epoch: int, node: objects_pb2.Node, managers: Any):
+        node_id = session.node_id
+        yield dispatcher_pb2.SessionMessage(
+            session_id=session.session_id, node=node, managers=managers, root_ca=self._root_ca()
+        )
+        while True:
+            while not (
+                session.ended.is_set()
+                or session.epoch != epoch
+                or self._managers is not managers
+                or session.role_changed
+            ):
+                await session.pulse.wait()
+            session.role_changed = False
+            if session.ended.is_set():
+                assert session.end_reason is not None
+                raise session.end_reason
+            if session.epoch != epoch:
+                return
+            managers = self._managers
+            node = self._store.view().get_node(node_id) or objects_pb2.Node(id=node_id)
             yield dispatcher_pb2.SessionMessage(
                 session_id=session.session_id, node=node, managers=managers, root_ca=self._root_ca()
             )
-            while True:
-                while not (
-                    session.ended.is_set()
-                    or session.epoch != epoch
-                    or self._managers is not managers
-                    or session.role_changed
-                ):
-                    await session.pulse.wait()
-                session.role_changed = False
-                if session.ended.is_set():
-                    assert session.end_reason is not None
-                    raise session.end_reason
-                if session.epoch != epoch:
-                    return
-                managers = self._managers
-                node = self._store.view().get_node(node_id) or objects_pb2.Node(id=node_id)
-                yield dispatcher_pb2.SessionMessage(
-                    session_id=session.session_id, node=node, managers=managers, root_ca=self._root_ca()
-                )
 
     def _root_ca(self) -> bytes:
         cluster = self._store.view().get_cluster()

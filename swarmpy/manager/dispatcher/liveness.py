@@ -19,6 +19,9 @@ class Deadlines:
     def __contains__(self, node_id: str) -> bool:
         return node_id in self._due
 
+    def due(self, node_id: str, default: float) -> float:
+        return self._due.get(node_id, default)
+
     def next_due(self) -> float | None:
         return min(self._due.values(), default=None)
 
