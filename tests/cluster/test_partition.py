@@ -65,11 +65,12 @@ CHAIN = "SWARMPY-PARTITION"
 # process start (~0.5 s) and a loaded 2-core machine.
 DEPOSED_WITHIN = 2 * ELECTION_TIMEOUT + 3.0
 ELECTED_WITHIN = 3 * ELECTION_TIMEOUT + 3.0
-# A manager that knows it has no leader answers without waiting (the read barrier alone may wait two
-# election timeouts): a call on its socket within RPC_REFUSED_WITHIN, a whole CLI process within
-# CLI_REFUSED_WITHIN.
-RPC_REFUSED_WITHIN = 1.0
-CLI_REFUSED_WITHIN = 4.0
+# A manager with no leader waits up to two election timeouts for one to appear (issue 15: calls ride
+# through a failover) and then refuses: a call on its socket within RPC_REFUSED_WITHIN, a whole CLI
+# process (~0.5 s to start, more on a loaded machine) within CLI_REFUSED_WITHIN. A cut-off manager never
+# sees a leader, so it must refuse by then rather than hang.
+RPC_REFUSED_WITHIN = 2 * ELECTION_TIMEOUT + 1.0
+CLI_REFUSED_WITHIN = RPC_REFUSED_WITHIN + 3.0
 CLI_HANG_LIMIT = 30.0
 
 
