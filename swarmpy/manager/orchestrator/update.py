@@ -42,6 +42,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import Callable
+from typing import TypeVar
 
 from swarmpy.api import objects_pb2
 from swarmpy.manager.controlapi.defaults import effective_rollback_config, effective_update_config
@@ -58,6 +59,7 @@ Order = objects_pb2.UpdateConfig.Order
 _PAUSED_STATES = (UpdateState.PAUSED, UpdateState.ROLLBACK_PAUSED)
 
 Slot = int | str  # slot number (replicated) or node ID (global)
+T = TypeVar("T")
 
 CONCURRENT_SLOT_WRITES = 32
 
@@ -227,23 +229,22 @@ class ServiceUpdate:
             if self._current_service() is None:
                 return
             slot = queue.popleft()
-            async with self._writes:
-                successor = await retry_conflicts(
-                    lambda: self._store.update(lambda tx: self._replace(tx, slot, start_first)),
-                    what=f"update of service {self.service_id} slot {slot}",
-                )
+            successor = await self._write_slot(slot, lambda tx: self._replace(tx, slot, start_first))
             if successor is None:
                 continue
             follower.follow(successor)
             await follower.settled(successor)
             if start_first and self._stop is None:
-                async with self._writes:
-                    await retry_conflicts(
-                        lambda: self._store.update(lambda tx: self._retire_dirty(tx, slot, keep=successor)),
-                        what=f"update of service {self.service_id} slot {slot}",
-                    )
+                await self._write_slot(slot, lambda tx: self._retire_dirty(tx, slot, keep=successor))
             if config.delay > 0 and queue and self._stop is None:
                 await asyncio.sleep(config.delay / 1e9)
+
+    async def _write_slot(self, slot: Slot, write: Callable[[Transaction], T]) -> T:
+        """One slot's transaction: bounded in flight (self._writes), retried on lost races."""
+        async with self._writes:
+            return await retry_conflicts(
+                lambda: self._store.update(write), what=f"update of service {self.service_id} slot {slot}"
+            )
 
     async def _monitor(self, follower: _TaskFollower, monitor_s: float) -> None:
         """Keep watching the new tasks until `monitor` has passed since the last one started running."""
