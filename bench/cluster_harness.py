@@ -92,6 +92,23 @@ class ManagerProcess:
     def usage(self) -> ProcessUsage:
         return ProcessUsage.of(self.process.pid)
 
+    @property
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def kill(self) -> None:
+        """SIGKILL: the host dies without a chance to clean up."""
+        self.process.kill()
+        self.process.wait()
+
+    def restart(self) -> None:
+        """Start the daemon again on its data dir (it rejoins its swarm by itself); its log goes on."""
+        if self.alive:
+            raise RuntimeError(f"manager {self.name} is still running")
+        self.socket_path.unlink(missing_ok=True)
+        self.process = _spawn(self.data_dir, self.socket_path, self.log_path, self.name, log_mode="ab")
+        _wait_for_socket(self)
+
 
 @dataclass
 class ManagerCluster:
@@ -126,27 +143,36 @@ class ManagerCluster:
         shutil.rmtree(self.work_dir, ignore_errors=True)
 
 
-def _start_daemon(work_dir: Path, name: str) -> ManagerProcess:
-    data_dir = work_dir / name
-    data_dir.mkdir(parents=True)
-    socket_path = work_dir / f"{name}.sock"
-    log_path = work_dir / f"{name}.log"
-    with open(log_path, "wb") as log_file:
-        process = subprocess.Popen(
+def _spawn(data_dir: Path, socket_path: Path, log_path: Path, name: str, log_mode: str = "wb") -> subprocess.Popen[bytes]:
+    with open(log_path, log_mode) as log_file:
+        return subprocess.Popen(
             [sys.executable, "-c", "from swarmpy.daemon import main; main()",
              "--data-dir", str(data_dir), "--socket", str(socket_path), "--hostname", name,
              "--api-socket", ""],  # no Engine API: the daemons share one directory (docker.sock beside --socket)
             stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True,
         )
-    manager = ManagerProcess(name, data_dir, socket_path, log_path, process)
+
+
+def _wait_for_socket(manager: ManagerProcess) -> None:
     deadline = time.monotonic() + DAEMON_START_TIMEOUT
-    while not socket_path.exists():
-        if process.poll() is not None:
-            raise RuntimeError(f"swarmpyd {name} exited with {process.returncode} at start; log: {log_path.read_text()[-2000:]}")
+    while not manager.socket_path.exists():
+        if manager.process.poll() is not None:
+            raise RuntimeError(f"swarmpyd {manager.name} exited with {manager.process.returncode} at start; "
+                               f"log: {manager.log_path.read_text()[-2000:]}")
         if time.monotonic() > deadline:
-            process.kill()
-            raise RuntimeError(f"swarmpyd {name} did not open its socket {socket_path} within {DAEMON_START_TIMEOUT}s")
+            manager.process.kill()
+            raise RuntimeError(f"swarmpyd {manager.name} did not open its socket {manager.socket_path} "
+                               f"within {DAEMON_START_TIMEOUT}s")
         time.sleep(0.05)
+
+
+def _start_daemon(work_dir: Path, name: str) -> ManagerProcess:
+    data_dir = work_dir / name
+    data_dir.mkdir(parents=True)
+    socket_path = work_dir / f"{name}.sock"
+    log_path = work_dir / f"{name}.log"
+    manager = ManagerProcess(name, data_dir, socket_path, log_path, _spawn(data_dir, socket_path, log_path, name))
+    _wait_for_socket(manager)
     return manager
 
 
