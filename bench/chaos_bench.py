@@ -79,7 +79,7 @@ class Attempt:
 class Kill:
     victim: str
     at: float  # perf_counter of the SIGKILL
-    first_ack_after: float | None = None  # seconds from the kill to the first create acknowledged after it
+    first_ack_after: float | None = None  # seconds from the kill to the first acknowledged create issued after it
 
 
 @dataclass
@@ -266,7 +266,8 @@ async def run_chaos(*, kills: int = 2, warmup: float = 3.0, down_for: float = 1.
             async with asyncio.timeout(CALL_TIMEOUT + 5):
                 await asyncio.gather(*loops)
         for kill in done:
-            after = [a.started + a.took for a in attempts if a.outcome == ACKNOWLEDGED and a.started + a.took > kill.at]
+            # Writes issued after the kill: one acknowledged just after it may have committed before it.
+            after = [a.started + a.took for a in attempts if a.outcome == ACKNOWLEDGED and a.started > kill.at]
             kill.first_ack_after = min(after) - kill.at if after else None
 
         await current_leader(cluster, stubs)

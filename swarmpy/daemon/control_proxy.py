@@ -3,10 +3,16 @@
 A grpc.aio server cannot swap servicers once started, but the daemon changes role at run time (not in
 a swarm, worker, manager). So the socket serves a proxy whose every method asks the daemon for the
 current Control implementation and forwards, or fails with docker's message for this node's role.
+
+A manager that is starting (the daemon restarted, or a demotion is under way) has no Control yet, but
+it is not "not a swarm manager": a call then waits, bounded by STARTING_WAIT, for the manager to come
+up -- as a call that finds no leader waits for one (control_router) -- and is refused as UNAVAILABLE,
+nothing applied, only if it does not.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from typing import Any
 
@@ -25,8 +31,22 @@ WORKER_NODE = (
 )
 
 
+# Opening the Raft log and serving the swarm port take about a second; a large log takes longer to read.
+STARTING_WAIT = 15.0
+STARTING_POLL = 0.05  # the manager is set once, from the daemon's own loop: looking again is cheap
+
+
+def still_starting_after(waited: float) -> str:
+    return f"this node's swarm manager did not finish starting within {waited:.1f} s; the request was not applied"
+
+
 class NoControl(Exception):
-    """This daemon cannot answer Control calls now; the message says why, for the user."""
+    """This daemon cannot answer Control calls now; the message says why, for the user. `starting`: it
+    will soon (its manager is coming up), so the caller may wait."""
+
+    def __init__(self, message: str, *, starting: bool = False) -> None:
+        super().__init__(message)
+        self.starting = starting
 
 
 ControlResolver = Callable[[], control_pb2_grpc.ControlServicer]  # raises NoControl
@@ -55,10 +75,27 @@ class ControlProxy(control_pb2_grpc.ControlServicer):
 
     async def _target(self, context: grpc.aio.ServicerContext) -> control_pb2_grpc.ControlServicer:
         try:
-            return self._resolve()
+            return await current_control(self._resolve)
         except NoControl as exc:
-            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(exc))
+            code = grpc.StatusCode.UNAVAILABLE if exc.starting else grpc.StatusCode.FAILED_PRECONDITION
+            await context.abort(code, str(exc))
             raise  # abort raises; this keeps type checkers and readers sure we never fall through
+
+
+async def current_control(resolve: ControlResolver) -> control_pb2_grpc.ControlServicer:
+    """What `resolve` gives, once this node's manager has started (waited for up to STARTING_WAIT);
+    NoControl if this node has no Control to offer, or its manager did not start in time."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + STARTING_WAIT
+    while True:
+        try:
+            return resolve()
+        except NoControl as exc:
+            if not exc.starting:
+                raise
+            if loop.time() >= deadline:
+                raise NoControl(still_starting_after(STARTING_WAIT), starting=True) from None
+        await asyncio.sleep(STARTING_POLL)
 
 
 install_methods(ControlProxy, control_pb2.DESCRIPTOR, "Control", _unary, _server_streaming)

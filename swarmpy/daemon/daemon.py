@@ -56,13 +56,16 @@ class Daemon:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Serve until `stop` is set, then shut everything down."""
+        # The membership is known before the socket answers, so a restarting manager never tells a
+        # caller it is not in a swarm; its calls wait for the manager to start (control_proxy).
+        state = await asyncio.to_thread(self.data_dir.load)
+        if state is not None:
+            self.swarm = SwarmNode(self.data_dir, state, self.hostname)
         await self._serve_socket()
         try:
             await self._serve_engine_api()
-            state = await asyncio.to_thread(self.data_dir.load)
-            if state is not None:
+            if self.swarm is not None:
                 log.info("resuming swarm membership as node %s (%s)", state.node_id, state.role)
-                self.swarm = SwarmNode(self.data_dir, state, self.hostname)
                 await self.swarm.start()
             await stop.wait()
         finally:

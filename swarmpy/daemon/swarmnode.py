@@ -407,7 +407,8 @@ class SwarmNode:
         if self.locked:
             raise NoControl(autolock.LOCKED_MESSAGE)
         if self.manager is None:
-            raise NoControl(WORKER_NODE)
+            # A manager's role with no Manager object: it is being started (or stopped by a demotion).
+            raise NoControl(WORKER_NODE, starting=self.state.role == "manager")
         return self.manager.control
 
     def info(self, version: str) -> control_pb2.InfoResponse:

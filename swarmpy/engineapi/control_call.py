@@ -4,7 +4,8 @@ The servicer (and the router in front of it, which forwards to the leader) repor
 `await context.abort(code, details)`. `InProcessContext` is the slice of grpc.aio.ServicerContext they
 use; its abort raises `Refused`, a grpc.aio.AbortError, so the servicers' own "an abort passes through"
 rule applies unchanged. `call_control` resolves what this daemon currently is (not in a swarm, worker,
-manager) exactly as the gRPC socket's ControlProxy does, and turns a refusal into an EngineError.
+manager; a manager still starting is waited for) exactly as the gRPC socket's ControlProxy does, and
+turns a refusal into an EngineError.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Any
 
 import grpc
 
-from swarmpy.daemon.control_proxy import NoControl
+from swarmpy.daemon.control_proxy import NoControl, current_control
 
 from .errors import NOT_A_MANAGER, EngineError, from_status
 
@@ -42,16 +43,16 @@ class InProcessContext:
         return {}
 
 
-def _servicer(daemon: Any) -> Any:
+async def _servicer(daemon: Any) -> Any:
     try:
-        return daemon.control()
+        return await current_control(daemon.control)
     except NoControl as exc:
         # The gRPC door words this for the swarmpy CLI; the Engine API says what dockerd says.
         raise EngineError(503, NOT_A_MANAGER if daemon.swarm is None else str(exc)) from None
 
 
 async def call_control(daemon: Any, rpc: str, request: Any) -> Any:
-    servicer = _servicer(daemon)
+    servicer = await _servicer(daemon)
     try:
         return await getattr(servicer, rpc)(request, InProcessContext())
     except Refused as refused:
@@ -59,7 +60,7 @@ async def call_control(daemon: Any, rpc: str, request: Any) -> Any:
 
 
 async def stream_control(daemon: Any, rpc: str, request: Any) -> AsyncIterator[Any]:
-    servicer = _servicer(daemon)
+    servicer = await _servicer(daemon)
     try:
         async for message in getattr(servicer, rpc)(request, InProcessContext()):
             yield message
