@@ -16,6 +16,7 @@ Everything started here is stopped by `ManagerCluster.stop()` (SIGTERM, then SIG
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
 import signal
@@ -32,6 +33,8 @@ from pathlib import Path
 import grpc
 
 from swarmpy.api import control_pb2, control_pb2_grpc, objects_pb2
+from swarmpy.daemon.state import DataDir
+from swarmpy.worker.executor.container_config import NODE_LABEL
 
 DAEMON_START_TIMEOUT = 30.0
 STOP_GRACE = 10.0
@@ -93,6 +96,12 @@ class ManagerProcess:
         return ProcessUsage.of(self.process.pid)
 
     @property
+    def node_id(self) -> str:
+        """The swarm node ID this daemon holds ("" before it joined)."""
+        state = DataDir(self.data_dir).load()
+        return state.node_id if state is not None else ""
+
+    @property
     def alive(self) -> bool:
         return self.process.poll() is None
 
@@ -113,6 +122,7 @@ class ManagerProcess:
 @dataclass
 class ManagerCluster:
     managers: list[ManagerProcess] = field(default_factory=list)
+    workers: list[ManagerProcess] = field(default_factory=list)  # real worker daemons (add_workers)
     work_dir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="swarmpy-bench-")))
     worker_token: str = ""
     manager_token: str = ""
@@ -126,21 +136,39 @@ class ManagerCluster:
         return [manager.swarm_addr for manager in self.managers]
 
     def stop(self, keep_logs_in: Path | None = None) -> None:
-        """Stop every daemon and remove the work dir; `keep_logs_in` saves the daemons' logs first."""
-        for manager in self.managers:
-            if manager.process.poll() is None:
-                manager.process.send_signal(signal.SIGTERM)
-        for manager in self.managers:
+        """Stop every daemon, remove their containers and the work dir; `keep_logs_in` saves the logs first."""
+        daemons = self.managers + self.workers
+        for daemon in daemons:
+            if daemon.process.poll() is None:
+                daemon.process.send_signal(signal.SIGTERM)
+        for daemon in daemons:
             try:
-                manager.process.wait(STOP_GRACE)
+                daemon.process.wait(STOP_GRACE)
             except subprocess.TimeoutExpired:
-                manager.process.kill()
-                manager.process.wait()
+                daemon.process.kill()
+                daemon.process.wait()
+        remove_containers_of({daemon.node_id for daemon in daemons} - {""})
         if keep_logs_in is not None:
             keep_logs_in.mkdir(parents=True, exist_ok=True)
-            for manager in self.managers:
-                shutil.copy(manager.log_path, keep_logs_in / manager.log_path.name)
+            for daemon in daemons:
+                shutil.copy(daemon.log_path, keep_logs_in / daemon.log_path.name)
         shutil.rmtree(self.work_dir, ignore_errors=True)
+
+
+def remove_containers_of(node_ids: set[str]) -> None:
+    """Remove the Docker containers of these swarm nodes: a killed worker's keep running on the engine."""
+    if not node_ids:
+        return
+    import docker  # only benchmarks with real workers need the engine
+
+    client = docker.from_env()
+    try:
+        for container in client.containers.list(all=True, filters={"label": NODE_LABEL}):
+            if container.labels.get(NODE_LABEL) in node_ids:
+                with contextlib.suppress(docker.errors.APIError):  # gone already
+                    container.remove(force=True, v=True)
+    finally:
+        client.close()
 
 
 def _spawn(data_dir: Path, socket_path: Path, log_path: Path, name: str, log_mode: str = "wb") -> subprocess.Popen[bytes]:
@@ -205,6 +233,19 @@ def start_managers(count: int = 1, *, dispatcher_heartbeat: str = "5s", availabi
         cluster.stop()
         raise
     return cluster
+
+
+def add_workers(cluster: ManagerCluster, count: int) -> list[ManagerProcess]:
+    """`count` real worker daemons joined to the swarm: they run tasks as containers on the local engine."""
+    added = []
+    for _ in range(count):
+        worker = _start_daemon(cluster.work_dir, f"worker-{len(cluster.workers) + 1}")
+        cluster.workers.append(worker)
+        worker.swarm_addr = f"127.0.0.1:{free_port()}"
+        worker.cli("swarm", "join", "--token", cluster.worker_token, "--advertise-addr", worker.swarm_addr,
+                   "--listen-addr", worker.swarm_addr, cluster.leader.swarm_addr)
+        added.append(worker)
+    return added
 
 
 def _wait_until_it_knows_the_leader(manager: ManagerProcess) -> None:
