@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from swarmpy.api import objects_pb2 as swarmpy_dot_api_dot_objects__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14swarmpy/api/ca.proto\x12\x0bswarmpy.api\x1a\x19swarmpy/api/objects.proto\"\x1d\n\x1bGetRootCACertificateRequest\"3\n\x1cGetRootCACertificateResponse\x12\x13\n\x0b\x63\x65rtificate\x18\x01 \x01(\x0c\"\x8b\x01\n\x1bIssueNodeCertificateRequest\x12\x0b\n\x03\x63sr\x18\x01 \x01(\x0c\x12\r\n\x05token\x18\x02 \x01(\t\x12\x38\n\x0c\x61vailability\x18\x03 \x01(\x0e\x32\".swarmpy.api.NodeSpec.Availability\x12\x16\n\x0e\x61\x64vertise_addr\x18\x04 \x01(\t\"}\n\x1cIssueNodeCertificateResponse\x12\x0f\n\x07node_id\x18\x01 \x01(\t\x12\x13\n\x0b\x63\x65rtificate\x18\x02 \x01(\x0c\x12#\n\x04role\x18\x03 \x01(\x0e\x32\x15.swarmpy.api.NodeRole\x12\x12\n\ncluster_id\x18\x04 \x01(\t\"*\n\x1bRenewNodeCertificateRequest\x12\x0b\n\x03\x63sr\x18\x01 \x01(\x0c\"3\n\x1cRenewNodeCertificateResponse\x12\x13\n\x0b\x63\x65rtificate\x18\x01 \x01(\x0c\x32\xcb\x02\n\x02\x43\x41\x12k\n\x14GetRootCACertificate\x12(.swarmpy.api.GetRootCACertificateRequest\x1a).swarmpy.api.GetRootCACertificateResponse\x12k\n\x14IssueNodeCertificate\x12(.swarmpy.api.IssueNodeCertificateRequest\x1a).swarmpy.api.IssueNodeCertificateResponse\x12k\n\x14RenewNodeCertificate\x12(.swarmpy.api.RenewNodeCertificateRequest\x1a).swarmpy.api.RenewNodeCertificateResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14swarmpy/api/ca.proto\x12\x0bswarmpy.api\x1a\x19swarmpy/api/objects.proto\"\x1d\n\x1bGetRootCACertificateRequest\"3\n\x1cGetRootCACertificateResponse\x12\x13\n\x0b\x63\x65rtificate\x18\x01 \x01(\x0c\"\x8b\x01\n\x1bIssueNodeCertificateRequest\x12\x0b\n\x03\x63sr\x18\x01 \x01(\x0c\x12\r\n\x05token\x18\x02 \x01(\t\x12\x38\n\x0c\x61vailability\x18\x03 \x01(\x0e\x32\".swarmpy.api.NodeSpec.Availability\x12\x16\n\x0e\x61\x64vertise_addr\x18\x04 \x01(\t\"}\n\x1cIssueNodeCertificateResponse\x12\x0f\n\x07node_id\x18\x01 \x01(\t\x12\x13\n\x0b\x63\x65rtificate\x18\x02 \x01(\x0c\x12#\n\x04role\x18\x03 \x01(\x0e\x32\x15.swarmpy.api.NodeRole\x12\x12\n\ncluster_id\x18\x04 \x01(\t\"E\n\x1bRenewNodeCertificateRequest\x12\x0b\n\x03\x63sr\x18\x01 \x01(\x0c\x12\x19\n\x11\x66orwarded_node_id\x18( \x01(\t\"3\n\x1cRenewNodeCertificateResponse\x12\x13\n\x0b\x63\x65rtificate\x18\x01 \x01(\x0c\x32\xcb\x02\n\x02\x43\x41\x12k\n\x14GetRootCACertificate\x12(.swarmpy.api.GetRootCACertificateRequest\x1a).swarmpy.api.GetRootCACertificateResponse\x12k\n\x14IssueNodeCertificate\x12(.swarmpy.api.IssueNodeCertificateRequest\x1a).swarmpy.api.IssueNodeCertificateResponse\x12k\n\x14RenewNodeCertificate\x12(.swarmpy.api.RenewNodeCertificateRequest\x1a).swarmpy.api.RenewNodeCertificateResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -41,9 +41,9 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_ISSUENODECERTIFICATERESPONSE']._serialized_start=290
   _globals['_ISSUENODECERTIFICATERESPONSE']._serialized_end=415
   _globals['_RENEWNODECERTIFICATEREQUEST']._serialized_start=417
-  _globals['_RENEWNODECERTIFICATEREQUEST']._serialized_end=459
-  _globals['_RENEWNODECERTIFICATERESPONSE']._serialized_start=461
-  _globals['_RENEWNODECERTIFICATERESPONSE']._serialized_end=512
-  _globals['_CA']._serialized_start=515
-  _globals['_CA']._serialized_end=846
+  _globals['_RENEWNODECERTIFICATEREQUEST']._serialized_end=486
+  _globals['_RENEWNODECERTIFICATERESPONSE']._serialized_start=488
+  _globals['_RENEWNODECERTIFICATERESPONSE']._serialized_end=539
+  _globals['_CA']._serialized_start=542
+  _globals['_CA']._serialized_end=873
 # @@protoc_insertion_point(module_scope)

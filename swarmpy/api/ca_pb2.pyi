@@ -40,10 +40,12 @@ class IssueNodeCertificateResponse(_message.Message):
     def __init__(self, node_id: _Optional[str] = ..., certificate: _Optional[bytes] = ..., role: _Optional[_Union[_objects_pb2.NodeRole, str]] = ..., cluster_id: _Optional[str] = ...) -> None: ...
 
 class RenewNodeCertificateRequest(_message.Message):
-    __slots__ = ("csr",)
+    __slots__ = ("csr", "forwarded_node_id")
     CSR_FIELD_NUMBER: _ClassVar[int]
+    FORWARDED_NODE_ID_FIELD_NUMBER: _ClassVar[int]
     csr: bytes
-    def __init__(self, csr: _Optional[bytes] = ...) -> None: ...
+    forwarded_node_id: str
+    def __init__(self, csr: _Optional[bytes] = ..., forwarded_node_id: _Optional[str] = ...) -> None: ...
 
 class RenewNodeCertificateResponse(_message.Message):
     __slots__ = ("certificate",)

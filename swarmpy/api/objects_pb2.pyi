@@ -163,18 +163,30 @@ class EngineDescription(_message.Message):
     def __init__(self, engine_version: _Optional[str] = ..., labels: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class NodeDescription(_message.Message):
-    __slots__ = ("hostname", "platform", "resources", "engine", "data_path_addr")
+    __slots__ = ("hostname", "platform", "resources", "engine", "data_path_addr", "tls_info")
     HOSTNAME_FIELD_NUMBER: _ClassVar[int]
     PLATFORM_FIELD_NUMBER: _ClassVar[int]
     RESOURCES_FIELD_NUMBER: _ClassVar[int]
     ENGINE_FIELD_NUMBER: _ClassVar[int]
     DATA_PATH_ADDR_FIELD_NUMBER: _ClassVar[int]
+    TLS_INFO_FIELD_NUMBER: _ClassVar[int]
     hostname: str
     platform: Platform
     resources: Resources
     engine: EngineDescription
     data_path_addr: str
-    def __init__(self, hostname: _Optional[str] = ..., platform: _Optional[_Union[Platform, _Mapping]] = ..., resources: _Optional[_Union[Resources, _Mapping]] = ..., engine: _Optional[_Union[EngineDescription, _Mapping]] = ..., data_path_addr: _Optional[str] = ...) -> None: ...
+    tls_info: NodeTLSInfo
+    def __init__(self, hostname: _Optional[str] = ..., platform: _Optional[_Union[Platform, _Mapping]] = ..., resources: _Optional[_Union[Resources, _Mapping]] = ..., engine: _Optional[_Union[EngineDescription, _Mapping]] = ..., data_path_addr: _Optional[str] = ..., tls_info: _Optional[_Union[NodeTLSInfo, _Mapping]] = ...) -> None: ...
+
+class NodeTLSInfo(_message.Message):
+    __slots__ = ("trust_root", "cert_issuer_subject", "cert_issuer_public_key")
+    TRUST_ROOT_FIELD_NUMBER: _ClassVar[int]
+    CERT_ISSUER_SUBJECT_FIELD_NUMBER: _ClassVar[int]
+    CERT_ISSUER_PUBLIC_KEY_FIELD_NUMBER: _ClassVar[int]
+    trust_root: bytes
+    cert_issuer_subject: bytes
+    cert_issuer_public_key: bytes
+    def __init__(self, trust_root: _Optional[bytes] = ..., cert_issuer_subject: _Optional[bytes] = ..., cert_issuer_public_key: _Optional[bytes] = ...) -> None: ...
 
 class NodeStatus(_message.Message):
     __slots__ = ("state", "message", "addr")
@@ -216,17 +228,41 @@ class ManagerStatus(_message.Message):
     reachability: ManagerStatus.Reachability
     def __init__(self, raft_id: _Optional[int] = ..., addr: _Optional[str] = ..., leader: _Optional[bool] = ..., reachability: _Optional[_Union[ManagerStatus.Reachability, str]] = ...) -> None: ...
 
+class IssuanceStatus(_message.Message):
+    __slots__ = ("state", "err")
+    class State(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+        __slots__ = ()
+        UNKNOWN: _ClassVar[IssuanceStatus.State]
+        RENEW: _ClassVar[IssuanceStatus.State]
+        PENDING: _ClassVar[IssuanceStatus.State]
+        ISSUED: _ClassVar[IssuanceStatus.State]
+        FAILED: _ClassVar[IssuanceStatus.State]
+        ROTATE: _ClassVar[IssuanceStatus.State]
+    UNKNOWN: IssuanceStatus.State
+    RENEW: IssuanceStatus.State
+    PENDING: IssuanceStatus.State
+    ISSUED: IssuanceStatus.State
+    FAILED: IssuanceStatus.State
+    ROTATE: IssuanceStatus.State
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    ERR_FIELD_NUMBER: _ClassVar[int]
+    state: IssuanceStatus.State
+    err: str
+    def __init__(self, state: _Optional[_Union[IssuanceStatus.State, str]] = ..., err: _Optional[str] = ...) -> None: ...
+
 class Certificate(_message.Message):
-    __slots__ = ("role", "csr", "certificate", "cn")
+    __slots__ = ("role", "csr", "certificate", "cn", "status")
     ROLE_FIELD_NUMBER: _ClassVar[int]
     CSR_FIELD_NUMBER: _ClassVar[int]
     CERTIFICATE_FIELD_NUMBER: _ClassVar[int]
     CN_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
     role: NodeRole
     csr: bytes
     certificate: bytes
     cn: str
-    def __init__(self, role: _Optional[_Union[NodeRole, str]] = ..., csr: _Optional[bytes] = ..., certificate: _Optional[bytes] = ..., cn: _Optional[str] = ...) -> None: ...
+    status: IssuanceStatus
+    def __init__(self, role: _Optional[_Union[NodeRole, str]] = ..., csr: _Optional[bytes] = ..., certificate: _Optional[bytes] = ..., cn: _Optional[str] = ..., status: _Optional[_Union[IssuanceStatus, _Mapping]] = ...) -> None: ...
 
 class Node(_message.Message):
     __slots__ = ("id", "meta", "spec", "description", "status", "manager_status", "role", "certificate")
@@ -891,10 +927,16 @@ class DispatcherConfig(_message.Message):
     def __init__(self, heartbeat_period: _Optional[int] = ...) -> None: ...
 
 class CAConfig(_message.Message):
-    __slots__ = ("node_cert_expiry",)
+    __slots__ = ("node_cert_expiry", "signing_ca_cert", "signing_ca_key", "force_rotate")
     NODE_CERT_EXPIRY_FIELD_NUMBER: _ClassVar[int]
+    SIGNING_CA_CERT_FIELD_NUMBER: _ClassVar[int]
+    SIGNING_CA_KEY_FIELD_NUMBER: _ClassVar[int]
+    FORCE_ROTATE_FIELD_NUMBER: _ClassVar[int]
     node_cert_expiry: int
-    def __init__(self, node_cert_expiry: _Optional[int] = ...) -> None: ...
+    signing_ca_cert: bytes
+    signing_ca_key: bytes
+    force_rotate: int
+    def __init__(self, node_cert_expiry: _Optional[int] = ..., signing_ca_cert: _Optional[bytes] = ..., signing_ca_key: _Optional[bytes] = ..., force_rotate: _Optional[int] = ...) -> None: ...
 
 class EncryptionConfig(_message.Message):
     __slots__ = ("auto_lock_managers",)
@@ -927,16 +969,30 @@ class JoinTokens(_message.Message):
     def __init__(self, worker: _Optional[str] = ..., manager: _Optional[str] = ...) -> None: ...
 
 class RootCA(_message.Message):
-    __slots__ = ("ca_key", "ca_cert", "ca_cert_hash", "join_tokens")
+    __slots__ = ("ca_key", "ca_cert", "ca_cert_hash", "join_tokens", "root_rotation", "last_forced_rotation")
     CA_KEY_FIELD_NUMBER: _ClassVar[int]
     CA_CERT_FIELD_NUMBER: _ClassVar[int]
     CA_CERT_HASH_FIELD_NUMBER: _ClassVar[int]
     JOIN_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    ROOT_ROTATION_FIELD_NUMBER: _ClassVar[int]
+    LAST_FORCED_ROTATION_FIELD_NUMBER: _ClassVar[int]
     ca_key: bytes
     ca_cert: bytes
     ca_cert_hash: str
     join_tokens: JoinTokens
-    def __init__(self, ca_key: _Optional[bytes] = ..., ca_cert: _Optional[bytes] = ..., ca_cert_hash: _Optional[str] = ..., join_tokens: _Optional[_Union[JoinTokens, _Mapping]] = ...) -> None: ...
+    root_rotation: RootRotation
+    last_forced_rotation: int
+    def __init__(self, ca_key: _Optional[bytes] = ..., ca_cert: _Optional[bytes] = ..., ca_cert_hash: _Optional[str] = ..., join_tokens: _Optional[_Union[JoinTokens, _Mapping]] = ..., root_rotation: _Optional[_Union[RootRotation, _Mapping]] = ..., last_forced_rotation: _Optional[int] = ...) -> None: ...
+
+class RootRotation(_message.Message):
+    __slots__ = ("ca_cert", "ca_key", "cross_signed_ca_cert")
+    CA_CERT_FIELD_NUMBER: _ClassVar[int]
+    CA_KEY_FIELD_NUMBER: _ClassVar[int]
+    CROSS_SIGNED_CA_CERT_FIELD_NUMBER: _ClassVar[int]
+    ca_cert: bytes
+    ca_key: bytes
+    cross_signed_ca_cert: bytes
+    def __init__(self, ca_cert: _Optional[bytes] = ..., ca_key: _Optional[bytes] = ..., cross_signed_ca_cert: _Optional[bytes] = ...) -> None: ...
 
 class Cluster(_message.Message):
     __slots__ = ("id", "meta", "spec", "root_ca", "unlock_key", "default_address_pool", "subnet_size", "vxlan_udp_port")

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 import grpc
 from cryptography import x509
 
-from swarmpy.ca.certs import NodeIdentity, check_issued_by, check_validity, identity_of, load_certificate
+from swarmpy.ca.certs import NodeIdentity, check_issued_by_any, check_validity, identity_of, load_certificate, load_certificates
 from swarmpy.ca.errors import CAError, CertificateError
 from swarmpy.ca.join_bootstrap import BOOTSTRAP_OU
 
@@ -102,7 +102,10 @@ def access_for(method: str, policy: Mapping[str, Access]) -> Access | None:
 
 @functools.lru_cache(maxsize=4096)
 def _signature_check(cert_pem: bytes, root_cert_pem: bytes) -> tuple[x509.Certificate | None, str]:
-    """(certificate, "") if the root signed it, else (certificate or None, why not).
+    """(certificate, "") if a root of the bundle signed it, else (certificate or None, why not).
+
+    The leaf must come from a root directly: during a CA rotation the bundle holds the new root too, so
+    the certificates signed with the new key pass without their cross-signed intermediate.
 
     Cached because every RPC re-checks its caller and an ECDSA verification is the costly part; dates
     are not part of the cached answer.
@@ -112,7 +115,7 @@ def _signature_check(cert_pem: bytes, root_cert_pem: bytes) -> tuple[x509.Certif
     except CertificateError as exc:
         return None, str(exc)
     try:
-        check_issued_by(cert, load_certificate(root_cert_pem, "root CA certificate"))
+        check_issued_by_any(cert, load_certificates(root_cert_pem, "root CA certificate"))
     except CertificateError as exc:
         return cert, str(exc)
     return cert, ""

@@ -28,6 +28,7 @@ from swarmpy.api import ca_pb2, ca_pb2_grpc, objects_pb2
 from swarmpy.ca.certs import (
     ca_digest,
     check_issued_by,
+    check_path,
     load_private_key,
     make_node_key_and_csr,
     public_keys_match,
@@ -118,7 +119,8 @@ def pick_pinned_root(chain: list[x509.Certificate], expected_digest: str, addr: 
         pem = root.public_bytes(serialization.Encoding.PEM)
         if hmac.compare_digest(ca_digest(pem).encode(), expected_digest.encode()):
             try:
-                check_issued_by(chain[0], root)
+                # Directly, or (during a CA rotation) through the cross-signed root the manager sends.
+                check_path(chain[0], chain[1:], [root], dates=False)
             except WrongCA as exc:
                 raise RootCAMismatch(
                     f"manager {addr} presented the swarm's root CA but a certificate the root did not sign; "

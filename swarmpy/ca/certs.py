@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from swarmpy.api import objects_pb2
@@ -87,11 +87,23 @@ def load_certificate(cert_pem: bytes, what: str = "certificate") -> x509.Certifi
         raise MalformedCertificate(f"{what} is not a PEM X.509 certificate: {exc}") from exc
 
 
-def load_private_key(key_pem: bytes, what: str = "private key") -> ec.EllipticCurvePrivateKey:
+def load_certificates(pem: bytes, what: str = "certificate") -> list[x509.Certificate]:
+    """Every certificate of a PEM blob (a leaf with its intermediates, or a bundle of roots), in order."""
+    try:
+        found = x509.load_pem_x509_certificates(pem)
+    except ValueError as exc:
+        raise MalformedCertificate(f"{what} is not a PEM X.509 certificate: {exc}") from exc
+    return found
+
+
+def load_private_key(key_pem: bytes, what: str = "private key", *, allow_rsa: bool = False) -> ec.EllipticCurvePrivateKey:
+    """An unencrypted PEM key. Node keys are ECDSA; a root brought by the user (`--ca-key`) may be RSA."""
     try:
         key = serialization.load_pem_private_key(key_pem, password=None)
     except (ValueError, TypeError) as exc:
         raise MalformedCertificate(f"{what} is not an unencrypted PEM private key: {exc}") from exc
+    if allow_rsa and isinstance(key, rsa.RSAPrivateKey):
+        return key  # type: ignore[return-value]
     if not isinstance(key, ec.EllipticCurvePrivateKey):
         raise MalformedCertificate(f"{what} is a {type(key).__name__}, the swarm uses ECDSA keys")
     return key
@@ -178,7 +190,7 @@ def sign_node_csr(
             f"{MIN_NODE_CERT_EXPIRY.total_seconds():.0f} s"
         )
     csr = _load_csr(csr_pem)
-    root_key = load_private_key(root_key_pem, "root CA key")
+    root_key = load_private_key(root_key_pem, "root CA key", allow_rsa=True)
     root_cert = load_certificate(root_cert_pem, "root CA certificate")
     now = now or _utcnow()
 
@@ -261,6 +273,52 @@ def check_issued_by(cert: x509.Certificate, root: x509.Certificate) -> None:
         ) from exc
 
 
+def check_issued_by_any(cert: x509.Certificate, roots: list[x509.Certificate]) -> x509.Certificate:
+    """The root of `roots` that signed `cert` directly; WrongCA if none did. During a CA rotation the
+    swarm trusts two roots (swarmpy.ca.rotation.trust_bundle)."""
+    refusal = WrongCA("there is no root CA certificate to check the certificate against")
+    for root in roots:
+        try:
+            check_issued_by(cert, root)
+        except WrongCA as exc:
+            refusal = exc
+            continue
+        return root
+    raise refusal
+
+
+def _is_ca(cert: x509.Certificate) -> bool:
+    try:
+        return bool(cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca)
+    except x509.ExtensionNotFound:
+        return False
+
+
+def check_path(leaf: x509.Certificate, intermediates: list[x509.Certificate], roots: list[x509.Certificate],
+               now: datetime.datetime | None = None, *, dates: bool = True) -> None:
+    """Raise unless a root signed `leaf` directly, or through one CA intermediate it signed (the
+    cross-signed root of a CA rotation). With `dates`, every certificate on the path must be current."""
+    try:
+        check_issued_by_any(leaf, roots)
+        path = [leaf]
+    except WrongCA as direct:
+        for intermediate in intermediates:
+            if not _is_ca(intermediate):
+                continue  # a leaf passed off as an intermediate must not vouch for anything
+            try:
+                check_issued_by(leaf, intermediate)
+                check_issued_by_any(intermediate, roots)
+            except WrongCA:
+                continue
+            path = [leaf, intermediate]
+            break
+        else:
+            raise direct
+    if dates:
+        for cert in path:
+            check_validity(cert, now)
+
+
 def check_validity(cert: x509.Certificate, now: datetime.datetime | None = None) -> None:
     """Raise CertificateExpired / CertificateNotYetValid unless `now` is within the certificate's dates."""
     now = now or _utcnow()
@@ -282,10 +340,11 @@ def check_signed_by(cert: x509.Certificate, root: x509.Certificate, now: datetim
 
 
 def verify_chain(cert_pem: bytes, root_cert_pem: bytes, now: datetime.datetime | None = None) -> NodeIdentity:
-    """Check that the root CA signed the node certificate and that it is current; return its identity."""
-    cert = load_certificate(cert_pem, "node certificate")
-    check_signed_by(cert, load_certificate(root_cert_pem, "root CA certificate"), now)
-    return identity_of(cert)
+    """Check that a root CA of the bundle signed the node certificate (directly, or through the
+    intermediate that follows it in `cert_pem`) and that it is current; return its identity."""
+    leaf, *intermediates = load_certificates(cert_pem, "node certificate")
+    check_path(leaf, intermediates, load_certificates(root_cert_pem, "root CA certificate"), now)
+    return identity_of(leaf)
 
 
 def renewal_delay(
@@ -309,9 +368,9 @@ def ca_digest(root_cert_pem: bytes) -> str:
     return to_base36(int.from_bytes(hashlib.sha256(der).digest(), "big"), CA_DIGEST_LENGTH)
 
 
-def public_keys_match(key_pem: bytes, cert_pem: bytes) -> bool:
+def public_keys_match(key_pem: bytes, cert_pem: bytes, *, allow_rsa: bool = False) -> bool:
     """True if the certificate certifies the private key's public half."""
     spki = serialization.PublicFormat.SubjectPublicKeyInfo
-    key_public = load_private_key(key_pem).public_key().public_bytes(serialization.Encoding.DER, spki)
+    key_public = load_private_key(key_pem, allow_rsa=allow_rsa).public_key().public_bytes(serialization.Encoding.DER, spki)
     cert_public = load_certificate(cert_pem).public_key().public_bytes(serialization.Encoding.DER, spki)
     return key_public == cert_public

@@ -78,8 +78,11 @@ def _load(data_dir: Path) -> NodeCredentials | None:
         node_pem, root_cert_pem = node_path.read_bytes(), root_path.read_bytes()
     except OSError as exc:
         raise KeystoreCorrupt(f"cannot read node credentials under {directory}: {exc}") from exc
-    blocks = {match.group(1): match.group(0) for match in _PEM_BLOCK.finditer(node_pem)}
-    key_pem, cert_pem = blocks.get(b"PRIVATE KEY"), blocks.get(b"CERTIFICATE")
+    matches = list(_PEM_BLOCK.finditer(node_pem))
+    blocks = {match.group(1): match.group(0) for match in matches}
+    key_pem = blocks.get(b"PRIVATE KEY")
+    # The leaf, then any intermediate (the cross-signed root of a CA rotation), in file order.
+    cert_pem = b"".join(m.group(0).rstrip(b"\n") + b"\n" for m in matches if m.group(1) == b"CERTIFICATE") or None
     key_pem_locked = blocks.get(b"ENCRYPTED PRIVATE KEY", b"")
     if (key_pem is None and not key_pem_locked) or cert_pem is None:
         raise KeystoreCorrupt(f"{node_path} must hold a PRIVATE KEY and a CERTIFICATE PEM block")

@@ -25,12 +25,15 @@ from swarmpy.ca.errors import (
     JoinTokenForOtherSwarm,
     MalformedJoinToken,
 )
+from swarmpy.ca.rotation import signer
 from swarmpy.ca.tokens import role_for_join_token
 from swarmpy.raft.errors import RaftError
 
 logger = logging.getLogger(__name__)
 
 IssueCertificate = Callable[[int, bytes, int, str], Awaitable[tuple[str, bytes, str]]]
+# Records a certificate issued by renewal on the node object (node_id, role, cert_pem).
+RecordCertificate = Callable[[str, int, bytes], Awaitable[None]]
 
 
 def node_cert_expiry_seconds(cluster: objects_pb2.Cluster) -> float:
@@ -40,17 +43,16 @@ def node_cert_expiry_seconds(cluster: objects_pb2.Cluster) -> float:
 
 
 async def sign_for_cluster(cluster: objects_pb2.Cluster, csr_pem: bytes, node_id: str, role: int) -> bytes:
-    """Sign a node certificate with the cluster's root CA and configured lifetime (CPU work off the loop)."""
-    return await asyncio.to_thread(
-        sign_node_csr,
-        cluster.root_ca.ca_key,
-        cluster.root_ca.ca_cert,
-        csr_pem,
-        node_id,
-        role,
-        cluster.id,
-        node_cert_expiry_seconds(cluster),
+    """Sign a node certificate with the cluster's CA and configured lifetime (CPU work off the loop).
+
+    During a root rotation that is the new root's key, and the certificate comes with the cross-signed
+    new root after it, so nodes still trusting only the old root accept it (swarmpy.ca.rotation).
+    """
+    key_pem, cert_pem, chain_pem = signer(cluster.root_ca)
+    leaf = await asyncio.to_thread(
+        sign_node_csr, key_pem, cert_pem, csr_pem, node_id, role, cluster.id, node_cert_expiry_seconds(cluster)
     )
+    return leaf + chain_pem
 
 
 class CAServicer(ca_pb2_grpc.CAServicer):
@@ -61,8 +63,11 @@ class CAServicer(ca_pb2_grpc.CAServicer):
         issue: IssueCertificate,
         current_cluster: Callable[[], objects_pb2.Cluster | None],
         current_node: Callable[[str], objects_pb2.Node | None] | None = None,
+        record: RecordCertificate | None = None,
     ) -> None:
         self._issue = issue
+        # Where a renewal is written down (the leader's store), so a CA rotation sees who has rotated.
+        self._record = record
         self._current_cluster = current_cluster
         # The node as the store has it: renewal signs its current `role` (promotion and demotion reach
         # the certificate this way) and refuses nodes removed from the swarm. Without it, the old role.
@@ -111,16 +116,28 @@ class CAServicer(ca_pb2_grpc.CAServicer):
     async def RenewNodeCertificate(self, request, context):
         cluster = await self._cluster(context)
         identity = caller_identity()
-        role = identity.role
+        node_id, role = identity.node_id, identity.role
+        if request.forwarded_node_id:
+            # A follower passing on a node's renewal: only a manager (which holds the CA key anyway) may.
+            if not identity.is_manager:
+                await context.abort(grpc.StatusCode.PERMISSION_DENIED, "only managers forward certificate renewals")
+            node_id = request.forwarded_node_id
         if self._current_node is not None:
-            node = self._current_node(identity.node_id)
+            node = self._current_node(node_id)
             if node is None:
-                logger.warning("refused renewal for node %s: it was removed from the swarm", identity.node_id)
-                await context.abort(grpc.StatusCode.PERMISSION_DENIED, f"node {identity.node_id} was removed from the swarm")
+                logger.warning("refused renewal for node %s: it was removed from the swarm", node_id)
+                await context.abort(grpc.StatusCode.PERMISSION_DENIED, f"node {node_id} was removed from the swarm")
             role = node.role
+        elif request.forwarded_node_id:
+            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, "this CA cannot look up forwarded nodes")
         try:
-            cert_pem = await sign_for_cluster(cluster, request.csr, identity.node_id, role)
+            cert_pem = await sign_for_cluster(cluster, request.csr, node_id, role)
         except InvalidCertificateRequest as exc:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
-        logger.info("renewed certificate of node %s", identity.node_id)
+        if self._record is not None:
+            try:
+                await self._record(node_id, role, cert_pem)
+            except RaftError as exc:  # nothing handed out yet: the node keeps its certificate and retries
+                await context.abort(grpc.StatusCode.UNAVAILABLE, f"cannot record the renewed certificate now: {exc}")
+        logger.info("renewed certificate of node %s", node_id)
         return ca_pb2.RenewNodeCertificateResponse(certificate=cert_pem)

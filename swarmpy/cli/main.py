@@ -73,8 +73,10 @@ def _register_commands() -> None:
     from swarmpy.cli.secret_commands import config, secret
     from swarmpy.cli.stack_commands import stack
     from swarmpy.cli.service_commands import service
+    from swarmpy.cli.swarm_ca import ca
     from swarmpy.cli.swarm_commands import swarm
 
+    swarm.add_command(ca)
     cli.add_command(swarm)
     cli.add_command(service)
     cli.add_command(node)

@@ -1,4 +1,4 @@
-"""`swarmpy swarm ...`: init, join, join-token, update, leave, ca.
+"""`swarmpy swarm ...`: init, join, join-token, update, leave (ca: swarm_ca.py).
 
 The Raft timing flags are swarmpy's (docker's CLI has none; swarmkit keeps the counts in the cluster's
 Raft config and fixes the tick at 1 s): `--raft-tick` (default 100ms), `--raft-heartbeat-tick` (1) and
@@ -176,14 +176,6 @@ def leave(state, force) -> None:
     state.out("Node left the swarm.")
 
 
-@swarm.command()
-@click.pass_obj
-def ca(state) -> None:
-    """Display the root CA certificate."""
-    certificate = _cluster(state).root_ca.ca_cert.decode("utf-8", "replace")
-    click.echo(certificate, nl=not certificate.endswith("\n"))
-
-
 @swarm.command(cls=flag_types.GoFlagsCommand)
 @click.option("--autolock", is_flag=True, default=None, help="Change manager autolocking setting (true|false).")
 @click.option("--cert-expiry", type=flag_types.DURATION, help="Validity period for node certificates (ns|us|ms|s|m|h).")
@@ -286,3 +278,4 @@ def unlock_key(state, quiet, rotate) -> None:
     if not key:
         raise CliError("Error: no unlock key is set")
     state.out(key if quiet else _unlock_key_text(key))
+

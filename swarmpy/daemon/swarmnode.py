@@ -8,6 +8,7 @@ where it dials its own swarm port, so one code path serves every node.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import logging
 import shutil
@@ -28,6 +29,7 @@ from swarmpy.manager.controlapi.defaults import cluster_spec_for_init
 from swarmpy.manager.controlapi.networks import validate_swarm_networking
 from swarmpy.manager.controlapi.validation import validate_cluster_spec
 from swarmpy.manager.controlapi.errors import ControlError
+from swarmpy.manager.leader_ca import issued_certificate
 from swarmpy.manager.manager import ClusterBootstrap, ListenError, Manager
 from swarmpy.manager.raftnet.servicer import random_raft_id
 from swarmpy.raft.encryption import new_key as new_raft_key
@@ -61,6 +63,10 @@ class SwarmNode:
         self._node_changed = asyncio.Event()
         self._role_task: asyncio.Task[None] | None = None
         self._renewal_task: asyncio.Task[None] | None = None
+        # Wakes the renewal task early: a CA rotation asked this node to renew, or sent new roots to trust.
+        self._certificate_news = asyncio.Event()
+        self._rotate_asked = False
+        self._offered_roots = b""
 
     # -- becoming a member ------------------------------------------------------------------
 
@@ -102,6 +108,7 @@ class SwarmNode:
         node.manager_status.addr = advertise_addr
         node.manager_status.leader = True
         node.manager_status.reachability = objects_pb2.ManagerStatus.REACHABLE
+        node.certificate.CopyFrom(issued_certificate(node_id, objects_pb2.MANAGER, cert))
         swarm = cls(data_dir, state, hostname)
         swarm.credentials = credentials
         try:
@@ -318,6 +325,7 @@ class SwarmNode:
             credentials=self.credentials,
             data_dir=str(self.data_dir.worker),
             on_node=self._on_node_update,
+            on_root_ca=self._on_root_ca,
             data_path_addr=self.state.data_path_addr or split_host_port(self.state.advertise_addr)[0],
         )
         await self.worker.start()
@@ -333,6 +341,17 @@ class SwarmNode:
     def _on_node_update(self, node: objects_pb2.Node) -> None:
         self._latest_node = node
         self._node_changed.set()
+        recorded = node.certificate.certificate
+        ours = self.credentials.cert_pem if self.credentials is not None else b""
+        # A ROTATE about an older certificate than ours is old news: this node renewed since.
+        if node.certificate.status.state == objects_pb2.IssuanceStatus.ROTATE and recorded in (b"", ours):
+            self._rotate_asked = True
+            self._certificate_news.set()
+
+    def _on_root_ca(self, bundle: bytes) -> None:
+        if self.credentials is not None and bundle != self.credentials.root_cert_pem:
+            self._offered_roots = bundle
+            self._certificate_news.set()
 
     async def _follow_role(self) -> None:
         """Become a manager or a worker when the swarm says this node's role changed (rolemanager.py)."""
@@ -363,24 +382,43 @@ class SwarmNode:
         )
         if want_role is not None and parse_node_certificate(cert).role != want_role:
             raise LocalNodeError(grpc.StatusCode.UNAVAILABLE, "the renewed certificate does not carry the new role yet")
-        self.credentials = dataclasses.replace(self.credentials, key_pem=key, cert_pem=cert)
-        await save_node_credentials(self.data_dir.root, self.credentials)
-        self.worker.credentials = self.credentials
+        await self._use_credentials(dataclasses.replace(self.credentials, key_pem=key, cert_pem=cert))
+
+    async def _use_credentials(self, credentials: NodeCredentials) -> None:
+        """Store new credentials, then hand them to the worker side and the manager; sessions stay open."""
+        assert self.worker is not None
+        await save_node_credentials(self.data_dir.root, credentials)
+        self.credentials = credentials
+        self.worker.credentials_changed(credentials)
         if self.manager is not None:
-            self.manager.update_credentials(self.credentials)
+            self.manager.update_credentials(credentials)
 
     async def _keep_certificate_fresh(self) -> None:
-        """Renew at a random point in 50-80% of the certificate's life (swarmkit's rule), tasks untouched."""
+        """Renew at a random point in 50-80% of the certificate's life (swarmkit's rule), or at once when a
+        CA rotation asks; trust the roots the swarm sends. Tasks and sessions are untouched."""
         while True:
             assert self.credentials is not None
-            await asyncio.sleep(renewal_delay(self.credentials.cert_pem))
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(renewal_delay(self.credentials.cert_pem)):
+                    await self._certificate_news.wait()
+            self._certificate_news.clear()
+            due = not self._offered_roots and not self._rotate_asked
             try:
-                await self._renew_certificate(None)
+                if self._offered_roots:
+                    roots, self._offered_roots = self._offered_roots, b""
+                    await self._use_credentials(dataclasses.replace(self.credentials, root_cert_pem=roots))
+                    log.info("node %s: now trusts the swarm's root CA bundle of %d certificate(s)",
+                             self.state.node_id, roots.count(b"BEGIN CERTIFICATE"))
+                if self._rotate_asked or due:
+                    self._rotate_asked = False
+                    await self._renew_certificate(None)
+                    log.info("node %s: certificate renewed%s", self.state.node_id, "" if due else " (CA rotation)")
             except (CAError, LocalNodeError, grpc.aio.AioRpcError) as exc:
                 log.warning("node %s: certificate renewal failed, will retry: %s", self.state.node_id, exc)
+                self._rotate_asked = self._rotate_asked or not due
                 await asyncio.sleep(ROLE_RETRY_DELAY)
-                continue
-            log.info("node %s: certificate renewed", self.state.node_id)
+                if self._rotate_asked:
+                    self._certificate_news.set()
 
     async def _become_manager(self) -> None:
         log.info("node %s: promoted; joining the managers", self.state.node_id)

@@ -14,6 +14,7 @@ import grpc
 from swarmpy.api import dispatcher_pb2, objects_pb2
 from swarmpy.ca import tls
 from swarmpy.ca.keystore import NodeCredentials
+from swarmpy.ca.rotation import tls_info
 from swarmpy.worker.agent import Agent, TaskStatusReports
 from swarmpy.worker.dependencies import TaskDependencies
 from swarmpy.worker.executor.docker import DockerExecutor
@@ -83,6 +84,7 @@ class WorkerSide:
         credentials: NodeCredentials,
         data_dir: str,
         on_node: Callable[[objects_pb2.Node], None] | None = None,
+        on_root_ca: Callable[[bytes], None] | None = None,
         data_path_addr: str = "",
     ) -> None:
         self.node_id = node_id
@@ -92,6 +94,7 @@ class WorkerSide:
         self.credentials = credentials
         self.data_dir = data_dir
         self._on_node = on_node
+        self._on_root_ca = on_root_ca
         self._docker: Any = None
         self._engine_version = ""
         self._engine_labels: dict[str, str] = {}
@@ -131,6 +134,7 @@ class WorkerSide:
             reports=reports,
             log_source=ExecutorLogSource(self.executor, self.node_id),
             on_node=self._on_node,
+            on_root_ca=self._on_root_ca,
         )
         self._agent_task = asyncio.create_task(self.agent.run(), name=f"agent-{self.node_id}")
 
@@ -180,5 +184,14 @@ class WorkerSide:
         return tls.secure_channel(addr, self.credentials)
 
     async def _describe(self) -> objects_pb2.NodeDescription:
-        return await asyncio.to_thread(describe_node, self.hostname, self._engine_version, self.data_path_addr,
-                                       self._engine_labels)  # reads /proc
+        description = await asyncio.to_thread(describe_node, self.hostname, self._engine_version, self.data_path_addr,
+                                              self._engine_labels)  # reads /proc
+        # What this node trusts and who signed its certificate: a CA rotation's progress (`docker swarm ca`).
+        description.tls_info.CopyFrom(tls_info(self.credentials.cert_pem, self.credentials.root_cert_pem))
+        return description
+
+    def credentials_changed(self, credentials: NodeCredentials) -> None:
+        """A renewed certificate or a new root bundle: new connections use them, the description shows them."""
+        self.credentials = credentials
+        if self.agent is not None:
+            self.agent.description_changed()

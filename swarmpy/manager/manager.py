@@ -29,7 +29,8 @@ from swarmpy.api import ca_pb2_grpc, control_pb2_grpc, dispatcher_pb2_grpc, obje
 from swarmpy.ca import tls
 from swarmpy.ca.authz import AuthorizationInterceptor
 from swarmpy.ca.keystore import NodeCredentials
-from swarmpy.ca.server import CAServicer, sign_for_cluster
+from swarmpy.ca.rotation import trust_bundle
+from swarmpy.ca.server import sign_for_cluster
 from swarmpy.identity import new_id
 from swarmpy.raft.driver import DriverConfig, RaftDriver
 from swarmpy.raft.errors import ConfChangeRefused, LeadershipLost, NotLeader, ProposalDropped, RaftError, Unavailable
@@ -39,6 +40,8 @@ from swarmpy.raft.encryption import RecordCipher
 from swarmpy.raft.wal import DiskStorage
 
 from .allocator import Allocator
+from .ca_rotation import RootRotationReconciler
+from .leader_ca import LeaderCAServicer, issued_certificate
 from .control_router import FORWARD_TIMEOUT, NO_LEADER, ControlRouter
 from .controlapi.errors import FailedPrecondition
 from .controlapi.errors import Unavailable as ControlUnavailable
@@ -130,27 +133,6 @@ def without_leadership_loss(error: Exception) -> Exception | None:
 
 class ListenError(Exception):
     """The swarm port cannot be bound (in use, or not this host's address): the caller's to fix."""
-
-
-class LeaderCAServicer(CAServicer):
-    """The CA on a manager: issuance creates a node, a write only the leader can make, so a follower
-    forwards the whole request (token included: the leader checks it again) to the leader."""
-
-    def __init__(self, manager: Manager, current_cluster: Any, current_node: Any) -> None:
-        super().__init__(manager._issue_certificate, current_cluster, current_node)
-        self._manager = manager
-
-    async def IssueNodeCertificate(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
-        driver = self._manager.driver
-        if driver is not None and driver.is_leader:
-            return await super().IssueNodeCertificate(request, context)
-        channel = self._manager._leader_channel()
-        if channel is None:
-            await context.abort(grpc.StatusCode.UNAVAILABLE, NO_LEADER)
-        try:
-            return await ca_pb2_grpc.CAStub(channel).IssueNodeCertificate(request, timeout=FORWARD_TIMEOUT)
-        except grpc.aio.AioRpcError as error:
-            await context.abort(error.code(), error.details() or "")
 
 
 @dataclass
@@ -445,7 +427,7 @@ class Manager:
 
     async def _serve(self) -> None:
         server = grpc.aio.server(
-            interceptors=[AuthorizationInterceptor(self.cluster_id, lambda: self.credentials.root_cert_pem)],
+            interceptors=[AuthorizationInterceptor(self.cluster_id, self._trusted_roots)],
             options=tls.server_options(),
         )
         control_pb2_grpc.add_ControlServicer_to_server(self.control, server)
@@ -469,6 +451,12 @@ class Manager:
             )
         await server.start()
         self._server = server
+
+    def _trusted_roots(self) -> bytes:
+        """The roots a caller's certificate may come from: the store's (both during a CA rotation, at once
+        on every manager), else the ones this manager was given."""
+        cluster = self.store.view().get_cluster()
+        return trust_bundle(cluster.root_ca) if cluster is not None and cluster.root_ca.ca_cert else self.credentials.root_cert_pem
 
     async def _bootstrap(self, boot: ClusterBootstrap) -> None:
         cluster = objects_pb2.Cluster(
@@ -528,6 +516,7 @@ class Manager:
         # Sign first: a signing failure then leaves no node behind, and a certificate nobody holds is harmless.
         cert = await sign_for_cluster(cluster, csr_pem, node_id, role)
         node = objects_pb2.Node(id=node_id, role=role)
+        node.certificate.CopyFrom(issued_certificate(node_id, role, cert))
         node.spec.desired_role = role
         node.spec.availability = availability
         node.status.state = objects_pb2.NodeStatus.UNKNOWN
@@ -548,5 +537,6 @@ class Manager:
             "scheduler": lambda: Scheduler(store).run(),
             "restart-supervisor": lambda: RestartSupervisor(store).run(),
             "task-reaper": lambda: TaskReaper(store).run(),
+            "ca-rotation": lambda: RootRotationReconciler(store).run(),
         }
 

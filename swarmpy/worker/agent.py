@@ -141,6 +141,7 @@ class Agent:
         log_source: TaskLogSource | None = None,
         settings: AgentSettings | None = None,
         on_node: Callable[[objects_pb2.Node], None] | None = None,
+        on_root_ca: Callable[[bytes], None] | None = None,
     ) -> None:
         self.node_id = node_id
         self._managers = list(dict.fromkeys(managers))
@@ -153,6 +154,8 @@ class Agent:
         self._settings = settings or AgentSettings()
         # Told the node object the manager sends with every SessionMessage (role changes); must not block.
         self._on_node = on_node
+        # Told the root CA bundle every SessionMessage carries (it changes during a CA rotation); must not block.
+        self._on_root_ca = on_root_ca
         self._cursor = 0
         self._opened = False  # whether the latest attempt got as far as an open session
         self._leader_hint: str | None = None
@@ -279,6 +282,8 @@ class Agent:
                 raise SessionLost("the manager closed the session stream")
 
     def _tell_node(self, message: dispatcher_pb2.SessionMessage) -> None:
+        if self._on_root_ca is not None and message.root_ca:
+            self._on_root_ca(message.root_ca)
         if self._on_node is not None and message.HasField("node") and message.node.id == self.node_id:
             self._on_node(message.node)
 

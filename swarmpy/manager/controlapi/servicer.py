@@ -28,6 +28,7 @@ an older spec can never look up to date.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -57,6 +58,7 @@ from .errors import (
 from .names import random_service_name
 from .networks import NetworkRPCs, resolve_attachments, validate_attachments
 from .secrets import CONFIG, SECRET, SecretConfigRPCs, resolve_references, validate_references
+from .ca_config import apply_ca_config, check_requested_root
 from .validation import format_port, validate_cluster_spec, validate_node_spec, validate_service_spec
 
 log = logging.getLogger(__name__)
@@ -137,6 +139,8 @@ def _check_version(kind: str, current: Any, read_version: int) -> None:
 def _without_ca_key(cluster: objects_pb2.Cluster) -> objects_pb2.Cluster:
     shown = clone(cluster)
     shown.root_ca.ClearField("ca_key")
+    if shown.root_ca.HasField("root_rotation"):
+        shown.root_ca.root_rotation.ClearField("ca_key")
     shown.ClearField("unlock_key")  # only GetUnlockKey shows it
     return shown
 
@@ -411,6 +415,8 @@ class ControlServicer(SecretConfigRPCs, NetworkRPCs, control_pb2_grpc.ControlSer
     ) -> control_pb2.UpdateClusterResponse:
         read_version = _require_version(request.version)
         validate_cluster_spec(fill_cluster_spec_defaults(request.spec))  # zero ticks are checked as the defaults
+        requested_root = await asyncio.to_thread(check_requested_root, request.spec.ca_config)
+        rotation = ""
 
         def update(tx: Transaction) -> str:
             current = self._the_cluster(tx)
@@ -431,10 +437,14 @@ class ControlServicer(SecretConfigRPCs, NetworkRPCs, control_pb2_grpc.ControlSer
                 cluster.unlock_key = new_unlock_key()
             elif autolock and not cluster.unlock_key:
                 cluster.unlock_key = new_unlock_key()
+            nonlocal rotation
+            rotation = apply_ca_config(current, cluster, requested_root)
             tx.update("cluster", cluster)
             return cluster.id
 
         cluster_id = await self._store.update(update)
+        if rotation:
+            log.info("CA: %s", rotation)
         if request.rotate_worker_token or request.rotate_manager_token:
             log.info("join tokens rotated (worker: %s, manager: %s)", request.rotate_worker_token, request.rotate_manager_token)
         return control_pb2.UpdateClusterResponse(cluster=_without_ca_key(self._read("cluster", cluster_id)))

@@ -55,6 +55,7 @@ import grpc
 
 from swarmpy.aio import unless_set
 from swarmpy.api import dispatcher_pb2, dispatcher_pb2_grpc, objects_pb2
+from swarmpy.ca.rotation import trust_bundle
 from swarmpy.identity import new_id
 from swarmpy.manager.store import Change, Commit, Conflict, retry_conflicts
 from swarmpy.manager.store.memory import MemoryStore, Transaction, clone
@@ -136,8 +137,10 @@ def _complete_set(tasks: list[objects_pb2.Task]) -> list[dispatcher_pb2.Assignme
 
 
 def _role_changed(old: objects_pb2.Node, new: objects_pb2.Node) -> bool:
-    """Promotion and demotion are carried out by the node itself, so it must hear of them at once."""
-    return old.spec.desired_role != new.spec.desired_role or old.role != new.role
+    """Promotion, demotion and a CA rotation's call to renew (certificate status ROTATE) are carried out
+    by the node itself, so it must hear of them at once."""
+    return (old.spec.desired_role != new.spec.desired_role or old.role != new.role
+            or old.certificate.status.state != new.certificate.status.state)
 
 
 class _Session:
@@ -198,7 +201,7 @@ class Dispatcher(dispatcher_pb2_grpc.DispatcherServicer):
     # ---------------------------------------------------------------- the leader-side loop
 
     async def run(self) -> None:
-        view, watch = self._store.view_and_watch(["node"])
+        view, watch = self._store.view_and_watch(["node", "cluster"])
         try:
             self._managers = manager_peers(view.nodes())
             self._tasks.open()
@@ -301,7 +304,14 @@ class Dispatcher(dispatcher_pb2_grpc.DispatcherServicer):
 
     async def _follow_nodes(self, watch: Any) -> None:
         async for event in watch:
-            if isinstance(event, Change):
+            if isinstance(event, Change) and event.kind == "cluster":
+                if event.old is not None and event.new is not None and (
+                    trust_bundle(event.old.root_ca) != trust_bundle(event.new.root_ca)
+                ):
+                    for session in self._sessions.values():  # a CA rotation began or ended: new roots to trust
+                        session.role_changed = True
+                        session.pulse.fire()
+            elif isinstance(event, Change):
                 if event.action == "remove":
                     node_id = event.old.id
                     self._deadlines.discard(node_id)
@@ -430,7 +440,7 @@ class Dispatcher(dispatcher_pb2_grpc.DispatcherServicer):
 
     def _root_ca(self) -> bytes:
         cluster = self._store.view().get_cluster()
-        return cluster.root_ca.ca_cert if cluster is not None else b""
+        return trust_bundle(cluster.root_ca) if cluster is not None else b""
 
     async def _register(self, session: _Session, description: objects_pb2.NodeDescription) -> objects_pb2.Node:
         def stage(tx: Transaction) -> objects_pb2.Node:
