@@ -192,6 +192,9 @@ class WorkerSide:
 
     def credentials_changed(self, credentials: NodeCredentials) -> None:
         """A renewed certificate or a new root bundle: new connections use them, the description shows them."""
+        renewed = credentials.cert_pem != self.credentials.cert_pem
         self.credentials = credentials
         if self.agent is not None:
             self.agent.description_changed()
+            if renewed:
+                self.agent.credentials_changed()

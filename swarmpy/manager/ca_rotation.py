@@ -10,7 +10,11 @@ out from the store, so a new leader resumes it where the store says it is:
   renewal) was not signed by the new root is marked certificate.status ROTATE. The node hears it in its
   session (the dispatcher sends a SessionMessage when the status changes), renews over its existing
   mutual-TLS channel, and the renewal records the new certificate with status ISSUED;
-- once no node is left with an old-root certificate, the rotation finishes in one write: the new root
+- a node has rotated once its recorded certificate is from the new root *and* it reported (its
+  description's TLS info, sent when its session moved to a connection presenting the new certificate)
+  that it uses it: until then its connections still present the old one, which the end of the
+  rotation would make the managers refuse;
+- once no node is left to rotate, the rotation finishes in one write: the new root
   replaces the old (swarmpy.ca.rotation.finish_rotation), the join tokens are renewed to pin it, and
   every session is sent the new trust bundle without the old root.
 
@@ -25,7 +29,7 @@ import functools
 import logging
 
 from swarmpy.api import objects_pb2
-from swarmpy.ca.rotation import finish_rotation, issued_by
+from swarmpy.ca.rotation import desired_issuer, finish_rotation, issued_by
 
 from swarmpy.raft.errors import LeadershipLost, NotLeader, RaftError
 
@@ -52,12 +56,15 @@ def reconcile(tx: Transaction) -> str:
     if cluster is None or not cluster.root_ca.HasField("root_rotation"):
         return "idle"
     new_root = cluster.root_ca.root_rotation.ca_cert
+    issuer = desired_issuer(cluster.root_ca)
     waiting = 0
     for node in tx.nodes():
-        if _from_root(node.certificate.certificate, new_root):
-            continue
+        recorded = _from_root(node.certificate.certificate, new_root)
+        tls = node.description.tls_info
+        if recorded and (tls.cert_issuer_subject, tls.cert_issuer_public_key) == issuer:
+            continue  # issued, and in use: the node's session reported it over a connection presenting it
         waiting += 1
-        if node.certificate.status.state != ROTATE:
+        if not recorded and node.certificate.status.state != ROTATE:
             marked = clone(node)
             marked.certificate.status.state = ROTATE
             marked.certificate.status.err = ""

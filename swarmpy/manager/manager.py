@@ -182,6 +182,7 @@ class Manager:
         self._raft_config = raft_config or DriverConfig()
         self._pinned_tick = pinned_tick
         self.driver: RaftDriver | None = None
+        self._transport: GrpcTransport | None = None
         self.log_broker = LogBroker(self.store)
         self._dispatcher_settings = dispatcher_settings
         self.dispatcher_gate = DispatcherGate(self._leader_addr)
@@ -219,7 +220,7 @@ class Manager:
         storage = await asyncio.to_thread(DiskStorage, self._raft_dir, cipher=cipher)
         fresh = storage.last_index() == 0 and storage.snapshot().empty
         peers = (self.raft_id,) if (fresh and bootstrap is not None) else ()
-        transport = GrpcTransport(self._member_addr, self._peer_channel, self._raft_config.max_message_bytes)
+        transport = self._transport = GrpcTransport(self._member_addr, self._peer_channel, self._raft_config.max_message_bytes)
         # A snapshot larger than one gRPC message arrives through StreamRaftMessage, bounded by that stream's
         # limit; the driver accepts snapshots up to the same bound. Single messages stay bounded by gRPC.
         driver_config = dataclasses.replace(
@@ -493,9 +494,12 @@ class Manager:
         self.credentials = credentials
         if self._server_credentials is not None:
             self._server_credentials.update(credentials.key_pem, credentials.cert_pem, credentials.root_cert_pem)
-        # Dial the leader afresh with the new certificate; the old channels close when the manager stops.
+        # Dial the leader and the Raft peers afresh with the new certificate (after a CA rotation the old
+        # one is refused); the old leader channels close when the manager stops.
         self._retired_channels.extend(self._leader_channels.values())
         self._leader_channels.clear()
+        if self._transport is not None:
+            self._transport.renew_channels()
 
     def _leader_channel(self) -> grpc.aio.Channel | None:
         """A channel to the leader's swarm port, with this manager's certificate (None: no leader known)."""

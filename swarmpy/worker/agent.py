@@ -73,6 +73,10 @@ class SessionLost(Exception):
     """The session ended for a reason that is nobody's fault in particular (stream closed, manager gone)."""
 
 
+class _Redial(Exception):
+    """New credentials: the session moves to a new connection that presents them (same session ID)."""
+
+
 class _Redirect(Exception):
     def __init__(self, leader: str) -> None:
         super().__init__(f"redirected to the leader at {leader}")
@@ -160,6 +164,7 @@ class Agent:
         self._opened = False  # whether the latest attempt got as far as an open session
         self._leader_hint: str | None = None
         self._description_nudge = asyncio.Event()
+        self._redial = asyncio.Event()
         self._stopping = asyncio.Event()
         self.connected = asyncio.Event()  # set while a session is open
         self.session_id = ""
@@ -190,15 +195,26 @@ class Agent:
         """Push the node description now rather than at the next periodic check."""
         self._description_nudge.set()
 
+    def credentials_changed(self) -> None:
+        """A renewed certificate: carry the session over to a connection that presents it. A TLS
+        connection keeps the certificate it was opened with, and once a CA rotation drops the old root
+        the managers refuse it; resuming by session ID keeps the session (the node is never DOWN)."""
+        self._redial.set()
+
     async def _keep_session(self) -> None:
         backoff = self._settings.backoff_min
+        resume = ""
         while True:
             addr = self._next_manager()
             self._opened = False
             try:
-                await self._session(addr)
+                await self._session(addr, resume)
             except Exception as exc:  # every way a session can end: judged below, then the agent dials again
                 error = _first_error(exc)
+                resume = ""
+                if isinstance(error, _Redial):
+                    resume, self._leader_hint = self.session_id, addr
+                    continue
                 if isinstance(error, _Redirect):
                     log.info("node %s: manager %s is not the leader; trying %s", self.node_id, addr, error.leader)
                     self._leader_hint = error.leader
@@ -231,13 +247,15 @@ class Agent:
 
     # ---------------------------------------------------------------- one session
 
-    async def _session(self, addr: str) -> None:
-        """Run one session with the manager at `addr` until it ends, which it does by raising."""
+    async def _session(self, addr: str, resume: str = "") -> None:
+        """Run one session with the manager at `addr` (resuming session `resume`) until it ends, which it
+        does by raising."""
+        self._redial.clear()
         channel = self._make_channel(addr)
         try:
             stub = dispatcher_pb2_grpc.DispatcherStub(channel)
             description = await self._describe()
-            call = stub.Session(dispatcher_pb2.SessionRequest(description=description))
+            call = stub.Session(dispatcher_pb2.SessionRequest(description=description, session_id=resume))
             # asyncio.timeout rather than wait_for here and below: on 3.11, wait_for can swallow a
             # cancellation that races its result, and the agent would then never finish stopping.
             try:
@@ -256,7 +274,10 @@ class Agent:
             await self._learn_managers(first.managers)
             self.connected.set()
             self._opened = True
-            log.info("node %s: session %s open with manager %s", self.node_id, self.session_id, addr)
+            if resume and resume == self.session_id:
+                log.info("node %s: session %s moved to a new connection to manager %s", self.node_id, resume, addr)
+            else:
+                log.info("node %s: session %s open with manager %s", self.node_id, self.session_id, addr)
             stream = _SessionStream(call)
             async with asyncio.TaskGroup() as tg:
                 tg.create_task(self._follow_session(stream))
@@ -265,8 +286,13 @@ class Agent:
                 tg.create_task(self._report_statuses(stub))
                 tg.create_task(self._push_description(stub, stream, description))
                 tg.create_task(self._serve_log_subscriptions(stub))
+                tg.create_task(self._until_redial())
         finally:
             await channel.close()
+
+    async def _until_redial(self) -> None:
+        await self._redial.wait()
+        raise _Redial()
 
     async def _follow_session(self, stream: _SessionStream) -> None:
         while True:

@@ -28,6 +28,7 @@ async def add_nodes(store, cluster, ids):
         for node_id in ids:
             node = objects_pb2.Node(id=node_id, role=objects_pb2.WORKER)
             node.certificate.CopyFrom(issued_certificate(node_id, objects_pb2.WORKER, cert_from(cluster, node_id)))
+            node.description.tls_info.CopyFrom(rotation.tls_info(node.certificate.certificate, cluster.root_ca.ca_cert))
             tx.create("node", node)
 
     await store.update(create)
@@ -62,10 +63,20 @@ async def test_force_rotate_rotates_every_node_then_finishes(harness):
         node.certificate.CopyFrom(issued_certificate(node_id, objects_pb2.WORKER, cert_from(during, node_id)))
         tx.update("node", node)
 
+    def report(tx, node_id):  # the node's session moved to a connection presenting the new certificate
+        node = clone(tx.get_node(node_id))
+        node.description.tls_info.CopyFrom(rotation.tls_info(node.certificate.certificate,
+                                                             rotation.trust_bundle(during.root_ca)))
+        tx.update("node", node)
+
     await harness.store.update(renew)
-    assert await harness.store.update(reconcile) == "waiting for 1 nodes"
+    assert await harness.store.update(reconcile) == "waiting for 2 nodes"  # issued, not yet in use
     assert harness.store.view().get_node("n1").certificate.status.state == ISSUED
+    await harness.store.update(lambda tx: report(tx, "n1"))
+    assert await harness.store.update(reconcile) == "waiting for 1 nodes"
     await harness.store.update(lambda tx: renew(tx, "n2"))
+    assert await harness.store.update(reconcile) == "waiting for 1 nodes"
+    await harness.store.update(lambda tx: report(tx, "n2"))
     assert await harness.store.update(reconcile) == "finished"
     after = harness.store.view().get_cluster()
     assert after.root_ca.ca_cert == during.root_ca.root_rotation.ca_cert

@@ -103,6 +103,7 @@ class _Peer:
     channel: grpc.aio.Channel | None = None
     call: grpc.aio.UnaryUnaryMultiCallable | None = None
     stream_call: grpc.aio.StreamUnaryMultiCallable | None = None
+    generation: int = 0  # of the transport's channels this peer's channel was made in
 
 
 def _pass_bytes_through(request: bytes) -> bytes:
@@ -146,6 +147,7 @@ class GrpcTransport(Transport):
         self.node_id = NONE
         self.handler: MessageHandler | None = None
         self._peers: dict[int, _Peer] = {}
+        self._channel_generation = 0
         self._group: asyncio.TaskGroup | None = None
         self._runner: asyncio.Task[None] | None = None
 
@@ -274,7 +276,7 @@ class GrpcTransport(Transport):
             log.debug("node %x: no address known for peer %x", self.node_id, peer.raft_id)
             self._report_failure(peer.raft_id, any(o.is_snapshot for o in lost))
             return False
-        if addr != peer.addr or peer.call is None:
+        if addr != peer.addr or peer.call is None or peer.generation != self._channel_generation:
             await self._disconnect(peer)
             self._connect(peer, addr)
         batch = self._take_batch(peer)
@@ -351,8 +353,14 @@ class GrpcTransport(Transport):
         if is_snapshot:
             self.handler.report_snapshot(peer_id, False)
 
+    def renew_channels(self) -> None:
+        """New credentials (a renewed certificate): each peer's next send dials afresh with them. A
+        channel keeps the certificate it was made with, and after a CA rotation the old one is refused."""
+        self._channel_generation += 1
+
     def _connect(self, peer: _Peer, addr: str) -> None:
         channel = self.channel_factory(addr)
+        peer.generation = self._channel_generation
         peer.addr = addr
         peer.channel = channel
         peer.call = channel.unary_unary(
