@@ -109,6 +109,13 @@ def load_private_key(key_pem: bytes, what: str = "private key", *, allow_rsa: bo
     return key
 
 
+# What a root CA's key may do (also the cross-signed root of a CA rotation: swarmpy.ca.rotation).
+CA_KEY_USAGE = x509.KeyUsage(
+    digital_signature=True, content_commitment=False, key_encipherment=False, data_encipherment=False,
+    key_agreement=False, key_cert_sign=True, crl_sign=True, encipher_only=False, decipher_only=False,
+)
+
+
 def create_root_ca(now: datetime.datetime | None = None) -> tuple[bytes, bytes]:
     """A new swarm root CA: (key_pem, cert_pem)."""
     now = now or _utcnow()
@@ -123,14 +130,7 @@ def create_root_ca(now: datetime.datetime | None = None) -> tuple[bytes, bytes]:
         .not_valid_before(now - NOT_BEFORE_BACKDATE)
         .not_valid_after(now + ROOT_CA_LIFETIME)
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True, content_commitment=False, key_encipherment=False,
-                data_encipherment=False, key_agreement=False, key_cert_sign=True, crl_sign=True,
-                encipher_only=False, decipher_only=False,
-            ),
-            critical=True,
-        )
+        .add_extension(CA_KEY_USAGE, critical=True)
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
         .sign(key, hashes.SHA256())
     )
@@ -371,6 +371,7 @@ def ca_digest(root_cert_pem: bytes) -> str:
 def public_keys_match(key_pem: bytes, cert_pem: bytes, *, allow_rsa: bool = False) -> bool:
     """True if the certificate certifies the private key's public half."""
     spki = serialization.PublicFormat.SubjectPublicKeyInfo
-    key_public = load_private_key(key_pem, allow_rsa=allow_rsa).public_key().public_bytes(serialization.Encoding.DER, spki)
+    key_public = load_private_key(key_pem, allow_rsa=allow_rsa).public_key()
+    key_public = key_public.public_bytes(serialization.Encoding.DER, spki)
     cert_public = load_certificate(cert_pem).public_key().public_bytes(serialization.Encoding.DER, spki)
     return key_public == cert_public

@@ -25,6 +25,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from swarmpy.api import objects_pb2
 from swarmpy.ca.certs import (
+    CA_KEY_USAGE,
     check_issued_by,
     check_validity,
     create_root_ca,
@@ -104,14 +105,7 @@ def cross_sign(new_cert_pem: bytes, old_cert_pem: bytes, old_key_pem: bytes) -> 
         .not_valid_before(new.not_valid_before_utc)
         .not_valid_after(min(new.not_valid_after_utc, old.not_valid_after_utc))
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True, content_commitment=False, key_encipherment=False,
-                data_encipherment=False, key_agreement=False, key_cert_sign=True, crl_sign=True,
-                encipher_only=False, decipher_only=False,
-            ),
-            critical=True,
-        )
+        .add_extension(CA_KEY_USAGE, critical=True)
         # The key identifiers let TLS stacks tell the two "swarm-ca" certificates apart when building a path.
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(new.public_key()), critical=False)
         .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(old_key.public_key()), critical=False)
