@@ -196,11 +196,16 @@ async def list_nodes_via(stub: control_pb2_grpc.ControlStub):
         return None
 
 
-def committed_services(data_dir: Path) -> dict[str, list[str]]:
-    """Service name -> IDs in one stopped manager's own committed state (snapshot + log up to commit)."""
+def open_raft_storage(data_dir: Path) -> DiskStorage:
+    """A stopped manager's Raft storage, opened with its own Raft key (close it after use)."""
     credentials = asyncio.run(load_node_credentials(data_dir))
     cipher = RecordCipher(credentials.raft_dek) if credentials and credentials.raft_dek else None
-    storage = DiskStorage(str(DataDir(data_dir).raft), cipher=cipher)
+    return DiskStorage(str(DataDir(data_dir).raft), cipher=cipher)
+
+
+def committed_services(data_dir: Path) -> dict[str, list[str]]:
+    """Service name -> IDs in one stopped manager's own committed state (snapshot + log up to commit)."""
+    storage = open_raft_storage(data_dir)
     try:
         store = MemoryStore()
         snapshot = storage.snapshot()
