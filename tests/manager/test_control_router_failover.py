@@ -122,6 +122,17 @@ def create(name: str) -> control_pb2.CreateServiceRequest:
     return request
 
 
+async def failover(servers, tmp_path, old: Behaviour, new: Behaviour):
+    """A follower whose leader behaves as `old` until, 0.3 s on, leadership moves to one behaving as `new`."""
+    leadership = Leadership()
+    stub = await follower(servers, tmp_path, leadership, wait=5.0)
+    old_leader, old_channel = await servers.leader(old)
+    new_leader, new_channel = await servers.leader(new)
+    leadership.move_to(old_channel)
+    asyncio.get_running_loop().call_later(0.3, leadership.move_to, new_channel)
+    return stub, old_leader, new_leader
+
+
 async def test_a_call_with_no_leader_waits_and_is_forwarded_once_a_leader_appears(servers, tmp_path):
     leadership = Leadership()
     stub = await follower(servers, tmp_path, leadership, wait=5.0)
@@ -136,12 +147,7 @@ async def test_a_call_with_no_leader_waits_and_is_forwarded_once_a_leader_appear
 
 
 async def test_a_write_refused_before_it_was_proposed_goes_to_the_next_leader(servers, tmp_path):
-    leadership = Leadership()
-    stub = await follower(servers, tmp_path, leadership, wait=5.0)
-    deposed, deposed_channel = await servers.leader(refuse_unproposed)
-    elected, elected_channel = await servers.leader(answer)
-    leadership.move_to(deposed_channel)
-    asyncio.get_running_loop().call_later(0.3, leadership.move_to, elected_channel)
+    stub, deposed, elected = await failover(servers, tmp_path, refuse_unproposed, answer)
     response = await stub.CreateService(create("web"), timeout=10)
     assert response.service.id == "id-web"
     assert (deposed.creates, elected.creates) == ([("web", True)], [("web", True)])
@@ -149,12 +155,7 @@ async def test_a_write_refused_before_it_was_proposed_goes_to_the_next_leader(se
 
 @pytest.mark.parametrize("behaviour", [lose_leadership, hold], ids=["leader-said-maybe", "leader-froze"])
 async def test_a_write_that_may_have_been_proposed_is_never_sent_again(servers, tmp_path, behaviour):
-    leadership = Leadership()
-    stub = await follower(servers, tmp_path, leadership, wait=5.0)
-    old, old_channel = await servers.leader(behaviour)
-    new, new_channel = await servers.leader(answer)
-    leadership.move_to(old_channel)
-    asyncio.get_running_loop().call_later(0.3, leadership.move_to, new_channel)
+    stub, old, new = await failover(servers, tmp_path, behaviour, answer)
     with pytest.raises(grpc.aio.AioRpcError) as failed:
         await stub.CreateService(create("web"), timeout=10)
     assert failed.value.code() == grpc.StatusCode.UNAVAILABLE
@@ -164,12 +165,7 @@ async def test_a_write_that_may_have_been_proposed_is_never_sent_again(servers, 
 
 
 async def test_a_read_is_retried_where_a_write_would_not_be(servers, tmp_path):
-    leadership = Leadership()
-    stub = await follower(servers, tmp_path, leadership, wait=5.0)
-    old, old_channel = await servers.leader(lose_leadership)
-    new, new_channel = await servers.leader(answer)
-    leadership.move_to(old_channel)
-    asyncio.get_running_loop().call_later(0.3, leadership.move_to, new_channel)
+    stub, old, new = await failover(servers, tmp_path, lose_leadership, answer)
     response = await stub.ListServices(control_pb2.ListServicesRequest(), timeout=10)
     assert [s.id for s in response.services] == ["listed"]
     assert (old.reads, new.reads) == (1, 1)
