@@ -54,7 +54,7 @@ async def inspect(request: web.Request) -> web.Response:
     _require_swarm(daemon)
     cluster = (await call_control(daemon, "GetCluster", control_pb2.GetClusterRequest())).cluster
     shown = to_json.cluster(cluster)
-    return json_reply({**shown, "RootRotationInProgress": False, "DefaultAddrPool": None, "SubnetSize": 0,
+    return json_reply({**shown, "DefaultAddrPool": None, "SubnetSize": 0,
                        "DataPathPort": 0})
 
 

@@ -109,7 +109,7 @@ async def swarm_section(daemon: Any) -> dict[str, Any]:
     section["Managers"] = len(managers)
     shown = to_json.cluster(cluster)
     shown.pop("JoinTokens", None)  # docker's Info carries the cluster without its tokens
-    section["Cluster"] = {**shown, "RootRotationInProgress": False, "DefaultAddrPool": None, "SubnetSize": 0,
+    section["Cluster"] = {**shown, "DefaultAddrPool": None, "SubnetSize": 0,
                           "DataPathPort": 0}
     return section
 

@@ -348,7 +348,15 @@ def cluster_spec(fields: Fields) -> objects_pb2.ClusterSpec:
         election_tick=raft.integer("ElectionTick", "uint32"),
     ))
     spec.dispatcher.heartbeat_period = fields.obj("Dispatcher").integer("HeartbeatPeriod")
-    spec.ca_config.node_cert_expiry = fields.obj("CAConfig").integer("NodeCertExpiry")
+    ca_config = fields.obj("CAConfig")
+    spec.ca_config.node_cert_expiry = ca_config.integer("NodeCertExpiry")
+    # `docker swarm ca --rotate`: a root to rotate to, or ForceRotate raised for a new one (ca_config.py).
+    spec.ca_config.signing_ca_cert = ca_config.text("SigningCACert").encode()
+    spec.ca_config.signing_ca_key = ca_config.text("SigningCAKey").encode()
+    spec.ca_config.force_rotate = ca_config.integer("ForceRotate", "uint64")
+    if ca_config.raw("ExternalCAs"):
+        raise BadRequest("external CAs (CAConfig.ExternalCAs) are not supported by swarmpy: it signs node "
+                         "certificates with the swarm's own root CA")
     return spec
 
 

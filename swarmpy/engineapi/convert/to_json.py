@@ -375,6 +375,7 @@ def node(nd: objects_pb2.Node) -> dict[str, Any]:
                          if description.resources.generic else {})},
         "Engine": {"EngineVersion": description.engine.engine_version,
                    **({"Labels": dict(description.engine.labels)} if description.engine.labels else {})},
+        "TLSInfo": tls_info(description.tls_info),
     }
     converted["Status"] = {"State": _NODE_STATES.get(nd.status.state, "unknown"), "Addr": nd.status.addr}
     if nd.status.message:
@@ -386,6 +387,24 @@ def node(nd: objects_pb2.Node) -> dict[str, Any]:
             "Addr": nd.manager_status.addr,
         }
     return converted
+
+
+def tls_info(info: objects_pb2.NodeTLSInfo) -> dict[str, Any]:
+    """Engine API TLSInfo: the trust root as text, the issuer's subject and key as base64 DER (Go []byte)."""
+    return {
+        "TrustRoot": info.trust_root.decode("utf-8", "replace"),
+        "CertIssuerSubject": base64.b64encode(info.cert_issuer_subject).decode("ascii"),
+        "CertIssuerPublicKey": base64.b64encode(info.cert_issuer_public_key).decode("ascii"),
+    }
+
+
+def cluster_tls_info(root_ca: objects_pb2.RootCA) -> dict[str, Any]:
+    """The swarm's: its root, and the issuer node certificates should come from (the new root while rotating)."""
+    from swarmpy.ca.rotation import desired_issuer
+
+    subject, public_key = desired_issuer(root_ca) if root_ca.ca_cert else (b"", b"")
+    return tls_info(objects_pb2.NodeTLSInfo(trust_root=root_ca.ca_cert, cert_issuer_subject=subject,
+                                            cert_issuer_public_key=public_key))
 
 
 def cluster(cl: objects_pb2.Cluster) -> dict[str, Any]:
@@ -405,9 +424,12 @@ def cluster(cl: objects_pb2.Cluster) -> dict[str, Any]:
                 "HeartbeatTick": spec.raft.heartbeat_tick,
             },
             "Dispatcher": {"HeartbeatPeriod": spec.dispatcher.heartbeat_period},
-            "CAConfig": {"NodeCertExpiry": spec.ca_config.node_cert_expiry},
+            # As moby: never the signing CA cert or key (a get + update would send the cert without its key).
+            "CAConfig": {"NodeCertExpiry": spec.ca_config.node_cert_expiry,
+                         **({"ForceRotate": spec.ca_config.force_rotate} if spec.ca_config.force_rotate else {})},
         },
-        "TLSInfo": {"TrustRoot": cl.root_ca.ca_cert.decode("utf-8", "replace")},
+        "TLSInfo": cluster_tls_info(cl.root_ca),
+        "RootRotationInProgress": cl.root_ca.HasField("root_rotation"),
         "JoinTokens": {"Worker": cl.root_ca.join_tokens.worker, "Manager": cl.root_ca.join_tokens.manager},
         "DefaultAddrPool": list(cl.default_address_pool) or ["10.0.0.0/8"],
         "SubnetSize": cl.subnet_size or 24,
