@@ -11,6 +11,7 @@ None) and prints values as Go's fmt %v does (`[a b]`, `map[k:v]`, `<no value>`).
 Errors read as Go's: parse errors as `template: :1: unclosed action`, execution errors as
 `template: :1:2: executing "" at <.Nope>: ...`. Objects that are not dicts can take part by defining
 `template_field(name)`; raising KeyError from it says the field does not exist, as Go says of a struct.
+A field that is a Python callable is a method: `{{.Label "k"}}` calls it with the arguments.
 
 Functions: Go's builtins (and, or, not, len, index, eq, ne, lt, le, gt, ge, print, printf, println)
 and docker's (json, join, split, lower, upper, title, pad, truncate), plus any the caller adds.
@@ -642,7 +643,17 @@ class _Executor:
         if head.kind == "ident":
             return self.call(head, command[1:], dot, piped)
         if len(command) > 1 or piped is not _NO_ARGUMENT:
-            raise self.fail(head, f"can't give argument to non-function {head.text}")
+            method = self.operand(head, dot) if head.kind == "field" else None
+            if not callable(method):
+                raise self.fail(head, f"can't give argument to non-function {head.text}")
+            # A method with arguments, as docker's formatter contexts have (`{{.Label "com.example"}}`).
+            args = [self.operand(a, dot) for a in command[1:]]
+            if piped is not _NO_ARGUMENT:
+                args.append(piped)
+            try:
+                return method(*args)
+            except TypeError:
+                raise self.fail(head, f"wrong number of args for {head.chain[-1]}: got {len(args)}") from None
         return self.operand(head, dot)
 
     def call(self, head: _Operand, arguments: list[_Operand], dot: Any, piped: Any) -> Any:

@@ -64,11 +64,14 @@ class _Row:
         return self._fields[name]
 
     def template_json(self) -> dict[str, Any]:
-        return {key: self._fields[key] for key in sorted(self._fields)}  # docker marshals a map: sorted
+        # docker marshals a map: sorted; methods (`Label`) are not data
+        return {key: self._fields[key] for key in sorted(self._fields) if not callable(self._fields[key])}
 
 
 class _Header(_Row):
     def template_field(self, name: str) -> Any:
+        if callable(self._fields.get(name)):
+            return lambda *args: ""  # docker's header context has no title for a method
         return column_title(name) if name in self._fields else ""
 
 
@@ -112,7 +115,8 @@ def print_rows(state, columns: Sequence[str], rows: Sequence[dict[str, Any]], ou
     fields = list(rows[0]) if rows else [re.sub(r"\s+", "", c.title()) for c in columns]
     out = []
     if is_table:
-        out.append(_execute(template, _Header(dict.fromkeys(fields, ""), type_name)))
+        header = {name: (rows[0][name] if rows and callable(rows[0][name]) else "") for name in fields}
+        out.append(_execute(template, _Header(header, type_name)))
     out.extend(_execute(template, _Row(row, type_name)) for row in rows)
     if not out:
         return

@@ -15,7 +15,8 @@ import click
 
 from swarmpy.cli.errors import CliError, FlagError
 
-FORMAT_HELP = "Format output: \"json\" (one JSON object per line), or the table (default)."
+FORMAT_HELP = ("Format output: \"table\" (default), \"json\" (one JSON object per line), \"table TEMPLATE\" or a "
+               "Go TEMPLATE over {{.ID}} {{.Name}} {{.Driver}} (secrets) {{.CreatedAt}} {{.UpdatedAt}} {{.Labels}} {{.Label \"k\"}}.")
 
 
 @dataclass(frozen=True)
@@ -98,6 +99,10 @@ def _rows(kind: _Kind, objects) -> list[dict[str, str]]:
             row["Driver"] = ""
         row["CreatedAt"] = _ago(obj.meta.created_at)
         row["UpdatedAt"] = _ago(obj.meta.updated_at)
+        # docker's secret/config formatter placeholders beyond the table's columns
+        labels = dict(obj.spec.annotations.labels)
+        row["Labels"] = ",".join(f"{key}={value}" for key, value in sorted(labels.items()))
+        row["Label"] = lambda name, labels=labels: labels.get(name, "")
         rows.append(row)
     return rows
 
@@ -151,7 +156,8 @@ def _object_group(kind: _Kind) -> click.Group:
         found = getattr(daemon.call(kind.rpc(daemon, "List"), request), f"{word}s")
         if parsed.get("driver"):
             found = []  # no secret has a driver here
-        _print_rows(state, kind.columns, _rows(kind, found), output_format, "ID", quiet)
+        _print_rows(state, kind.columns, _rows(kind, found), output_format, "ID", quiet,
+                    type_name=f"*{word}.{word}Context")
 
     @group.command("inspect", help=f"Display detailed information on one or more {word}s.")
     @click.option("--pretty", is_flag=True, help="Print the information in a human friendly format.")

@@ -28,14 +28,16 @@ def _print_rows(state, columns, rows, output_format, quiet_key=None, quiet=False
     def default_table():
         import sys
 
-        sys.stdout.write(render_table(columns, [list(row.values()) for row in rows]))
+        # The table shows the columns; fields after them (Labels, Label) are for --format only.
+        sys.stdout.write(render_table(columns, [list(row.values())[:len(columns)] for row in rows]))
 
     if quiet:
         for row in rows:
             state.out(row[quiet_key])
     elif output_format == "json":
         for row in rows:
-            state.out(json.dumps(row, sort_keys=True, separators=(",", ":")))
+            data = {key: value for key, value in row.items() if not callable(value)}
+            state.out(json.dumps(data, sort_keys=True, separators=(",", ":")))
     else:
         formats.print_rows(state, columns, rows, output_format, type_name=type_name, default_table=default_table)
 

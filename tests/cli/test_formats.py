@@ -134,3 +134,14 @@ def test_template_language():
     }
     for template, expected in cases.items():
         assert gotemplate.parse(template).execute(data) == expected, template
+
+
+def test_a_callable_field_is_a_method_taking_arguments():
+    from swarmpy import gotemplate
+
+    template = gotemplate.parse('{{.Label "a"}}-{{"b" | .Label}}')
+    assert template.execute({"Label": lambda name: name.upper()}) == "A-B"
+    with pytest.raises(gotemplate.TemplateExecError, match="can't give argument to non-function .Name"):
+        gotemplate.parse('{{.Name "x"}}').execute({"Name": "n"})
+    with pytest.raises(gotemplate.TemplateExecError, match="wrong number of args for Label"):
+        gotemplate.parse('{{.Label "x" "y"}}').execute({"Label": lambda name: name})

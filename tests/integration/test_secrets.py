@@ -178,3 +178,28 @@ def test_the_data_dir_holds_no_secret_in_clear_and_survives_a_restart(own_daemon
 
     assert base64.b64decode(config["Spec"]["Data"]).decode() == value
     assert clear_copies() == []
+
+
+def test_secret_and_config_ls_take_docker_templates(shared_daemon, tmp_path):
+    path = tmp_path / "data"
+    path.write_text("v")
+    shared_daemon.ok("secret", "create", "--label", "tier=db", "--label", "env=prod", "fmt_secret", str(path))
+    shared_daemon.ok("config", "create", "--label", "tier=web", "fmt_config", str(path))
+    try:
+        line = shared_daemon.ok("secret", "ls", "-f", "name=fmt_", "--format",
+                                '{{.Name}}|{{.Labels}}|{{.Label "tier"}}|{{.Label "none"}}|{{.Driver}}').stdout
+        assert line == "fmt_secret|env=prod,tier=db|db||\n"
+        table = shared_daemon.ok("config", "ls", "-f", "name=fmt_", "--format", "table {{.Name}}\\t{{.Label \"tier\"}}").stdout
+        assert table.splitlines()[0].split() == ["NAME"] and table.splitlines()[1].split() == ["fmt_config", "web"], table
+        as_json = json.loads(shared_daemon.ok("config", "ls", "-f", "name=fmt_", "--format", "json").stdout)
+        assert as_json["Labels"] == "tier=web" and "Label" not in as_json and as_json["Name"] == "fmt_config"
+        assert shared_daemon.ok("config", "ls", "-f", "name=fmt_").stdout.splitlines()[0].split() == [
+            "ID", "NAME", "CREATED", "UPDATED"]
+        # A config has no Driver: docker's error, naming its context type; a parse error in one line.
+        missing = shared_daemon.cli("config", "ls", "--format", "{{.Driver}}")
+        assert missing.code != 0 and "can't evaluate field Driver in type *config.configContext" in missing.stderr, missing
+        broken = shared_daemon.cli("secret", "ls", "--format", "{{.Name")
+        assert broken.code != 0 and broken.stderr.startswith("template parsing error:"), broken
+    finally:
+        shared_daemon.ok("secret", "rm", "fmt_secret")
+        shared_daemon.ok("config", "rm", "fmt_config")
