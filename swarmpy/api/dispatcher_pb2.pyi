@@ -125,7 +125,7 @@ class NetworkView(_message.Message):
     def __init__(self, networks: _Optional[_Iterable[_Union[NodeNetwork, _Mapping]]] = ..., data_path_port: _Optional[int] = ..., underlay_addr: _Optional[str] = ...) -> None: ...
 
 class NodeNetwork(_message.Message):
-    __slots__ = ("id", "name", "vni", "subnet", "gateway", "internal", "local", "peers", "services", "mtu")
+    __slots__ = ("id", "name", "vni", "subnet", "gateway", "internal", "local", "peers", "services", "mtu", "ingress", "node_address")
     ID_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     VNI_FIELD_NUMBER: _ClassVar[int]
@@ -136,6 +136,8 @@ class NodeNetwork(_message.Message):
     PEERS_FIELD_NUMBER: _ClassVar[int]
     SERVICES_FIELD_NUMBER: _ClassVar[int]
     MTU_FIELD_NUMBER: _ClassVar[int]
+    INGRESS_FIELD_NUMBER: _ClassVar[int]
+    NODE_ADDRESS_FIELD_NUMBER: _ClassVar[int]
     id: str
     name: str
     vni: int
@@ -146,7 +148,9 @@ class NodeNetwork(_message.Message):
     peers: _containers.RepeatedCompositeFieldContainer[NetworkEndpoint]
     services: _containers.RepeatedCompositeFieldContainer[ServiceRecord]
     mtu: int
-    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., vni: _Optional[int] = ..., subnet: _Optional[str] = ..., gateway: _Optional[str] = ..., internal: _Optional[bool] = ..., local: _Optional[_Iterable[_Union[NetworkEndpoint, _Mapping]]] = ..., peers: _Optional[_Iterable[_Union[NetworkEndpoint, _Mapping]]] = ..., services: _Optional[_Iterable[_Union[ServiceRecord, _Mapping]]] = ..., mtu: _Optional[int] = ...) -> None: ...
+    ingress: bool
+    node_address: str
+    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., vni: _Optional[int] = ..., subnet: _Optional[str] = ..., gateway: _Optional[str] = ..., internal: _Optional[bool] = ..., local: _Optional[_Iterable[_Union[NetworkEndpoint, _Mapping]]] = ..., peers: _Optional[_Iterable[_Union[NetworkEndpoint, _Mapping]]] = ..., services: _Optional[_Iterable[_Union[ServiceRecord, _Mapping]]] = ..., mtu: _Optional[int] = ..., ingress: _Optional[bool] = ..., node_address: _Optional[str] = ...) -> None: ...
 
 class NetworkEndpoint(_message.Message):
     __slots__ = ("task_id", "task_name", "address", "mac", "node_id", "underlay_addr", "aliases", "service_id")
@@ -169,20 +173,34 @@ class NetworkEndpoint(_message.Message):
     def __init__(self, task_id: _Optional[str] = ..., task_name: _Optional[str] = ..., address: _Optional[str] = ..., mac: _Optional[str] = ..., node_id: _Optional[str] = ..., underlay_addr: _Optional[str] = ..., aliases: _Optional[_Iterable[str]] = ..., service_id: _Optional[str] = ...) -> None: ...
 
 class ServiceRecord(_message.Message):
-    __slots__ = ("service_id", "name", "aliases", "vip", "dnsrr", "tasks")
+    __slots__ = ("service_id", "name", "aliases", "vip", "dnsrr", "tasks", "published")
     SERVICE_ID_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     ALIASES_FIELD_NUMBER: _ClassVar[int]
     VIP_FIELD_NUMBER: _ClassVar[int]
     DNSRR_FIELD_NUMBER: _ClassVar[int]
     TASKS_FIELD_NUMBER: _ClassVar[int]
+    PUBLISHED_FIELD_NUMBER: _ClassVar[int]
     service_id: str
     name: str
     aliases: _containers.RepeatedScalarFieldContainer[str]
     vip: str
     dnsrr: bool
     tasks: _containers.RepeatedCompositeFieldContainer[ServiceTask]
-    def __init__(self, service_id: _Optional[str] = ..., name: _Optional[str] = ..., aliases: _Optional[_Iterable[str]] = ..., vip: _Optional[str] = ..., dnsrr: _Optional[bool] = ..., tasks: _Optional[_Iterable[_Union[ServiceTask, _Mapping]]] = ...) -> None: ...
+    published: _containers.RepeatedCompositeFieldContainer[PublishedPort]
+    def __init__(self, service_id: _Optional[str] = ..., name: _Optional[str] = ..., aliases: _Optional[_Iterable[str]] = ..., vip: _Optional[str] = ..., dnsrr: _Optional[bool] = ..., tasks: _Optional[_Iterable[_Union[ServiceTask, _Mapping]]] = ..., published: _Optional[_Iterable[_Union[PublishedPort, _Mapping]]] = ...) -> None: ...
+
+class PublishedPort(_message.Message):
+    __slots__ = ("protocol", "published_port", "target_port", "proxy_protocol")
+    PROTOCOL_FIELD_NUMBER: _ClassVar[int]
+    PUBLISHED_PORT_FIELD_NUMBER: _ClassVar[int]
+    TARGET_PORT_FIELD_NUMBER: _ClassVar[int]
+    PROXY_PROTOCOL_FIELD_NUMBER: _ClassVar[int]
+    protocol: str
+    published_port: int
+    target_port: int
+    proxy_protocol: str
+    def __init__(self, protocol: _Optional[str] = ..., published_port: _Optional[int] = ..., target_port: _Optional[int] = ..., proxy_protocol: _Optional[str] = ...) -> None: ...
 
 class ServiceTask(_message.Message):
     __slots__ = ("task_id", "task_name", "ip")

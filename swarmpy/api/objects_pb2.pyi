@@ -265,7 +265,7 @@ class Certificate(_message.Message):
     def __init__(self, role: _Optional[_Union[NodeRole, str]] = ..., csr: _Optional[bytes] = ..., certificate: _Optional[bytes] = ..., cn: _Optional[str] = ..., status: _Optional[_Union[IssuanceStatus, _Mapping]] = ...) -> None: ...
 
 class Node(_message.Message):
-    __slots__ = ("id", "meta", "spec", "description", "status", "manager_status", "role", "certificate")
+    __slots__ = ("id", "meta", "spec", "description", "status", "manager_status", "role", "certificate", "attachments")
     ID_FIELD_NUMBER: _ClassVar[int]
     META_FIELD_NUMBER: _ClassVar[int]
     SPEC_FIELD_NUMBER: _ClassVar[int]
@@ -274,6 +274,7 @@ class Node(_message.Message):
     MANAGER_STATUS_FIELD_NUMBER: _ClassVar[int]
     ROLE_FIELD_NUMBER: _ClassVar[int]
     CERTIFICATE_FIELD_NUMBER: _ClassVar[int]
+    ATTACHMENTS_FIELD_NUMBER: _ClassVar[int]
     id: str
     meta: Meta
     spec: NodeSpec
@@ -282,7 +283,8 @@ class Node(_message.Message):
     manager_status: ManagerStatus
     role: NodeRole
     certificate: Certificate
-    def __init__(self, id: _Optional[str] = ..., meta: _Optional[_Union[Meta, _Mapping]] = ..., spec: _Optional[_Union[NodeSpec, _Mapping]] = ..., description: _Optional[_Union[NodeDescription, _Mapping]] = ..., status: _Optional[_Union[NodeStatus, _Mapping]] = ..., manager_status: _Optional[_Union[ManagerStatus, _Mapping]] = ..., role: _Optional[_Union[NodeRole, str]] = ..., certificate: _Optional[_Union[Certificate, _Mapping]] = ...) -> None: ...
+    attachments: _containers.RepeatedCompositeFieldContainer[NetworkAttachment]
+    def __init__(self, id: _Optional[str] = ..., meta: _Optional[_Union[Meta, _Mapping]] = ..., spec: _Optional[_Union[NodeSpec, _Mapping]] = ..., description: _Optional[_Union[NodeDescription, _Mapping]] = ..., status: _Optional[_Union[NodeStatus, _Mapping]] = ..., manager_status: _Optional[_Union[ManagerStatus, _Mapping]] = ..., role: _Optional[_Union[NodeRole, str]] = ..., certificate: _Optional[_Union[Certificate, _Mapping]] = ..., attachments: _Optional[_Iterable[_Union[NetworkAttachment, _Mapping]]] = ...) -> None: ...
 
 class HealthConfig(_message.Message):
     __slots__ = ("test", "interval", "timeout", "retries", "start_period")
@@ -568,7 +570,7 @@ class UpdateConfig(_message.Message):
     def __init__(self, parallelism: _Optional[int] = ..., delay: _Optional[int] = ..., failure_action: _Optional[_Union[UpdateConfig.FailureAction, str]] = ..., monitor: _Optional[int] = ..., max_failure_ratio: _Optional[float] = ..., order: _Optional[_Union[UpdateConfig.Order, str]] = ...) -> None: ...
 
 class PortConfig(_message.Message):
-    __slots__ = ("name", "protocol", "target_port", "published_port", "publish_mode")
+    __slots__ = ("name", "protocol", "target_port", "published_port", "publish_mode", "proxy_protocol")
     class Protocol(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
         __slots__ = ()
         TCP: _ClassVar[PortConfig.Protocol]
@@ -588,12 +590,14 @@ class PortConfig(_message.Message):
     TARGET_PORT_FIELD_NUMBER: _ClassVar[int]
     PUBLISHED_PORT_FIELD_NUMBER: _ClassVar[int]
     PUBLISH_MODE_FIELD_NUMBER: _ClassVar[int]
+    PROXY_PROTOCOL_FIELD_NUMBER: _ClassVar[int]
     name: str
     protocol: PortConfig.Protocol
     target_port: int
     published_port: int
     publish_mode: PortConfig.PublishMode
-    def __init__(self, name: _Optional[str] = ..., protocol: _Optional[_Union[PortConfig.Protocol, str]] = ..., target_port: _Optional[int] = ..., published_port: _Optional[int] = ..., publish_mode: _Optional[_Union[PortConfig.PublishMode, str]] = ...) -> None: ...
+    proxy_protocol: str
+    def __init__(self, name: _Optional[str] = ..., protocol: _Optional[_Union[PortConfig.Protocol, str]] = ..., target_port: _Optional[int] = ..., published_port: _Optional[int] = ..., publish_mode: _Optional[_Union[PortConfig.PublishMode, str]] = ..., proxy_protocol: _Optional[str] = ...) -> None: ...
 
 class EndpointSpec(_message.Message):
     __slots__ = ("mode", "ports")

@@ -46,6 +46,7 @@ def port_config(port: PortSpec) -> objects_pb2.PortConfig:
         target_port=port.target,
         published_port=port.published,
         publish_mode=PUBLISH_MODES[port.mode],
+        proxy_protocol=port.proxy_protocol,
     )
 
 

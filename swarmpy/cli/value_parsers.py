@@ -12,6 +12,7 @@ class PortSpec:
     published: int = 0  # 0: the daemon picks one
     protocol: str = "tcp"
     mode: str = "ingress"
+    proxy_protocol: str = ""  # swarmpy's option: "v2" puts a PROXY v2 header before each connection
 
 
 _PROTOCOLS = ("tcp", "udp", "sctp")
@@ -69,7 +70,7 @@ def _parse_long_port(text: str) -> PortSpec:
         if not eq:
             raise ValueError(f"invalid field {part!r} must be a key=value pair")
         fields[key.strip().lower()] = value.strip()
-    known = {"mode", "target", "published", "protocol"}
+    known = {"mode", "target", "published", "protocol", "proxy-protocol"}
     unknown = set(fields) - known
     if unknown:
         raise ValueError(f"invalid field key {sorted(unknown)[0]}")
@@ -78,11 +79,22 @@ def _parse_long_port(text: str) -> PortSpec:
     mode = fields.get("mode", "ingress").lower()
     if mode not in _PUBLISH_MODES:
         raise ValueError(f"invalid publish mode value ({fields['mode']}): must be either \"ingress\" or \"host\"")
+    protocol = _protocol(fields.get("protocol", "tcp"))
+    proxy = fields.get("proxy-protocol", "").lower()
+    if "proxy-protocol" in fields:
+        # A header needs the mesh's stream relay: an ingress TCP port (host-mode ports are the engine's).
+        if proxy != "v2":
+            raise ValueError(f"invalid proxy-protocol value ({fields['proxy-protocol']}): must be \"v2\"")
+        if mode != "ingress":
+            raise ValueError("invalid proxy-protocol=v2: only for mode=ingress ports, not mode=host")
+        if protocol != "tcp":
+            raise ValueError(f"invalid proxy-protocol=v2: only for protocol=tcp ports, not protocol={protocol}")
     return PortSpec(
         target=_port_number(fields["target"], "target"),
         published=_port_number(fields["published"], "published") if fields.get("published") else 0,
-        protocol=_protocol(fields.get("protocol", "tcp")),
+        protocol=protocol,
         mode=mode,
+        proxy_protocol=proxy,
     )
 
 

@@ -32,6 +32,7 @@ from swarmpy.ca.keystore import NodeCredentials
 from swarmpy.ca.rotation import trust_bundle
 from swarmpy.ca.server import sign_for_cluster
 from swarmpy.identity import new_id
+from swarmpy.manager.allocator.networks import default_ingress_network
 from swarmpy.raft.driver import DriverConfig, RaftDriver
 from swarmpy.raft.errors import ConfChangeRefused, LeadershipLost, NotLeader, ProposalDropped, RaftError, Unavailable
 from swarmpy.raft.messages import ConfChange, ConfChangeType
@@ -471,6 +472,7 @@ class Manager:
         def create(tx: Any) -> None:
             tx.create("cluster", cluster)
             tx.create("node", boot.node)
+            tx.create("network", default_ingress_network())
 
         await self.store.update(create)
         # The founding member's identity: the bootstrap conf change carries none, and other managers check

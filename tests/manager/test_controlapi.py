@@ -7,6 +7,8 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import grpc
+
+from swarmpy.manager.allocator.networks import default_ingress_network
 import pytest
 
 from swarmpy.api import control_pb2, control_pb2_grpc, dispatcher_pb2, objects_pb2
@@ -64,6 +66,8 @@ class serve:
         self.servicer = ControlServicer(self.store, leader_gate=gate, log_broker=broker)
 
     async def __aenter__(self) -> Harness:
+        # As `swarm init` leaves it: the ingress network, which services publishing a port need.
+        await self.store.update(lambda tx: tx.create("network", default_ingress_network()))
         self.server = grpc.aio.server()
         control_pb2_grpc.add_ControlServicer_to_server(self.servicer, self.server)
         self.server.add_insecure_port(self.socket)
@@ -635,7 +639,7 @@ async def test_without_a_leader_calls_are_unavailable(tmp_path, error):
         assert details.startswith("the swarm does not have a leader")
         await expect_error(h.control.ListServices(control_pb2.ListServicesRequest()), grpc.StatusCode.UNAVAILABLE)
         assert calls == ["CreateService", "ListServices"]
-        assert h.store.applied_index == 0
+        assert h.store.applied_index == 1  # the ingress network only
 
 
 async def test_an_unexpected_error_is_internal_and_says_so(tmp_path):

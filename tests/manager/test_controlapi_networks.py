@@ -53,7 +53,7 @@ async def test_create_get_list_and_remove(harness):
     assert got.id == created.id
     assert (await h.control.GetNetwork(control_pb2.GetNetworkRequest(ref=created.id[:6]))).network.id == created.id
     listed = (await h.control.ListNetworks(control_pb2.ListNetworksRequest())).networks
-    assert [n.spec.annotations.name for n in listed] == ["backend", "frontend"]
+    assert [n.spec.annotations.name for n in listed] == ["backend", "frontend", "ingress"]  # swarm init's
     filtered = await h.control.ListNetworks(control_pb2.ListNetworksRequest(
         filters=control_pb2.ListNetworksRequest.Filters(labels={"tier": "db"})))
     assert [n.id for n in filtered.networks] == [created.id]
@@ -102,9 +102,9 @@ async def test_an_allocated_subnet_is_also_an_overlap(harness):
         auto = await create_network(h, "auto")
         await eventually(lambda: h.store.view().get_network(auto.id).ipam.configs, what="allocated")
     subnet = h.store.view().get_network(auto.id).ipam.configs[0].subnet
-    assert subnet == "10.0.0.0/24"
-    await expect_error(h.control.CreateNetwork(control_pb2.CreateNetworkRequest(spec=network_spec("mine", subnet="10.0.0.0/16"))),
-                       INVALID, "overlaps with 10.0.0.0/24 of network auto")
+    assert subnet == "10.0.1.0/24"  # as docker's: the ingress network holds 10.0.0.0/24
+    await expect_error(h.control.CreateNetwork(control_pb2.CreateNetworkRequest(spec=network_spec("mine", subnet="10.0.1.0/25"))),
+                       INVALID, "overlaps with 10.0.1.0/24 of network auto")
 
 
 def attached(spec: objects_pb2.ServiceSpec, *targets, aliases=()) -> objects_pb2.ServiceSpec:

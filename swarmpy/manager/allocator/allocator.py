@@ -42,6 +42,8 @@ from swarmpy.manager.store.memory import Batch, ReadView, clone
 from .ipam import IPAMError
 from .networks import (
     AddressExhausted,
+    ingress_network,
+    node_ingress_address,
     NetworkAllocator,
     network_allocated,
     task_holds_addresses,
@@ -165,9 +167,10 @@ class Allocator:
         self.networks.restore(view)
 
     async def run(self) -> None:
-        view, watch = self._store.view_and_watch(["service", "task", "network", "cluster"])
+        view, watch = self._store.view_and_watch(["service", "task", "network", "cluster", "node"])
         with watch:
             self._restore(view)
+            nodes = {node.id for node in view.nodes()}
             networks = {network.id for network in view.networks() if not network_allocated(network)}
             services = {service.id for service in view.services() if not endpoint_allocated(service)}
             tasks = {task.id for task in view.tasks() if wants_allocation(task)}
@@ -178,11 +181,13 @@ class Allocator:
                         current = self._store.view()
                         services.update(s.id for s in current.services() if not endpoint_allocated(s))
                         tasks.update(t.id for t in current.tasks() if wants_allocation(t))
+                if nodes:
+                    nodes = await self._allocate_nodes(nodes)
                 if services:
                     services = await self._allocate_services(services)
                 if tasks:
                     tasks = await self._move_to_pending(tasks)
-                if networks or services or tasks:
+                if networks or services or tasks or nodes:
                     await asyncio.sleep(0)  # a write raced another: let the events in, then retry
                 freed = False
                 for event in [await watch.get(), *watch.drain()]:
@@ -197,6 +202,14 @@ class Allocator:
                             self.networks.release_network(event.old.id)
                         elif not network_allocated(event.new):
                             networks.add(event.new.id)
+                        elif event.new.spec.ingress:  # a new ingress network: every node needs an address
+                            nodes.update(node.id for node in self._store.view().nodes())
+                    elif event.kind == "node":
+                        if event.action == "remove":
+                            freed |= self.networks.holds(event.old.id)
+                            self.networks.release_holder(event.old.id)
+                        else:
+                            nodes.add(event.new.id)
                     elif event.kind == "service":
                         if event.action == "remove":
                             self.ports.release(event.old.id)
@@ -246,6 +259,46 @@ class Allocator:
                 network.spec.annotations.name, allocated.ipam.configs[0].subnet, allocated.driver_state.options,
             )
         return retry, allocated_some
+
+    async def _allocate_nodes(self, node_ids: set[str]) -> set[str]:
+        """Give each node its address on the ingress network (and drop one on an ingress network that
+        is gone). Returns the nodes whose write raced another and must be tried again."""
+        retry: set[str] = set()
+        view = self._store.view()
+        ingress = ingress_network(view)
+        ingress_id = ingress.id if ingress is not None and network_allocated(ingress) else ""
+        for node_id in node_ids:
+            node = view.get_node(node_id)
+            if node is None:
+                continue
+            current = [a for a in node.attachments if a.network.id == ingress_id]
+            if (not ingress_id or node_ingress_address(node, ingress_id)) and len(current) == len(node.attachments):
+                continue
+            attachment = None
+            if ingress_id and ingress is not None:
+                try:
+                    attachment = self.networks.allocate_node(node, ingress)
+                except IPAMError as error:
+                    log.warning("node %s gets no ingress address: %s", node_id, error)
+                    continue
+
+            def write(tx, node_id=node_id, attachment=attachment):
+                fresh = tx.get("node", node_id)
+                if fresh is None:
+                    return
+                updated = clone(fresh)
+                del updated.attachments[:]
+                if attachment is not None:
+                    updated.attachments.append(attachment)
+                tx.update("node", updated)
+
+            try:
+                await self._store.update(write)
+            except StoreError as error:
+                log.debug("allocating node %s's ingress address raced another write, retrying: %s", node_id, error)
+                self._restore(self._store.view())
+                retry.add(node_id)
+        return retry
 
     async def _allocate_services(self, service_ids: set[str]) -> set[str]:
         retry: set[str] = set()

@@ -14,7 +14,11 @@ What is allocated, after swarmkit's network allocator:
   `network.ipam` and `network.driver_state` (the VNI under docker's vxlanid_list option);
 - a service in vip mode: one VIP per network its tasks attach to (`endpoint.virtual_ips`); dnsrr: none;
 - a task: one address per network of its spec, as `task.networks[i]` (a copy of the network plus the
-  address in CIDR form and the attachment's aliases). A task stops holding its addresses once it has
+  address in CIDR form and the attachment's aliases), and first one on the ingress network when its
+  service publishes a port in ingress mode (issue 12: the routing mesh); such a service also gets a VIP
+  there, as swarmkit gives it;
+- a node: one address on the ingress network (`node.attachments`), the mesh's source address towards
+  tasks on other nodes. A task stops holding its addresses once it has
   terminated, or once it is no longer wanted before it ever reached a node.
 """
 
@@ -25,6 +29,7 @@ from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Network, ip_address
 
 from swarmpy.api import objects_pb2
+from swarmpy.identity import new_id
 from swarmpy.manager.store import ReadView
 from swarmpy.manager.store.memory import clone
 
@@ -68,8 +73,40 @@ def task_networks_allocated(task: objects_pb2.Task) -> bool:
     return len(task.networks) >= len(task.spec.networks)
 
 
+def ingress_network(view: ReadView) -> objects_pb2.Network | None:
+    """The swarm's ingress network (the routing mesh's), if there is one: at most one has the flag."""
+    return next((network for network in view.networks() if network.spec.ingress), None)
+
+
+INGRESS_NAME = "ingress"
+INGRESS_SUBNET = "10.0.0.0/24"
+INGRESS_GATEWAY = "10.0.0.1"
+INTERNAL_LABEL = "com.docker.swarm.internal"
+
+
+def default_ingress_network() -> objects_pb2.Network:
+    """The network `swarm init` creates, as docker's: "ingress", 10.0.0.0/24, labelled internal."""
+    network = objects_pb2.Network(id=new_id())
+    spec = network.spec
+    spec.annotations.name = INGRESS_NAME
+    spec.annotations.labels[INTERNAL_LABEL] = "true"
+    spec.driver_config.name = OVERLAY
+    spec.ingress = True
+    spec.ipam.driver.name = DEFAULT_IPAM_DRIVER
+    spec.ipam.configs.add(subnet=INGRESS_SUBNET, gateway=INGRESS_GATEWAY)
+    return network
+
+
+def needs_ingress(spec: objects_pb2.ServiceSpec) -> bool:
+    """swarmkit's IsIngressNetworkNeeded: a service publishing a port in ingress mode (never in dnsrr)."""
+    return spec.endpoint.mode != objects_pb2.EndpointSpec.DNSRR and any(
+        port.publish_mode == objects_pb2.PortConfig.INGRESS for port in spec.endpoint.ports
+    )
+
+
 def wanted_vip_networks(service: objects_pb2.Service) -> list[str]:
-    """The networks a service needs a VIP on: each network its tasks attach to, in vip mode only."""
+    """The networks a service needs a VIP on: each network its tasks attach to, in vip mode only (the
+    ingress network's VIP, which needs the store to find, comes on top: see vips_allocated)."""
     if service.spec.endpoint.mode == objects_pb2.EndpointSpec.DNSRR:
         return []
     return list(dict.fromkeys(attachment.target for attachment in service.spec.task.networks))
@@ -77,7 +114,17 @@ def wanted_vip_networks(service: objects_pb2.Service) -> list[str]:
 
 def vips_allocated(service: objects_pb2.Service) -> bool:
     have = [vip.network_id for vip in service.endpoint.virtual_ips]
-    return sorted(have) == sorted(wanted_vip_networks(service))
+    wanted = wanted_vip_networks(service)
+    extra = [network_id for network_id in have if network_id not in wanted]
+    return sorted(set(have) & set(wanted)) == sorted(wanted) and len(extra) <= int(needs_ingress(service.spec))
+
+
+def node_ingress_address(node: objects_pb2.Node, ingress_id: str) -> str:
+    """The node's address (CIDR) on the ingress network, or "" while it has none."""
+    for attachment in node.attachments:
+        if attachment.network.id == ingress_id and attachment.addresses:
+            return attachment.addresses[0]
+    return ""
 
 
 @dataclass
@@ -114,6 +161,10 @@ class NetworkAllocator:
         for service in view.services():
             for vip in service.endpoint.virtual_ips:
                 self._adopt_address(service.id, vip.network_id, vip.addr)
+        for node in view.nodes():
+            for attachment in node.attachments:
+                for address in attachment.addresses:
+                    self._adopt_address(node.id, attachment.network.id, address)
         for task in view.tasks():
             if task_holds_addresses(task):
                 for attachment in task.networks:
@@ -214,6 +265,11 @@ class NetworkAllocator:
         """The service's VIPs for its current spec: kept where the network stays, new where it is added,
         freed where it is dropped. Raises (holding nothing new) if a network is missing or full."""
         wanted = wanted_vip_networks(service)
+        ingress = ingress_network(view)
+        if needs_ingress(service.spec) and ingress is not None:
+            # No ingress network (only a store made without `swarm init`: the control API refuses such a
+            # service): its ports are allocated all the same, and the mesh has nothing to publish them on.
+            wanted.append(ingress.id)
         kept = {vip.network_id: vip for vip in service.endpoint.virtual_ips if vip.network_id in wanted}
         new: list[str] = []
         vips: list[objects_pb2.Endpoint.VirtualIP] = []
@@ -243,8 +299,14 @@ class NetworkAllocator:
         if self.holds(task.id):
             self.release_holder(task.id)
         attachments: list[objects_pb2.NetworkAttachment] = []
+        configs = list(task.spec.networks)
+        service = view.get_service(task.service_id)
+        ingress = ingress_network(view)
+        if service is not None and ingress is not None and needs_ingress(service.spec):
+            # swarmkit's order: the ingress attachment first, then the service's own networks.
+            configs.insert(0, objects_pb2.NetworkAttachmentConfig(target=ingress.id))
         try:
-            for config in task.spec.networks:
+            for config in configs:
                 network = view.get_network(config.target)
                 if network is None or config.target not in self._networks:
                     raise IPAMError(f"network {config.target} is not allocated yet")
@@ -258,6 +320,17 @@ class NetworkAllocator:
             self.release_holder(task.id)
             raise
         return attachments
+
+    def allocate_node(self, node: objects_pb2.Node, ingress: objects_pb2.Network) -> objects_pb2.NetworkAttachment:
+        """The node's ingress attachment (swarmkit's node LB address): the source address of the mesh's
+        connections to tasks on other nodes, so their replies come back over the overlay to this node."""
+        if ingress.id not in self._networks:
+            raise IPAMError(f"network {ingress.id} is not allocated yet")
+        self.release_holder(node.id)
+        attachment = objects_pb2.NetworkAttachment()
+        attachment.network.CopyFrom(ingress)
+        attachment.addresses.append(self._allocate_on(node.id, ingress, f"node {node.id}"))
+        return attachment
 
     # -- for tests and diagnostics -------------------------------------------------------------
 

@@ -43,6 +43,12 @@ class FailedPrecondition(ControlError):
     code = grpc.StatusCode.FAILED_PRECONDITION
 
 
+class AlreadyExists(ControlError):
+    """The request would create a second of something there may be only one of (the ingress network)."""
+
+    code = grpc.StatusCode.ALREADY_EXISTS
+
+
 class ObjectNotFound(ControlError):
     """A reference matched nothing, where the store's own NotFound wording does not fit (e.g. logs)."""
 

@@ -30,10 +30,10 @@ from swarmpy.manager.allocator.ipam import (
     first_overlap,
     parse_subnet,
 )
-from swarmpy.manager.allocator.networks import OVERLAY, task_holds_addresses
+from swarmpy.manager.allocator.networks import OVERLAY, ingress_network, needs_ingress, task_holds_addresses
 from swarmpy.manager.store import NameConflict, NotFound, ReadView, Transaction, retry_conflicts
 
-from .errors import FailedPrecondition, InvalidArgument, ObjectNotFound
+from .errors import AlreadyExists, FailedPrecondition, InvalidArgument, ObjectNotFound
 from .validation import SERVICE_NAME
 
 # A DNS label (RFC 1123): what a service alias must be, since the embedded DNS server answers it.
@@ -71,8 +71,8 @@ def validate_network_spec(spec: objects_pb2.NetworkSpec) -> None:
             raise InvalidArgument("driver_config.options", key, f"unknown overlay driver option (the one supported is {MTU_OPTION})")
     if spec.ipv6_enabled:
         raise InvalidArgument("ipv6_enabled", True, "IPv6 overlay networks are not supported")
-    if spec.ingress:
-        raise InvalidArgument("ingress", True, "the ingress network (the routing mesh) is not supported yet")
+    if spec.ingress and spec.attachable:
+        raise InvalidArgument("attachable", True, "ingress network cannot be attachable")
     if spec.ipam.driver.name not in ("", "default"):
         raise InvalidArgument("ipam.driver.name", spec.ipam.driver.name, 'the only IPAM driver is "default"')
     if len(spec.ipam.configs) > 1:
@@ -139,6 +139,10 @@ def create(tx: Transaction, spec: objects_pb2.NetworkSpec) -> str:
                     config.subnet,
                     f"the subnet overlaps with {clash} of network {other.spec.annotations.name}",
                 )
+    if spec.ingress:
+        present = ingress_network(tx)
+        if present is not None:
+            raise AlreadyExists(f"ingress network ({present.id}) is already present")
     network = objects_pb2.Network(id=new_id())
     network.spec.CopyFrom(spec)
     if not network.spec.driver_config.name:
@@ -149,6 +153,13 @@ def create(tx: Transaction, spec: objects_pb2.NetworkSpec) -> str:
 
 def remove(tx: Transaction, ref: str) -> str:
     network = resolve(tx, ref)
+    if network.spec.ingress:
+        # Every node is on the ingress network, tasks or not: what holds it is a service publishing through it.
+        for service in tx.services():
+            if needs_ingress(service.spec):
+                raise FailedPrecondition(f"ingress network cannot be removed because service {service.id} depends on it")
+        tx.delete("network", network.id)
+        return network.id
     for service in tx.services():
         if any(attachment.target == network.id for attachment in service.spec.task.networks):
             raise FailedPrecondition(f"network {network.id} is in use by service {service.id}")
@@ -228,6 +239,8 @@ def resolve_attachments(view: ReadView, spec: objects_pb2.ServiceSpec) -> None:
             )
         seen.add(network.id)
         attachment.target = network.id
+    if needs_ingress(spec) and ingress_network(view) is None:
+        raise FailedPrecondition("service needs ingress network, but no ingress network is present")
 
 
 def validate_swarm_networking(pools, subnet_size: int, data_path_port: int, data_path_addr: str) -> None:

@@ -306,12 +306,30 @@ def _validate_endpoint(endpoint: objects_pb2.EndpointSpec) -> None:
             raise InvalidArgument(
                 "endpoint.ports", Shown(format_port(port)), "ingress ports cannot be used with dnsrr resolution mode"
             )
+        _validate_proxy_protocol(port)
         if port.published_port == 0:
             continue  # assigned by the allocator, so never a duplicate
         key = (port.published_port, port.protocol, port.publish_mode)
         if key in published:
             raise InvalidArgument("endpoint.ports.published_port", port.published_port, "duplicate published port")
         published.add(key)
+
+
+def _validate_proxy_protocol(port: objects_pb2.PortConfig) -> None:
+    """swarmpy's PROXY protocol option: v2 only, and only where the mesh's relay carries the connection
+    (an ingress TCP port: a host-mode port is the engine's, a datagram has no stream to prefix)."""
+    if not port.proxy_protocol:
+        return
+    if port.proxy_protocol != "v2":
+        raise InvalidArgument("endpoint.ports.proxy_protocol", port.proxy_protocol, 'the supported version is "v2"')
+    if port.publish_mode != objects_pb2.PortConfig.INGRESS:
+        raise InvalidArgument(
+            "endpoint.ports.proxy_protocol", port.proxy_protocol, f"port {format_port(port)}: only ingress-mode ports carry a PROXY header"
+        )
+    if port.protocol != objects_pb2.PortConfig.TCP:
+        raise InvalidArgument(
+            "endpoint.ports.proxy_protocol", port.proxy_protocol, f"port {format_port(port)}: only TCP ports carry a PROXY header"
+        )
 
 
 def format_port(port: objects_pb2.PortConfig) -> str:

@@ -14,6 +14,11 @@ from the last one sent (`AssignmentsMessage.network_view`); a node replaces what
 among the endpoints (and peers) as soon as it holds an address on a node, so the path to it is ready
 before it starts; it appears in DNS answers and VIP rotation only while it is RUNNING.
 
+The ingress network (issue 12, the routing mesh) is in every view whose node has an ingress address,
+tasks there or not: `ingress` is set, `node_address` is the node's own address, the other nodes'
+addresses are among the peers, and each service publishing through it carries its ingress ports
+(`published`) beside its running tasks' ingress addresses.
+
 MACs are derived from the IPv4 address as docker does (02:42 followed by the four address bytes), so
 every node computes the same one without asking. A node's underlay address is its data path address
 (`--data-path-addr`, else its advertised host) as it reported it, else the address its session came from.
@@ -25,7 +30,14 @@ from collections.abc import Iterable
 
 from swarmpy.api import dispatcher_pb2, objects_pb2
 from swarmpy.manager.allocator.ipam import mac_for, parse_cidr_address
-from swarmpy.manager.allocator.networks import VXLANID_OPTION, network_vni, task_holds_addresses
+from swarmpy.manager.allocator.networks import (
+    VXLANID_OPTION,
+    ingress_network,
+    needs_ingress,
+    network_vni,
+    node_ingress_address,
+    task_holds_addresses,
+)
 from swarmpy.manager.store import ReadView
 
 DEFAULT_DATA_PATH_PORT = 4789
@@ -102,6 +114,39 @@ def _service_record(
     return record
 
 
+def _published_ports(service: objects_pb2.Service) -> list[dispatcher_pb2.PublishedPort]:
+    """The service's ingress ports as allocated (a published port of 0 has been given one by then)."""
+    return [
+        dispatcher_pb2.PublishedPort(
+            protocol=objects_pb2.PortConfig.Protocol.Name(port.protocol).lower(), published_port=port.published_port,
+            target_port=port.target_port, proxy_protocol=port.proxy_protocol,
+        )
+        for port in service.endpoint.ports
+        if port.publish_mode == objects_pb2.PortConfig.INGRESS and port.published_port
+    ]
+
+
+def _add_mesh(
+    view: ReadView, header: dispatcher_pb2.NodeNetwork, node_id: str, my_address: str,
+    by_service: dict[str, list[tuple[objects_pb2.Task, str]]], service_names: dict[str, str],
+) -> None:
+    """The ingress network's extra for the routing mesh: this node's address there, every other node's
+    (a peer: the replies of the tasks it forwards to come back to it over the overlay), and the published
+    ports of every service publishing through it, with no task here or not."""
+    header.ingress = True
+    header.node_address = my_address
+    for node in sorted(view.nodes(), key=lambda n: n.id):
+        address = node_ingress_address(node, header.id)
+        if node.id == node_id or not address:
+            continue
+        ip, _ = parse_cidr_address(address)
+        header.peers.add(address=address, mac=mac_for(ip), node_id=node.id, underlay_addr=underlay_address(node))
+    for service in view.services():
+        if needs_ingress(service.spec) and service.id not in by_service:
+            by_service[service.id] = []
+            service_names[service.id] = service.spec.annotations.name
+
+
 def node_network_view(view: ReadView, node_id: str) -> dispatcher_pb2.NetworkView:
     """The view for one node; see the module docstring."""
     cluster = view.get_cluster()
@@ -110,8 +155,10 @@ def node_network_view(view: ReadView, node_id: str) -> dispatcher_pb2.NetworkVie
         data_path_port=(cluster.vxlan_udp_port if cluster is not None else 0) or DEFAULT_DATA_PATH_PORT,
         underlay_addr=underlay_address(me),
     )
+    ingress = ingress_network(view)
+    my_ingress = node_ingress_address(me, ingress.id) if me is not None and ingress is not None else ""
     # Most nodes of a big swarm run no task on an overlay: their view costs only a look at their own tasks.
-    if not any(task.networks and task_holds_addresses(task) for task in view.tasks_by_node(node_id)):
+    if not my_ingress and not any(task.networks and task_holds_addresses(task) for task in view.tasks_by_node(node_id)):
         return result
     # One pass over the tasks: who is on which network.
     on_network: dict[str, list[tuple[objects_pb2.Task, objects_pb2.NetworkAttachment]]] = {}
@@ -124,6 +171,9 @@ def node_network_view(view: ReadView, node_id: str) -> dispatcher_pb2.NetworkVie
             if task.node_id == node_id:
                 mine.add(attachment.network.id)
     underlays: dict[str, str] = {}
+    if my_ingress and ingress is not None:
+        mine.add(ingress.id)
+        on_network.setdefault(ingress.id, [])
     for network_id in sorted(mine):
         network = view.get_network(network_id)
         header = _network_header(network) if network is not None else None
@@ -142,10 +192,14 @@ def node_network_view(view: ReadView, node_id: str) -> dispatcher_pb2.NetworkVie
             serving = by_service.setdefault(task.service_id, [])
             if _is_serving(task):
                 serving.append((task, endpoint.address.split("/", 1)[0]))
+        if network.spec.ingress:
+            _add_mesh(view, header, node_id, my_ingress, by_service, service_names)
         for service_id in sorted(by_service):
-            header.services.append(_service_record(
-                service_id, view.get_service(service_id), service_names[service_id], network_id, by_service[service_id]
-            ))
+            service = view.get_service(service_id)
+            record = _service_record(service_id, service, service_names[service_id], network_id, by_service[service_id])
+            if header.ingress and service is not None and needs_ingress(service.spec):
+                record.published.extend(_published_ports(service))
+            header.services.append(record)
         result.networks.append(header)
     return result
 
@@ -156,9 +210,12 @@ def affects_network_views(kind: str, old: object, new: object) -> bool:
         return any(obj is not None and obj.networks for obj in (old, new))  # type: ignore[attr-defined]
     if kind == "service":
         return any(
-            obj is not None and (obj.spec.task.networks or obj.endpoint.virtual_ips)  # type: ignore[attr-defined]
+            obj is not None and (obj.spec.task.networks or obj.endpoint.virtual_ips or obj.endpoint.ports)  # type: ignore[attr-defined]
             for obj in (old, new)
         )
     if kind == "node":
-        return old is None or new is None or underlay_address(old) != underlay_address(new)  # type: ignore[arg-type]
+        return (
+            old is None or new is None or underlay_address(old) != underlay_address(new)  # type: ignore[arg-type]
+            or list(old.attachments) != list(new.attachments)  # type: ignore[attr-defined]
+        )
     return kind in ("network", "cluster")

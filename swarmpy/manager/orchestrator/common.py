@@ -82,12 +82,33 @@ def is_task_dirty(service: objects_pb2.Service, task: objects_pb2.Task) -> bool:
     the service's current ones.
 
     A service spec change that leaves both alone (a scale, a new label) must not restart every task, so
-    the spec_version alone does not make a task dirty. A task not yet allocated has no endpoint: it gets
+    the spec_version alone does not make a task dirty; nor does an endpoint change the task's container
+    does not see (see endpoint_needs_new_task). A task not yet allocated has no endpoint: it gets
     the current one when the allocator moves it to PENDING.
     """
     if task.spec != service.spec.task:
         return True
-    return task.HasField("endpoint") and task.endpoint.spec != service.spec.endpoint
+    if not task.HasField("endpoint"):
+        return False
+    return endpoint_needs_new_task(task, service.spec.endpoint)
+
+
+def _host_ports(endpoint: objects_pb2.EndpointSpec) -> list[bytes]:
+    return sorted(port.SerializeToString() for port in endpoint.ports if port.publish_mode == objects_pb2.PortConfig.HOST)
+
+
+def endpoint_needs_new_task(task: objects_pb2.Task, wanted: objects_pb2.EndpointSpec) -> bool:
+    """Whether an endpoint change reaches into the task's container. Ingress ports live in every node's
+    mesh, not in the container: adding or removing one leaves a task alone (issue 12: publish-add/rm
+    without restarts), unless the task still lacks the ingress address its service now needs. Host-mode
+    ports are the container's own bindings, and the resolution mode decides its VIPs: those restart it."""
+    have = task.endpoint.spec
+    if have.mode != wanted.mode or _host_ports(have) != _host_ports(wanted):
+        return True
+    wants_ingress = wanted.mode != objects_pb2.EndpointSpec.DNSRR and any(
+        port.publish_mode == objects_pb2.PortConfig.INGRESS for port in wanted.ports
+    )
+    return wants_ingress and not any(attachment.network.spec.ingress for attachment in task.networks)
 
 
 def is_runnable(task: objects_pb2.Task) -> bool:

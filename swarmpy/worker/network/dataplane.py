@@ -12,6 +12,7 @@ reconcile pass, serialised by a lock, in three layers:
 2. nftables: per plumbed container its VIP table (rewritten only when its VIPs or backends changed),
    and the node's egress masquerade table while any container has egress.
 3. DNS: the records are swapped, and each plumbed container gets its 127.0.0.11 listener.
+4. The routing mesh (mesh.py, issue 12): the node joins the ingress network and opens its published ports.
 
 Contract with the worker (the executor): create each task container with network mode "none" and
 `dns=["127.0.0.11"]` (plus the user's --dns-search/--dns-option), start it, then `apply` a model that
@@ -35,6 +36,7 @@ from swarmpy.worker.network import netns as nsutil
 from swarmpy.worker.network import nftrules
 from swarmpy.worker.network.dns import Resolver
 from swarmpy.worker.network.kernel import Names, Plumbed, Plumber
+from swarmpy.worker.network.mesh import Mesh
 from swarmpy.worker.network.model import NodeNetworks
 
 log = logging.getLogger(__name__)
@@ -72,6 +74,7 @@ class NodeDataPlane:
         self.node_netns_path = nsutil.netns_path(node_netns)
         self.plumber = Plumber(self.names, node_netns, pid_of, egress_subnet)
         self.resolver = Resolver(self.node_netns_path)
+        self.mesh = Mesh(self.names, node_netns)
         self.egress_subnet = egress_subnet
         self._lock = asyncio.Lock()
         self._lb_applied: dict[str, str] = {}  # container → the LB ruleset last written into it
@@ -92,12 +95,14 @@ class NodeDataPlane:
             for container, p in plumbed.items():
                 await self._apply_lb(model, p)
                 await self.resolver.listen(container, p.pid)
+            await self.mesh.apply(model)  # after the plumbing: it needs the ingress overlay namespace
 
     async def teardown(self) -> None:
         """Remove everything this node programmed (the model with no networks)."""
         await self.apply(NodeNetworks(underlay=IPv4Address("192.0.2.1")))
 
     async def close(self) -> None:
+        await self.mesh.close()
         await self.resolver.close()
         await asyncio.to_thread(self.plumber.close)
 

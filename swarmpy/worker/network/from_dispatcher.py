@@ -24,6 +24,7 @@ from .model import (
     NetworkView,
     OVERLAY_MTU,
     NodeNetworks,
+    PublishedPort,
     ServiceRecord,
     TaskRecord,
     parse_peers,
@@ -57,6 +58,9 @@ def _services(network: dispatcher_pb2.NodeNetwork) -> list[ServiceRecord]:
                 vip=service.vip or None,  # type: ignore[arg-type]
                 tasks=tuple(TaskRecord(name=task.task_name, ip=task.ip) for task in service.tasks),  # type: ignore[arg-type]
                 aliases=tuple(service.aliases),
+                ports=tuple(
+                    PublishedPort(p.protocol, p.published_port, p.target_port, p.proxy_protocol) for p in service.published
+                ),
             ))
         except (ModelError, ValueError) as error:
             log.warning("network %s: refused the records of service %s: %s", network.name, service.name, error)
@@ -80,6 +84,7 @@ def node_networks(
                 id=network.id, name=network.name, vni=network.vni, subnet=network.subnet,  # type: ignore[arg-type]
                 gateway=network.gateway, internal=network.internal, mtu=network.mtu or OVERLAY_MTU,  # type: ignore[arg-type]
                 endpoints=tuple(_endpoints(network, containers)), peers=peers, services=tuple(_services(network)),
+                ingress=network.ingress, node_address=network.node_address or None,  # type: ignore[arg-type]
             ))
         except (ModelError, ValueError) as error:
             log.error("refused network %s (%s) from the dispatcher: %s", network.name, network.id, error)

@@ -148,7 +148,8 @@ class Plumber:
         wanted = {
             self.names.overlay_ns(net.vni): net
             for net in model.networks
-            if any(ep.container in pids for ep in net.endpoints)
+            # The ingress network is on every node with an address there (the routing mesh joins it: mesh.py).
+            if any(ep.container in pids for ep in net.endpoints) or net.node_address is not None
         }
         for ns in self._existing_overlays():
             if ns not in wanted:

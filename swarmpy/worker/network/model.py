@@ -14,7 +14,9 @@ diffs it against the kernel. No I/O here, so every rule below is checked without
         endpoints: (LocalEndpoint, ...) tasks on THIS node: task id/name, container, ip/prefix, mac, aliases
         peers:     (RemotePeer, ...)    tasks on OTHER nodes: ip, mac, vtep (their node's underlay)
         services:  (ServiceRecord, ...) DNS and load balancing: name, aliases, vip | None (dnsrr),
-                                        tasks (name, ip) of the running tasks, on every node
+                                        tasks (name, ip) of the running tasks, on every node,
+                                        ports (PublishedPort, ...) on the ingress network
+        ingress, node_address           the routing mesh's network (issue 12) and this node's address on it
 
 Validation is two-tier, on purpose:
 - Constructors raise `ModelError` for anything inconsistent (an address outside its subnet, a VNI out of
@@ -143,17 +145,42 @@ class TaskRecord:
         object.__setattr__(self, "ip", _ipv4(self.ip, f"task {self.name} ip"))
 
 
+PROTOCOLS = ("tcp", "udp", "sctp")
+
+
+@dataclass(frozen=True, order=True)
+class PublishedPort:
+    """An ingress port of a service (issue 12, the routing mesh): open on every node, spread over the tasks."""
+
+    protocol: str
+    published: int
+    target: int
+    proxy_protocol: str = ""  # "v2": each connection starts with a PROXY v2 header (TCP only)
+
+    def __post_init__(self) -> None:
+        what = f"published port {self.published}/{self.protocol}"
+        if self.protocol not in PROTOCOLS:
+            raise ModelError(f"{what}: unknown protocol {self.protocol!r}")
+        if not (1 <= int(self.published) <= 65535 and 1 <= int(self.target) <= 65535):
+            raise ModelError(f"{what}: published and target ports must be 1-65535 (target {self.target})")
+        if self.proxy_protocol not in ("", "v2") or (self.proxy_protocol and self.protocol != "tcp"):
+            raise ModelError(f"{what}: proxy protocol {self.proxy_protocol!r} (only v2, only over tcp)")
+
+
 @dataclass(frozen=True)
 class ServiceRecord:
-    """A service on one network: its names, its VIP (None in dnsrr mode) and its running tasks anywhere."""
+    """A service on one network: its names, its VIP (None in dnsrr mode) and its running tasks anywhere;
+    on the ingress network also its published ports."""
 
     service_id: str
     name: str
     vip: IPv4Address | None
     tasks: tuple[TaskRecord, ...] = ()
     aliases: tuple[str, ...] = ()
+    ports: tuple[PublishedPort, ...] = ()
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "ports", tuple(self.ports))
         object.__setattr__(self, "name", dns_name(self.name, f"service {self.service_id} name"))
         object.__setattr__(
             self, "aliases", tuple(dns_name(a, f"service {self.name} alias") for a in self.aliases)
@@ -182,9 +209,13 @@ class NetworkView:
     endpoints: tuple[LocalEndpoint, ...] = ()
     peers: tuple[RemotePeer, ...] = ()
     services: tuple[ServiceRecord, ...] = ()
+    ingress: bool = False  # the routing mesh's network: programmed on every node, tasks there or not
+    node_address: IPv4Interface | None = None  # this node's own address on it (ingress only)
 
     def __post_init__(self) -> None:
         what = f"network {self.name or self.id}"
+        if self.node_address is not None:
+            object.__setattr__(self, "node_address", IPv4Interface(self.node_address))
         if not re.fullmatch(r"[0-9a-zA-Z]{6,}", self.id or ""):
             raise ModelError(f"{what}: id {self.id!r} must be at least 6 alphanumerics")
         if not (MIN_VNI <= int(self.vni) <= MAX_VNI):
@@ -216,6 +247,10 @@ class NetworkView:
                 raise ModelError(f"{what}: {owner} address {ip} is already {taken[ip]}'s")
             taken[ip] = owner
 
+        if self.node_address is not None:
+            if not self.ingress or self.node_address.network != self.subnet:
+                raise ModelError(f"{what}: node address {self.node_address} needs the ingress network's {self.subnet}")
+            claim(self.node_address.ip, "this node")
         for ep in self.endpoints:
             if ep.address.network != self.subnet:
                 raise ModelError(f"{what}: endpoint {ep.task_id} address {ep.address} is not in {self.subnet}")
