@@ -12,7 +12,7 @@ nftables mode: this kernel has no IPVS), and conntrack keeps the connection ther
 
     published   map  l4proto . port : goto service chain  (O(1), one lookup whatever the number of ports)
     svc-<n>     numgen random mod N vmap { i : goto ep-<n>-<i> }
-    ep-<n>-<i>  dnat to <task ingress ip>:<target port>
+    ep-<n>-<i>  meta l4proto <protocol> dnat to <task ingress ip>:<target port>
 
 Source addresses, in postrouting on the mesh veth, only for connections the mesh DNATed:
 - to a task on this node: kept. The task sees the client's real address (moby#25526); its reply leaves
@@ -58,7 +58,7 @@ def mesh_ruleset(table: str, veth: str, ports: Iterable[MeshPort], local: Iterab
         choices = ", ".join(f"{i} : goto ep-{n}-{i}" for i in range(len(port.backends)))
         chains.append(f"  chain svc-{n} {{\n    numgen random mod {len(port.backends)} vmap {{ {choices} }}\n  }}\n")
         for i, ip in enumerate(port.backends):
-            chains.append(f"  chain ep-{n}-{i} {{\n    dnat to {ip}:{port.target}\n  }}\n")
+            chains.append(f"  chain ep-{n}-{i} {{\n    meta l4proto {port.protocol} dnat to {ip}:{port.target}\n  }}\n")
     body = ""
     if elements:
         body += (
@@ -68,11 +68,11 @@ def mesh_ruleset(table: str, veth: str, ports: Iterable[MeshPort], local: Iterab
     if local_set:
         body += f"  set local_tasks {{\n    type ipv4_addr\n    elements = {{ {', '.join(map(str, local_set))} }}\n  }}\n"
     dispatch = "    fib daddr type local meta l4proto . th dport vmap @published\n" if elements else ""
-    body += f"  chain prerouting {{\n    type nat hook prerouting priority dstnat; policy accept;\n{dispatch}  }}\n"
-    body += f"  chain output {{\n    type nat hook output priority dstnat; policy accept;\n{dispatch}  }}\n"
+    body += f"  chain prerouting {{\n    type nat hook prerouting priority -100; policy accept;\n{dispatch}  }}\n"
+    body += f"  chain output {{\n    type nat hook output priority -100; policy accept;\n{dispatch}  }}\n"
     keep_local = f'    oifname "{veth}" ip daddr @local_tasks ip saddr != 127.0.0.0/8 accept\n' if local_set else ""
     body += (
-        "  chain postrouting {\n    type nat hook postrouting priority srcnat; policy accept;\n"
+        "  chain postrouting {\n    type nat hook postrouting priority 100; policy accept;\n"
         f"{keep_local}"
         f'    oifname "{veth}" ct status dnat masquerade\n  }}\n'
     )
