@@ -3,8 +3,10 @@
 Theory of operation. The TLS handshake accepts client certificates from two roots: the swarm root CA
 and the public join bootstrap CA (swarmpy.ca.join_bootstrap). Because anyone can mint a bootstrap
 certificate with any subject, the handshake alone proves nothing; this layer re-checks, for every RPC,
-that the swarm root CA itself signed the caller's leaf certificate, that it is current and that its O
-is this cluster. Only then are its CN (node ID) and OU (role) believed.
+that a swarm root CA signed the caller's leaf certificate (directly, or through the cross-signed root
+of a CA rotation that the caller sent with it; the roots are those trusted now, so the end of a
+rotation refuses the old root's certificates even on connections opened before), that it is current
+and that its O is this cluster. Only then are its CN (node ID) and OU (role) believed.
 
 The policy maps a full method ("/swarmpy.api.CA/IssueNodeCertificate") or a whole service
 ("swarmpy.api.Control") to an Access level. Anything not in the policy is refused, so a new service
@@ -32,7 +34,7 @@ from dataclasses import dataclass
 import grpc
 from cryptography import x509
 
-from swarmpy.ca.certs import NodeIdentity, check_issued_by_any, check_validity, identity_of, load_certificate, load_certificates
+from swarmpy.ca.certs import NodeIdentity, check_path, check_validity, identity_of, load_certificate, load_certificates
 from swarmpy.ca.errors import CAError, CertificateError
 from swarmpy.ca.join_bootstrap import BOOTSTRAP_OU
 
@@ -101,33 +103,32 @@ def access_for(method: str, policy: Mapping[str, Access]) -> Access | None:
 
 
 @functools.lru_cache(maxsize=4096)
-def _signature_check(cert_pem: bytes, root_cert_pem: bytes) -> tuple[x509.Certificate | None, str]:
+def _signature_check(cert_pem: bytes, chain_pem: bytes, root_cert_pem: bytes) -> tuple[x509.Certificate | None, str]:
     """(certificate, "") if a root of the bundle signed it, else (certificate or None, why not).
 
-    The leaf must come from a root directly: during a CA rotation the bundle holds the new root too, so
-    the certificates signed with the new key pass without their cross-signed intermediate.
-
-    Cached because every RPC re-checks its caller and an ECDSA verification is the costly part; dates
-    are not part of the cached answer.
+    Directly, or through a CA certificate the peer sent after it that a root signed: during a CA
+    rotation, the new root cross-signed by the old one. Cached because every RPC re-checks its caller
+    and the ECDSA verifications are the costly part; dates are not part of the cached answer.
     """
     try:
         cert = load_certificate(cert_pem, "client certificate")
+        intermediates = load_certificates(chain_pem, "client certificate chain") if chain_pem else []
     except CertificateError as exc:
         return None, str(exc)
     try:
-        check_issued_by_any(cert, load_certificates(root_cert_pem, "root CA certificate"))
+        check_path(cert, intermediates, load_certificates(root_cert_pem, "root CA certificate"), dates=False)
     except CertificateError as exc:
         return cert, str(exc)
     return cert, ""
 
 
 def _node_identity(
-    cert_pem: bytes | None, root_cert_pem: bytes, cluster_id: str, now: datetime.datetime
+    cert_pem: bytes | None, root_cert_pem: bytes, cluster_id: str, now: datetime.datetime, chain_pem: bytes = b""
 ) -> tuple[NodeIdentity | None, str]:
     """The caller's identity if its certificate is a current node certificate of this swarm, else why not."""
     if cert_pem is None:
         return None, "it presented no client certificate"
-    cert, problem = _signature_check(cert_pem, root_cert_pem)
+    cert, problem = _signature_check(cert_pem, chain_pem, root_cert_pem)
     if cert is not None and problem:
         ous = cert.subject.get_attributes_for_oid(x509.NameOID.ORGANIZATIONAL_UNIT_NAME)
         if any(ou.value == BOOTSTRAP_OU for ou in ous):
@@ -152,13 +153,15 @@ def authorize(
     cluster_id: str,
     policy: Mapping[str, Access] = DEFAULT_POLICY,
     now: datetime.datetime | None = None,
+    peer_chain_pem: bytes = b"",
 ) -> NodeIdentity | None:
-    """Decide one call: the caller's node identity (None for an anonymous join call), or AccessDenied."""
+    """Decide one call: the caller's node identity (None for an anonymous join call), or AccessDenied.
+    `peer_chain_pem` is what the peer sent after its certificate (a CA rotation's cross-signed root)."""
     access = access_for(method, policy)
     if access is None:
         raise AccessDenied(grpc.StatusCode.PERMISSION_DENIED, f"{method} is not served on the swarm port")
     identity, problem = _node_identity(
-        peer_cert_pem, root_cert_pem, cluster_id, now or datetime.datetime.now(datetime.timezone.utc)
+        peer_cert_pem, root_cert_pem, cluster_id, now or datetime.datetime.now(datetime.timezone.utc), peer_chain_pem
     )
     if access is Access.ANYONE:
         return identity
@@ -173,9 +176,12 @@ def authorize(
     return identity
 
 
-def _peer_certificate(context: grpc.aio.ServicerContext) -> bytes | None:
-    certs = context.auth_context().get("x509_pem_cert")
-    return certs[0] if certs else None
+def _peer_certificate(context: grpc.aio.ServicerContext) -> tuple[bytes | None, bytes]:
+    """The peer's certificate, and the certificates it sent after it (on a server, grpc's
+    x509_pem_cert_chain is OpenSSL's peer chain, which leaves the leaf out)."""
+    auth = context.auth_context()
+    certs, chain = auth.get("x509_pem_cert"), auth.get("x509_pem_cert_chain")
+    return (certs[0] if certs else None), (chain[0] if chain else b"")
 
 
 class AuthorizationInterceptor(grpc.aio.ServerInterceptor):
@@ -198,8 +204,9 @@ class AuthorizationInterceptor(grpc.aio.ServerInterceptor):
     async def _admit(self, method: str, context: grpc.aio.ServicerContext) -> None:
         peer = context.peer()
         try:
+            cert_pem, chain_pem = _peer_certificate(context)
             identity = authorize(
-                method, _peer_certificate(context), self._current_root_cert(), self._cluster_id, self._policy
+                method, cert_pem, self._current_root_cert(), self._cluster_id, self._policy, peer_chain_pem=chain_pem
             )
         except AccessDenied as denied:
             logger.warning("refused %s from %s: %s", method, peer, denied.reason)

@@ -66,6 +66,7 @@ class SwarmNode:
         # Wakes the renewal task early: a CA rotation asked this node to renew, or sent new roots to trust.
         self._certificate_news = asyncio.Event()
         self._rotate_asked = False
+        self._rotated_from = b""  # the certificate the last renewal a CA rotation asked for replaced
         self._offered_roots = b""
 
     # -- becoming a member ------------------------------------------------------------------
@@ -343,8 +344,10 @@ class SwarmNode:
         self._node_changed.set()
         recorded = node.certificate.certificate
         ours = self.credentials.cert_pem if self.credentials is not None else b""
-        # A ROTATE about an older certificate than ours is old news: this node renewed since.
-        if node.certificate.status.state == objects_pb2.IssuanceStatus.ROTATE and recorded in (b"", ours):
+        # A ROTATE about an older certificate than ours is old news (this node renewed since), and so is
+        # one more about the certificate a renewal is already replacing (several messages carry it).
+        already = bool(self._rotated_from) and (recorded or ours) == self._rotated_from
+        if node.certificate.status.state == objects_pb2.IssuanceStatus.ROTATE and recorded in (b"", ours) and not already:
             self._rotate_asked = True
             self._certificate_news.set()
 
@@ -402,20 +405,24 @@ class SwarmNode:
                 async with asyncio.timeout(renewal_delay(self.credentials.cert_pem)):
                     await self._certificate_news.wait()
             self._certificate_news.clear()
-            due = not self._offered_roots and not self._rotate_asked
+            asked = self._rotate_asked
+            due = not self._offered_roots and not asked
             try:
                 if self._offered_roots:
                     roots, self._offered_roots = self._offered_roots, b""
                     await self._use_credentials(dataclasses.replace(self.credentials, root_cert_pem=roots))
                     log.info("node %s: now trusts the swarm's root CA bundle of %d certificate(s)",
                              self.state.node_id, roots.count(b"BEGIN CERTIFICATE"))
-                if self._rotate_asked or due:
+                if asked or due:
+                    if asked:
+                        self._rotated_from = self.credentials.cert_pem
                     self._rotate_asked = False
                     await self._renew_certificate(None)
                     log.info("node %s: certificate renewed%s", self.state.node_id, "" if due else " (CA rotation)")
             except (CAError, LocalNodeError, grpc.aio.AioRpcError) as exc:
                 log.warning("node %s: certificate renewal failed, will retry: %s", self.state.node_id, exc)
-                self._rotate_asked = self._rotate_asked or not due
+                self._rotate_asked = self._rotate_asked or asked
+                self._rotated_from = b""
                 await asyncio.sleep(ROLE_RETRY_DELAY)
                 if self._rotate_asked:
                     self._certificate_news.set()

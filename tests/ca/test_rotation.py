@@ -199,3 +199,25 @@ def test_a_bad_brought_root_is_refused_in_one_line(make, message):
         rotation.check_signing_root(cert_pem, key_pem)
     assert message in str(refused.value)
     assert "\n" not in str(refused.value)
+
+
+async def test_a_rotation_replaced_midway_keeps_the_half_rotated_nodes_talking(rotating):
+    first = rotating.cluster
+    root1 = first.root_ca.ca_cert
+    second = with_root_ca(first, rotation.start_rotation(first.root_ca))
+    rotating.follow(second, renew=True)
+    on_root2 = node_with(second, objects_pb2.WORKER)
+    third = with_root_ca(second, rotation.start_rotation(second.root_ca))  # replaces the rotation to root 2
+    assert rotation.trust_bundle(third.root_ca).count(b"BEGIN CERTIFICATE") == 2  # root 1 and root 3
+    rotating.follow(third)
+    # Root 2 is no longer trusted, but its certificates came with root 2 cross-signed by root 1: still in.
+    assert (await heartbeat(rotating.addr, channel_credentials(*on_root2, root1))).period
+    rotating.follow(third, renew=True)
+    on_root3 = node_with(third, objects_pb2.WORKER)
+    assert (await heartbeat(rotating.addr, channel_credentials(*on_root2, root1))).period
+    finished = with_root_ca(third, rotation.finish_rotation(third.root_ca))
+    rotating.follow(finished)
+    root3 = finished.root_ca.ca_cert
+    assert (await heartbeat(rotating.addr, channel_credentials(*on_root3, root3))).period
+    code = await refused_code(heartbeat(rotating.addr, channel_credentials(*on_root2, root3)))
+    assert code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.UNAUTHENTICATED)
