@@ -88,7 +88,16 @@ def manager_status_text(node: objects_pb2.Node) -> str:
     return pretty_word(enum_word(objects_pb2.ManagerStatus.Reachability, node.manager_status.reachability))
 
 
-def node_row(node: objects_pb2.Node, self_node_id: str) -> dict[str, str]:
+def tls_status(node: objects_pb2.Node, cluster_tls: objects_pb2.NodeTLSInfo | None) -> str:
+    """docker's TLSStatus: Ready when the node trusts the swarm's root and holds a certificate of the
+    issuer it should (a CA rotation's progress), Needs Rotation otherwise, Unknown without the facts."""
+    empty = objects_pb2.NodeTLSInfo()
+    if cluster_tls is None or cluster_tls == empty or node.description.tls_info == empty:
+        return "Unknown"
+    return "Ready" if node.description.tls_info == cluster_tls else "Needs Rotation"
+
+
+def node_row(node: objects_pb2.Node, self_node_id: str, cluster_tls: objects_pb2.NodeTLSInfo | None = None) -> dict[str, str]:
     return {
         "ID": node.id + (" *" if node.id == self_node_id else ""),
         "Hostname": node.description.hostname,
@@ -96,9 +105,10 @@ def node_row(node: objects_pb2.Node, self_node_id: str) -> dict[str, str]:
         "Availability": pretty_word(enum_word(objects_pb2.NodeSpec.Availability, node.spec.availability)),
         "ManagerStatus": manager_status_text(node),
         "EngineVersion": node.description.engine.engine_version,
+        "TLSStatus": tls_status(node, cluster_tls),  # --format only: not a column of the table
     }
 
 
-def node_rows(nodes, self_node_id: str) -> list[dict[str, str]]:
+def node_rows(nodes, self_node_id: str, cluster_tls: objects_pb2.NodeTLSInfo | None = None) -> list[dict[str, str]]:
     ordered = sorted(nodes, key=lambda n: natural_key(n.description.hostname))
-    return [node_row(node, self_node_id) for node in ordered]
+    return [node_row(node, self_node_id, cluster_tls) for node in ordered]

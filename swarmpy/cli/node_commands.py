@@ -79,7 +79,15 @@ def list_nodes(state, quiet, output_format, filters) -> None:
     request = control_pb2.ListNodesRequest(filters=control_pb2.ListNodesRequest.Filters(
         ids=parsed.get("id", []), names=parsed.get("name", []), roles=roles))
     nodes = [n for n in daemon.call(daemon.control.ListNodes, request).nodes if _node_matches(n, parsed)]
-    rows = node_rows(nodes, self_id)
+    cluster_tls = None
+    if output_format and "TLSStatus" in output_format or output_format == "json":
+        from swarmpy.ca.rotation import desired_issuer
+
+        root_ca = daemon.call(daemon.control.GetCluster, control_pb2.GetClusterRequest()).cluster.root_ca
+        subject, public_key = desired_issuer(root_ca)
+        cluster_tls = objects_pb2.NodeTLSInfo(trust_root=root_ca.ca_cert, cert_issuer_subject=subject,
+                                              cert_issuer_public_key=public_key)
+    rows = node_rows(nodes, self_id, cluster_tls)
     if quiet:
         for row in rows:
             state.out(row["ID"].removesuffix(" *"))

@@ -69,3 +69,17 @@ def test_node_rows_mark_self_and_manager_status():
         ("n3", "node3", "Down", "Drain", "Reachable"),
         ("n2", "node10", "Ready", "Active", ""),
     ]
+
+
+def test_tls_status_is_dockers():
+    from swarmpy.api import objects_pb2
+    from swarmpy.cli.listings import tls_status
+
+    wanted = objects_pb2.NodeTLSInfo(trust_root=b"root", cert_issuer_subject=b"s", cert_issuer_public_key=b"k")
+    node = objects_pb2.Node(id="n1")
+    assert tls_status(node, wanted) == "Unknown"
+    node.description.tls_info.CopyFrom(wanted)
+    assert tls_status(node, wanted) == "Ready"
+    assert tls_status(node, None) == "Unknown"
+    node.description.tls_info.trust_root = b"old root\nroot"
+    assert tls_status(node, wanted) == "Needs Rotation"

@@ -114,6 +114,9 @@ def test_ca_rotation_on_three_managers_and_two_workers(docker, tmp_path, image):
             lifetime = leaf.not_valid_after_utc - leaf.not_valid_before_utc
             assert lifetime == datetime.timedelta(hours=31), (daemon.name, lifetime)  # 30 h + 1 h backdating
 
+        statuses = m1.ok("node", "ls", "--format", "{{.Hostname}} {{.TLSStatus}}").stdout.splitlines()
+        assert len(statuses) == 5 and all(line.endswith(" Ready") for line in statuses), statuses
+
         # No task restarted, no session reopened, every node still ready.
         assert {t.id for t in wait_converged(cluster, m1, service, 5)} == tasks_before
         assert {c.id for c in cluster.our_running_containers(service)} == containers_before

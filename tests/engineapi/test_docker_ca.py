@@ -30,6 +30,7 @@ def test_docker_swarm_ca_rotates_through_swarmpy(manager: EngineApiDaemon, tmp_p
                              " {{.Swarm.Cluster.Spec.CAConfig.ForceRotate}}").stdout.split() == ["false", "1"]
     node_root = manager.docker_ok("node", "inspect", "self", "--format", "{{.Description.TLSInfo.TrustRoot}}").stdout
     assert node_root.strip() == new
+    assert manager.docker_ok("node", "ls", "--format", "{{.TLSStatus}}").stdout.split() == ["Ready"]
     token = manager.docker_ok("swarm", "join-token", "-q", "worker").stdout.strip()
     assert token.split("-")[2] == certs.ca_digest(new.encode() + b"\n")
 
