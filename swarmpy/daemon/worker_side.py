@@ -20,6 +20,8 @@ from swarmpy.worker.dependencies import TaskDependencies
 from swarmpy.worker.executor.docker import DockerExecutor
 from swarmpy.worker.executor.task_files import TaskFiles
 from swarmpy.worker.logs import ExecutorLogSource
+from swarmpy.worker.network.dataplane import NodeDataPlane
+from swarmpy.worker.network.node_networking import NodeNetworking, pid_cache, running_task_containers
 from swarmpy.worker.worker import Worker
 
 from .tuning import BLOCKING_CALL_THREADS
@@ -74,6 +76,10 @@ def node_generic_resources() -> list[objects_pb2.GenericResource]:
     return [parse_generic_resource(item, named_allowed=True) for item in text.split(",") if item.strip()]
 
 
+async def _running_containers(executor: DockerExecutor) -> dict[str, str]:
+    return running_task_containers(await executor.owned_containers())
+
+
 class WorkerSide:
     def __init__(
         self,
@@ -100,6 +106,7 @@ class WorkerSide:
         self._engine_labels: dict[str, str] = {}
         self.executor: DockerExecutor | None = None
         self.worker: Worker | None = None
+        self.networking: NodeNetworking | None = None
         self.agent: Agent | None = None
         self._agent_task: asyncio.Task[None] | None = None
 
@@ -119,8 +126,18 @@ class WorkerSide:
                                        describe_node(self.hostname, self._engine_version,
                                                      engine_labels=self._engine_labels))
         await self.executor.start()
+        executor = self.executor
+        self.networking = NodeNetworking(
+            self.node_id,
+            lambda: _running_containers(executor),
+            plane=NodeDataPlane(self.node_id, pid_of=pid_cache(self._docker.api.inspect_container)),
+            underlay_addr=self.data_path_addr,
+        )
+        await self.networking.start()
+        self.executor.on_started = self.networking.container_started
         reports = TaskStatusReports()
-        self.worker = Worker(self.node_id, self.executor, reports.report, self.data_dir, dependencies)
+        self.worker = Worker(self.node_id, self.executor, reports.report, self.data_dir, dependencies,
+                             networking=self.networking)
         await self.worker.start()
         # Files of tasks a previous daemon had and this one does not: nothing may use them any more.
         await asyncio.to_thread(task_files.remove_except, self.worker.tasks())
@@ -143,6 +160,9 @@ class WorkerSide:
         if self.worker is not None:
             await self.worker.close()
             self.worker = None
+        if self.networking is not None:
+            await self.networking.close()  # the kernel keeps the plumbing: the next daemon adopts it
+            self.networking = None
         if self.executor is not None:
             await self.executor.close()
             self.executor = None
@@ -163,6 +183,8 @@ class WorkerSide:
                 await asyncio.sleep(0.1)
             if self.worker.tasks():
                 log.warning("node %s left with tasks still stopping: %s", self.node_id, ", ".join(self.worker.tasks()))
+        if self.networking is not None:
+            await self.networking.teardown()
 
     async def _stop_agent(self) -> None:
         if self.agent is not None and self._agent_task is not None:

@@ -27,6 +27,7 @@ from swarmpy.api import dispatcher_pb2, objects_pb2
 from swarmpy.files import write_atomically
 from swarmpy.worker.dependencies import TaskDependencies, is_dependency
 from swarmpy.worker.executor.base import Executor, ExecutorError
+from swarmpy.worker.network.node_networking import NodeNetworking
 from swarmpy.worker.taskrunner import ReportCallback, TaskRunner
 
 log = logging.getLogger(__name__)
@@ -50,8 +51,11 @@ class Worker:
         report: ReportCallback,
         data_dir: str | os.PathLike[str],
         dependencies: TaskDependencies | None = None,
+        networking: NodeNetworking | None = None,
     ) -> None:
         self.node_id = node_id
+        # The node's data plane owner: told every network view, and asked for a pass when a task stops.
+        self.networking = networking
         # The secrets and configs of the assignments: in memory only, never persisted with the tasks.
         self.dependencies = dependencies if dependencies is not None else TaskDependencies()
         self._executor = executor
@@ -95,6 +99,9 @@ class Worker:
         """Apply one message of the dispatcher's Assignments stream."""
         if self._closed:
             raise RuntimeError(f"worker {self.node_id} is closed")
+        if self.networking is not None and message.HasField("network_view"):
+            # Before the tasks: a task of this message that starts now needs its endpoint in the view.
+            self.networking.set_view(message.network_view)
         task_changes = [change for change in message.changes if not is_dependency(change)]
         dependency_changes = [change for change in message.changes if is_dependency(change)]
         if message.type == _COMPLETE:
@@ -166,6 +173,8 @@ class Worker:
         await self._persist()
 
     async def _on_status(self, task_id: str, status: objects_pb2.TaskStatus) -> None:
+        if self.networking is not None and status.state > objects_pb2.RUNNING:
+            self.networking.request()  # its container is gone or going: drop its listener and VIP table
         await self._persist()
         await self._report(task_id, status)
 

@@ -93,6 +93,8 @@ def free_port() -> int:
 class SwarmDaemon:
     """One swarmpyd process and the swarm it manages."""
 
+    node_netns: str | None = None  # the network namespace the daemon runs in (None: this process's)
+
     def __init__(self, workdir: Path, docker) -> None:
         self.workdir = workdir
         self.data_dir = workdir / "data"
@@ -279,6 +281,10 @@ class SwarmDaemon:
                 container.remove(force=True, v=True)
             except docker_errors.APIError:  # gone already, or being removed by the daemon
                 pass
+        # What its data plane plumbed for tasks on overlay networks (in the namespace it ran in).
+        from swarmpy.worker.network.dataplane import remove_node_leftovers
+
+        remove_node_leftovers(self.node_id, self.node_netns)
 
 
 def _start_swarm(workdir: Path, docker) -> SwarmDaemon:

@@ -62,3 +62,15 @@ def test_dns_settings_and_extra_hosts_reach_the_engine():
     assert (kwargs["dns"], kwargs["dns_search"], kwargs["dns_opt"]) == (["10.0.0.53"], ["example.org"], ["ndots:2"])
     assert kwargs["extra_hosts"] == ["db.local:10.1.2.3", "db:10.1.2.3"]
     assert "dns" not in container_config.create_kwargs(task(slot=1), "n1")
+
+
+def test_a_task_on_an_overlay_gets_no_engine_network_and_the_embedded_resolver_first():
+    t = task(slot=1)
+    t.networks.add(addresses=["10.0.1.5/24"]).network.id = "net1"
+    t.spec.container.dns_config.nameservers.append("10.0.0.53")
+    t.spec.container.dns_config.search.append("example.org")
+    kwargs = container_config.create_kwargs(t, "n1")
+    assert kwargs["network_mode"] == "none"
+    assert kwargs["dns"] == ["127.0.0.11", "10.0.0.53"] and kwargs["dns_search"] == ["example.org"]
+    plain = container_config.create_kwargs(task(slot=1), "n1")
+    assert "network_mode" not in plain and "dns" not in plain

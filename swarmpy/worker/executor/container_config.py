@@ -11,6 +11,7 @@ import docker.types
 from swarmpy.api import objects_pb2
 from swarmpy.worker.executor import task_templates
 from swarmpy.worker.executor.base import InvalidSpec
+from swarmpy.worker.network.model import DNS_ADDRESS
 from swarmpy.worker.task_states import HostPort
 
 NODE_LABEL = "swarmpy.node.id"  # the worker owning the container: several daemons may share one engine
@@ -189,12 +190,23 @@ def _security_and_limits(spec: objects_pb2.ContainerSpec) -> dict[str, Any]:
     return kwargs
 
 
-def _dns_and_hosts(spec: objects_pb2.ContainerSpec) -> dict[str, Any]:
-    """--dns, --dns-search, --dns-option and --host: the engine writes them into resolv.conf and hosts."""
+def on_overlay(task: objects_pb2.Task) -> bool:
+    """Whether the task joins overlay networks (then the node's data plane gives it its interfaces)."""
+    return bool(task.networks or task.spec.networks)
+
+
+def _dns_and_hosts(task: objects_pb2.Task, spec: objects_pb2.ContainerSpec) -> dict[str, Any]:
+    """--dns, --dns-search, --dns-option and --host: the engine writes them into resolv.conf and hosts.
+
+    A task on overlay networks asks the embedded resolver first (127.0.0.11, served by the node's data
+    plane inside the container); the user's --dns servers follow it, so a name the swarm cannot answer
+    and the node's resolvers cannot either (SERVFAIL) is asked there next, as a libc resolver does."""
     kwargs: dict[str, Any] = {}
     dns = spec.dns_config
-    if dns.nameservers:
-        kwargs["dns"] = list(dns.nameservers)
+    nameservers = [str(DNS_ADDRESS)] if on_overlay(task) else []
+    nameservers += [server for server in dns.nameservers if server not in nameservers]
+    if nameservers:
+        kwargs["dns"] = nameservers
     if dns.search:
         kwargs["dns_search"] = list(dns.search)
     if dns.options:
@@ -224,8 +236,12 @@ def create_kwargs(task: objects_pb2.Task, node_id: str,
         "detach": True,
         "mounts": mounts(task, spec),
         **_security_and_limits(spec),
-        **_dns_and_hosts(spec),
+        **_dns_and_hosts(task, spec),
     }
+    if on_overlay(task):
+        # The engine gives the container a namespace with only a loopback; the node's data plane adds
+        # one veth per overlay network (and the egress one) once the container runs (dataplane.py).
+        kwargs["network_mode"] = "none"
     if spec.command:
         kwargs["entrypoint"] = list(spec.command)
     if spec.args:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
 
 import docker
@@ -98,6 +98,9 @@ class DockerExecutor:
         self.task_files = task_files
         self.description = description  # this node, as service templates see it ({{.Node.Hostname}})
         self.events = EngineEventsWatcher(client, node_id)
+        # Awaited after the engine starts a container on overlay networks (the worker's NodeNetworking):
+        # the task is reported RUNNING only once the data plane plumbed it.
+        self.on_started: Callable[[str, str], Awaitable[None]] | None = None
 
     async def start(self) -> None:
         await self.events.start()
@@ -245,6 +248,8 @@ class DockerController:
             except docker.errors.NotFound as exc:
                 raise ContainerVanished(self._task.id, self.container_id) from exc
             log.debug("%s: started", self._describe())
+            if self._executor.on_started is not None and container_config.on_overlay(self._task):
+                await self._executor.on_started(self._task.id, self.container_id)
         await self.until_healthy()
 
     async def until_healthy(self) -> None:

@@ -59,6 +59,30 @@ def docker_pid_of(container: str) -> int | None:
     return int(state["Pid"]) if state.get("Running") and state.get("Pid") else None
 
 
+def remove_node_leftovers(node_id: str, node_netns: str | None = None) -> list[str]:
+    """Delete, by name, what a dead daemon of `node_id` left plumbed (blocking): its overlay namespaces,
+    its egress bridge and its egress table. For harnesses that kill daemons; a running daemon adopts
+    these instead. Returns what it removed."""
+    import subprocess
+
+    from pyroute2 import netns as pyroute2_netns
+
+    names = Names(node_id.lower()[:6])
+    removed = []
+    for ns in pyroute2_netns.listnetns():
+        if ns.startswith(names.ns_prefix):
+            pyroute2_netns.remove(ns)
+            removed.append(ns)
+    with nsutil.iproute(node_netns) as node:
+        for index in node.link_lookup(ifname=names.egress_bridge):
+            node.link("del", index=index)
+            removed.append(names.egress_bridge)
+    script = nftrules.delete_table(names.egress_table)
+    command = ["nsenter", f"--net={nsutil.netns_path(node_netns)}", "nft", "-f", "-"]
+    subprocess.run(command, input=script, text=True, capture_output=True, timeout=15, check=False)
+    return removed
+
+
 class NodeDataPlane:
     def __init__(
         self,

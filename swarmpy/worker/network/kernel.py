@@ -120,12 +120,12 @@ class Plumber:
     # -- handles -----------------------------------------------------------------------------------------
     def node(self) -> IPRoute:
         if self._node is None:
-            self._node = IPRoute(netns=self.node_netns) if self.node_netns else IPRoute()
+            self._node = nsutil.iproute(self.node_netns)
         return self._node
 
     def overlay(self, ns: str) -> IPRoute:
         if ns not in self._overlays:
-            self._overlays[ns] = IPRoute(netns=ns)
+            self._overlays[ns] = nsutil.iproute(ns)
         return self._overlays[ns]
 
     def close(self) -> None:
@@ -137,7 +137,16 @@ class Plumber:
 
     # -- the reconcile -----------------------------------------------------------------------------------
     def reconcile(self, model: NodeNetworks) -> dict[str, Plumbed]:
-        """Make the kernel match `model`; returns the plumbed running containers by container ID."""
+        """Make the kernel match `model`; returns the plumbed running containers by container ID.
+
+        The netlink handles live for one reconcile: pyroute2's IPRoute belongs to the thread that made
+        it, and each reconcile runs on whichever thread the executor gives it."""
+        try:
+            return self._reconcile(model)
+        finally:
+            self.close()
+
+    def _reconcile(self, model: NodeNetworks) -> dict[str, Plumbed]:
         pids: dict[str, int] = {}
         for container in model.containers:
             pid = self.pid_of(container)
@@ -184,7 +193,7 @@ class Plumber:
     def _ensure_overlay(self, ns: str, net: NetworkView, model: NodeNetworks) -> None:
         if ns not in pyroute2_netns.listnetns():
             log.info("creating overlay namespace %s for network %s (VNI %d)", ns, net.name, net.vni)
-            pyroute2_netns.create(ns)
+            nsutil.create_netns(ns)
             nsutil.write_sysctl(nsutil.netns_path(ns), "net.ipv4.ip_forward", "0")
         ov = self.overlay(ns)
         ov.link("set", index=1, state="up")
@@ -274,7 +283,7 @@ class Plumber:
         address: IPv4Interface, default_via: IPv4Address | None,
     ) -> None:
         source.link("set", index=source.link_lookup(ifname=temp_name)[0], net_ns_pid=pid)
-        with IPRoute(netns=nsutil.container_netns(pid)) as inner:
+        with nsutil.iproute(nsutil.container_netns(pid)) as inner:
             names = {link.get("ifname") for link in inner.get_links()}
             ifname = next(f"eth{i}" for i in range(64) if f"eth{i}" not in names)
             index = inner.link_lookup(ifname=temp_name)[0]
