@@ -46,30 +46,37 @@ def container_netns(pid: int) -> str:
     return f"/proc/{pid}/ns/net"
 
 
-def in_netns(path: str, fn: Callable[[], T]) -> T:
-    """Run `fn` on a new thread that has entered the namespace at `path`; blocks until it returns."""
+def _on_new_thread(name: str, fn: Callable[[], T]) -> T:
+    """Run `fn` on a thread of its own (which may then change its namespace and die); blocks until done."""
     result: list[T] = []
     error: list[BaseException] = []
 
     def body() -> None:
         try:
-            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-            try:
-                if _libc.setns(fd, CLONE_NEWNET) != 0:
-                    err = ctypes.get_errno()
-                    raise OSError(err, f"setns into {path}: {os.strerror(err)}")
-            finally:
-                os.close(fd)
             result.append(fn())
         except BaseException as exc:  # handed back to the caller's thread below
             error.append(exc)
 
-    thread = threading.Thread(target=body, name=f"netns:{path}", daemon=True)
+    thread = threading.Thread(target=body, name=name, daemon=True)
     thread.start()
     thread.join()
     if error:
         raise error[0]
     return result[0]
+
+
+def in_netns(path: str, fn: Callable[[], T]) -> T:
+    """Run `fn` on a new thread that has entered the namespace at `path`; blocks until it returns."""
+
+    def entered() -> T:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            _check(_libc.setns(fd, CLONE_NEWNET), f"setns into {path}")
+        finally:
+            os.close(fd)
+        return fn()
+
+    return _on_new_thread(f"netns:{path}", entered)
 
 
 def create_netns(name: str) -> None:
@@ -83,22 +90,17 @@ def create_netns(name: str) -> None:
                f"sharing {NETNS_RUN_DIR}")
     path = netns_path(name)
     os.close(os.open(path, os.O_RDONLY | os.O_CREAT | os.O_EXCL, 0))
-    error: list[BaseException] = []
 
-    def body() -> None:
-        try:
-            _check(_libc.unshare(CLONE_NEWNET), "unshare")
-            _check(_libc.mount(b"/proc/thread-self/ns/net", path.encode(), b"none", MS_BIND, None),
-                   f"bind-mounting the namespace on {path}")
-        except BaseException as exc:  # handed back to the caller's thread below
-            error.append(exc)
+    def unshared() -> None:
+        _check(_libc.unshare(CLONE_NEWNET), "unshare")
+        _check(_libc.mount(b"/proc/thread-self/ns/net", path.encode(), b"none", MS_BIND, None),
+               f"bind-mounting the namespace on {path}")
 
-    thread = threading.Thread(target=body, name=f"netns-create:{name}", daemon=True)
-    thread.start()
-    thread.join()
-    if error:
+    try:
+        _on_new_thread(f"netns-create:{name}", unshared)
+    except BaseException:
         os.unlink(path)
-        raise error[0]
+        raise
 
 
 def iproute(name_or_path: str | None) -> IPRoute:
