@@ -67,6 +67,7 @@ class Mesh:
         self.table = f"swarmpy_mesh_{names.tag}"
         self._rules: str | None = None
         self._relays: dict[int, ProxyRelay] = {}
+        self._node_handle: IPRoute | None = None
 
     async def apply(self, model: NodeNetworks) -> None:
         ingress = ingress_of(model)
@@ -83,11 +84,12 @@ class Mesh:
 
     async def close(self) -> None:
         await self._set_relays({}, None)
+        await asyncio.to_thread(self._close_handle)
 
     async def teardown(self) -> None:
-        await self.close()
         await self._set_rules(no_mesh(self.table))
         await asyncio.to_thread(self._plumb, None)
+        await self.close()
 
     # -- nftables and relays -------------------------------------------------------------------------
     async def _set_rules(self, rules: str) -> None:
@@ -114,39 +116,50 @@ class Mesh:
             relay.backends = served.backends
 
     # -- the veth into the ingress network (blocking: on a thread) ------------------------------------
+    def _node(self) -> IPRoute:
+        if self._node_handle is None:
+            self._node_handle = IPRoute(netns=self.node_netns) if self.node_netns else IPRoute()
+        return self._node_handle
+
+    def _close_handle(self) -> None:
+        if self._node_handle is not None:
+            self._node_handle.close()
+            self._node_handle = None
+
     def _plumb(self, ingress: NetworkView | None) -> None:
-        with IPRoute(netns=self.node_netns) if self.node_netns else IPRoute() as node:
-            found = node.link_lookup(ifname=self.veth)
-            if ingress is None:
-                if found:
-                    log.info("leaving the ingress network: removing %s", self.veth)
-                    node.link("del", index=found[0])
-                return
-            assert ingress.node_address is not None
-            overlay_ns = self.names.overlay_ns(ingress.vni)
-            mac = mac_for_ip(ingress.node_address.ip)
-            if found and not self._veth_matches(node, found[0], mac, ingress.node_address):
+        """One look at the veth on every pass (the cheap part); the rest only when it must be (re)made."""
+        node = self._node()
+        found = node.link_lookup(ifname=self.veth)
+        if ingress is None:
+            if found:
+                log.info("leaving the ingress network: removing %s", self.veth)
                 node.link("del", index=found[0])
-                found = []
-            if not found:
-                log.info("joining the ingress network as %s on %s", ingress.node_address, self.veth)
-                node.link("add", ifname=self.veth, kind="veth", peer={"ifname": self.bridge_port, "mtu": ingress.mtu},
-                          mtu=ingress.mtu, address=mac)
-                index = node.link_lookup(ifname=self.veth)[0]
-                node.addr("add", index=index, address=str(ingress.node_address.ip),
-                          prefixlen=ingress.node_address.network.prefixlen)
-                node.link("set", index=node.link_lookup(ifname=self.bridge_port)[0], net_ns_fd=overlay_ns)
-                node.link("set", index=index, state="up")
-            with IPRoute(netns=overlay_ns) as overlay:
-                port = overlay.link_lookup(ifname=self.bridge_port)
-                bridge = overlay.link_lookup(ifname=Names.bridge(ingress.vni))
-                if port and bridge:
-                    overlay.link("set", index=port[0], master=bridge[0], state="up")
+            return
+        assert ingress.node_address is not None
+        mac = mac_for_ip(ingress.node_address.ip)
+        if found and self._veth_matches(node, found[0], mac, ingress.node_address):
+            return
+        if found:
+            node.link("del", index=found[0])
+        overlay_ns = self.names.overlay_ns(ingress.vni)
+        log.info("joining the ingress network as %s on %s", ingress.node_address, self.veth)
+        node.link("add", ifname=self.veth, kind="veth", peer={"ifname": self.bridge_port, "mtu": ingress.mtu},
+                  mtu=ingress.mtu, address=mac)
+        index = node.link_lookup(ifname=self.veth)[0]
+        node.addr("add", index=index, address=str(ingress.node_address.ip), prefixlen=ingress.node_address.network.prefixlen)
+        node.link("set", index=node.link_lookup(ifname=self.bridge_port)[0], net_ns_fd=overlay_ns)
+        with IPRoute(netns=overlay_ns) as overlay:
+            port = overlay.link_lookup(ifname=self.bridge_port)[0]
+            overlay.link("set", index=port, master=overlay.link_lookup(ifname=Names.bridge(ingress.vni))[0], state="up")
         nsutil.write_sysctl(self.node_netns_path, "net.ipv4.ip_forward", "1")
         nsutil.write_sysctl(self.node_netns_path, f"net.ipv4.conf.{self.veth}.route_localnet", "1")
+        node.link("set", index=index, state="up")  # last: a veth that is up was made whole
 
     @staticmethod
     def _veth_matches(node: IPRoute, index: int, mac: str, address: IPv4Interface) -> bool:
+        """Its MAC and address are the wanted ones, it is up, and its peer is still there (a veth whose
+        bridge end went with a deleted overlay namespace is deleted with it, so it would not be found)."""
         link = node.get_links(index)[0]
         have = {(a.get_attr("IFA_ADDRESS"), a["prefixlen"]) for a in node.get_addr(index=index, family=2)}
-        return link.get_attr("IFLA_ADDRESS") == mac and have == {(str(address.ip), address.network.prefixlen)}
+        up = link["flags"] & 1
+        return bool(up) and link.get_attr("IFLA_ADDRESS") == mac and have == {(str(address.ip), address.network.prefixlen)}

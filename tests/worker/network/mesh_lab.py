@@ -67,7 +67,10 @@ class MeshCluster:
             ]
             view = NetworkView(
                 id=INGRESS_ID, name="ingress", vni=INGRESS_VNI, subnet=INGRESS_SUBNET, gateway=IPv4Address("10.0.0.1"),
-                endpoints=tuple(LocalEndpoint(t.id, t.name, t.container, t.address) for t in self.tasks if t.host == host),
+                # A task without a container yet is no local endpoint (as from_dispatcher leaves it out).
+                endpoints=tuple(
+                    LocalEndpoint(t.id, t.name, t.container, t.address) for t in self.tasks if t.host == host and t.container
+                ),
                 peers=tuple(peers), services=(record,), ingress=True, node_address=self.node_addresses[host],
             )
             models[host] = NodeNetworks(underlay=underlay, networks=(view,))
