@@ -21,12 +21,12 @@ def test_names_follow_swarm():
     assert container_config.container_name(task(slot=0)) == f"web.n1.{'t' * 25}"  # global: the node ID
 
 
-def test_ingress_ports_are_bound_in_host_mode_for_now():
+def test_only_host_mode_ports_are_bound_ingress_ones_are_the_mesh_s():
     t = task(slot=1)
     t.endpoint.ports.add(target_port=80, published_port=30080, publish_mode=objects_pb2.PortConfig.INGRESS)
     t.endpoint.ports.add(target_port=53, published_port=53, protocol=objects_pb2.PortConfig.UDP,
                          publish_mode=objects_pb2.PortConfig.HOST)
-    assert container_config.port_bindings(t) == {"80/tcp": 30080, "53/udp": 53}
+    assert container_config.port_bindings(t) == {"53/udp": 53}
 
 
 def test_unset_stop_grace_is_ten_seconds():

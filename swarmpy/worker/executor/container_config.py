@@ -68,14 +68,15 @@ def published_ports(task: objects_pb2.Task) -> list[objects_pb2.PortConfig]:
 
 
 def port_bindings(task: objects_pb2.Task) -> dict[str, int | None]:
-    """Docker port bindings for the task's published ports.
+    """Docker port bindings for the task's host-mode ports (a published port of 0: the engine picks one).
 
-    Ingress (the routing mesh) is not built yet, so INGRESS ports are bound in host mode on their published
-    port for now: reachable on this node only, and two tasks on one node publishing it will conflict.
-    A published port of 0 lets the engine pick a free host port.
-    """
+    Ingress ports are not the container's: every node's routing mesh serves them (worker/network/mesh.py).
+    Host-mode bindings take effect only on the engine's own networks: a task on overlay networks runs
+    with network mode "none", where the engine ignores them (a limit the README states)."""
     bindings: dict[str, int | None] = {}
     for port in published_ports(task):
+        if port.publish_mode != objects_pb2.PortConfig.HOST:
+            continue
         protocol = _PROTOCOLS.get(port.protocol)
         if protocol is None:
             raise InvalidSpec(task.id, f"task {task.id}: unknown protocol {port.protocol} for port {port.target_port}")

@@ -60,8 +60,8 @@ def docker_pid_of(container: str) -> int | None:
 
 
 def remove_node_leftovers(node_id: str, node_netns: str | None = None) -> list[str]:
-    """Delete, by name, what a dead daemon of `node_id` left plumbed (blocking): its overlay namespaces,
-    its egress bridge and its egress table. For harnesses that kill daemons; a running daemon adopts
+    """Delete, by name, what a dead daemon of `node_id` left plumbed (blocking): its overlay namespaces
+    (the mesh's veth goes with the ingress one), its egress bridge, its egress and mesh tables. For harnesses that kill daemons; a running daemon adopts
     these instead. Returns what it removed."""
     import subprocess
 
@@ -77,7 +77,7 @@ def remove_node_leftovers(node_id: str, node_netns: str | None = None) -> list[s
         for index in node.link_lookup(ifname=names.egress_bridge):
             node.link("del", index=index)
             removed.append(names.egress_bridge)
-    script = nftrules.delete_table(names.egress_table)
+    script = nftrules.delete_table(names.egress_table) + nftrules.delete_table(Mesh(names, node_netns).table)
     command = ["nsenter", f"--net={nsutil.netns_path(node_netns)}", "nft", "-f", "-"]
     subprocess.run(command, input=script, text=True, capture_output=True, timeout=15, check=False)
     return removed

@@ -67,7 +67,6 @@ class Mesh:
         self.table = f"swarmpy_mesh_{names.tag}"
         self._rules: str | None = None
         self._relays: dict[int, ProxyRelay] = {}
-        self._node_handle: IPRoute | None = None
 
     async def apply(self, model: NodeNetworks) -> None:
         ingress = ingress_of(model)
@@ -84,7 +83,6 @@ class Mesh:
 
     async def close(self) -> None:
         await self._set_relays({}, None)
-        await asyncio.to_thread(self._close_handle)
 
     async def teardown(self) -> None:
         await self._set_rules(no_mesh(self.table))
@@ -116,19 +114,13 @@ class Mesh:
             relay.backends = served.backends
 
     # -- the veth into the ingress network (blocking: on a thread) ------------------------------------
-    def _node(self) -> IPRoute:
-        if self._node_handle is None:
-            self._node_handle = IPRoute(netns=self.node_netns) if self.node_netns else IPRoute()
-        return self._node_handle
-
-    def _close_handle(self) -> None:
-        if self._node_handle is not None:
-            self._node_handle.close()
-            self._node_handle = None
-
     def _plumb(self, ingress: NetworkView | None) -> None:
-        """One look at the veth on every pass (the cheap part); the rest only when it must be (re)made."""
-        node = self._node()
+        """One look at the veth on every pass (the cheap part); the rest only when it must be (re)made.
+        The handles live for one pass: pyroute2's IPRoute belongs to the thread that made it."""
+        with nsutil.iproute(self.node_netns) as node:
+            self._plumb_with(node, ingress)
+
+    def _plumb_with(self, node: IPRoute, ingress: NetworkView | None) -> None:
         found = node.link_lookup(ifname=self.veth)
         if ingress is None:
             if found:
@@ -148,7 +140,7 @@ class Mesh:
         index = node.link_lookup(ifname=self.veth)[0]
         node.addr("add", index=index, address=str(ingress.node_address.ip), prefixlen=ingress.node_address.network.prefixlen)
         node.link("set", index=node.link_lookup(ifname=self.bridge_port)[0], net_ns_fd=overlay_ns)
-        with IPRoute(netns=overlay_ns) as overlay:
+        with nsutil.iproute(overlay_ns) as overlay:
             port = overlay.link_lookup(ifname=self.bridge_port)[0]
             overlay.link("set", index=port, master=overlay.link_lookup(ifname=Names.bridge(ingress.vni))[0], state="up")
         nsutil.write_sysctl(self.node_netns_path, "net.ipv4.ip_forward", "1")
