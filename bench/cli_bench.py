@@ -1,9 +1,13 @@
 """CLI: wall time of `swarmpy service ls` against `python -c pass`, median of 20 each, same run.
 
-A running daemon: one manager process, swarm initialised, one service of 3 replicas (the manager is
-drained, so its tasks stay pending; `service ls` only reads). Both
-commands run with this interpreter: `swarmpy` is the console script installed beside it (not a version
-manager's shim, whose own start-up is not ours), and the baseline is `python -c pass`.
+A running daemon: one manager process serving the Engine API too, swarm initialised, one service of 3
+replicas (the manager is drained, so its tasks stay pending; `service ls` only reads). The commands
+run with this interpreter: `swarmpy` is the console script installed beside it (not a version
+manager's shim, whose own start-up is not ours), and the baseline is `python -c pass`. `service ls`
+is timed through both doors: the quick path over the daemon's Engine API socket (the default when the
+socket is there) and the click + gRPC path (SWARMPY_API_SOCKET='' turns the quick path off).
+The tree is byte-compiled first (`compileall`), as an installed package is: a run under
+PYTHONDONTWRITEBYTECODE=1 would otherwise compile every module on every start.
 `--importtime` also prints the heaviest imports of one `service ls` (python -X importtime).
 
     python -m bench.cli_bench --repeat 20
@@ -12,6 +16,7 @@ manager's shim, whose own start-up is not ours), and the baseline is `python -c 
 from __future__ import annotations
 
 import argparse
+import compileall
 import os
 import statistics
 import subprocess
@@ -53,26 +58,46 @@ def main() -> None:
     console_script = Path(sys.executable).parent / "swarmpy"
     if not console_script.exists():
         sys.exit(f"no swarmpy console script beside {sys.executable}; install the project (pip install -e .)")
-    cluster = start_managers(1)
+    import swarmpy
+
+    compileall.compile_dir(str(Path(swarmpy.__file__).parent), quiet=1)
+    cluster = start_managers(1, engine_api=True)
     try:
         leader = cluster.leader
+        api_socket = leader.socket_path.parent / "docker.sock"
+        deadline = time.monotonic() + 30
+        while not api_socket.exists():
+            if time.monotonic() > deadline:
+                sys.exit(f"the daemon did not open its Engine API socket {api_socket} within 30 s")
+            time.sleep(0.1)
         leader.cli("service", "create", "--name", "cli-bench", "--replicas", "3", "-d", "swarmpy-test/busybox", "sleep", "1000")
-        env = dict(os.environ, SWARMPY_HOST=leader.host)
+        quick_env = dict(os.environ, SWARMPY_HOST=leader.host)
+        quick_env.pop("SWARMPY_API_SOCKET", None)
+        grpc_env = dict(quick_env, SWARMPY_API_SOCKET="")
         service_ls = [str(console_script), "service", "ls"]
         baseline = [sys.executable, "-c", "pass"]
-        wall_times(service_ls, env, 2)  # warm the page cache and the daemon's first calls
-        ls_times, pass_times = [], []
-        for _ in range(args.repeat):  # interleaved, so background load hits both alike
-            ls_times += wall_times(service_ls, env, 1)
-            pass_times += wall_times(baseline, env, 1)
+        quick_out = subprocess.run(service_ls, env=quick_env, capture_output=True, text=True, check=True).stdout
+        grpc_out = subprocess.run(service_ls, env=grpc_env, capture_output=True, text=True, check=True).stdout
+        if quick_out != grpc_out or "cli-bench" not in quick_out:
+            sys.exit(f"the two doors print differently:\n{quick_out}\n---\n{grpc_out}")
+        wall_times(service_ls, quick_env, 2)  # warm the page cache and the daemon's first calls
+        wall_times(service_ls, grpc_env, 2)
+        quick_times, grpc_times, pass_times = [], [], []
+        for _ in range(args.repeat):  # interleaved, so background load hits all alike
+            quick_times += wall_times(service_ls, quick_env, 1)
+            grpc_times += wall_times(service_ls, grpc_env, 1)
+            pass_times += wall_times(baseline, quick_env, 1)
         if args.importtime:
-            for cumulative, module in heaviest_imports(service_ls, env):
-                print(f"  import {module}: {cumulative / 1000:.1f} ms")
+            for door, env in (("Engine API", quick_env), ("gRPC", grpc_env)):
+                print(f"heaviest imports, {door} door:")
+                for cumulative, module in heaviest_imports(service_ls, env):
+                    print(f"  import {module}: {cumulative / 1000:.1f} ms")
     finally:
         cluster.stop()
-    ls, bare = statistics.median(ls_times), statistics.median(pass_times)
-    print(f"median of {args.repeat}: `swarmpy service ls` {1e3 * ls:.0f} ms, `python -c pass` {1e3 * bare:.0f} ms, "
-          f"ratio {ls / bare:.1f}, difference {1e3 * (ls - bare):.0f} ms")
+    quick, through_grpc, bare = (statistics.median(t) for t in (quick_times, grpc_times, pass_times))
+    print(f"median of {args.repeat}: `swarmpy service ls` {1e3 * quick:.0f} ms over the Engine API socket, "
+          f"{1e3 * through_grpc:.0f} ms over gRPC (click); `python -c pass` {1e3 * bare:.0f} ms; "
+          f"Engine API door - python start-up {1e3 * (quick - bare):.0f} ms")
 
 
 if __name__ == "__main__":

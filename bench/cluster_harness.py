@@ -172,11 +172,13 @@ def remove_containers_of(node_ids: set[str]) -> None:
 
 
 def _spawn(data_dir: Path, socket_path: Path, log_path: Path, name: str, log_mode: str = "wb") -> subprocess.Popen[bytes]:
+    # No Engine API unless the daemon's socket has a directory of its own (_start_daemon's engine_api):
+    # the daemons' sockets share one directory, and the Engine API's default is docker.sock beside --socket.
+    api_socket = [] if socket_path.parent.name == f"{name}-sockets" else ["--api-socket", ""]
     with open(log_path, log_mode) as log_file:
         return subprocess.Popen(
             [sys.executable, "-c", "from swarmpy.daemon import main; main()",
-             "--data-dir", str(data_dir), "--socket", str(socket_path), "--hostname", name,
-             "--api-socket", ""],  # no Engine API: the daemons share one directory (docker.sock beside --socket)
+             "--data-dir", str(data_dir), "--socket", str(socket_path), "--hostname", name, *api_socket],
             stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True,
         )
 
@@ -194,24 +196,32 @@ def _wait_for_socket(manager: ManagerProcess) -> None:
         time.sleep(0.05)
 
 
-def _start_daemon(work_dir: Path, name: str) -> ManagerProcess:
+def _start_daemon(work_dir: Path, name: str, engine_api: bool = False) -> ManagerProcess:
+    """`engine_api`: also serve the Engine API, at docker.sock beside this daemon's own socket (then in
+    a directory of its own)."""
     data_dir = work_dir / name
     data_dir.mkdir(parents=True)
-    socket_path = work_dir / f"{name}.sock"
+    if engine_api:
+        (work_dir / f"{name}-sockets").mkdir()
+        socket_path = work_dir / f"{name}-sockets" / "swarmpy.sock"
+    else:
+        socket_path = work_dir / f"{name}.sock"
     log_path = work_dir / f"{name}.log"
     manager = ManagerProcess(name, data_dir, socket_path, log_path, _spawn(data_dir, socket_path, log_path, name))
     _wait_for_socket(manager)
     return manager
 
 
-def start_managers(count: int = 1, *, dispatcher_heartbeat: str = "5s", availability: str = "drain") -> ManagerCluster:
+def start_managers(count: int = 1, *, dispatcher_heartbeat: str = "5s", availability: str = "drain",
+                   engine_api: bool = False) -> ManagerCluster:
     """`count` manager daemons in one swarm, the first the leader; drained by default, so tasks go to
-    other (simulated) nodes; `availability="active"` lets the leader run real containers."""
+    other (simulated) nodes; `availability="active"` lets the leader run real containers; `engine_api`:
+    the first also serves the Engine API (docker.sock beside its socket)."""
     if count < 1:
         raise ValueError(f"a swarm needs at least one manager, asked for {count}")
     cluster = ManagerCluster()
     try:
-        first = _start_daemon(cluster.work_dir, "manager-1")
+        first = _start_daemon(cluster.work_dir, "manager-1", engine_api)
         cluster.managers.append(first)
         first.swarm_addr = f"127.0.0.1:{free_port()}"
         first.cli("swarm", "init", "--advertise-addr", first.swarm_addr, "--listen-addr", first.swarm_addr,

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 import click
 
 from swarmpy.cli.errors import CliError
@@ -22,24 +20,9 @@ def service() -> None:
 
 
 def _print_rows(state, columns, rows, output_format, quiet_key=None, quiet=False, type_name="*formatter.Context"):
-    from swarmpy.cli import formats
-    from swarmpy.cli.table import render_table
+    from swarmpy.cli.table import print_listing
 
-    def default_table():
-        import sys
-
-        # The table shows the columns; fields after them (Labels, Label) are for --format only.
-        sys.stdout.write(render_table(columns, [list(row.values())[:len(columns)] for row in rows]))
-
-    if quiet:
-        for row in rows:
-            state.out(row[quiet_key])
-    elif output_format == "json":
-        for row in rows:
-            data = {key: value for key, value in row.items() if not callable(value)}
-            state.out(json.dumps(data, sort_keys=True, separators=(",", ":")))
-    else:
-        formats.print_rows(state, columns, rows, output_format, type_name=type_name, default_table=default_table)
+    print_listing(columns, rows, output_format, quiet_key, quiet, type_name=type_name)
 
 
 def get_service(daemon, ref: str, insert_defaults: bool = False):

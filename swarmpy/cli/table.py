@@ -4,7 +4,8 @@ column but the last is as wide as its widest cell plus three spaces, and never n
 from __future__ import annotations
 
 import re
-from typing import Sequence
+import sys
+from typing import Any, Sequence
 
 _MIN_WIDTH = 10
 _PADDING = 3
@@ -46,3 +47,28 @@ def strip_digest(image: str) -> str:
 def pretty_word(word: str) -> str:
     """docker's command.PrettyPrint: "running" -> "Running"."""
     return word[:1].upper() + word[1:]
+
+
+def print_listing(columns: Sequence[str], rows: Sequence[dict[str, Any]], output_format: str | None,
+                  quiet_key: str | None = None, quiet: bool = False, *, type_name: str = "*formatter.Context") -> None:
+    """A listing as every `ls`/`ps` prints it: `-q` (the `quiet_key` column), `json` (one object a
+    row), a `--format` template, or the default table."""
+    if quiet:
+        sys.stdout.write("".join(f"{row[quiet_key]}\n" for row in rows))
+    elif output_format == "json":
+        import json
+
+        sys.stdout.write("".join(json.dumps({key: value for key, value in row.items() if not callable(value)},
+                                            sort_keys=True, separators=(",", ":")) + "\n" for row in rows))
+    elif not output_format or output_format.strip() == "table":  # no Go template to parse: no gotemplate import
+        _default_table(columns, rows)
+    else:
+        from swarmpy.cli import formats
+
+        formats.print_rows(None, columns, rows, output_format, type_name=type_name,
+                           default_table=lambda: _default_table(columns, rows))
+
+
+def _default_table(columns: Sequence[str], rows: Sequence[dict[str, Any]]) -> None:
+    # The table shows the columns; fields after them (Labels, Label) are for --format only.
+    sys.stdout.write(render_table(columns, [list(row.values())[:len(columns)] for row in rows]))

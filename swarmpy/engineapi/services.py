@@ -48,8 +48,7 @@ def _service_json(service: objects_pb2.Service, status: control_pb2.ServiceStatu
     # With defaults inserted the object differs from the stored one at the same version: not remembered.
     shown = dict(to_json.service(service) if insert_defaults else _converted(service))
     if status is not None:
-        shown["ServiceStatus"] = {"RunningTasks": status.running_tasks, "DesiredTasks": status.desired_tasks,
-                                  "CompletedTasks": status.completed_tasks}
+        shown["ServiceStatus"] = to_json.service_status(status)
     return shown
 
 

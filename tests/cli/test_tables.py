@@ -1,5 +1,6 @@
 from swarmpy.api import control_pb2, objects_pb2
 from swarmpy.cli.listings import ingress_ports_text, node_rows, service_rows
+from swarmpy.engineapi.convert import to_json
 from swarmpy.cli.table import natural_key, render_table, strip_digest
 from tests.cli.fake_daemon import make_node
 
@@ -32,7 +33,7 @@ def _port(published, target, protocol=PortConfig.TCP, mode=PortConfig.INGRESS):
 def test_ingress_ports_fold_into_ranges_and_skip_host_mode():
     ports = [_port(8080, 80), _port(8081, 81), _port(53, 53, PortConfig.UDP), _port(9000, 90, mode=PortConfig.HOST),
              _port(7000, 70)]
-    assert ingress_ports_text(ports) == "*:7000->70/tcp, *:8080-8081->80-81/tcp, *:53->53/udp"
+    assert ingress_ports_text([to_json.port_config(p) for p in ports]) == "*:7000->70/tcp, *:8080-8081->80-81/tcp, *:53->53/udp"
 
 
 def _service(service_id, name, replicas=None, ports=()):

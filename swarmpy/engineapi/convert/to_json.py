@@ -484,3 +484,16 @@ def network(net: objects_pb2.Network) -> dict[str, Any]:
         "Options": options or None,
         "Labels": dict(net.spec.annotations.labels),
     }
+
+
+def listed_service(svc: objects_pb2.Service, status: Any = None) -> dict[str, Any]:
+    """A service as GET /services?status=true lists it: `status` a control_pb2.ServiceStatus or None."""
+    converted = service(svc)
+    if status is not None:
+        converted["ServiceStatus"] = service_status(status)
+    return converted
+
+
+def service_status(status: Any) -> dict[str, Any]:
+    return {"RunningTasks": status.running_tasks, "DesiredTasks": status.desired_tasks,
+            "CompletedTasks": status.completed_tasks}
