@@ -158,6 +158,7 @@ class Allocator:
         self._store = store
         self.ports = PortAllocator()
         self.networks = NetworkAllocator()
+        self._nodes_starved: set[str] = set()  # nodes the ingress network had no address left for
 
     def _restore(self, view: ReadView) -> None:
         """Forget everything held in memory and take what the store says (start, or a refused write)."""
@@ -231,6 +232,9 @@ class Allocator:
                             freed = True
                         if task is not None and wants_allocation(task):
                             tasks.add(task.id)
+                if freed and self._nodes_starved:
+                    nodes.update(self._nodes_starved)
+                    self._nodes_starved.clear()
                 if freed:  # addresses came free: tasks starved of them may have one now
                     tasks.update(t.id for t in self._store.view().tasks() if wants_allocation(t) and t.status.state == objects_pb2.PENDING)
 
@@ -276,10 +280,13 @@ class Allocator:
                 continue
             attachment = None
             if ingress_id and ingress is not None:
+                if node_id in self._nodes_starved:
+                    continue  # tried again when an address comes free, not on every status change of the node
                 try:
                     attachment = self.networks.allocate_node(node, ingress)
                 except IPAMError as error:
                     log.warning("node %s gets no ingress address: %s", node_id, error)
+                    self._nodes_starved.add(node_id)
                     continue
 
             def write(tx, node_id=node_id, attachment=attachment):

@@ -157,6 +157,8 @@ def node_network_view(view: ReadView, node_id: str) -> dispatcher_pb2.NetworkVie
     )
     ingress = ingress_network(view)
     my_ingress = node_ingress_address(me, ingress.id) if me is not None and ingress is not None else ""
+    if my_ingress and not any(needs_ingress(service.spec) for service in view.services()):
+        my_ingress = ""  # nothing is published: the node has no reason to join (nor to cost a full pass)
     # Most nodes of a big swarm run no task on an overlay: their view costs only a look at their own tasks.
     if not my_ingress and not any(task.networks and task_holds_addresses(task) for task in view.tasks_by_node(node_id)):
         return result
