@@ -161,3 +161,20 @@ def test_the_publish_flag_long_form_takes_proxy_protocol_and_refuses_it_where_it
         with pytest.raises(ValueError) as error:
             parse_port(text)
         assert message in str(error.value)
+
+
+async def test_a_node_joining_later_is_told_the_published_ports_and_one_leaving_frees_its_address():
+    store = MemoryStore()
+    ingress, service, _ = await mesh_cluster(store)
+    async with running(Allocator(store)):
+        await create(store, "node", node_at("n4", "192.168.50.4"))
+        await eventually(lambda: node_ingress_address(store.view().get_node("n4"), ingress.id), what="n4's address")
+        address = node_ingress_address(store.view().get_node("n4"), ingress.id)
+        [network] = node_network_view(store.view(), "n4").networks
+        assert network.node_address == address and [p.published_port for p in network.services[0].published] == [8080]
+        await store.update(lambda tx: tx.delete("node", "n4"))
+        await create(store, "node", node_at("n5", "192.168.50.5"))
+        await eventually(lambda: node_ingress_address(store.view().get_node("n5"), ingress.id), what="n5's address")
+    # n1's view no longer lists n4 as a peer.
+    [on_n1] = node_network_view(store.view(), "n1").networks
+    assert "n4" not in {p.node_id for p in on_n1.peers} and "n5" in {p.node_id for p in on_n1.peers}
