@@ -28,8 +28,10 @@ import struct
 from collections.abc import Iterable
 from ipaddress import IPv4Address
 
+import dns.exception
 import dns.flags
 import dns.message
+import dns.name
 import dns.rcode
 import dns.rdataclass
 import dns.rdatatype
@@ -78,6 +80,21 @@ class Records:
             if ips is not None:
                 return ips
         return None
+
+
+def _fitted(reply: dns.message.Message, name: dns.name.Name, ips: list[IPv4Address], max_size: int) -> bytes:
+    """The reply with as many of `ips` as fit in `max_size` bytes, TC set when some did not (as docker's
+    resolver does: a client that can retries over TCP; one that cannot still gets a usable, shuffled part)."""
+    count = len(ips)
+    while True:
+        reply.answer = []
+        if count:
+            reply.answer.append(dns.rrset.from_text_list(name, TTL, "IN", "A", [str(ip) for ip in ips[:count]]))
+        try:
+            return reply.to_wire(max_size=max_size)
+        except dns.exception.TooBig:
+            count -= max(1, count // 8)
+            reply.flags |= dns.flags.TC
 
 
 def is_swarm_name(name: str) -> bool:
@@ -158,13 +175,12 @@ class Resolver:
         if ips is not None:
             reply = dns.message.make_response(query)
             reply.flags |= dns.flags.AA | dns.flags.RA
-            if question.rdtype == dns.rdatatype.A and question.rdclass == dns.rdataclass.IN and ips:
-                shuffled = list(ips)
-                random.shuffle(shuffled)
-                reply.answer.append(
-                    dns.rrset.from_text_list(question.name, TTL, "IN", "A", [str(ip) for ip in shuffled])
-                )
-            return self._cache(container, wire, max_size, reply.to_wire(max_size=max_size), len(ips))
+            shuffled = list(ips)
+            random.shuffle(shuffled)
+            if not (question.rdtype == dns.rdatatype.A and question.rdclass == dns.rdataclass.IN):
+                shuffled = []
+            room = max(max_size, min(query.payload, 65535)) if query.edns >= 0 else max_size  # EDNS buffer
+            return self._cache(container, wire, max_size, _fitted(reply, question.name, shuffled, room), len(ips))
         if is_swarm_name(qname) or not self.upstreams:
             reply = dns.message.make_response(query)
             reply.flags |= dns.flags.RA

@@ -38,3 +38,19 @@ async def test_answers_rotate_are_scoped_and_follow_updates_at_once():
     assert await ask(resolver, "c1", "api") == (dns.rcode.NOERROR, ["10.0.1.2"])
     resolver.update(models(1), {"c1": [FRONT.id], "clone": [BACK.id]})
     assert await ask(resolver, "c1", "tasks.api") == (dns.rcode.NOERROR, ["10.0.1.11"])
+
+
+async def test_an_answer_too_big_for_udp_is_truncated_with_tc_and_whole_with_edns_or_tcp():
+    import dns.flags
+
+    resolver = Resolver("/proc/self/ns/net")
+    resolver.update(models(100), {"c1": [FRONT.id]})
+    plain = await resolver.respond("c1", dns.message.make_query("tasks.api", "A").to_wire(), 512)
+    reply = dns.message.from_wire(plain)
+    assert len(plain) <= 512 and reply.flags & dns.flags.TC
+    assert 10 <= len(reply.answer[0]) < 100
+    edns = dns.message.make_query("tasks.api", "A", use_edns=0, payload=4096)
+    whole = dns.message.from_wire(await resolver.respond("c1", edns.to_wire(), 512))
+    assert len(whole.answer[0]) == 100 and not whole.flags & dns.flags.TC
+    over_tcp = dns.message.from_wire(await resolver.respond("c1", dns.message.make_query("tasks.api", "A").to_wire(), 65535))
+    assert len(over_tcp.answer[0]) == 100 and not over_tcp.flags & dns.flags.TC
