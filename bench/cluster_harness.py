@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import re
 import shutil
 import signal
 import socket
@@ -39,6 +40,37 @@ from swarmpy.worker.executor.container_config import NODE_LABEL
 DAEMON_START_TIMEOUT = 30.0
 STOP_GRACE = 10.0
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+# The Raft driver's log lines (swarmpy.raft.driver) that tell of elections and of a starved event loop.
+ELECTED_LINE = re.compile(r"module=swarmpy\.raft\.driver msg=node [0-9a-f]+: became leader$", re.M)
+STARVED_LINE = re.compile(r"module=swarmpy\.raft\.driver msg=node [0-9a-f]+: event loop starved for ([0-9.]+) s", re.M)
+
+
+@dataclass(frozen=True)
+class RaftEvents:
+    elections: int  # "became leader" lines, over every manager's log
+    starved_by_manager: tuple[tuple[float, ...], ...]  # each manager's starved-loop warnings (seconds late)
+
+    @property
+    def starved(self) -> list[float]:
+        return [late for lates in self.starved_by_manager for late in lates]
+
+    def since(self, earlier: RaftEvents) -> RaftEvents:
+        """What the logs gained after `earlier` was read (logs only grow)."""
+        return RaftEvents(
+            self.elections - earlier.elections,
+            tuple(now[len(before):] for now, before in zip(self.starved_by_manager, earlier.starved_by_manager)),
+        )
+
+
+def raft_events(managers: Sequence[ManagerProcess]) -> RaftEvents:
+    """Elections and starved-loop warnings so far in the managers' logs."""
+    logs = [manager.log_path.read_text(errors="replace") for manager in managers]
+    return RaftEvents(
+        elections=sum(len(ELECTED_LINE.findall(text)) for text in logs),
+        starved_by_manager=tuple(tuple(float(late) for late in STARVED_LINE.findall(text)) for text in logs),
+    )
 
 
 def free_port() -> int:

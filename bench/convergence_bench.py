@@ -21,7 +21,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.cluster_harness import ControlClient, ProcessUsage, check_placement, replicated_spec, start_managers
+from bench.cluster_harness import (
+    ControlClient, ProcessUsage, RaftEvents, check_placement, raft_events, replicated_spec, start_managers,
+)
 from bench.simulator import NodeSimulator, SimulationProfile, open_file_count, raise_open_files_limit
 from swarmpy.ca.certs import make_node_key_and_csr
 
@@ -46,6 +48,7 @@ class Figures:
     simulator_fds: int
     spread: tuple[int, int]
     duplicate_slots: int
+    raft: RaftEvents  # elections and starved loops from the joins to the end (the swarm's first excluded)
 
 
 def measure_key_generation(count: int) -> float:
@@ -126,6 +129,7 @@ async def stop_simulator(running: asyncio.Task[None]) -> None:
 async def run_size(replicas: int, nodes: int, managers: int, timeout: float, profile_dir: Path | None) -> Figures:
     cluster = start_managers(managers)
     client = ControlClient(cluster.leader)
+    formed = raft_events(cluster.managers)
     simulator = NodeSimulator(cluster.swarm_addrs, cluster.worker_token, profile=SimulationProfile())
     running_simulator = asyncio.create_task(simulator.run(), name="node-simulator")
     try:
@@ -177,6 +181,7 @@ async def run_size(replicas: int, nodes: int, managers: int, timeout: float, pro
 
         placement = check_placement(await client.tasks(service.id)) if converge_seconds < timeout else None
         simulator_usage = self_usage()
+        raft = raft_events(cluster.managers).since(formed)
     finally:
         await stop_simulator(running_simulator)
         await client.close()
@@ -198,6 +203,7 @@ async def run_size(replicas: int, nodes: int, managers: int, timeout: float, pro
         simulator_fds=simulator_usage.open_files,
         spread=placement.spread if placement else (-1, -1),
         duplicate_slots=len(placement.duplicate_slots) if placement else -1,
+        raft=raft,
     )
 
 
@@ -244,7 +250,9 @@ async def run_sizes(args: argparse.Namespace) -> None:
             f"leader fds {figures.leader_fds}; "
             f"join {figures.join_seconds:.2f} s + sessions {figures.sessions_seconds:.2f} s; "
             f"simulator RSS {figures.simulator_rss / MIB:.0f} MiB, fds {figures.simulator_fds}; "
-            f"tasks per node {figures.spread[0]}..{figures.spread[1]}, duplicate slots {figures.duplicate_slots}",
+            f"tasks per node {figures.spread[0]}..{figures.spread[1]}, duplicate slots {figures.duplicate_slots}; "
+            f"leader changes {figures.raft.elections}, starved-loop warnings {len(figures.raft.starved)}"
+            f" (longest {max(figures.raft.starved, default=0.0):.2f} s)",
             flush=True,
         )
         timeline = ", ".join(f"{at:.0f}s {rss / MIB:.0f}" for at, rss in figures.leader_rss_timeline)

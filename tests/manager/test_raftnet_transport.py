@@ -72,6 +72,7 @@ class Peer:
         self.delay = delay
         self.batches = 0
         self.server: grpc.aio.Server | None = None
+        self.servicer_class = SlowServicer
 
     @property
     def addr(self) -> str:
@@ -83,7 +84,7 @@ class Peer:
         self.server = grpc.aio.server(
             interceptors=[AuthorizationInterceptor(CLUSTER_ID, lambda: root)], options=tls.server_options()
         )
-        servicer = SlowServicer(lambda: self.driver, lambda: [], delay=self.delay, **self.servicer_options)
+        servicer = self.servicer_class(lambda: self.driver, lambda: [], delay=self.delay, **self.servicer_options)
         self.servicer = servicer
         raft_pb2_grpc.add_RaftServicer_to_server(servicer, self.server)
         self.port = self.server.add_secure_port(self.addr, tls.server_credentials(key, cert, root))
@@ -138,11 +139,53 @@ async def test_snapshot_travels_alone_and_is_reported_delivered():
     transport, reports = await started_transport({2: peer.addr})
     try:
         await transport.send([heartbeat(2), snapshot(2), heartbeat(2, 2)])
-        await wait_until(lambda: transport.stats.batches_sent == 3, what="3 calls acknowledged")
-        assert [m.type for m in peer.driver.received] == [MessageType.HEARTBEAT, MessageType.SNAPSHOT, MessageType.HEARTBEAT]
-        assert peer.driver.received[1].snapshot.data == b"s" * 10
+        await wait_until(lambda: transport.stats.messages_sent == 3, what="3 messages acknowledged")
+        received = peer.driver.received
+        assert sorted(m.type for m in received) == [MessageType.HEARTBEAT, MessageType.HEARTBEAT, MessageType.SNAPSHOT]
+        assert [m.term for m in received if m.type == MessageType.HEARTBEAT] == [1, 2]
+        assert next(m for m in received if m.type == MessageType.SNAPSHOT).snapshot.data == b"s" * 10
+        assert transport.stats.batches_sent == 2  # the heartbeats together, the snapshot in a call of its own
         assert reports.snapshots == [(2, True)]
     finally:
+        await transport.stop()
+        await peer.stop()
+
+
+class StalledStreamServicer(SlowServicer):
+    """A follower slow to take a streamed snapshot: each chunk waits until `release` is set."""
+
+    def __init__(self, *args, release: asyncio.Event, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.release = release
+
+    async def StreamRaftMessage(self, request_iterator, context):
+        async def slowly():
+            async for chunk in request_iterator:
+                await self.release.wait()
+                yield chunk
+
+        return await super().StreamRaftMessage(slowly(), context)
+
+
+async def test_heartbeats_are_not_held_behind_a_snapshot_being_streamed_to_the_same_peer():
+    release = asyncio.Event()
+    peer = Peer(2)
+    peer.servicer_class = lambda *args, **kwargs: StalledStreamServicer(*args, release=release, **kwargs)
+    await peer.start()
+    transport, reports = await started_transport({2: peer.addr}, max_message_bytes=64 * KIB, snapshot_chunk_bytes=16 * KIB)
+    try:
+        await transport.send([snapshot(2, 100 * KIB)])
+        for term in range(1, 6):
+            await transport.send([heartbeat(2, term)])
+            await asyncio.sleep(0.05)
+        await wait_until(lambda: len(peer.driver.received) == 5, what="the heartbeats, while the snapshot is stalled")
+        assert [m.type for m in peer.driver.received] == [MessageType.HEARTBEAT] * 5
+        assert reports.snapshots == []
+        release.set()
+        await wait_until(lambda: reports.snapshots == [(2, True)], what="the snapshot delivered once released")
+        assert peer.driver.received[-1].type == MessageType.SNAPSHOT
+    finally:
+        release.set()
         await transport.stop()
         await peer.stop()
 
@@ -178,19 +221,40 @@ async def test_peer_without_an_address_is_unreachable():
 
 async def test_a_full_queue_drops_the_oldest_messages_but_keeps_snapshots():
     peer = await Peer(2, delay=0.2).start()
-    transport, reports = await started_transport({2: peer.addr}, max_queued_messages=5)
+    transport, reports = await started_transport({2: peer.addr}, max_queued_messages=4)
     try:
         await transport.send([heartbeat(2, 1)])
         await asyncio.sleep(0.05)  # the first call is now in flight for 0.2 s
         await transport.send([snapshot(2)] + [heartbeat(2, term) for term in range(2, 12)])
-        assert transport.queued(2) == 5
-        assert transport.stats.dropped_queue_full == 6
+        assert transport.stats.dropped_queue_full == 6  # heartbeats 2..7; the snapshot has its own lane
         await wait_until(lambda: transport.stats.messages_sent == 6, what="what was kept")
         received = peer.driver.received
-        assert [m.type for m in received[:2]] == [MessageType.HEARTBEAT, MessageType.SNAPSHOT]
-        assert [m.term for m in received[2:]] == [8, 9, 10, 11]  # the newest heartbeats survived
+        assert [m.term for m in received if m.type == MessageType.HEARTBEAT] == [1, 8, 9, 10, 11]  # the newest survived
+        assert sum(m.type == MessageType.SNAPSHOT for m in received) == 1
         assert reports.snapshots == [(2, True)]
     finally:
+        await transport.stop()
+        await peer.stop()
+
+
+async def test_a_newer_snapshot_replaces_one_still_waiting_for_the_same_peer():
+    release = asyncio.Event()
+    peer = Peer(2)
+    peer.servicer_class = lambda *args, **kwargs: StalledStreamServicer(*args, release=release, **kwargs)
+    await peer.start()
+    transport, reports = await started_transport({2: peer.addr}, max_message_bytes=64 * KIB, snapshot_chunk_bytes=16 * KIB)
+    try:
+        await transport.send([snapshot(2, 100 * KIB)])
+        await asyncio.sleep(0.1)  # the first is being streamed (stalled)
+        await transport.send([snapshot(2, 100 * KIB + 1)])
+        await transport.send([snapshot(2, 100 * KIB + 2)])
+        assert reports.snapshots == [(2, False)]  # the second, superseded by the third before it left
+        release.set()
+        await wait_until(lambda: len(reports.snapshots) == 3, what="both sent snapshots reported")
+        sizes = [len(m.snapshot.data) for m in peer.driver.received if m.type == MessageType.SNAPSHOT]
+        assert sizes == [100 * KIB, 100 * KIB + 2]
+    finally:
+        release.set()
         await transport.stop()
         await peer.stop()
 
@@ -215,15 +279,16 @@ async def test_oversized_messages_are_refused_with_their_size_and_the_limit(capl
         await peer.stop()
 
 
-async def test_a_snapshot_too_large_for_one_message_streams_in_chunks_between_other_messages():
+async def test_a_snapshot_too_large_for_one_message_streams_in_chunks_beside_other_messages():
     peer = await Peer(2).start()
     transport, reports = await started_transport({2: peer.addr}, max_message_bytes=64 * KIB, snapshot_chunk_bytes=16 * KIB)
     try:
         big = snapshot(2, 100 * KIB + 7)
         await transport.send([heartbeat(2, 1), big, heartbeat(2, 2)])
-        await wait_until(lambda: len(peer.driver.received) == 3, what="3 messages")
-        assert [m.type for m in peer.driver.received] == [MessageType.HEARTBEAT, MessageType.SNAPSHOT, MessageType.HEARTBEAT]
-        assert peer.driver.received[1] == big
+        await wait_until(lambda: len(peer.driver.received) == 3 and reports.snapshots, what="3 messages")
+        received = peer.driver.received
+        assert [m.term for m in received if m.type == MessageType.HEARTBEAT] == [1, 2]
+        assert [m for m in received if m.type == MessageType.SNAPSHOT] == [big]
         assert transport.stats.snapshots_streamed == 1 and transport.stats.chunks_streamed == 7
         assert reports.snapshots == [(2, True)] and reports.unreachable == []
     finally:

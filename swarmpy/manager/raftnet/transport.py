@@ -20,7 +20,7 @@ exception would stop the driver).
 
 Loss is normal and Raft copes with it (it retransmits appends, heartbeats every tick, retries
 elections), so the transport never retries a message itself:
-- A full queue drops its oldest non-snapshot message (a slow peer must not make memory grow).
+- A full queue drops its oldest message (a slow peer must not make memory grow); snapshots queue apart.
 - A failed call (peer down, timeout, refused) drops its batch, reports `report_unreachable(peer)` so
   the leader stops streaming to it and probes instead, and `report_snapshot(peer, False)` if the batch
   was a snapshot. The sender then closes the channel and waits (exponential backoff) before dialing
@@ -29,7 +29,13 @@ elections), so the transport never retries a message itself:
   changed is dialed at its new address; a peer with no known address counts as unreachable.
 
 A SNAPSHOT message always travels alone, with a longer timeout, and `report_snapshot(peer, True)`
-follows its successful delivery. A snapshot larger than one gRPC message (4 MiB by default) -- a store
+follows its successful delivery. It travels in a lane of its own -- a second sender per peer, on the same
+channel -- so that the heartbeats queued meanwhile are not held behind it: a large snapshot can take
+longer than an election timeout to stream, and a follower that hears no heartbeat that long campaigns.
+Nothing else needs the order: a follower that is sent a snapshot gets no appends until it is installed
+(raft.progress, SNAPSHOT state), and heartbeats, votes and their answers carry their own term and
+commit. A snapshot queued while another is in flight to the same peer replaces any older one waiting
+(the newer covers more; the older is reported failed). A snapshot larger than one gRPC message (4 MiB by default) -- a store
 of some thousands of tasks -- streams instead: one StreamRaftMessage call whose chunks (codec.
 snapshot_chunks, `snapshot_chunk_bytes` of data each) the peer reassembles; success and failure are
 reported exactly as for a snapshot sent whole. Only a snapshot over `max_snapshot_bytes` is refused,
@@ -96,9 +102,13 @@ class _Outgoing:
 @dataclass(slots=True)
 class _Peer:
     raft_id: int
-    queue: collections.deque[_Outgoing] = field(default_factory=collections.deque)
+    queue: collections.deque[_Outgoing] = field(default_factory=collections.deque)  # never a snapshot
     ready: asyncio.Event = field(default_factory=asyncio.Event)
     task: asyncio.Task[None] | None = None
+    snapshot: _Outgoing | None = None  # the next snapshot to send, in the snapshot lane
+    snapshot_ready: asyncio.Event = field(default_factory=asyncio.Event)
+    snapshot_task: asyncio.Task[None] | None = None
+    dialing: asyncio.Lock = field(default_factory=asyncio.Lock)  # both lanes share the channel: one dials
     addr: str | None = None
     channel: grpc.aio.Channel | None = None
     call: grpc.aio.UnaryUnaryMultiCallable | None = None
@@ -215,23 +225,19 @@ class GrpcTransport(Transport):
                 return
             outgoing = _Outgoing(True, b"", streamed=message)
         peer = self._peer(message.to)
-        queue = peer.queue
-        if len(queue) >= self.max_queued_messages and not self._drop_oldest_non_snapshot(queue):
-            # Only snapshots are queued: the newcomer is the one to lose.
-            self.stats.dropped_queue_full += 1
-            if is_snapshot:
+        if is_snapshot:
+            if peer.snapshot is not None:  # superseded before it left: Raft hears it failed and moves on
+                self.stats.dropped_queue_full += 1
                 self._report_failure(message.to, True)
+            peer.snapshot = outgoing
+            peer.snapshot_ready.set()
             return
+        queue = peer.queue
+        if len(queue) >= self.max_queued_messages:
+            queue.popleft()
+            self.stats.dropped_queue_full += 1
         queue.append(outgoing)
         peer.ready.set()
-
-    def _drop_oldest_non_snapshot(self, queue: collections.deque[_Outgoing]) -> bool:
-        for position, outgoing in enumerate(queue):
-            if not outgoing.is_snapshot:
-                del queue[position]
-                self.stats.dropped_queue_full += 1
-                return True
-        return False
 
     def _refuse(self, error: MessageTooLarge, peer_id: int, is_snapshot: bool) -> None:
         self.stats.refused_too_large += 1
@@ -245,12 +251,15 @@ class GrpcTransport(Transport):
             peer = self._peers[raft_id] = _Peer(raft_id)
         if peer.task is None and self._group is not None:
             peer.task = self._group.create_task(self._send_loop(peer), name=f"raft-send-{self.node_id:x}-{raft_id:x}")
+            peer.snapshot_task = self._group.create_task(
+                self._snapshot_loop(peer), name=f"raft-snapshot-{self.node_id:x}-{raft_id:x}"
+            )
         return peer
 
     def queued(self, raft_id: int) -> int:
-        """Messages waiting for `raft_id` (for tests and status)."""
+        """Messages waiting for `raft_id`, a snapshot waiting in its lane included (for tests and status)."""
         peer = self._peers.get(raft_id)
-        return len(peer.queue) if peer is not None else 0
+        return len(peer.queue) + (peer.snapshot is not None) if peer is not None else 0
 
     # ---------------------------------------------------------------- one sender per peer
 
@@ -267,20 +276,37 @@ class GrpcTransport(Transport):
                     await asyncio.sleep(backoff)
                     backoff = min(backoff * 2, self.backoff_max)
 
-    async def _send_one_batch(self, peer: _Peer) -> bool:
-        """Ship what is queued for `peer` in one call; False (after reporting it) if that failed."""
+    async def _snapshot_loop(self, peer: _Peer) -> None:
+        """The snapshot lane: one snapshot at a time, beside the sender of everything else."""
+        while True:
+            await peer.snapshot_ready.wait()
+            peer.snapshot_ready.clear()
+            outgoing, peer.snapshot = peer.snapshot, None
+            if outgoing is not None:
+                await self._send_batch(peer, [outgoing])  # a failure is reported; Raft sends a new one
+
+    async def _connected(self, peer: _Peer) -> bool:
+        """Whether `peer` has a channel to its current address (dialed now if needed)."""
         addr = self.resolve_addr(peer.raft_id)
         if not addr:
             self.stats.unresolved_addresses += 1
-            lost = self._take_batch(peer)
             log.debug("node %x: no address known for peer %x", self.node_id, peer.raft_id)
-            self._report_failure(peer.raft_id, any(o.is_snapshot for o in lost))
             return False
-        if addr != peer.addr or peer.call is None or peer.generation != self._channel_generation:
-            await self._disconnect(peer)
-            self._connect(peer, addr)
-        batch = self._take_batch(peer)
+        async with peer.dialing:
+            if addr != peer.addr or peer.call is None or peer.generation != self._channel_generation:
+                await self._disconnect(peer)
+                self._connect(peer, addr)
+        return True
+
+    async def _send_one_batch(self, peer: _Peer) -> bool:
+        """Ship what is queued for `peer` in one call; False (after reporting it) if that failed."""
+        return await self._send_batch(peer, self._take_batch(peer))
+
+    async def _send_batch(self, peer: _Peer, batch: list[_Outgoing]) -> bool:
         is_snapshot = batch[0].is_snapshot
+        if not await self._connected(peer):
+            self._report_failure(peer.raft_id, is_snapshot)
+            return False
         streamed = batch[0].streamed
         assert peer.call is not None and peer.stream_call is not None
         try:
@@ -326,14 +352,12 @@ class GrpcTransport(Transport):
                  self.node_id, len(message.snapshot.data), peer.raft_id, chunks)
 
     def _take_batch(self, peer: _Peer) -> list[_Outgoing]:
-        """The oldest queued messages that fit in one call; a snapshot always travels alone."""
+        """The oldest queued messages that fit in one call (snapshots are in their own lane)."""
         queue = peer.queue
         first = queue.popleft()
         batch = [first]
-        if first.is_snapshot:
-            return batch
         size = len(first.framed)
-        while queue and not queue[0].is_snapshot and size + len(queue[0].framed) <= self.max_message_bytes:
+        while queue and size + len(queue[0].framed) <= self.max_message_bytes:
             outgoing = queue.popleft()
             size += len(outgoing.framed)
             batch.append(outgoing)
