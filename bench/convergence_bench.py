@@ -251,8 +251,9 @@ async def run_sizes(args: argparse.Namespace) -> None:
             f"join {figures.join_seconds:.2f} s + sessions {figures.sessions_seconds:.2f} s; "
             f"simulator RSS {figures.simulator_rss / MIB:.0f} MiB, fds {figures.simulator_fds}; "
             f"tasks per node {figures.spread[0]}..{figures.spread[1]}, duplicate slots {figures.duplicate_slots}; "
-            f"leader changes {figures.raft.elections}, starved-loop warnings {len(figures.raft.starved)}"
-            f" (longest {max(figures.raft.starved, default=0.0):.2f} s)",
+            f"leader changes {figures.raft.elections}, starved-loop warnings {len(figures.raft.starved)} "
+            f"(per manager {[len(lates) for lates in figures.raft.starved_by_manager]}, "
+            f"longest {max(figures.raft.starved, default=0.0):.2f} s)",
             flush=True,
         )
         timeline = ", ".join(f"{at:.0f}s {rss / MIB:.0f}" for at, rss in figures.leader_rss_timeline)
