@@ -366,14 +366,23 @@ class ControlClient:
             raise TimeoutError(f"only {ready} of {count} nodes were READY after {timeout}s") from None
 
     async def wait_running(
-        self, service_id: str, replicas: int, timeout: float, interval: float, progress: float | None = None
+        self, service_id: str, replicas: int, timeout: float, interval: float, progress: float | None = None,
+        unavailable: list[str] | None = None,
     ) -> float:
         """Poll until `replicas` tasks of the service run; the perf_counter time it was first seen.
-        With `progress`, print the running count every `progress` seconds (for long runs)."""
+        With `progress`, print the running count every `progress` seconds (for long runs). With
+        `unavailable`, a poll refused as UNAVAILABLE (no leader) is recorded there and polling goes on."""
         started = last_shown = time.perf_counter()
         async with asyncio.timeout(timeout):
             while True:
-                running, _ = await self.running_count(service_id)
+                try:
+                    running, _ = await self.running_count(service_id)
+                except grpc.aio.AioRpcError as error:
+                    if unavailable is None or error.code() != grpc.StatusCode.UNAVAILABLE:
+                        raise
+                    unavailable.append(f"{time.perf_counter() - started:.1f} s: {error.details()}")
+                    print(f"  poll refused: {unavailable[-1]}", flush=True)
+                    continue
                 now = time.perf_counter()
                 if running >= replicas:
                     return now

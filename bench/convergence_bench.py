@@ -49,6 +49,7 @@ class Figures:
     spread: tuple[int, int]
     duplicate_slots: int
     raft: RaftEvents  # elections and starved loops from the joins to the end (the swarm's first excluded)
+    unavailable: list[str]  # polls refused during convergence, with what they said
 
 
 def measure_key_generation(count: int) -> float:
@@ -126,7 +127,8 @@ async def stop_simulator(running: asyncio.Task[None]) -> None:
         raise running.exception()
 
 
-async def run_size(replicas: int, nodes: int, managers: int, timeout: float, profile_dir: Path | None) -> Figures:
+async def run_size(replicas: int, nodes: int, managers: int, timeout: float, profile_dir: Path | None,
+                   keep_logs: Path | None = None) -> Figures:
     cluster = start_managers(managers)
     client = ControlClient(cluster.leader)
     formed = raft_events(cluster.managers)
@@ -156,6 +158,7 @@ async def run_size(replicas: int, nodes: int, managers: int, timeout: float, pro
             await asyncio.sleep(0.5)  # py-spy attaches before the clock starts
         poll_interval = 0.01 if replicas <= 1000 else 0.05
         rss_timeline: list[tuple[float, int]] = []
+        unavailable: list[str] = []  # polls the managers could not answer (no leader within the bound)
         started = time.perf_counter()
         sampler = asyncio.create_task(sample_rss(cluster.leader, started, rss_timeline))
         try:
@@ -163,7 +166,7 @@ async def run_size(replicas: int, nodes: int, managers: int, timeout: float, pro
             try:
                 converged = await client.wait_running(
                     service.id, replicas, timeout=timeout, interval=poll_interval,
-                    progress=5.0 if replicas > 1000 else None,
+                    progress=5.0 if replicas > 1000 else None, unavailable=unavailable,
                 )
                 converge_seconds = converged - started
             except TimeoutError:
@@ -185,7 +188,7 @@ async def run_size(replicas: int, nodes: int, managers: int, timeout: float, pro
     finally:
         await stop_simulator(running_simulator)
         await client.close()
-        cluster.stop(keep_logs_in=profile_dir)
+        cluster.stop(keep_logs_in=keep_logs or profile_dir)
     return Figures(
         replicas=replicas,
         nodes=nodes,
@@ -204,6 +207,7 @@ async def run_size(replicas: int, nodes: int, managers: int, timeout: float, pro
         spread=placement.spread if placement else (-1, -1),
         duplicate_slots=len(placement.duplicate_slots) if placement else -1,
         raft=raft,
+        unavailable=unavailable,
     )
 
 
@@ -223,6 +227,7 @@ def main() -> None:
     parser.add_argument("--managers", type=int, default=1, help="manager processes (the first leads; the others join with the manager token)")
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for convergence")
     parser.add_argument("--profile", type=Path, default=None, help="directory for py-spy profiles of the leader")
+    parser.add_argument("--keep-logs", type=Path, default=None, help="copy each run's daemon logs under here")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
 
@@ -236,8 +241,9 @@ def main() -> None:
 
 
 async def run_sizes(args: argparse.Namespace) -> None:
-    for replicas, nodes in args.sizes:
-        figures = await run_size(replicas, nodes, args.managers, args.timeout, args.profile)
+    for run, (replicas, nodes) in enumerate(args.sizes, 1):
+        keep = args.keep_logs / f"run{run}-{replicas}x{nodes}" if args.keep_logs else None
+        figures = await run_size(replicas, nodes, args.managers, args.timeout, args.profile, keep)
         outcome = (
             f"converged in {figures.converge_seconds:.3f} s"
             if figures.converge_seconds < args.timeout
@@ -253,7 +259,8 @@ async def run_sizes(args: argparse.Namespace) -> None:
             f"tasks per node {figures.spread[0]}..{figures.spread[1]}, duplicate slots {figures.duplicate_slots}; "
             f"leader changes {figures.raft.elections}, starved-loop warnings {len(figures.raft.starved)} "
             f"(per manager {[len(lates) for lates in figures.raft.starved_by_manager]}, "
-            f"longest {max(figures.raft.starved, default=0.0):.2f} s)",
+            f"longest {max(figures.raft.starved, default=0.0):.2f} s); {len(figures.unavailable)} polls unanswered"
+            f"{': ' + figures.unavailable[0] if figures.unavailable else ''}",
             flush=True,
         )
         timeline = ", ".join(f"{at:.0f}s {rss / MIB:.0f}" for at, rss in figures.leader_rss_timeline)
