@@ -16,7 +16,7 @@ import pytest
 
 from swarmpy.api import dispatcher_pb2, dispatcher_pb2_grpc, objects_pb2
 from swarmpy.manager.dispatcher import Dispatcher, DispatcherGate, DispatcherSettings, leader_redirect
-from swarmpy.manager.dispatcher.liveness import Deadlines
+from swarmpy.manager.dispatcher.liveness import BreakBursts, Deadlines
 from swarmpy.manager.dispatcher.rules import (
     accepts_status,
     apply_changes,
@@ -627,3 +627,28 @@ async def test_a_node_back_within_the_grace_stays_ready():
         await asyncio.sleep(0.6)  # twice the grace
         assert node_state(store, "n1") == READY
         again.cancel()
+
+
+async def test_streams_breaking_in_a_burst_keep_the_heartbeat_grace():
+    # A struggling manager (or network), not eight dead hosts: past the burst floor (5 within 10 s), broken
+    # streams no longer shorten the deadline, so healthy nodes are not marked DOWN by the hundred.
+    store = MemoryStore()
+    names = [f"n{i}" for i in range(8)]
+    await seed(store, *(("node", make_node(name)) for name in names))
+    async with running_manager(store, settings=PATIENT) as manager, grpc.aio.insecure_channel(manager.addr) as channel:
+        stub = dispatcher_pb2_grpc.DispatcherStub(channel)
+        calls = [(await open_session(stub, name))[0] for name in names]
+        for call in calls:
+            call.cancel()
+        await wait_for(lambda: sum(node_state(store, name) == DOWN for name in names) == 5, timeout=5)
+        await asyncio.sleep(1.0)  # three short graces more
+        assert sorted(node_state(store, name) == DOWN for name in names) == [False] * 3 + [True] * 5
+
+
+def test_break_bursts_allow_a_few_breaks_or_a_small_share_of_the_sessions():
+    bursts = BreakBursts(window=10.0, floor=2, share=0.1)
+    assert [bursts.few(now, sessions=10) for now in (0.0, 1.0, 2.0)] == [True, True, False]
+    assert bursts.few(13.0, sessions=10)  # the earlier ones left the window
+    many = BreakBursts(window=10.0, floor=2, share=0.1)
+    assert all(many.few(float(i) / 10, sessions=100) for i in range(10))  # 10 % of 100 sessions
+    assert not many.few(1.0, sessions=100)

@@ -20,7 +20,8 @@ opens a new session, which writes it READY again (always with a write, even if t
 READY: a DOWN write already on its way through Raft then conflicts with it and one of the two is retried).
 A Session stream that breaks without the session ending (the node's process died, its connection was reset)
 brings the deadline to `session_break_grace` (2 s) ahead, so a dead node is DOWN in seconds unless it
-reconnects or heartbeats meanwhile; a silent partition breaks nothing and still waits the whole grace. When the dispatcher starts, every node not already DOWN
+reconnects or heartbeats meanwhile; a silent partition breaks nothing and still waits the whole grace, as
+do streams that break in a burst (liveness.BreakBursts). When the dispatcher starts, every node not already DOWN
 is written UNKNOWN and given one grace period to open a session; only those that do not are marked DOWN,
 each at its own deadline. The orchestrators replace the tasks of DOWN nodes; the dispatcher only writes
 the node's status.
@@ -63,7 +64,7 @@ from swarmpy.raft.errors import LeadershipLost, NotLeader, ProposalDropped
 
 from .dependencies import NodeDependencies
 from .errors import DispatcherError, DispatcherStopped, SessionInvalid, UnknownNode
-from .liveness import Deadlines
+from .liveness import BreakBursts, Deadlines
 from .network_view import affects_network_views, node_network_view
 from .rules import (
     GRACE_MULTIPLIER,
@@ -194,6 +195,7 @@ class Dispatcher(dispatcher_pb2_grpc.DispatcherServicer):
         self._tasks = TaskRouter(store)
         self._sessions: dict[str, _Session] = {}
         self._deadlines = Deadlines()
+        self._breaks = BreakBursts()
         self._deadlines_moved = _Pulse()
         self._managers: list[dispatcher_pb2.WeightedPeer] = []
         self._running = False
@@ -405,6 +407,10 @@ class Dispatcher(dispatcher_pb2_grpc.DispatcherServicer):
         """The node's Session stream went away without the session ending: unless the node is back within
         the short grace, its heartbeat deadline comes then (a silent partition still waits the full one)."""
         if self._sessions.get(session.node_id) is not session or session.epoch != epoch or session.ended.is_set():
+            return
+        if not self._breaks.few(time.monotonic(), len(self._sessions)):
+            log.info("node %s: session stream broke among many (liveness.BreakBursts): heartbeat grace",
+                     session.node_id)
             return
         due = time.monotonic() + self._settings.session_break_grace
         if due < self._deadlines.due(session.node_id, due + 1):

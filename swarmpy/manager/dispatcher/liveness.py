@@ -30,3 +30,26 @@ class Deadlines:
         for node_id in late:
             del self._due[node_id]
         return late
+
+
+class BreakBursts:
+    """Recent Session-stream breaks, to tell a dead node from a struggling manager or network.
+
+    A host that dies breaks its own stream; the dispatcher then gives it a short grace (seconds, not the
+    heartbeat expiry). But when many streams break at once -- more than `floor`, or `share` of the open
+    sessions, within `window` seconds -- it is this manager that is too slow to answer (overloaded: its
+    agents gave up waiting and reconnect) or the network that flaps, and a short grace would mark
+    healthy nodes DOWN by the hundred and reschedule their tasks onto the same overload. Then breaks count
+    for nothing and the heartbeat deadline stands."""
+
+    def __init__(self, window: float = 10.0, floor: int = 5, share: float = 0.02) -> None:
+        self._window = window
+        self._floor = floor
+        self._share = share
+        self._times: list[float] = []
+
+    def few(self, now: float, sessions: int) -> bool:
+        """Record a break at `now`; whether breaks are still few enough for the short grace."""
+        self._times = [t for t in self._times if t > now - self._window]
+        self._times.append(now)
+        return len(self._times) <= max(self._floor, self._share * sessions)
