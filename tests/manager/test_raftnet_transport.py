@@ -167,12 +167,19 @@ class StalledStreamServicer(SlowServicer):
         return await super().StreamRaftMessage(slowly(), context)
 
 
-async def test_heartbeats_are_not_held_behind_a_snapshot_being_streamed_to_the_same_peer():
+async def stalled_stream_peer() -> tuple[asyncio.Event, Peer, GrpcTransport, Reports]:
+    """Peer 2 stalling streamed snapshots until the event is set, and a transport to it that streams any
+    snapshot over 64 KiB."""
     release = asyncio.Event()
     peer = Peer(2)
     peer.servicer_class = lambda *args, **kwargs: StalledStreamServicer(*args, release=release, **kwargs)
     await peer.start()
     transport, reports = await started_transport({2: peer.addr}, max_message_bytes=64 * KIB, snapshot_chunk_bytes=16 * KIB)
+    return release, peer, transport, reports
+
+
+async def test_heartbeats_are_not_held_behind_a_snapshot_being_streamed_to_the_same_peer():
+    release, peer, transport, reports = await stalled_stream_peer()
     try:
         await transport.send([snapshot(2, 100 * KIB)])
         for term in range(1, 6):
@@ -238,11 +245,7 @@ async def test_a_full_queue_drops_the_oldest_messages_but_keeps_snapshots():
 
 
 async def test_a_newer_snapshot_replaces_one_still_waiting_for_the_same_peer():
-    release = asyncio.Event()
-    peer = Peer(2)
-    peer.servicer_class = lambda *args, **kwargs: StalledStreamServicer(*args, release=release, **kwargs)
-    await peer.start()
-    transport, reports = await started_transport({2: peer.addr}, max_message_bytes=64 * KIB, snapshot_chunk_bytes=16 * KIB)
+    release, peer, transport, reports = await stalled_stream_peer()
     try:
         await transport.send([snapshot(2, 100 * KIB)])
         await asyncio.sleep(0.1)  # the first is being streamed (stalled)
