@@ -12,13 +12,14 @@ from __future__ import annotations
 import asyncio
 import collections
 import re
+import threading
 import time
 
 import pytest
 
 from swarmpy.worker.network import netns as nsutil
 from tests.integration.conftest import wait_until
-from tests.worker.network.mesh_lab import http_bodies, tcp_exchange
+from tests.worker.network.mesh_lab import TaskServers, http_bodies, parse_proxy_header, tcp_exchange, udp_answers
 
 from .conftest import HEARTBEAT
 from .test_partition import PartitionableCluster, PartitionLab, _delete_namespaces_of_dead_runs, _require_network_tools, _run
@@ -134,8 +135,50 @@ def test_published_port_answers_on_every_host_spread_over_the_tasks(mesh, image)
     assert "bad" not in h1.ok("service", "ls").stdout
 
 
-def test_host_mode_ports_second_task_pending_and_ps_shows_the_bound_port(mesh, image):
+def test_udp_source_addresses_proxy_v2_and_host_mode(mesh, image):
     h1 = mesh["h1"]
+    h1.ok("service", "create", "-d", "--name", "probe", "--replicas", "2", "--constraint", "node.role==worker",
+          "--replicas-max-per-node", "1", "--stop-grace-period", "1s", "-p", "published=9053,target=5353,protocol=udp",
+          "-p", "8081:81", "-p", "published=8082,target=82,proxy-protocol=v2", image, "sleep", "100000")
+    containers = wait_until(lambda: (lambda found: found if len(found) == 2 else None)(mesh.our_running_containers("probe")),
+                            timeout=60, what="2 probe tasks")
+    host_of = {c.id: mesh.by_node_id(c.labels["swarmpy.node.id"]).name for c in containers}
+    # Test servers inside the tasks' namespaces (busybox has no UDP server and cannot read a PROXY header),
+    # served by an event loop of their own while the test's clients run.
+    servers, loop = TaskServers(), asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    try:
+        for c in containers:
+            asyncio.run_coroutine_threadsafe(servers.start(host_of[c.id], c.id, 5353, 81, 82), loop).result(15)
+        wait_until(lambda: set(asyncio.run(udp_answers(hub(mesh), mesh.lab.addresses["h1"], 9053, 20))) == {"h2", "h3"},
+                   timeout=20, what="UDP answered by both tasks through h1")
+        for host in ("h2", "h3"):
+            assert set(asyncio.run(udp_answers(hub(mesh), mesh.lab.addresses[host], 9053, 30))) == {"h2", "h3"}
+        # Source addresses: through h2, its own task sees the client, h3's sees h2's ingress address.
+        seen = collections.defaultdict(set)
+        for _ in range(40):
+            reply = asyncio.run(tcp_exchange(hub(mesh), mesh.lab.addresses["h2"], 8081))
+            assert reply is not None
+            peer, name = reply.decode().split()
+            seen[name].add(peer)
+        assert seen["h2"] == {MeshLab.CLIENT}, seen
+        assert len(seen["h3"]) == 1 and next(iter(seen["h3"])).startswith("10.0.0."), seen
+        # PROXY v2 through h1 (no task there): the header names the client and the address it dialled.
+        for _ in range(6):
+            assert asyncio.run(tcp_exchange(hub(mesh), mesh.lab.addresses["h1"], 8082, b"hello")) in (b"h2", b"h3")
+        received = [data for datas in servers.received.values() for data in datas]
+        assert len(received) == 6
+        for data in received:
+            src, _, dst, dport, rest = parse_proxy_header(data)
+            assert (src, dst, dport, rest) == (MeshLab.CLIENT, mesh.lab.addresses["h1"], 8082, b"hello")
+    finally:
+        asyncio.run_coroutine_threadsafe(servers.close(), loop).result(15)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)
+    h1.ok("service", "rm", "probe")
+
+    # Host mode: two tasks, one host, the same host port.
     h2_name = h1.ok("node", "inspect", mesh["h2"].node_id, "--format", "{{.Description.Hostname}}").stdout.strip()
     h1.ok("service", "create", "-d", "--name", "hm", "--replicas", "2", "--constraint", f"node.hostname=={h2_name}",
           "--stop-grace-period", "1s", "-p", "published=18090,target=80,mode=host", image, "sh", "-c", WEB)

@@ -172,7 +172,7 @@ class TaskServers:
             writer.close()
 
         async def raw(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            data = await reader.read(4096)
+            data = await asyncio.wait_for(reader.read(), 5)  # to the client's end of sending (the relay passes it on)
             self.received.setdefault(name, []).append(data)
             writer.write(name.encode())
             await writer.drain()
