@@ -2,11 +2,8 @@
 through the swarmpy CLI; tasks talk over the overlay, find each other by the embedded DNS, and spread
 over a VIP, all plumbed by the daemons themselves (issue 11's proof).
 
-The hosts are tests/cluster's partition lab (a namespace per host, its one interface on a bridge in a hub
-namespace, iptables chains to cut it off), with two changes: the names are `nw`-prefixed, and the daemons
-are started with `nsenter --net` instead of `ip netns exec`, which would give each daemon a mount
-namespace of its own and hide the namespaces it creates for its overlays from everyone else (and kill
-them with it). The engine is the machine's one: each daemon creates only its own containers, and plumbs
+The hosts are overlay_lab.py's (tests/cluster's partition lab: a namespace per host, its one interface on
+a bridge in a hub namespace, iptables chains to cut it off; m1 the manager, h2 and h3 workers). The engine is the machine's one: each daemon creates only its own containers, and plumbs
 only those (by its node label). The leader failing over during allocation is test_network_failover.py's.
 """
 
@@ -14,10 +11,8 @@ from __future__ import annotations
 
 import collections
 import json
-import os
 import subprocess
 import time
-import uuid
 
 import pytest
 
@@ -26,35 +21,14 @@ from swarmpy.manager.allocator.ipam import mac_for, parse_cidr_address
 from swarmpy.worker.network.kernel import Names, count_kernel_objects
 from swarmpy.worker.network import netns as nsutil
 
-from .conftest import HEARTBEAT, running_tasks, wait_converged
-from .test_partition import SUBNET, PartitionableCluster, PartitionLab, _require_network_tools
+from .conftest import running_tasks, wait_converged
+from .overlay_lab import OUTSIDE, OverlayLab, form_overlay_cluster
+from .test_partition import _require_network_tools
 from tests.integration.conftest import wait_until
 
 pytestmark = [pytest.mark.docker, pytest.mark.timeout(240)]
 
-OUTSIDE = f"{SUBNET}.254"  # an address in the hub: "the world" a task's egress reaches
 SERVE = "mkdir -p /www && hostname > /www/index.html && exec httpd -f -p 80 -h /www"
-
-
-class OverlayLab(PartitionLab):
-    def __init__(self) -> None:
-        super().__init__()
-        self.tag = f"nwovl-{os.getpid()}-{uuid.uuid4().hex[:6]}"
-        self.hub = f"{self.tag}-hub"
-
-    def open(self) -> None:
-        super().open()
-        subprocess.run(["ip", "-n", self.hub, "addr", "add", f"{OUTSIDE}/24", "dev", "br0"], check=True)
-
-    def launcher(self, host: str) -> tuple[str, ...]:
-        return ("nsenter", f"--net={nsutil.netns_path(self.namespace(host))}")
-
-
-class OverlayCluster(PartitionableCluster):
-    def add(self, name: str):
-        daemon = super().add(name)
-        daemon.node_netns = self.lab.namespace(name)
-        return daemon
 
 
 @pytest.fixture(scope="module")
@@ -62,24 +36,19 @@ def cluster(docker, tmp_path_factory, busybox_image):
     _require_network_tools()
     lab = OverlayLab()
     lab.open()
-    cluster = OverlayCluster(tmp_path_factory.mktemp("overlay"), docker, lab)
+    cluster = None
     try:
-        first = cluster.add("m1")
-        first.ok("swarm", "init", "--advertise-addr", first.ip, "--listen-addr", first.addr,
-                 "--dispatcher-heartbeat", HEARTBEAT)
-        first.refresh_node_id()
-        cluster.refresh_tokens(first)
-        cluster.join("h2", "worker", through=first)
-        cluster.join("h3", "worker", through=first)
-        cluster.wait_ready()
+        cluster = form_overlay_cluster(tmp_path_factory.mktemp("overlay"), docker, lab)
         cluster.baseline = {name: kernel_counts(cluster, name) for name in cluster.daemons}
         yield cluster
     except BaseException:
-        print(cluster.status())
+        if cluster is not None:
+            print(cluster.status())
         raise
     finally:
         try:
-            cluster.teardown()
+            if cluster is not None:
+                cluster.teardown()
         finally:
             lab.close()
 
@@ -88,8 +57,12 @@ def cluster(docker, tmp_path_factory, busybox_image):
 
 
 def kernel_counts(cluster, host: str) -> dict[str, int]:
+    """The host's links, addresses, routes, rules, nftables tables and its daemon's overlay namespaces."""
     daemon = cluster.daemons[host]
-    return count_kernel_objects(nsutil.netns_path(daemon.node_netns), (Names(daemon.node_id.lower()[:6]).ns_prefix,))
+    path = nsutil.netns_path(daemon.node_netns)
+    counts = count_kernel_objects(path, (Names(daemon.node_id.lower()[:6]).ns_prefix,))
+    counts["nft tables"] = len(run("nsenter", f"--net={path}", "nft", "list", "tables").stdout.splitlines())
+    return counts
 
 
 def run(*command: str, timeout: float = 60) -> subprocess.CompletedProcess:
