@@ -25,7 +25,7 @@ sys.path.insert(0, ".")
 from swarmpy.api import objects_pb2  # noqa: E402
 from swarmpy.manager.allocator.ipam import parse_cidr_address  # noqa: E402
 from tests.cluster.conftest import wait_converged  # noqa: E402
-from tests.cluster.overlay_lab import OverlayLab, form_overlay_cluster  # noqa: E402
+from tests.cluster.overlay_lab import overlay_cluster  # noqa: E402
 from tests.conftest import docker_client  # noqa: E402
 
 PROBE = r'''
@@ -68,51 +68,43 @@ def percentile(values: list[float], p: float) -> float:
 
 def main(tasks: int) -> None:
     docker = docker_client()
-    lab = OverlayLab()
-    lab.open()
-    cluster = None
     try:
-        cluster = form_overlay_cluster(Path(tempfile.mkdtemp(prefix="nwconv")), docker, lab)
-        m1 = cluster.daemons["m1"]
-        m1.ok("network", "create", "conv")
-        m1.ok("service", "create", "-d", "--name", "probe", "--network", "conv", "--constraint",
-              f"node.hostname=={m1.hostname}", "swarmpy-test/busybox", "sleep", "100000")
-        probe_task = wait_converged(cluster, m1, "probe", 1)[0]
-        container = docker.containers.get(
-            docker.containers.list(filters={"label": f"com.docker.swarm.task.id={probe_task.id}"})[0].id)
-        pid = container.attrs["State"]["Pid"]
-        probe = subprocess.Popen(
-            ["nsenter", f"--net=/proc/{pid}/ns/net", sys.executable, "-c", PROBE, "tasks.conv", str(tasks), "600"],
-            stdout=subprocess.PIPE, text=True)
-        assert probe.stdout.readline().strip() == "ready"
-        started = time.monotonic()
-        m1.ok("service", "create", "-d", "--name", "conv", "--network", "conv", "--replicas", str(tasks),
-              "--stop-grace-period", "1s", "swarmpy-test/busybox", "sh", "-c",
-              "mkdir -p /www && hostname > /www/index.html && exec httpd -f -p 80 -h /www")
-        seen = json.loads(probe.communicate(timeout=660)[0])
-        print(f"{tasks} tasks created and routed in {time.monotonic() - started:.1f} s")
-        running = [t for t in m1.service_tasks("conv") if t.status.state == objects_pb2.RUNNING]
-        by_ip = {str(parse_cidr_address(t.networks[0].addresses[0])[0]): t for t in running}
-        hosts = {cluster.by_node_id(t.node_id).name for t in running}
-        resolvable, routed = [], []
-        for ip, task in by_ip.items():
-            at = task.status.timestamp / 1e9
-            if ip in seen["resolved"]:
-                resolvable.append(seen["resolved"][ip] - at)
-            if ip in seen["routed"]:
-                routed.append(seen["routed"][ip] - at)
-        print(f"{len(running)} RUNNING on {len(hosts)} hosts; resolvable {len(resolvable)}, routed {len(routed)}")
-        for label, values in (("resolvable", resolvable), ("resolvable and routed", routed)):
-            if values:
-                print(f"RUNNING -> {label}: p50 {percentile(values, 0.5):.3f} s, p99 {percentile(values, 0.99):.3f} s, "
-                      f"max {max(values):.3f} s (target p99 <= 1 s)")
+        with overlay_cluster(Path(tempfile.mkdtemp(prefix="nwconv")), docker) as cluster:
+            m1 = cluster.daemons["m1"]
+            m1.ok("network", "create", "conv")
+            m1.ok("service", "create", "-d", "--name", "probe", "--network", "conv", "--constraint",
+                  f"node.hostname=={m1.hostname}", "swarmpy-test/busybox", "sleep", "100000")
+            probe_task = wait_converged(cluster, m1, "probe", 1)[0]
+            container = docker.containers.get(
+                docker.containers.list(filters={"label": f"com.docker.swarm.task.id={probe_task.id}"})[0].id)
+            pid = container.attrs["State"]["Pid"]
+            probe = subprocess.Popen(
+                ["nsenter", f"--net=/proc/{pid}/ns/net", sys.executable, "-c", PROBE, "tasks.conv", str(tasks), "600"],
+                stdout=subprocess.PIPE, text=True)
+            assert probe.stdout.readline().strip() == "ready"
+            started = time.monotonic()
+            m1.ok("service", "create", "-d", "--name", "conv", "--network", "conv", "--replicas", str(tasks),
+                  "--stop-grace-period", "1s", "swarmpy-test/busybox", "sh", "-c",
+                  "mkdir -p /www && hostname > /www/index.html && exec httpd -f -p 80 -h /www")
+            seen = json.loads(probe.communicate(timeout=660)[0])
+            print(f"{tasks} tasks created and routed in {time.monotonic() - started:.1f} s")
+            running = [t for t in m1.service_tasks("conv") if t.status.state == objects_pb2.RUNNING]
+            by_ip = {str(parse_cidr_address(t.networks[0].addresses[0])[0]): t for t in running}
+            hosts = {cluster.by_node_id(t.node_id).name for t in running}
+            resolvable, routed = [], []
+            for ip, task in by_ip.items():
+                at = task.status.timestamp / 1e9
+                if ip in seen["resolved"]:
+                    resolvable.append(seen["resolved"][ip] - at)
+                if ip in seen["routed"]:
+                    routed.append(seen["routed"][ip] - at)
+            print(f"{len(running)} RUNNING on {len(hosts)} hosts; resolvable {len(resolvable)}, routed {len(routed)}")
+            for label, values in (("resolvable", resolvable), ("resolvable and routed", routed)):
+                if values:
+                    print(f"RUNNING -> {label}: p50 {percentile(values, 0.5):.3f} s, p99 {percentile(values, 0.99):.3f} s, "
+                          f"max {max(values):.3f} s (target p99 <= 1 s)")
     finally:
-        try:
-            if cluster is not None:
-                cluster.teardown()
-        finally:
-            lab.close()
-            docker.close()
+        docker.close()
 
 
 if __name__ == "__main__":

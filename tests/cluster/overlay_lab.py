@@ -10,14 +10,15 @@ workers.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 from swarmpy.worker.network import netns as nsutil
 
-from .conftest import HEARTBEAT
 from .test_partition import SUBNET, PartitionableCluster, PartitionLab
 
 OUTSIDE = f"{SUBNET}.254"  # an address in the hub: "the world" a task's egress reaches
@@ -44,15 +45,24 @@ class OverlayCluster(PartitionableCluster):
         return daemon
 
 
-def form_overlay_cluster(root: Path, docker, lab: OverlayLab, workers: int = 2) -> OverlayCluster:
-    """m1 (manager) and h2..h{workers+1}, all ready. The caller tears it down (then closes the lab)."""
+@contextlib.contextmanager
+def overlay_cluster(root: Path, docker, workers: int = 2) -> Iterator[OverlayCluster]:
+    """m1 (manager) and h2..h{workers+1}, all ready; torn down and the lab closed afterwards, also on failure
+    (when the cluster's status is printed first)."""
+    lab = OverlayLab()
+    lab.open()
     cluster = OverlayCluster(root, docker, lab)
-    first = cluster.add("m1")
-    first.ok("swarm", "init", "--advertise-addr", first.ip, "--listen-addr", first.addr,
-             "--dispatcher-heartbeat", HEARTBEAT)
-    first.refresh_node_id()
-    cluster.refresh_tokens(first)
-    for n in range(2, workers + 2):
-        cluster.join(f"h{n}", "worker", through=first)
-    cluster.wait_ready()
-    return cluster
+    try:
+        first = cluster.init("m1")
+        for n in range(2, workers + 2):
+            cluster.join(f"h{n}", "worker", through=first)
+        cluster.wait_ready()
+        yield cluster
+    except BaseException:
+        print(cluster.status())
+        raise
+    finally:
+        try:
+            cluster.teardown()
+        finally:
+            lab.close()

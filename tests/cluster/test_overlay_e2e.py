@@ -22,7 +22,7 @@ from swarmpy.worker.network.kernel import Names, count_kernel_objects
 from swarmpy.worker.network import netns as nsutil
 
 from .conftest import running_tasks, wait_converged
-from .overlay_lab import OUTSIDE, OverlayLab, form_overlay_cluster
+from .overlay_lab import OUTSIDE, overlay_cluster
 from .test_partition import _require_network_tools
 from tests.integration.conftest import wait_until
 
@@ -34,23 +34,9 @@ SERVE = "mkdir -p /www && hostname > /www/index.html && exec httpd -f -p 80 -h /
 @pytest.fixture(scope="module")
 def cluster(docker, tmp_path_factory, busybox_image):
     _require_network_tools()
-    lab = OverlayLab()
-    lab.open()
-    cluster = None
-    try:
-        cluster = form_overlay_cluster(tmp_path_factory.mktemp("overlay"), docker, lab)
+    with overlay_cluster(tmp_path_factory.mktemp("overlay"), docker) as cluster:
         cluster.baseline = {name: kernel_counts(cluster, name) for name in cluster.daemons}
         yield cluster
-    except BaseException:
-        if cluster is not None:
-            print(cluster.status())
-        raise
-    finally:
-        try:
-            if cluster is not None:
-                cluster.teardown()
-        finally:
-            lab.close()
 
 
 # -- looking at it ------------------------------------------------------------------------------------

@@ -9,7 +9,9 @@ namespace (the socket is created by a thread that entered it, then served by the
 so a container needs nothing but `nameserver 127.0.0.11` in its resolv.conf; the listener knows which
 container asks, and answers only from the networks that container is on.
 
-Answers: A records, shuffled (client-side round robin), TTL 600 as docker's; a known name asked for
+Answers: A records, shuffled (client-side round robin), TTL 600 as docker's, as many as fit the asker's
+buffer (512 bytes, or its EDNS size) with TC set when some did not; PTR for an address of the asker's
+networks: a task's IP gives its name, a VIP its service, any other address of those subnets NXDOMAIN; a known name asked for
 another type gets NOERROR with no answers. A name that is a swarm name by shape (one label, or
 `tasks.*`) and is unknown on the container's networks gets NXDOMAIN at once; anything else is
 forwarded, with a fresh query ID, over one socket in the node's namespace to the node's resolvers in
@@ -26,7 +28,7 @@ import random
 import socket
 import struct
 from collections.abc import Iterable
-from ipaddress import IPv4Address
+from ipaddress import IPv4Address, IPv4Network, ip_address
 
 import dns.exception
 import dns.flags
@@ -35,6 +37,7 @@ import dns.name
 import dns.rcode
 import dns.rdataclass
 import dns.rdatatype
+import dns.reversename
 import dns.rrset
 
 from swarmpy.worker.network import netns as nsutil
@@ -54,8 +57,12 @@ class Records:
 
     def __init__(self, model: NodeNetworks) -> None:
         self.by_network: dict[str, dict[str, tuple[IPv4Address, ...]]] = {}
+        self.reverse_by_network: dict[str, dict[IPv4Address, str]] = {}  # task IP -> task name, VIP -> service
+        self.subnets: dict[str, IPv4Network] = {}
         for net in model.networks:
             names: dict[str, set[IPv4Address]] = {}
+            reverse: dict[IPv4Address, str] = {}
+            self.subnets[net.id] = net.subnet
 
             def add(name: str, ips: Iterable[IPv4Address]) -> None:
                 names.setdefault(name, set()).update(ips)
@@ -67,10 +74,27 @@ class Records:
                     add(f"tasks.{name}", task_ips)
                 for task in svc.tasks:
                     add(task.name, [task.ip])
+                    reverse[task.ip] = task.name
+                if svc.vip is not None:
+                    reverse[svc.vip] = svc.name
             for ep in net.endpoints:
                 for name in (ep.task_name, *ep.aliases):
                     add(name, [ep.ip])
+                reverse.setdefault(ep.ip, ep.task_name)
             self.by_network[net.id] = {name: tuple(sorted(ips)) for name, ips in names.items()}
+            self.reverse_by_network[net.id] = reverse
+
+    def reverse(self, ip: IPv4Address, networks: Iterable[str]) -> tuple[str | None, bool]:
+        """(the name of `ip` on the first of `networks` that knows it, whether `ip` is in one of their
+        subnets at all): an address of the swarm's with no name is NXDOMAIN, any other is forwarded."""
+        ours = False
+        for network_id in networks:
+            name = self.reverse_by_network.get(network_id, {}).get(ip)
+            if name is not None:
+                return name, True
+            subnet = self.subnets.get(network_id)
+            ours = ours or (subnet is not None and ip in subnet)
+        return None, ours
 
     def lookup(self, name: str, networks: Iterable[str]) -> tuple[IPv4Address, ...] | None:
         """The IPs of `name` on the first of `networks` that knows it; None when none does."""
@@ -171,6 +195,10 @@ class Resolver:
             return None
         question = query.question[0]
         qname = question.name.to_text()
+        if question.rdtype == dns.rdatatype.PTR and qname.lower().endswith(".in-addr.arpa."):
+            answer = self._reverse(container, query)
+            if answer is not None:
+                return self._cache(container, wire, max_size, answer, 0)
         ips = self.records.lookup(qname, self.scopes.get(container, ()))
         if ips is not None:
             reply = dns.message.make_response(query)
@@ -187,6 +215,26 @@ class Resolver:
             reply.set_rcode(dns.rcode.NXDOMAIN if is_swarm_name(qname) else dns.rcode.SERVFAIL)
             return self._cache(container, wire, max_size, reply.to_wire(), 0)
         return await self._forward(query, wire)
+
+    def _reverse(self, container: str, query: dns.message.Message) -> bytes | None:
+        """A PTR answer for an address of the asker's networks (None: not the swarm's, to be forwarded)."""
+        question = query.question[0]
+        try:
+            ip = ip_address(dns.reversename.to_address(question.name))
+        except (ValueError, dns.exception.SyntaxError):
+            ip = None
+        if not isinstance(ip, IPv4Address):
+            return None
+        name, ours = self.records.reverse(ip, self.scopes.get(container, ()))
+        if not ours:
+            return None
+        reply = dns.message.make_response(query)
+        reply.flags |= dns.flags.AA | dns.flags.RA
+        if name is None:
+            reply.set_rcode(dns.rcode.NXDOMAIN)
+        else:
+            reply.answer.append(dns.rrset.from_text(question.name, TTL, "IN", "PTR", f"{name}."))
+        return reply.to_wire()
 
     def _cache(self, container: str, wire: bytes, max_size: int, answer: bytes, addresses: int) -> bytes:
         if len(self._answers) >= MAX_CACHED:

@@ -54,3 +54,21 @@ async def test_an_answer_too_big_for_udp_is_truncated_with_tc_and_whole_with_edn
     assert len(whole.answer[0]) == 100 and not whole.flags & dns.flags.TC
     over_tcp = dns.message.from_wire(await resolver.respond("c1", dns.message.make_query("tasks.api", "A").to_wire(), 65535))
     assert len(over_tcp.answer[0]) == 100 and not over_tcp.flags & dns.flags.TC
+
+
+async def test_reverse_lookups_name_tasks_and_vips_of_the_askers_networks_only():
+    import dns.reversename
+
+    resolver = Resolver("/proc/self/ns/net")
+    resolver.update(models(2), {"c1": [FRONT.id], "clone": [BACK.id]})
+
+    async def ptr(container: str, ip: str):
+        query = dns.message.make_query(dns.reversename.from_address(ip), "PTR")
+        reply = dns.message.from_wire(await resolver.respond(container, query.to_wire(), 512))
+        return reply.rcode(), [str(r) for rrset in reply.answer for r in rrset]
+
+    assert await ptr("c1", "10.0.1.11") == (dns.rcode.NOERROR, ["api.1.t1."])
+    assert await ptr("c1", "10.0.1.2") == (dns.rcode.NOERROR, ["api."])
+    assert await ptr("c1", "10.0.1.99") == (dns.rcode.NXDOMAIN, [])  # the swarm's subnet, nobody's address
+    # Not the asker's network: forwarded, and with no upstream to ask, SERVFAIL.
+    assert await ptr("clone", "10.0.1.11") == (dns.rcode.SERVFAIL, [])
