@@ -11,8 +11,8 @@ container asks, and answers only from the networks that container is on.
 
 Answers: A records, shuffled (client-side round robin), TTL 600 as docker's, as many as fit the asker's
 buffer (512 bytes, or its EDNS size) with TC set when some did not; PTR for an address of the asker's
-networks: a task's IP gives its name, a VIP its service, any other address of those subnets NXDOMAIN; a known name asked for
-another type gets NOERROR with no answers. A name that is a swarm name by shape (one label, or
+networks: a task's IP gives its name, a VIP its service, any other address of those subnets NXDOMAIN;
+a known name asked for another type gets NOERROR with no answers. A name that is a swarm name by shape (one label, or
 `tasks.*`) and is unknown on the container's networks gets NXDOMAIN at once; anything else is
 forwarded, with a fresh query ID, over one socket in the node's namespace to the node's resolvers in
 order (SERVFAIL/REFUSED or 2 s of silence moves to the next), and SERVFAIL if none answers.
