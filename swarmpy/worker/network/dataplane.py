@@ -21,8 +21,11 @@ it running. The process therefore starts before its interfaces exist: a task tha
 its first instruction must wait for it (the plumbing takes milliseconds); the engine gives no hook
 between creating the namespace and starting the process for a network-"none" container. When a task
 stops, apply a model without it: its veths went with its namespace; its listener and VIP table are
-dropped. `close()` stops the listeners but leaves the kernel as it is, so a restarted daemon adopts it
-(kernel.py finds everything by name); `teardown()` applies the empty model.
+dropped. A network or container that fails (another process holding the VNI, a container dying
+midway) does not stop the rest: everything else is applied, then `apply` raises DataPlaneError naming
+each failure, and the worker applies again later. `close()` stops the listeners but leaves the kernel
+as it is, so a restarted daemon adopts it (kernel.py finds everything by name); `teardown()` applies
+the empty model.
 """
 
 from __future__ import annotations
@@ -57,6 +60,10 @@ def docker_pid_of(container: str) -> int | None:
     finally:
         client.close()
     return int(state["Pid"]) if state.get("Running") and state.get("Pid") else None
+
+
+class DataPlaneError(Exception):
+    """Part of a model could not be applied (the rest was): the caller should apply again later."""
 
 
 def remove_node_leftovers(node_id: str, node_netns: str | None = None) -> list[str]:
@@ -116,10 +123,16 @@ class NodeDataPlane:
             await self._apply_egress_rules()
             scopes = {c: p.networks for c, p in plumbed.items()}
             self.resolver.update(model, scopes)
+            failures = list(self.plumber.failures)
             for container, p in plumbed.items():
-                await self._apply_lb(model, p)
-                await self.resolver.listen(container, p.pid)
+                try:
+                    await self._apply_lb(model, p)
+                    await self.resolver.listen(container, p.pid)
+                except (RuntimeError, OSError) as exc:  # nft failed, or the container died meanwhile
+                    failures.append(f"container {container[:12]}: {exc}")
             await self.mesh.apply(model)  # after the plumbing: it needs the ingress overlay namespace
+            if failures:
+                raise DataPlaneError("; ".join(failures))
 
     async def teardown(self) -> None:
         """Remove everything this node programmed (the model with no networks)."""

@@ -164,12 +164,24 @@ class Plumber:
             if ns not in wanted:
                 self._remove_overlay(ns)
         plumbed: dict[str, Plumbed] = {}
+        # One network or one container failing (a VNI another process holds, a container dying midway) is
+        # recorded and the rest done: the caller applies what worked and tries the failures again.
+        self.failures = []
         for ns, net in wanted.items():
-            self._ensure_overlay(ns, net, model)
-            for index, ep in enumerate(net.endpoints):
-                if ep.container in pids:
+            try:
+                self._ensure_overlay(ns, net, model)
+            except (NetlinkError, OSError) as exc:
+                self.failures.append(f"network {net.name} (VNI {net.vni}): {exc}")
+                continue
+            for ep in net.endpoints:
+                if ep.container not in pids:
+                    continue
+                try:
                     self._ensure_endpoint(ns, net, ep, pids[ep.container])
-                    plumbed.setdefault(ep.container, Plumbed(ep.container, pids[ep.container])).networks.append(net.id)
+                except (NetlinkError, OSError, StopIteration) as exc:
+                    self.failures.append(f"task {ep.task_id} on network {net.name}: {exc}")
+                    continue
+                plumbed.setdefault(ep.container, Plumbed(ep.container, pids[ep.container])).networks.append(net.id)
             self._remove_stale_endpoints(ns, {ep.container for ep in net.endpoints if ep.container in pids})
         egress = {
             c: pids[c]
@@ -364,6 +376,7 @@ class Plumber:
         return found
 
     egress_active = False
+    failures: list[str] = []  # what the last reconcile could not do, one line each
 
 
 def count_kernel_objects(netns_path: str, ns_prefixes: tuple[str, ...] = ("",)) -> dict[str, int]:
