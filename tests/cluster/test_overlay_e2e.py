@@ -59,6 +59,9 @@ def in_task(container: str, script: str, timeout: float = 60) -> str:
     return run("docker", "exec", container, "sh", "-c", script, timeout=timeout).stdout
 
 
+# (busybox's `wget -T` crashes in the test image: every wait is `timeout 3 wget`.)
+
+
 def lookup(container: str, name: str) -> set[str] | None:
     """The A records `name` resolves to inside the container; None for NXDOMAIN."""
     out = in_task(container, f"nslookup -type=a {name} 2>&1")
@@ -68,17 +71,17 @@ def lookup(container: str, name: str) -> set[str] | None:
 
 
 def answers(container: str, url: str, count: int) -> collections.Counter:
-    script = f"for i in $(seq {count}); do wget -T 2 -qO- {url} 2>/dev/null || echo FAILED; done"
+    script = f"for i in $(seq {count}); do timeout 3 wget -qO- {url} 2>/dev/null || echo FAILED; done"
     return collections.Counter(in_task(container, script, timeout=30 + 3 * count).split())
 
 
 def reaches(container: str, ip: str) -> bool:
-    return bool(in_task(container, f"wget -T 2 -qO- http://{ip}/ 2>/dev/null").strip())
+    return bool(in_task(container, f"timeout 3 wget -qO- http://{ip}/ 2>/dev/null").strip())
 
 
 def way_out(container: str) -> str:
     """wget's complaint when fetching from the outside (which serves nothing)."""
-    return run("docker", "exec", container, "wget", "-T", "2", "-qO-", f"http://{OUTSIDE}/").stderr.lower()
+    return run("docker", "exec", container, "timeout", "3", "wget", "-qO-", f"http://{OUTSIDE}/").stderr.lower()
 
 
 def task_container(cluster, task: objects_pb2.Task) -> str:
