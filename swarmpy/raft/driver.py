@@ -11,19 +11,16 @@ estimated larger than `max_message_bytes` are dropped and counted (`stats`). The
 
 1. feeds the core everything in the inbox (`tick`, `step`, `propose`, ...), answering a proposal the
    core refuses at once (`NotLeader`, `ProposalTooLarge`, `ProposalDropped`);
-2. while `has_ready()`: takes a `Ready` and follows the contract in `swarmpy/raft/__init__.py`
-   exactly --
-   a. persists snapshot, entries and hard state with ONE `DiskStorage.save` (one fsync), run in a
-      worker thread with `asyncio.to_thread` on purpose so the event loop (and the transport) keeps
-      running while the disk works (a Ready whose hard state changed only its commit index needs no
-      I/O -- see `DiskStorage.defers` -- and is saved inline);
-   b. only then hands `rd.messages` to the transport;
-   c. restores the state machine from `rd.snapshot`, applies `rd.committed_entries` in order
-      (resolving the futures of proposals made here), answers `rd.read_states` once applied reaches
-      their index;
-   d. `advance(rd)`;
-   e. takes a snapshot and compacts the log when `snapshot_interval` entries were applied since the
-      last one.
+2. while `has_ready()`: takes a `Ready` and runs it through `DriverCore.handle_ready`
+   (swarmpy/raft/driver_core.py), the one implementation of the contract in `swarmpy/raft/__init__.py`,
+   which the deterministic simulator also runs. The core decides and yields the I/O; this driver
+   performs it: the `Persist` (one `DiskStorage.save`, one fsync) in a worker thread with
+   `asyncio.to_thread` on purpose so the event loop (and the transport) keeps running while the disk
+   works (a save that only moves the commit index needs no I/O -- see `DiskStorage.defers` -- and runs
+   inline); only then the `Send` through the transport; the core then applies the committed entries
+   (yielding `Pause` every 64 so reads and heartbeats are served during a large batch), answers
+   proposals and reads, calls `advance`, and asks for `TakeSnapshot` and `Compact` when
+   `snapshot_interval` entries were applied since the last snapshot.
 
 Whatever arrives while the loop waits for the disk collects in the inbox and goes into the next
 Ready: that is the group commit that makes pipelined proposals cheap.
@@ -50,13 +47,24 @@ import collections
 import itertools
 import logging
 import random
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol
 
 from . import errors
 from .core import Config, RaftNode
-from .messages import NONE, ConfChange, Entry, EntryType, HardState, Message, MessageType, Ready, Role, SoftState
+from .driver_core import (  # noqa: F401 -- ApplyResult, StateMachine, DriverStats are this module's API too
+    ApplyResult,
+    Compact,
+    DriverCore,
+    DriverStats,
+    LeadershipListener,
+    Pause,
+    Persist,
+    Send,
+    StateMachine,
+    TakeSnapshot,
+)
+from .messages import NONE, ConfChange, HardState, Message, MessageType, Role
 from .transport import Transport
 from .wal import DiskStorage
 
@@ -64,42 +72,14 @@ log = logging.getLogger(__name__)
 
 MIB = 1 << 20
 
-# Committed entries applied between two yields to the event loop (see _handle_ready).
-APPLY_YIELD_EVERY = 64
 # A tick this many periods late means the event loop was starved; see RaftDriver._ticker.
 STALL_TICKS = 3
-
-
-@runtime_checkable
-class StateMachine(Protocol):
-    """The application Raft replicates. Called on the driver's event loop, in log order; must not block long."""
-
-    def apply(self, index: int, data: bytes) -> Any:
-        """Apply one committed entry; the return value is what the proposer's `propose()` returns."""
-        ...
-
-    def snapshot(self) -> bytes:
-        """The whole state as of the last applied entry."""
-        ...
-
-    def restore(self, data: bytes) -> None:
-        """Replace the whole state with a snapshot's."""
-        ...
 
 
 class ConfChangeObserver(Protocol):
     """Optional: a state machine that also wants to see applied membership changes."""
 
     def on_conf_change(self, index: int, change: ConfChange) -> None: ...
-
-
-@dataclass(frozen=True, slots=True)
-class ApplyResult:
-    """What `propose()` returns: where the entry landed, and what the state machine answered."""
-
-    index: int
-    term: int
-    result: Any
 
 
 @dataclass(slots=True)
@@ -127,20 +107,6 @@ class DriverConfig:
     log_entries_for_slow_followers: int = 500  # entries kept behind a snapshot when compacting
 
 
-@dataclass(slots=True)
-class DriverStats:
-    readies: int = 0
-    persisted_batches: int = 0
-    applied_entries: int = 0
-    messages_sent: int = 0
-    messages_received: int = 0
-    oversized_messages_dropped: int = 0
-    snapshots_created: int = 0
-    snapshots_restored: int = 0
-    stalls: int = 0  # ticker wake-ups more than STALL_TICKS late (see _ticker)
-    longest_stall: float = 0.0  # seconds
-
-
 def estimated_message_bytes(message: Message) -> int:
     size = 64 + len(message.context)
     for entry in message.entries:
@@ -148,21 +114,6 @@ def estimated_message_bytes(message: Message) -> int:
     if message.snapshot is not None:
         size += 64 + len(message.snapshot.data) + 8 * len(message.snapshot.meta.conf.voters)
     return size
-
-
-@dataclass(slots=True)
-class _PendingProposal:
-    term: int
-    future: asyncio.Future[ApplyResult]
-
-
-@dataclass(slots=True)
-class _PendingRead:
-    future: asyncio.Future[int]
-    index: int = 0  # set when the ReadState arrives; 0 while waiting for it
-
-
-LeadershipListener = Callable[[bool, int], None]  # (this node is leader, leader id or 0)
 
 
 class RaftDriver:
@@ -187,15 +138,10 @@ class RaftDriver:
         self.rng = rng
         self.stats = DriverStats()
         self.node: RaftNode | None = None
-        self.applied = 0
-        self.leader = NONE
-        self.role = Role.FOLLOWER
-        self._snapshot_index = 0
+        self.core: DriverCore | None = None  # the driver contract's decisions (swarmpy/raft/driver_core.py)
         self._inbox: collections.deque[tuple[Any, ...]] = collections.deque()
         self._wakeup = asyncio.Event()
         self._pending_ticks = 0
-        self._proposals: dict[int, _PendingProposal] = {}
-        self._reads: dict[bytes, _PendingRead] = {}
         self._read_ids = itertools.count(1)
         self._leadership_listeners: list[LeadershipListener] = []
         self._leader_changed = asyncio.Condition()
@@ -214,11 +160,19 @@ class RaftDriver:
         if self.node is not None:
             raise RuntimeError("a RaftDriver runs once; create a new one to restart the node")
         self.node = self._make_node()
+        self.core = DriverCore(
+            self.node,
+            self.storage,
+            self.state_machine,
+            self.config.snapshot_interval,
+            self.config.log_entries_for_slow_followers,
+            on_leadership_change=self._on_leadership_change,
+            stats=self.stats,
+        )
         snap = self.storage.snapshot()
         if not snap.empty:
             self.state_machine.restore(snap.data)
             self.stats.snapshots_restored += 1
-        self.applied = self._snapshot_index = snap.meta.index
         self.transport.bind(self.node_id, self)
         self._runner = asyncio.create_task(self._run(), name=f"raft-driver-{self.node_id:x}")
         await self._started.wait()
@@ -356,6 +310,18 @@ class RaftDriver:
     # ---------------------------------------------------------------- the application's side
 
     @property
+    def applied(self) -> int:
+        return self.core.applied if self.core is not None else 0
+
+    @property
+    def leader(self) -> int:
+        return self.core.leader if self.core is not None else NONE
+
+    @property
+    def role(self) -> Role:
+        return self.core.role if self.core is not None else Role.FOLLOWER
+
+    @property
     def is_leader(self) -> bool:
         return self.role == Role.LEADER
 
@@ -389,13 +355,15 @@ class RaftDriver:
         self._check_running()
         context = b"r%d" % next(self._read_ids)
         future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-        self._reads[context] = _PendingRead(future)
+        core = self.core
+        assert core is not None
+        core.register_read(context, future)
         self._inbox.append(("read_index", context))
         self._wakeup.set()
         try:
             return await future
         finally:
-            self._reads.pop(context, None)
+            core.forget_read(context)
 
     async def transfer_leadership(self, target: int, timeout: float | None = None) -> None:
         """Hand leadership to `target`; returns once `target` is the known leader."""
@@ -448,7 +416,7 @@ class RaftDriver:
             self._wakeup.clear()
             self._feed_core(node)
             while node.has_ready():
-                await self._handle_ready(node, node.ready())
+                await self._handle_ready(node.ready())
                 self._feed_core(node)  # what arrived while the disk worked goes into the next Ready
             if restarting_alone:
                 restarting_alone = self._campaign_if_sole_voter(node)
@@ -473,121 +441,55 @@ class RaftDriver:
             node.tick()
 
     def _feed_inbox(self, node: RaftNode) -> None:
-        inbox = self._inbox
+        inbox, core = self._inbox, self.core
+        assert core is not None
         while inbox:
             item = inbox.popleft()
             kind = item[0]
             if kind == "step":
-                self._step(node, item[1])
+                core.step(item[1])
             elif kind == "propose" or kind == "propose_conf_change":
-                self._propose(node, kind, item[1], item[2])
+                core.propose(kind, item[1], item[2])
             elif kind == "read_index":
-                self._read(node, item[1])
+                core.read(item[1])
             elif kind == "unreachable":
                 node.report_unreachable(item[1])
             elif kind == "snapshot_status":
                 node.report_snapshot(item[1], item[2])
             elif kind == "transfer":
-                self._transfer(node, item[1], item[2])
+                core.transfer(item[1], item[2])
             elif kind == "retune":
                 node.set_timing(self.config.heartbeat_tick, self.config.election_tick)
             else:
                 raise AssertionError(f"unknown inbox item {kind!r}")
 
-    def _step(self, node: RaftNode, message: Message) -> None:
-        try:
-            node.step(message)
-        except errors.MalformedMessage:
-            log.warning("node %x: dropped a malformed %s from %x", self.node_id, message.type.name, message.frm)
-
-    def _propose(self, node: RaftNode, kind: str, payload: Any, future: asyncio.Future[ApplyResult]) -> None:
-        if future.done():  # the caller gave up (cancelled) before the loop got to it
-            return
-        try:
-            index = node.propose(payload) if kind == "propose" else node.propose_conf_change(payload)
-        except errors.RaftError as exc:
-            future.set_exception(exc)
-            return
-        self._proposals[index] = _PendingProposal(term=node.term, future=future)
-
-    def _transfer(self, node: RaftNode, target: int, started: asyncio.Future[None]) -> None:
-        if started.done():
-            return
-        try:
-            node.transfer_leadership(target)
-        except errors.RaftError as exc:
-            started.set_exception(exc)
-        else:
-            started.set_result(None)
-
-    def _read(self, node: RaftNode, context: bytes) -> None:
-        pending = self._reads.get(context)
-        if pending is None or pending.future.done():
-            return
-        try:
-            node.read_index(context)
-        except errors.RaftError as exc:
-            pending.future.set_exception(exc)
-
-    async def _handle_ready(self, node: RaftNode, rd: Ready) -> None:
-        self.stats.readies += 1
-        if rd.soft_state is not None:
-            self._on_soft_state(rd.soft_state)
-        # 1. Persist: snapshot, entries, hard state -- one fsync, in a thread.
-        if rd.snapshot is not None or rd.entries or rd.hard_state is not None:
-            if self.storage.defers(rd.entries, rd.hard_state, rd.snapshot):
-                self.storage.save(rd.entries, rd.hard_state, rd.snapshot)  # commit index only: no I/O now
-            else:
-                await asyncio.to_thread(self.storage.save, rd.entries, rd.hard_state, rd.snapshot)
-                self.stats.persisted_batches += 1
-        # 2. Only then send.
-        if rd.messages:
-            self.stats.messages_sent += len(rd.messages)
-            await self.transport.send(rd.messages)
-        # 3. Restore, apply, answer reads.
-        if rd.snapshot is not None and not rd.snapshot.empty:
-            self._restore(rd.snapshot)
-        answers = []
-        for position, entry in enumerate(rd.committed_entries, 1):
-            if (answer := self._apply(entry)) is not None:
-                answers.append(answer)
-            if position % APPLY_YIELD_EVERY == 0 and position < len(rd.committed_entries):
-                # A leader that commits a thousand proposals at once would otherwise apply them in one
-                # synchronous stretch (~0.3 s): reads, heartbeats and control calls wait that long. Each
-                # entry is applied whole, and the core already takes messages between Ready and Advance.
+    async def _handle_ready(self, rd: Any) -> None:
+        """Run the core's effects for one Ready (driver_core.DriverCore.handle_ready): disk writes in a
+        worker thread on purpose, so the event loop (and the transport) keeps running while the disk works;
+        a save that only moves the commit index does no I/O and runs inline."""
+        core, storage = self.core, self.storage
+        assert core is not None
+        for effect in core.handle_ready(rd):
+            if type(effect) is Persist:
+                if effect.deferred:
+                    storage.save(effect.entries, effect.hard_state, effect.snapshot)
+                else:
+                    await asyncio.to_thread(storage.save, effect.entries, effect.hard_state, effect.snapshot)
+            elif type(effect) is Send:
+                await self.transport.send(effect.messages)
+            elif type(effect) is Pause:
                 await asyncio.sleep(0)
-        for read_state in rd.read_states:
-            pending = self._reads.get(read_state.request_ctx)
-            if pending is not None:
-                pending.index = read_state.index
-        self._answer_reads()
-        # 4. Advance. (A conf change takes effect in the core here, so proposers are answered after it.)
-        node.advance(rd)
-        for pending, entry, result in answers:
-            self._answer_proposal(node, pending, entry, result)
-        # 5. Log size management.
-        if self.applied - self._snapshot_index >= self.config.snapshot_interval:
-            await self._snapshot_and_compact(node)
+            elif type(effect) is TakeSnapshot:
+                await asyncio.to_thread(storage.create_snapshot, effect.index, effect.conf, effect.data)
+            elif type(effect) is Compact:
+                await asyncio.to_thread(storage.compact, effect.index)
+            else:
+                raise AssertionError(f"unknown effect {effect!r}")
 
-    def _on_soft_state(self, soft: SoftState) -> None:
-        was_leader = self.is_leader
-        changed = (soft.leader, soft.role) != (self.leader, self.role)
-        self.leader, self.role = soft.leader, soft.role
-        if was_leader and not self.is_leader:
-            log.info("node %x: lost leadership (leader now %x)", self.node_id, soft.leader)
-            self._fail_proposals(errors.LeadershipLost(f"node {self.node_id:x} is now {soft.role.value}"))
-            self._fail_reads(errors.LeadershipLost(f"node {self.node_id:x} is now {soft.role.value}"))
-        elif self.is_leader and not was_leader:
-            log.info("node %x: became leader", self.node_id)
-        if changed and not self.is_leader:
-            # A read still waiting for its ReadState may have been forwarded to a leader that is gone.
-            for pending in self._reads.values():
-                if not pending.index and not pending.future.done():
-                    pending.future.set_exception(errors.LeadershipLost("the leader changed before the read was confirmed"))
-        if changed:
-            for listener in list(self._leadership_listeners):
-                listener(self.is_leader, self.leader)
-            self._notify_leader_changed()
+    def _on_leadership_change(self, is_leader: bool, leader: int) -> None:
+        for listener in list(self._leadership_listeners):
+            listener(is_leader, leader)
+        self._notify_leader_changed()
 
     def _notify_leader_changed(self) -> None:
         async def notify() -> None:
@@ -597,77 +499,12 @@ class RaftDriver:
         if self._task_group is not None:
             self._task_group.create_task(notify())
 
-    def _restore(self, snap: Any) -> None:
-        log.info("node %x: restoring the state machine from a snapshot at %d", self.node_id, snap.meta.index)
-        self.state_machine.restore(snap.data)
-        self.stats.snapshots_restored += 1
-        self.applied = self._snapshot_index = snap.meta.index
-        for index in [i for i in self._proposals if i <= snap.meta.index]:
-            pending = self._proposals.pop(index)
-            if not pending.future.done():
-                pending.future.set_exception(errors.LeadershipLost("the log was replaced by a snapshot"))
-
-    def _apply(self, entry: Entry) -> tuple[_PendingProposal, Entry, Any] | None:
-        """Apply one committed entry; return the proposal waiting on its index (answered after advance)."""
-        if entry.index <= self.applied:
-            return None
-        result: Any = None
-        if entry.type == EntryType.CONF_CHANGE:
-            observer = getattr(self.state_machine, "on_conf_change", None)
-            if observer is not None and entry.data:
-                observer(entry.index, ConfChange.decode(entry.data))
-        elif entry.data:
-            result = self.state_machine.apply(entry.index, entry.data)
-        # else: a new leader's empty entry
-        self.applied = entry.index
-        self.stats.applied_entries += 1
-        pending = self._proposals.pop(entry.index, None)
-        return (pending, entry, result) if pending is not None else None
-
-    def _answer_proposal(self, node: RaftNode, pending: _PendingProposal, entry: Entry, result: Any) -> None:
-        if not pending.future.done():
-            if pending.term == entry.term:
-                if entry.type == EntryType.CONF_CHANGE:
-                    result = node.conf_state()
-                pending.future.set_result(ApplyResult(index=entry.index, term=entry.term, result=result))
-            else:
-                pending.future.set_exception(
-                    errors.LeadershipLost(f"entry {entry.index} was overwritten by one of term {entry.term}")
-                )
-
-    def _answer_reads(self) -> None:
-        for pending in self._reads.values():
-            if pending.index and pending.index <= self.applied and not pending.future.done():
-                pending.future.set_result(pending.index)
-
-    async def _snapshot_and_compact(self, node: RaftNode) -> None:
-        index = self.applied
-        data = self.state_machine.snapshot()
-        conf = node.conf_state()
-        await asyncio.to_thread(self.storage.create_snapshot, index, conf, data)
-        self._snapshot_index = index
-        self.stats.snapshots_created += 1
-        compact_to = index - self.config.log_entries_for_slow_followers
-        if compact_to >= self.storage.first_index():
-            await asyncio.to_thread(self.storage.compact, compact_to)
-        log.info("node %x: snapshot at %d, log compacted to %d", self.node_id, index, max(compact_to, 0))
-
     # ---------------------------------------------------------------- failing what waits
 
-    def _fail_proposals(self, error: errors.RaftError) -> None:
-        proposals, self._proposals = self._proposals, {}
-        for pending in proposals.values():
-            if not pending.future.done():
-                pending.future.set_exception(error)
-
-    def _fail_reads(self, error: errors.RaftError) -> None:
-        for pending in self._reads.values():
-            if not pending.future.done():
-                pending.future.set_exception(error)
-
     def _fail_everything_pending(self, error: errors.RaftError) -> None:
-        self._fail_proposals(error)
-        self._fail_reads(errors.Unavailable(str(error)))
+        if self.core is not None:
+            self.core.fail_proposals(error)
+            self.core.fail_reads(errors.Unavailable(str(error)))
         while self._inbox:
             item = self._inbox.popleft()
             if item[0] in ("propose", "propose_conf_change", "transfer") and not item[2].done():
