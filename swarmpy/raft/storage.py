@@ -121,6 +121,21 @@ class MemoryStorage:
     def set_hard_state(self, hard_state: HardState) -> None:
         self._hard_state = hard_state
 
+    def save(
+        self, entries: list[Entry] | tuple[Entry, ...] = (), hard_state: HardState | None = None,
+        snapshot: Snapshot | None = None,
+    ) -> None:
+        """One Ready's writes, in the contract's order (DiskStorage.save's signature, for DriverCore)."""
+        if snapshot is not None and not snapshot.empty:
+            self.apply_snapshot(snapshot)
+        if entries:
+            self.append(entries)
+        if hard_state is not None:
+            self.set_hard_state(hard_state)
+
+    def defers(self, entries: object, hard_state: object, snapshot: object) -> bool:
+        return False  # nothing here is durable anyway; every save is "written"
+
     def append(self, entries: list[Entry] | tuple[Entry, ...]) -> None:
         """Append `entries`, first truncating any existing suffix they overwrite.
 

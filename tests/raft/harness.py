@@ -1,8 +1,11 @@
-"""A model driver and a hand-steered cluster for testing the Raft core.
+"""A sans-I/O cluster for testing the Raft core, driven by the production driver contract.
 
-`SimNode` follows the driver contract of swarmpy/raft/__init__.py to the letter: persist the
-snapshot, entries and hard state into a MemoryStorage (the node's "disk"), then send, then apply,
-then advance. `crash()` throws away everything but that storage, exactly what a real crash loses.
+`SimNode` runs the real `DriverCore` (swarmpy/raft/driver_core.py, the code the asyncio `RaftDriver`
+runs) and performs its effects synchronously: `Persist` into the node's storage, `Send` handed back
+to the caller, `TakeSnapshot`/`Compact` on the storage. The storage is a `MemoryStorage` for the
+hand-built scenarios below, or the real `DiskStorage` over a simulated disk (tests/raft/simdisk.py)
+when a `SimFiles` is given: then `crash()` loses exactly what was not fsync'd, and the simulator can
+crash a node before any effect of a Ready or inside any storage call.
 
 `Cluster` moves messages synchronously between SimNodes, with per-link cuts, for unit tests that
 want to set up one precise scenario (the simulator in simulator.py adds randomness on top).
@@ -15,8 +18,14 @@ import struct
 from collections.abc import Callable, Iterable
 
 from swarmpy.raft.core import Config, RaftNode
-from swarmpy.raft.messages import Entry, EntryType, Message, MessageType, Ready, Role
+from swarmpy.raft.driver_core import Compact, DriverCore, Effect, Pause, Persist, Send, TakeSnapshot
+from swarmpy.raft.messages import Entry, Message, MessageType, Ready, Role
 from swarmpy.raft.storage import MemoryStorage
+from swarmpy.raft.wal import DiskStorage
+
+from .simdisk import SimFiles, SimulatedCrash
+
+DATA_DIR = "/sim/raft"
 
 
 def encode_app_state(payloads: list[bytes]) -> bytes:
@@ -32,8 +41,28 @@ def decode_app_state(data: bytes) -> list[bytes]:
     return payloads
 
 
+class AppState:
+    """The toy application: the applied NORMAL non-empty payloads, in order."""
+
+    def __init__(self) -> None:
+        self.payloads: list[bytes] = []
+        self.seen: set[bytes] = set()
+
+    def apply(self, index: int, data: bytes) -> int:
+        self.payloads.append(data)
+        self.seen.add(data)
+        return len(self.payloads)
+
+    def snapshot(self) -> bytes:
+        return encode_app_state(self.payloads)
+
+    def restore(self, data: bytes) -> None:
+        self.payloads = decode_app_state(data)
+        self.seen = set(self.payloads)
+
+
 class SimNode:
-    """One server: a RaftNode, its durable MemoryStorage, and a toy application (a list of payloads)."""
+    """One server: a RaftNode under the real DriverCore, its storage, and a toy application."""
 
     def __init__(
         self,
@@ -42,11 +71,13 @@ class SimNode:
         seed: int = 0,
         snapshot_every: int = 0,
         keep_after_compaction: int = 0,
+        disk: SimFiles | None = None,
         **config: object,
     ) -> None:
         self.id = node_id
         self.founding_peers = peers
-        self.storage = MemoryStorage()
+        self.disk = disk
+        self.storage: MemoryStorage | DiskStorage = MemoryStorage()
         self.config_overrides = config
         self.seed = seed
         self.incarnation = 0
@@ -54,83 +85,93 @@ class SimNode:
         self.keep_after_compaction = keep_after_compaction
         self.up = False
         self.node: RaftNode
-        self.app: list[bytes] = []  # applied NORMAL non-empty payloads, in order
-        self.app_index = 0
+        self.core: DriverCore
+        self.state = AppState()
         self.read_states: list = []  # every ReadState this node emitted (all incarnations)
         # Hooks the simulator uses to check invariants as they happen.
         self.on_persist_entries: Callable[[SimNode, list[Entry]], None] | None = None
         self.on_apply: Callable[[SimNode, Entry], None] | None = None
         self.start()
 
+    @property
+    def app(self) -> list[bytes]:
+        return self.state.payloads
+
+    @property
+    def app_index(self) -> int:
+        return self.core.applied
+
     def _config(self, peers: tuple[int, ...], applied: int) -> Config:
         rng = random.Random(self.seed * 1_000_003 + self.id * 7919 + self.incarnation)
         return Config(id=self.id, peers=peers, applied=applied, rng=rng, **self.config_overrides)  # type: ignore[arg-type]
 
     def start(self) -> None:
-        """Start (or restart) from the durable storage alone."""
+        """Start (or restart) from the durable storage alone (a RaftDriver's start(), step by step)."""
         self.incarnation += 1
-        empty = self.storage.last_index() == 0 and self.storage.snapshot().empty
+        if self.disk is not None:
+            self.storage = DiskStorage(DATA_DIR, files=self.disk)
         snapshot = self.storage.snapshot()
+        hard_state, _ = self.storage.initial_state()
+        empty = self.storage.last_index() == 0 and snapshot.empty and hard_state.term == 0
         if empty and self.founding_peers:
             # A founding member that never persisted anything bootstraps again, as a driver would.
             self.node = RaftNode(self._config(self.founding_peers, 0), self.storage)
         else:
             self.node = RaftNode(self._config((), snapshot.meta.index), self.storage)
         # The application's state is volatile too: it comes back from the snapshot.
-        self.app = decode_app_state(snapshot.data) if not snapshot.empty else []
-        self.app_index = snapshot.meta.index
+        self.state = AppState()
+        if not snapshot.empty:
+            self.state.restore(snapshot.data)
+        self.core = DriverCore(self.node, self.storage, self.state, self.snapshot_every, self.keep_after_compaction)
+        self.core.on_apply = self._applied
         self.up = True
 
-    def crash(self) -> None:
-        self.up = False
+    def _applied(self, entry: Entry) -> None:
+        if self.on_apply is not None:
+            self.on_apply(self, entry)
 
-    def process_ready(self, crash_after_persist: bool = False) -> Ready | None:
-        """One turn of the driver loop. Returns the Ready (its messages are the caller's to deliver)."""
+    def crash(self) -> None:
+        """Power cut: everything but the disk is gone; the disk keeps what was fsync'd (and a random
+        fate for what was not)."""
+        self.up = False
+        if self.disk is not None:
+            self.disk.crash()
+
+    def process_ready(self, crash_before: Callable[[Effect], bool] | None = None) -> Ready | None:
+        """One turn of the driver loop: the core's effects for one Ready, performed here. Returns the
+        Ready, whose `messages` are the caller's to deliver (empty if the node crashed before its Send).
+        `crash_before(effect)` may crash the node before any effect; a SimulatedCrash from the disk crashes
+        it inside a storage call."""
         if not self.up or not self.node.has_ready():
             return None
         rd = self.node.ready()
-        # 1. persist: snapshot, entries, hard state
-        if rd.snapshot is not None:
-            self.storage.apply_snapshot(rd.snapshot)
-        if rd.entries:
-            self.storage.append(rd.entries)
-            if self.on_persist_entries is not None:
-                self.on_persist_entries(self, rd.entries)
-        if rd.hard_state is not None:
-            self.storage.set_hard_state(rd.hard_state)
-        if crash_after_persist:
+        sent: list[Message] = []
+        effects = self.core.handle_ready(rd)
+        try:
+            for effect in effects:
+                if crash_before is not None and crash_before(effect):
+                    raise SimulatedCrash(f"before {type(effect).__name__}")
+                if type(effect) is Persist:
+                    self.storage.save(effect.entries, effect.hard_state, effect.snapshot)
+                    if effect.entries and self.on_persist_entries is not None:
+                        self.on_persist_entries(self, list(effect.entries))
+                elif type(effect) is Send:
+                    sent = effect.messages
+                elif type(effect) is TakeSnapshot:
+                    self.storage.create_snapshot(effect.index, effect.conf, effect.data)
+                elif type(effect) is Compact:
+                    self.storage.compact(effect.index)
+                else:
+                    assert type(effect) is Pause, effect
+        except SimulatedCrash:
+            effects.close()
             self.crash()
-            rd.messages = []
-            return rd
-        # 2. send: the caller delivers rd.messages
-        # 3. apply
-        if rd.snapshot is not None:
-            self.app = decode_app_state(rd.snapshot.data)
-            self.app_index = rd.snapshot.meta.index
-        for entry in rd.committed_entries:
-            if entry.index <= self.app_index:
-                continue
-            if entry.type is EntryType.NORMAL and entry.data:
-                self.app.append(entry.data)
-            self.app_index = entry.index
-            if self.on_apply is not None:
-                self.on_apply(self, entry)
-        self.read_states.extend(rd.read_states)
-        self.node.advance(rd)
-        self._maybe_snapshot()
+            self.crashed_mid_ready = True
+        else:
+            self.crashed_mid_ready = False
+            self.read_states.extend(rd.read_states)
+        rd.messages = sent
         return rd
-
-    def _maybe_snapshot(self) -> None:
-        if not self.snapshot_every:
-            return
-        applied = self.node.log.applied
-        snap_index = self.storage.snapshot().meta.index
-        if applied - snap_index < self.snapshot_every or applied > self.storage.last_index():
-            return
-        self.storage.create_snapshot(applied, self.node.conf_state(), encode_app_state(self.app))
-        compact_to = applied - self.keep_after_compaction
-        if compact_to >= self.storage.first_index():
-            self.storage.compact(compact_to)
 
 
 class Cluster:
