@@ -49,3 +49,42 @@ def test_a_global_job_runs_once_per_eligible_node():
     ran = make_task(service, 0, state=objects_pb2.COMPLETE, node_id="a")
     ran.spec_version.index = 1
     assert plan_job(service, [ran], nodes).create_on == ["b"]
+
+
+def test_a_replicated_job_task_on_a_node_that_went_down_is_replaced():
+    service = job(total=3, concurrent=2)
+    nodes = [make_node("a"), make_node("b", state=objects_pb2.NodeStatus.DOWN)]
+    on_down = task(service, 1, objects_pb2.RUNNING)
+    on_down.node_id = "b"
+    on_up = task(service, 2, objects_pb2.RUNNING)
+    on_up.node_id = "a"
+    plan = plan_job(service, [on_down, on_up], nodes)
+    assert [t.id for t in plan.retire] == [on_down.id]
+    assert plan.create_slots == [1]  # the slot runs again elsewhere; concurrency still 2
+    removed_node = plan_job(service, [on_down, on_up], [make_node("a")])  # node b deleted
+    assert [t.id for t in removed_node.retire] == [on_down.id] and removed_node.create_slots == [1]
+
+
+def test_a_completed_job_task_on_a_node_that_went_down_stays_done():
+    service = job(total=2, concurrent=2)
+    done = task(service, 1, objects_pb2.COMPLETE)
+    done.node_id = "b"
+    running = task(service, 2, objects_pb2.RUNNING)
+    running.node_id = "a"
+    nodes = [make_node("a"), make_node("b", state=objects_pb2.NodeStatus.DOWN)]
+    assert not plan_job(service, [done, running], nodes)
+
+
+def test_a_global_job_task_stranded_on_a_down_node_is_retired_and_rerun_when_it_is_back():
+    service = make_service("gjob", replicas=None)
+    service.spec.global_job.SetInParent()
+    service.spec_version.index = 1
+    stranded = make_task(service, 0, state=objects_pb2.RUNNING, node_id="a")
+    stranded.spec_version.index = 1
+    plan = plan_job(service, [stranded], [make_node("a", state=objects_pb2.NodeStatus.DOWN), make_node("b")])
+    assert [t.id for t in plan.retire] == [stranded.id] and plan.create_on == ["b"]
+    stranded.desired_state = objects_pb2.SHUTDOWN  # retired; the node comes back
+    assert plan_job(service, [stranded], [make_node("a")]).create_on == ["a"]
+    finished = make_task(service, 0, state=objects_pb2.COMPLETE, node_id="a")
+    finished.spec_version.index = 1
+    assert not plan_job(service, [finished], [make_node("a", state=objects_pb2.NodeStatus.DOWN)])

@@ -11,9 +11,10 @@ current task. It is *finished* once the worker reports it stopped (observed stat
 
 from __future__ import annotations
 
+import logging
 import time
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from swarmpy.api import objects_pb2
 from swarmpy.api.objects_pb2 import (  # noqa: F401 - re-exported for the orchestrators
@@ -30,6 +31,7 @@ from swarmpy.api.objects_pb2 import (  # noqa: F401 - re-exported for the orches
     SHUTDOWN,
 )
 from swarmpy.identity import new_id
+from swarmpy.manager.constraint import ConstraintError, parse_constraints
 from swarmpy.manager.store import Change, Commit, Watch
 
 
@@ -145,6 +147,22 @@ def node_gone_or_down(node: objects_pb2.Node | None) -> bool:
         or node.status.state == NodeState.DOWN
         or node.spec.availability == NodeAvailability.DRAIN
     )
+
+
+def stranded_tasks(tasks: Iterable[objects_pb2.Task], nodes: Mapping[str, objects_pb2.Node]) -> list[objects_pb2.Task]:
+    """The tasks assigned to a node that is gone, down or drained (`nodes` by ID): they will not run
+    there, so their slot is to be refilled elsewhere."""
+    return [task for task in tasks if task.node_id and node_gone_or_down(nodes.get(task.node_id))]
+
+
+def service_constraints(service: objects_pb2.Service, log: logging.Logger) -> list | None:
+    """The service's placement constraints parsed; None (place nothing) for one that does not parse:
+    the control API validates them, so a service that slipped through runs nowhere."""
+    try:
+        return parse_constraints(list(service.spec.task.placement.constraints))
+    except ConstraintError as error:
+        log.warning("service %s has an invalid constraint, placing nothing: %s", service.id, error)
+        return None
 
 
 def node_takes_new_tasks(node: objects_pb2.Node) -> bool:

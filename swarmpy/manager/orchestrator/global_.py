@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from swarmpy.api import objects_pb2
-from swarmpy.manager.constraint import ConstraintError, matches, parse_constraints
+from swarmpy.manager.constraint import matches
 from swarmpy.manager.store import Change, ReadView
 from swarmpy.manager.store.memory import Batch
 
@@ -35,6 +35,7 @@ from .common import (
     node_takes_new_tasks,
     retire,
     runnable_by_slot,
+    service_constraints,
 )
 from .loop import ServiceReconcileLoop
 from .update import UpdateRunner
@@ -55,12 +56,7 @@ def plan_global(
     service: objects_pb2.Service, tasks: Iterable[objects_pb2.Task], nodes: Iterable[objects_pb2.Node]
 ) -> GlobalPlan:
     plan = GlobalPlan()
-    try:
-        constraints = parse_constraints(list(service.spec.task.placement.constraints))
-    except ConstraintError as error:
-        # The control API validates constraints; a service that slipped through runs nowhere.
-        log.warning("global service %s has an invalid constraint, placing nothing: %s", service.id, error)
-        constraints = None
+    constraints = service_constraints(service, log)
     by_node = runnable_by_slot(task for task in tasks if not task.slot)
     seen: set[str] = set()
     for node in sorted(nodes, key=lambda node: node.id):

@@ -9,8 +9,11 @@ included) starts a new run, and the runnable tasks of older runs are retired. Wi
   has a runnable task that has not completed (running, or failed and waiting for the restart supervisor,
   which restarts failed job tasks by their restart policy and never completed ones). New tasks fill the
   lowest free slots, no more than max_concurrent busy slots at once and no more than the slots left;
+  A task that has not completed on a node that is gone, DOWN or drained is retired and its slot
+  refilled elsewhere, as swarmkit's jobs orchestrator does, until the completions are met;
 - global job: every eligible node (READY, ACTIVE, matching the constraints) without a task of the
-  current run gets one; a completed or failed one counts, so a node runs the job once.
+  current run gets one; a completed or failed one counts, so a node runs the job once. A node that
+  goes away has its unfinished task retired; if it comes back it runs the job again.
 A deleted service's tasks get desired REMOVE, as for the other modes.
 """
 
@@ -21,17 +24,19 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from swarmpy.api import objects_pb2
-from swarmpy.manager.constraint import ConstraintError, matches, parse_constraints
+from swarmpy.manager.constraint import matches
 from swarmpy.manager.store import Change, ReadView
 from swarmpy.manager.store.memory import Batch
 
-from .common import REMOVE, is_runnable, new_task, node_takes_new_tasks, retire
+from .common import (REMOVE, is_finished, is_runnable, new_task, node_takes_new_tasks, retire, service_constraints,
+                     stranded_tasks)
 from .loop import ServiceReconcileLoop
 from .update import UpdateRunner
 
 log = logging.getLogger(__name__)
 
 COMPLETE = objects_pb2.COMPLETE
+RAN_TO_AN_OUTCOME = (objects_pb2.COMPLETE, objects_pb2.FAILED, objects_pb2.REJECTED)
 
 
 def is_job(service: objects_pb2.Service) -> bool:
@@ -59,7 +64,11 @@ def plan_job(service: objects_pb2.Service, tasks: list[objects_pb2.Task], nodes:
     if service.spec.WhichOneof("mode") == "replicated_job":
         job = service.spec.replicated_job
         done = {task.slot for task in current if task.status.state == COMPLETE}
-        busy = {task.slot for task in current if is_runnable(task) and task.status.state != COMPLETE} - done
+        unfinished = [task for task in current if is_runnable(task) and task.status.state != COMPLETE]
+        stranded = stranded_tasks(unfinished, {node.id: node for node in nodes})
+        plan.retire.extend(stranded)
+        stranded_ids = {task.id for task in stranded}
+        busy = {task.slot for task in unfinished if task.id not in stranded_ids} - done
         room = min(job.max_concurrent - len(busy), job.total_completions - len(done) - len(busy))
         slot = 1
         while room > 0 and slot <= job.total_completions:
@@ -68,11 +77,17 @@ def plan_job(service: objects_pb2.Service, tasks: list[objects_pb2.Task], nodes:
                 room -= 1
             slot += 1
         return plan
-    try:
-        constraints = parse_constraints(list(service.spec.task.placement.constraints))
-    except ConstraintError:
+    constraints = service_constraints(service, log)
+    if constraints is None:
         return plan
-    ran = {task.node_id for task in current}
+    by_id = {node.id: node for node in nodes}
+    unfinished = [task for task in current if is_runnable(task) and not is_finished(task)]
+    stranded = {task.id for task in stranded_tasks(unfinished, by_id)}
+    plan.retire.extend(task for task in unfinished if task.id in stranded)
+    # Ran (or runs) the job on its node: a task with an outcome, or one still wanted there. One retired
+    # before it had one (its node went away) does not count, so the node runs the job if it comes back.
+    ran = {task.node_id for task in current
+           if task.status.state in RAN_TO_AN_OUTCOME or (is_runnable(task) and task.id not in stranded)}
     for node in sorted(nodes, key=lambda n: n.id):
         if node.id not in ran and node_takes_new_tasks(node) and matches(constraints, node):
             plan.create_on.append(node.id)
@@ -111,8 +126,8 @@ class JobsOrchestrator(ServiceReconcileLoop):
             service = view.get_service(event.obj.service_id)
             if service is not None and is_job(service):
                 dirty.add(service.id)
-        elif event.kind == "node":
-            dirty.update(s.id for s in view.services() if s.spec.WhichOneof("mode") == "global_job")
+        elif event.kind == "node":  # a node's coming (global jobs) or going (tasks to replace, both modes)
+            dirty.update(s.id for s in view.services() if is_job(s))
 
     def _nodes(self, view: ReadView) -> Any:
         return list(view.nodes())

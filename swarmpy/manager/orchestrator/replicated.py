@@ -43,6 +43,7 @@ from .common import (
     node_gone_or_down,
     retire,
     runnable_by_slot,
+    stranded_tasks,
 )
 from .loop import ServiceReconcileLoop
 from .update import UpdateRunner
@@ -83,7 +84,7 @@ def plan_replicated(
     slots = {slot: current for slot, current in runnable_by_slot(tasks).items() if isinstance(slot, int) and slot}
     replaced: set[int] = set()
     for slot, current in slots.items():
-        stranded = [task for task in current if task.node_id and node_gone_or_down(nodes.get(task.node_id))]
+        stranded = stranded_tasks(current, nodes)
         if stranded:
             plan.retire.extend(stranded)
             if len(stranded) == len(current):
