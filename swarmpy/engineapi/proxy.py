@@ -29,6 +29,7 @@ _HOP_BY_HOP = {"connection", "keep-alive", "proxy-connection", "transfer-encodin
                "host", "content-length"}
 _VERSION_PREFIX = re.compile(r"^/v(\d+)\.(\d+)(?=/)")
 _HEAD_LIMIT = 64 * 1024
+_BUFFERED_LIMIT = 1024 * 1024  # an answer of known length up to this is relayed in one piece
 
 
 def version_tuple(text: str) -> tuple[int, int]:
@@ -103,12 +104,18 @@ class Engine:
 
             raise EngineError(502, f"the Docker engine at {self.socket_path} did not answer: {exc}") from None
         try:
+            length = answer.headers.get("Content-Length")
+            if length is not None and request.method != "HEAD" and int(length) <= _BUFFERED_LIMIT:
+                # Small and whole (docker ps, inspect, ...): read it and answer in one write, which is
+                # most of what a relayed request costs (a streamed answer pays a write per chunk).
+                body = await answer.read()
+                reply = web.Response(status=answer.status, reason=answer.reason, body=body)
+                _copy_headers(answer, reply)
+                return reply
             reply = web.StreamResponse(status=answer.status, reason=answer.reason)
-            for key, value in answer.headers.items():
-                if key.lower() not in _HOP_BY_HOP:
-                    reply.headers.add(key, value)
-            if answer.headers.get("Content-Length") is not None and request.method != "HEAD":
-                reply.content_length = int(answer.headers["Content-Length"])
+            _copy_headers(answer, reply)
+            if length is not None and request.method != "HEAD":
+                reply.content_length = int(length)
             await reply.prepare(request)
             async for chunk in answer.content.iter_any():
                 await reply.write(chunk)
@@ -149,6 +156,12 @@ class Engine:
             return reply
         finally:
             writer.close()
+
+
+def _copy_headers(answer: aiohttp.ClientResponse, reply: web.StreamResponse) -> None:
+    for key, value in answer.headers.items():
+        if key.lower() not in _HOP_BY_HOP:
+            reply.headers.add(key, value)
 
 
 async def _read_head(reader: asyncio.StreamReader) -> tuple[str, list[tuple[str, str]]]:

@@ -5,6 +5,7 @@ resolution. Logs are shared with /tasks/{id}/logs (tasks.py)."""
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 from typing import Any
 
@@ -17,7 +18,7 @@ from .control_call import call_control, stream_control
 from .convert import from_json, to_json
 from .errors import BadRequest, EngineError, NotFound
 from .filters import parse_filters, query_flag
-from .replies import empty_reply, json_reply, read_json
+from .replies import JSON, empty_reply, json_reply, read_json
 from .swarm import read_version
 
 SERVICE_FILTERS = ("id", "label", "mode", "name", "runtime")
@@ -28,28 +29,24 @@ FOLLOW_CHECK_INTERVAL = 1.0  # seconds between checks that a followed service st
 
 
 _CACHE_LIMIT = 10_000
-_shown: dict[tuple[str, int], dict[str, Any]] = {}
+_encoded: dict[tuple[str, int], bytes] = {}
 
 
-def _converted(service: objects_pb2.Service) -> dict[str, Any]:
-    """to_json.service, remembered per (ID, version): a stored object never changes in place and every
-    write gives it a new version, so `service ls` polls convert only what changed since the last one."""
+def _encoded_service(service: objects_pb2.Service) -> bytes:
+    """to_json.service as JSON bytes, remembered per (ID, version): a stored object never changes in
+    place and every write gives it a new version, so `service ls` polls convert and encode only what
+    changed since the last one (conversion and encoding were most of a GET /services)."""
     key = (service.id, service.meta.version.index)
-    shown = _shown.get(key)
-    if shown is None:
-        if len(_shown) >= _CACHE_LIMIT:
-            _shown.clear()
-        shown = _shown[key] = to_json.service(service)
-    return shown
+    encoded = _encoded.get(key)
+    if encoded is None:
+        if len(_encoded) >= _CACHE_LIMIT:
+            _encoded.clear()
+        encoded = _encoded[key] = encode(to_json.service(service))
+    return encoded
 
 
-def _service_json(service: objects_pb2.Service, status: control_pb2.ServiceStatus | None = None,
-                  insert_defaults: bool = False) -> dict[str, Any]:
-    # With defaults inserted the object differs from the stored one at the same version: not remembered.
-    shown = dict(to_json.service(service) if insert_defaults else _converted(service))
-    if status is not None:
-        shown["ServiceStatus"] = to_json.service_status(status)
-    return shown
+def encode(value: Any) -> bytes:
+    return json.dumps(value, separators=(",", ":")).encode()
 
 
 async def list_services(request: web.Request) -> web.Response:
@@ -65,12 +62,15 @@ async def list_services(request: web.Request) -> web.Response:
     answer = await call_control(request.app["daemon"], "ListServices", control_pb2.ListServicesRequest(filters=wanted))
     with_status = query_flag(request.query, "status")
     modes = set(filters.get("mode"))
-    shown = [
-        _service_json(service, status if with_status else None)
-        for service, status in zip(answer.services, answer.statuses)
-        if not modes or service.spec.WhichOneof("mode") in modes
-    ]
-    return json_reply(shown)
+    shown = []
+    for service, status in zip(answer.services, answer.statuses):
+        if modes and service.spec.WhichOneof("mode") not in modes:
+            continue
+        encoded = _encoded_service(service)
+        if with_status:  # the object with one more key, ServiceStatus, last (as json_reply would write it)
+            encoded = encoded[:-1] + b',"ServiceStatus":' + encode(to_json.service_status(status)) + b"}"
+        shown.append(encoded)
+    return web.Response(body=b"[" + b",".join(shown) + b"]\n", headers={"Content-Type": JSON})
 
 
 async def create_service(request: web.Request) -> web.Response:
@@ -85,7 +85,7 @@ async def create_service(request: web.Request) -> web.Response:
 async def inspect_service(request: web.Request) -> web.Response:
     answer = await call_control(request.app["daemon"], "GetService", control_pb2.GetServiceRequest(
         ref=request.match_info["ref"], insert_defaults=query_flag(request.query, "insertDefaults")))
-    return json_reply(_service_json(answer.service, insert_defaults=query_flag(request.query, "insertDefaults")))
+    return json_reply(to_json.service(answer.service))  # with defaults already when asked: not remembered
 
 
 async def update_service(request: web.Request) -> web.Response:
