@@ -151,3 +151,46 @@ async def test_a_network_in_use_cannot_be_removed(harness):
     await h.control.UpdateService(control_pb2.UpdateServiceRequest(ref=service.id, version=service.meta.version, spec=spec))
     await h.control.RemoveNetwork(control_pb2.RemoveNetworkRequest(ref="backend"))
     assert h.store.view().get_network(net.id) is None
+
+
+def _task_on(network: objects_pb2.Network, service_id: str, desired: int) -> objects_pb2.Task:
+    task = objects_pb2.Task(id=f"task-{service_id}", service_id=service_id, node_id="node-1", desired_state=desired)
+    task.status.state = objects_pb2.RUNNING
+    task.networks.add().network.CopyFrom(network)
+    return task
+
+
+async def test_removing_a_network_waits_for_the_tasks_of_removed_services_to_let_go(harness):
+    """docker stack rm: services removed, then at once their networks, while the tasks are still stopping."""
+    import asyncio
+
+    h = harness
+    net = await create_network(h, "stacknet")
+    leaving = _task_on(net, "gone-service", objects_pb2.RUNNING)  # its service is gone; the orchestrator is behind
+    await h.store.update(lambda tx: tx.create("task", leaving))
+
+    async def worker_stops_it() -> None:
+        await asyncio.sleep(0.5)
+        stopped = objects_pb2.Task()
+        stopped.CopyFrom(h.store.view().get("task", leaving.id))
+        stopped.desired_state = objects_pb2.REMOVE
+        stopped.status.state = objects_pb2.SHUTDOWN
+        await h.store.update(lambda tx: tx.update("task", stopped))
+
+    stopping = asyncio.create_task(worker_stops_it())
+    started = asyncio.get_running_loop().time()
+    await h.control.RemoveNetwork(control_pb2.RemoveNetworkRequest(ref="stacknet"))
+    await stopping
+    assert asyncio.get_running_loop().time() - started >= 0.4  # it waited for the task, not refused
+    assert h.store.view().get_network(net.id) is None
+
+
+async def test_a_running_task_of_a_live_service_still_refuses_at_once(harness):
+    h = harness
+    net = await create_network(h, "busy")
+    service = (await h.control.CreateService(control_pb2.CreateServiceRequest(spec=web_spec("holder")))).service
+    held = _task_on(net, service.id, objects_pb2.RUNNING)
+    await h.store.update(lambda tx: tx.create("task", held))
+    await expect_error(h.control.RemoveNetwork(control_pb2.RemoveNetworkRequest(ref="busy")),
+                       grpc.StatusCode.FAILED_PRECONDITION, f"network {net.id} is in use by task {held.id}")
+    assert h.store.view().get_network(net.id) is not None

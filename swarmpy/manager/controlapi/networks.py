@@ -17,6 +17,7 @@ attached to, with swarmkit's FailedPrecondition message.
 
 from __future__ import annotations
 
+import asyncio
 import re
 from ipaddress import IPv4Address, IPv4Network, ip_address
 from typing import Any
@@ -163,11 +164,26 @@ def remove(tx: Transaction, ref: str) -> str:
     for service in tx.services():
         if any(attachment.target == network.id for attachment in service.spec.task.networks):
             raise FailedPrecondition(f"network {network.id} is in use by service {service.id}")
+    leaving = None
     for task in tx.tasks():
         if task_holds_addresses(task) and any(a.network.id == network.id for a in task.networks):
-            raise FailedPrecondition(f"network {network.id} is in use by task {task.id}")
+            if task.desired_state <= objects_pb2.RUNNING and tx.get("service", task.service_id) is not None:
+                raise FailedPrecondition(f"network {network.id} is in use by task {task.id}")
+            leaving = leaving or task
+    if leaving is not None:
+        raise TasksLeaving(f"network {network.id} is in use by task {leaving.id}")
     tx.delete("network", network.id)
     return network.id
+
+
+class TasksLeaving(FailedPrecondition):
+    """Only tasks on their way out (shut down, or of a removed service) still hold the network's
+    addresses: `docker stack rm` removes the services and at once their networks, and swarmkit accepts
+    that (a task no longer wanted does not keep its network), so the removal waits for them."""
+
+
+LEAVING_TASKS_WAIT = 20.0  # seconds a removal waits for leaving tasks to let go of the network
+_LEAVING_POLL = 0.1
 
 
 def resolve(view: ReadView, ref: str) -> objects_pb2.Network:
@@ -287,4 +303,12 @@ class NetworkRPCs:
         return sorted(found, key=lambda network: (network.spec.annotations.name, network.id))
 
     async def _remove_network(self, ref: str) -> str:
-        return await retry_conflicts(lambda: self._store.update(lambda tx: remove(tx, ref)), what=f"removing network {ref}")
+        deadline = asyncio.get_running_loop().time() + LEAVING_TASKS_WAIT
+        while True:
+            try:
+                return await retry_conflicts(lambda: self._store.update(lambda tx: remove(tx, ref)),
+                                             what=f"removing network {ref}")
+            except TasksLeaving:
+                if asyncio.get_running_loop().time() >= deadline:
+                    raise
+            await asyncio.sleep(_LEAVING_POLL)
