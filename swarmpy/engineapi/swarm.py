@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import grpc
 from aiohttp import web
 
 from swarmpy.api import control_pb2
@@ -98,26 +99,39 @@ async def update(request: web.Request) -> web.Response:
     _require_swarm(daemon)
     version = read_version(request, "swarm")
     spec = from_json.cluster_spec(from_json.read_body(await read_json(request)))
-    if query_flag(request.query, "rotateManagerUnlockKey"):
-        raise BadRequest("autolock is not supported by swarmpy yet: there is no unlock key to rotate")
     await call_control(daemon, "UpdateCluster", control_pb2.UpdateClusterRequest(
         version=version, spec=spec,
         rotate_worker_token=query_flag(request.query, "rotateWorkerToken"),
         rotate_manager_token=query_flag(request.query, "rotateManagerToken"),
+        rotate_manager_unlock_key=query_flag(request.query, "rotateManagerUnlockKey"),
     ))
     return empty_reply()
 
 
 async def unlock_key(request: web.Request) -> web.Response:
+    """{"UnlockKey": key}; "" when autolock is off (the CLI then says "no unlock key is set")."""
     daemon = request.app["daemon"]
     _require_swarm(daemon)
-    await call_control(daemon, "GetCluster", control_pb2.GetClusterRequest())  # a worker gets docker's refusal
-    raise EngineError(404, "no unlock key is set")  # swarmpy has no autolock: managers are never locked
+    answer = await call_control(daemon, "GetUnlockKey", control_pb2.GetUnlockKeyRequest())
+    return json_reply({"UnlockKey": answer.unlock_key})
 
 
 async def unlock(request: web.Request) -> web.Response:
-    _require_swarm(request.app["daemon"])
-    raise EngineError(503, "swarm is not locked")
+    """POST /swarm/unlock {"UnlockKey": ...}: a locked manager (restarted with autolock on) starts."""
+    daemon = request.app["daemon"]
+    fields = from_json.read_body(await read_json(request))
+    key = fields.text("UnlockKey")
+    if daemon.swarm is None:
+        raise EngineError(503, NOT_IN_SWARM)
+    try:
+        await daemon.unlock(key)
+    except LocalNodeError as error:
+        if str(error) == "swarm is not locked":
+            raise EngineError(409, "swarm is not locked") from None  # moby's notLockedError, a conflict
+        if error.code == grpc.StatusCode.INVALID_ARGUMENT:
+            raise BadRequest("swarm could not be unlocked: invalid key provided") from None
+        raise _membership_error(error) from None
+    return empty_reply()
 
 
 ROUTES = [

@@ -333,9 +333,9 @@ def node_spec(fields: Fields) -> objects_pb2.NodeSpec:
 
 
 def cluster_spec(fields: Fields) -> objects_pb2.ClusterSpec:
-    if fields.obj("EncryptionConfig").flag("AutoLockManagers"):
-        raise BadRequest("autolock (EncryptionConfig.AutoLockManagers) is not supported by swarmpy yet")
     spec = objects_pb2.ClusterSpec()
+    # The CLI sends back the whole Spec it read: an update of anything else keeps autolock as it was.
+    spec.encryption_config.auto_lock_managers = fields.obj("EncryptionConfig").flag("AutoLockManagers")
     spec.annotations.name = fields.text("Name")
     spec.annotations.labels.update(fields.text_map("Labels"))
     spec.orchestration.task_history_retention_limit = fields.obj("Orchestration").integer("TaskHistoryRetentionLimit")
@@ -361,8 +361,13 @@ def cluster_spec(fields: Fields) -> objects_pb2.ClusterSpec:
 
 
 def init_request(fields: Fields) -> control_pb2.InitRequest:
-    if fields.flag("AutoLockManagers"):
-        raise BadRequest("autolock (AutoLockManagers) is not supported by swarmpy yet")
+    request = _init_request(fields)
+    if fields.flag("AutoLockManagers"):  # `docker swarm init --autolock`
+        request.spec.encryption_config.auto_lock_managers = True
+    return request
+
+
+def _init_request(fields: Fields) -> control_pb2.InitRequest:
     return control_pb2.InitRequest(
         listen_addr=fields.text("ListenAddr"),
         advertise_addr=fields.text("AdvertiseAddr"),

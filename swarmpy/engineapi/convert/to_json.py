@@ -427,6 +427,7 @@ def cluster(cl: objects_pb2.Cluster) -> dict[str, Any]:
             # As moby: never the signing CA cert or key (a get + update would send the cert without its key).
             "CAConfig": {"NodeCertExpiry": spec.ca_config.node_cert_expiry,
                          **({"ForceRotate": spec.ca_config.force_rotate} if spec.ca_config.force_rotate else {})},
+            "EncryptionConfig": {"AutoLockManagers": spec.encryption_config.auto_lock_managers},
         },
         "TLSInfo": cluster_tls_info(cl.root_ca),
         "RootRotationInProgress": cl.root_ca.HasField("root_rotation"),
