@@ -74,11 +74,11 @@ async def list_services(request: web.Request) -> web.Response:
 
 
 async def create_service(request: web.Request) -> web.Response:
-    spec = from_json.service_spec(from_json.read_body(await read_json(request)))
+    spec, unmodelled = from_json.service_spec_and_unread(await read_json(request))
     answer = await call_control(request.app["daemon"], "CreateService", control_pb2.CreateServiceRequest(spec=spec))
     created: dict[str, Any] = {"ID": answer.service.id}
-    if answer.warnings:
-        created["Warnings"] = list(answer.warnings)
+    if answer.warnings or unmodelled:
+        created["Warnings"] = [*answer.warnings, *unmodelled]
     return json_reply(created, 201)
 
 
@@ -98,14 +98,16 @@ async def update_service(request: web.Request) -> web.Response:
         raise BadRequest(f"invalid registryAuthFrom value '{registry_auth_from}': must be spec or previous-spec")
     body = await read_json(request)
     update = control_pb2.UpdateServiceRequest(ref=request.match_info["ref"], version=version)
+    unmodelled: list[str] = []
     if rollback:
         update.rollback = control_pb2.UpdateServiceRequest.PREVIOUS  # the body is ignored, as docker does
     else:
-        update.spec.CopyFrom(from_json.service_spec(from_json.read_body(body)))
+        spec, unmodelled = from_json.service_spec_and_unread(body)
+        update.spec.CopyFrom(spec)
     answer = await call_control(request.app["daemon"], "UpdateService", update)
     updated: dict[str, Any] = {}
-    if answer.warnings:
-        updated["Warnings"] = list(answer.warnings)
+    if answer.warnings or unmodelled:
+        updated["Warnings"] = [*answer.warnings, *unmodelled]
     return json_reply(updated)
 
 

@@ -1,7 +1,9 @@
 """Engine API JSON -> swarmpy's protobuf specs, as the engine reads what clients send.
 
-Keys are matched case-insensitively (Go's encoding/json does; docker-py sends "replicated"); unknown
-keys are ignored, as the engine ignores them; a known key with a value of the wrong type is refused
+Keys are matched case-insensitively (Go's encoding/json does; docker-py sends "replicated"); a key
+this module never reads is not silently lost: `unread_keys` names every one that carried a value
+(the engine would have kept it; swarmpy does not model it), and the service endpoints return them as
+create/update `Warnings`, the engine's way of telling a client; a known key with a value of the wrong type is refused
 with a message naming its path ("Spec.Mode.Replicated.Replicas"), so nothing half-read reaches the
 control API. Zero values mean what they mean in the engine: an empty enum word is the default, a
 missing RestartPolicy.Condition is "any", a `Replicated` mode without `Replicas` runs one.
@@ -14,6 +16,9 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
+import contextvars
+from collections.abc import Iterator
 from typing import Any
 
 from swarmpy.api import control_pb2, objects_pb2
@@ -34,6 +39,10 @@ def _kind(value: Any) -> str:
     return {str: "string", list: "array", dict: "object"}.get(type(value), type(value).__name__)
 
 
+# While `reading()` is active: the lowercased paths read as leaves, and those opened as objects/arrays.
+_reads: contextvars.ContextVar[tuple[set[str], set[str]] | None] = contextvars.ContextVar("_reads", default=None)
+
+
 class Fields:
     """One JSON object, read by case-insensitive key, that knows its path for error messages."""
 
@@ -48,10 +57,17 @@ class Fields:
     def _at(self, key: str) -> str:
         return f"{self.path}.{key}" if self.path else key
 
+    def _note(self, key: str, opened: bool = False) -> None:
+        reads = _reads.get()
+        if reads is not None:
+            reads[1 if opened else 0].add(self._at(key).lower())
+
     def raw(self, key: str) -> Any:
+        self._note(key)
         return self._values.get(key.lower())
 
     def has(self, key: str) -> bool:
+        self._note(key)
         return self._values.get(key.lower()) is not None
 
     def _typed(self, key: str, types: tuple[type, ...], what: str) -> Any:
@@ -61,6 +77,7 @@ class Fields:
         return value
 
     def obj(self, key: str) -> Fields:
+        self._note(key, opened=True)
         return Fields(self._typed(key, (dict,), "an object"), self._at(key))
 
     def text(self, key: str, default: str = "") -> str:
@@ -102,6 +119,7 @@ class Fields:
         return values
 
     def objs(self, key: str) -> list[Fields]:
+        self._note(key, opened=True)
         values = self._typed(key, (list,), "an array of objects") or []
         return [Fields(value, f"{self._at(key)}[{index}]") for index, value in enumerate(values)]
 
@@ -119,6 +137,41 @@ class Fields:
 
 def read_body(raw: Any) -> Fields:
     return Fields(raw, "")
+
+
+@contextlib.contextmanager
+def reading() -> Iterator[tuple[set[str], set[str]]]:
+    """Record which keys the conversion inside reads (for `unread_keys`)."""
+    reads: tuple[set[str], set[str]] = (set(), set())
+    token = _reads.set(reads)
+    try:
+        yield reads
+    finally:
+        _reads.reset(token)
+
+
+def unread_keys(raw: Any, reads: tuple[set[str], set[str]], path: str = "") -> list[str]:
+    """The paths in `raw` that carry a value (not null, "", 0, false, {} or []) and were never read."""
+    leaves, opened = reads
+    found: list[str] = []
+    if isinstance(raw, dict):
+        for key, value in raw.items():
+            at = f"{path}.{key}" if path else str(key)
+            if at.lower() in opened:
+                found.extend(unread_keys(value, reads, at))
+            elif at.lower() not in leaves and value not in (None, "", 0, False, {}, []):
+                found.append(at)
+    elif isinstance(raw, list):
+        for index, value in enumerate(raw):
+            found.extend(unread_keys(value, reads, f"{path}[{index}]"))
+    return found
+
+
+def service_spec_and_unread(raw: Any) -> tuple[objects_pb2.ServiceSpec, list[str]]:
+    """service_spec of a request body, and the warnings for what it carried that swarmpy drops."""
+    with reading() as reads:
+        spec = service_spec(read_body(raw))
+    return spec, [f"swarmpy does not model {path}: the value sent was not applied" for path in unread_keys(raw, reads)]
 
 
 # -- services ------------------------------------------------------------------------------------
