@@ -107,7 +107,7 @@ def main() -> None:
     parser.add_argument("--services", type=int, default=100)
     options = parser.parse_args()
 
-    cluster = start_managers(1, availability="active")
+    cluster = start_managers(1, availability="active", engine_api=True)
     swarmpy_socket = str(cluster.leader.socket_path.parent / "docker.sock")
     lock = open(SWARM_LOCK, "w")
     try:
@@ -126,6 +126,8 @@ def main() -> None:
                     for command in (("service", "ls"), ("service", "ps", "bench-ps")):
                         times.setdefault((name, " ".join(command)), []).append(wall(target, *command))
             rps = {name: requests_per_second(target, "/v1.41/services", options.requests) for name, target in targets.items()}
+            rps_status = {name: requests_per_second(target, "/v1.41/services?status=true", options.requests)
+                          for name, target in targets.items()}
             proxy = {name: requests_per_second(target, "/v1.41/containers/json", options.requests)
                      for name, target in targets.items()}
         finally:
@@ -144,6 +146,8 @@ def main() -> None:
         print(f"docker {command:<15} {mine:>9.3f} {theirs:>9.3f} {mine / theirs:>7.2f}")
     print(f"GET /services ({options.services + 1} services), {options.requests} sequential requests: "
           f"swarmpy {rps['swarmpy']:.0f} req/s, engine {rps['engine']:.0f} req/s, ratio {rps['swarmpy'] / rps['engine']:.2f}")
+    print(f"GET /services?status=true: swarmpy {rps_status['swarmpy']:.0f} req/s, engine {rps_status['engine']:.0f} req/s, "
+          f"ratio {rps_status['swarmpy'] / rps_status['engine']:.2f}")
     print(f"GET /containers/json: through swarmpy's proxy {proxy['swarmpy']:.0f} req/s, engine's socket "
           f"{proxy['engine']:.0f} req/s, ratio {proxy['swarmpy'] / proxy['engine']:.2f}")
 
