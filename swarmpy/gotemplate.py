@@ -2,7 +2,8 @@
 
 Theory of operation. `parse(text)` lexes the text into plain text and `{{ actions }}` (with `{{-`/`-}}`
 trimming and `{{/* comments */}}`), and parses the actions into a tree: output of a pipeline, `if`/`else
-if`/`else`, `range` (optionally `$i, $v :=`, with `else`), `with`, and `$x :=` declarations. A pipeline
+if`/`else`, `range` (optionally `$i, $v :=`, with `else`; `break`/`continue`), `with`, `$x :=`
+declarations, and named templates (`define`, `template "name" pipeline`, `block`). A pipeline
 is commands joined by `|`; a command is a function with arguments (the piped value goes last) or a
 single operand: `.`, a field chain `.A.B`, a variable `$x.A`, a literal, or `( pipeline ).A`.
 `Template.execute(data)` walks the tree over plain Python data (dicts, lists, str, int, float, bool,
@@ -13,7 +14,7 @@ Errors read as Go's: parse errors as `template: :1: unclosed action`, execution 
 `template_field(name)`; raising KeyError from it says the field does not exist, as Go says of a struct.
 A field that is a Python callable is a method: `{{.Label "k"}}` calls it with the arguments.
 
-Functions: Go's builtins (and, or, not, len, index, eq, ne, lt, le, gt, ge, print, printf, println)
+Functions: Go's builtins (and, or, not, len, index, slice, eq, ne, lt, le, gt, ge, print, printf, println)
 and docker's (json, join, split, lower, upper, title, pad, truncate), plus any the caller adds.
 """
 
@@ -26,7 +27,15 @@ from typing import Any, Callable
 
 
 class TemplateError(ValueError):
-    """The template did not parse (bad syntax or an unknown function)."""
+    """The template did not parse (bad syntax or an unknown function); `pos`: where, for the line."""
+
+    pos: int | None = None
+
+
+def _at(error: TemplateError, pos: int) -> TemplateError:
+    if error.pos is None:
+        error.pos = pos
+    return error
 
 
 class TemplateExecError(ValueError):
@@ -118,6 +127,28 @@ class _Action:
 
 
 @dataclass
+class _LoopControl:
+    word: str  # "break" or "continue"
+
+
+@dataclass
+class _Call:
+    """{{template "name" pipeline}} (and the call half of {{block}})."""
+    name: str
+    pipeline: _Pipeline | None
+    text: str
+    pos: int
+
+
+class _Break(Exception):
+    pass
+
+
+class _Continue(Exception):
+    pass
+
+
+@dataclass
 class _Branch:
     kind: str  # "if", "range", "with"
     pipeline: _Pipeline
@@ -156,7 +187,10 @@ def _lex(text: str) -> list[tuple[str, str, int]]:
             trim_next = text[close + 2:end].strip() == "-"
             index = end + 2
             continue
-        end = _action_end(text, inner_start)
+        try:
+            end = _action_end(text, inner_start)
+        except TemplateError as error:
+            raise _at(error, inner_start) from None
         inner = text[inner_start:end]
         trim_next = inner.endswith("-") and len(inner) >= 2 and inner[-2].isspace()
         if trim_next:
@@ -195,14 +229,40 @@ def _action_end(text: str, start: int) -> int:
 class _Parser:
     def __init__(self, text: str, functions: dict[str, Callable]) -> None:
         self.items = _lex(text)
+        self.end_pos = len(text)
         self.position = 0
         self.functions = functions
+        self.templates: dict[str, list] = {}  # {{define}}/{{block}} bodies by name
+        self.loops = 0  # how many {{range}} the parser is inside ({{break}}/{{continue}} need one)
 
     def parse(self) -> list:
         body, stop = self._list()
         if stop is not None:
             raise TemplateError(f"unexpected {{{{{stop}}}}}")
         return body
+
+    def _name_and_pipeline(self, word: str, tokens: list[_Token], pos: int) -> tuple[str, _Pipeline | None]:
+        if not tokens or tokens[0].kind not in ("string", "raw"):
+            raise TemplateError(f"unexpected {tokens[0].text if tokens else 'end of action'} in {word} clause")
+        name = _unquote(tokens[0].text) if tokens[0].kind == "string" else tokens[0].text[1:-1]
+        pipeline = self._pipeline(tokens[1:], pos, "") if len(tokens) > 1 else None
+        return name, pipeline
+
+    def _named(self, word: str, tokens: list[_Token], pos: int, content: str, nested: bool) -> list:
+        """{{define}}, {{block}}, {{template}}: what goes into the current list (nothing for define)."""
+        if word == "template":
+            name, pipeline = self._name_and_pipeline(word, tokens, pos)
+            return [_Call(name, pipeline, "{{" + content.strip() + "}}", pos)]
+        if word == "define" and (nested or len(tokens) != 1):
+            raise TemplateError("unexpected {{define}}" if nested else "unexpected token in define clause")
+        name, pipeline = self._name_and_pipeline(word, tokens, pos)
+        loops, self.loops = self.loops, 0  # a named template is a body of its own
+        body, stop = self._list(word)
+        self.loops = loops
+        if stop != "end":
+            raise TemplateError(f"unexpected {{{{{stop}}}}} in {word}")
+        self.templates[name] = body
+        return [] if word == "define" else [_Call(name, pipeline, "{{" + content.strip() + "}}", pos)]
 
     def _list(self, inside: str | None = None) -> tuple[list, str | None]:
         """Nodes up to `end`/`else` (returned as the stop word) or the end of the text."""
@@ -213,34 +273,54 @@ class _Parser:
             if kind == "text":
                 nodes.append(_Text(content))
                 continue
-            tokens = _tokenize(content, pos)
-            if not tokens:
-                raise TemplateError("missing value for command")
-            head = tokens[0]
-            if head.kind == "ident" and head.text in ("if", "range", "with"):
-                nodes.append(self._branch(head.text, tokens[1:], pos))
-            elif head.kind == "ident" and head.text == "end":
-                if inside is None:
-                    raise TemplateError("unexpected {{end}}")
-                return nodes, "end"
-            elif head.kind == "ident" and head.text == "else":
-                if inside is None:
-                    raise TemplateError("unexpected {{else}}")
-                self._else_tokens = tokens[1:]
-                return nodes, "else"
-            elif head.kind == "ident" and head.text in ("define", "template", "block", "break", "continue"):
-                raise TemplateError(f"{{{{{head.text}}}}} is not supported")
-            else:
-                nodes.append(_Action(self._pipeline(tokens, pos, content)))
+            try:
+                stop = self._item(nodes, content, pos, inside)
+            except TemplateError as error:
+                raise _at(error, pos) from None
+            if stop is not None:
+                return nodes, stop
         if inside is not None:
-            raise TemplateError("unexpected EOF")
+            raise _at(TemplateError("unexpected EOF"), self.end_pos)
         return nodes, None
+
+    def _item(self, nodes: list, content: str, pos: int, inside: str | None) -> str | None:
+        """Parse one action into `nodes`; the stop word (end, else) if it is one."""
+        tokens = _tokenize(content, pos)
+        if not tokens:
+            raise TemplateError("missing value for command")
+        head = tokens[0]
+        if head.kind == "ident" and head.text in ("if", "range", "with"):
+            nodes.append(self._branch(head.text, tokens[1:], pos))
+        elif head.kind == "ident" and head.text == "end":
+            if inside is None:
+                raise TemplateError("unexpected {{end}}")
+            return "end"
+        elif head.kind == "ident" and head.text == "else":
+            if inside is None:
+                raise TemplateError("unexpected {{else}}")
+            self._else_tokens = tokens[1:]
+            return "else"
+        elif head.kind == "ident" and head.text in ("break", "continue"):
+            if not self.loops:
+                raise TemplateError(f"{{{{{head.text}}}}} outside {{{{range}}}}")
+            if len(tokens) > 1:
+                raise TemplateError(f"unexpected {tokens[1].text} in {{{{{head.text}}}}}")
+            nodes.append(_LoopControl(head.text))
+        elif head.kind == "ident" and head.text in ("define", "template", "block"):
+            nodes.extend(self._named(head.text, tokens[1:], pos, content, nested=inside is not None))
+        else:
+            nodes.append(_Action(self._pipeline(tokens, pos, content)))
+        return None
 
     def _branch(self, kind: str, tokens: list[_Token], pos: int) -> _Branch:
         if not tokens:
             raise TemplateError(f"missing value for {kind}")
         pipeline = self._pipeline(tokens, pos, "", allow_two=kind == "range")
-        body, stop = self._list(kind)
+        self.loops += kind == "range"
+        try:
+            body, stop = self._list(kind)
+        finally:
+            self.loops -= kind == "range"
         otherwise: list = []
         if stop == "else":
             rest = self._else_tokens
@@ -453,6 +533,31 @@ def _index(item: Any, *keys: Any) -> Any:
     return item
 
 
+def _slice(item: Any, *indexes: Any) -> Any:
+    """Go's slice: `slice x 1 2` is x[1:2]; a string slices its bytes (3 indexes only for lists)."""
+    if item is None or item is MISSING:
+        raise TemplateExecError("error calling slice: slice of untyped nil")
+    if not isinstance(item, (list, tuple, str)):
+        raise TemplateExecError(f"error calling slice: can't slice item of type {_type_name(item)}")
+    if len(indexes) > 3 or (isinstance(item, str) and len(indexes) == 3):
+        raise TemplateExecError(f"error calling slice: too many slice indexes: {len(indexes)}")
+    bounds = []
+    for index in indexes:
+        if not isinstance(index, int) or isinstance(index, bool):
+            raise TemplateExecError(f"error calling slice: cannot index slice/array with type {_type_name(index)}")
+        if not 0 <= index <= len(item):
+            raise TemplateExecError(f"error calling slice: index out of range: {index}")
+        bounds.append(index)
+    for low, high in zip(bounds, bounds[1:]):
+        if low > high:
+            raise TemplateExecError(f"error calling slice: invalid slice index: {low} > {high}")
+    start = bounds[0] if bounds else 0
+    end = bounds[1] if len(bounds) > 1 else len(item)
+    if isinstance(item, str):
+        return item.encode("utf-8")[start:end].decode("utf-8", "replace")
+    return list(item[start:end])
+
+
 def _zero_of_map(mapping: dict) -> Any:
     """A missing key gives the map's zero value: "" in a map of strings (labels), else <no value>."""
     return "" if all(isinstance(value, str) for value in mapping.values()) else MISSING
@@ -538,6 +643,7 @@ BUILTINS: dict[str, Callable[..., Any]] = {
     "not": lambda value: not truthy(value),
     "len": _length,
     "index": _index,
+    "slice": _slice,
     "eq": _compare("eq", lambda a, b: a == b),
     "ne": lambda a, b: a != b,
     "lt": _compare("lt", lambda a, b: a < b),
@@ -564,8 +670,11 @@ BUILTINS: dict[str, Callable[..., Any]] = {
 
 class _Executor:
     def __init__(self, source: str, functions: dict[str, Callable], root: Any,
-                 missing_key: Callable[[dict, str], Any] | None = None) -> None:
+                 missing_key: Callable[[dict, str], Any] | None = None,
+                 templates: dict[str, list] | None = None) -> None:
         self.source = source
+        self.templates = templates or {}
+        self.depth = 0
         self.functions = functions
         self.missing_key = missing_key or (lambda mapping, name: _zero_of_map(mapping))
         self.scopes: list[dict[str, Any]] = [{"$": root}]
@@ -586,8 +695,28 @@ class _Executor:
                 value = self.pipeline(node.pipeline, dot)
                 if not node.pipeline.declarations:
                     out.append(go_format(value))
+            elif isinstance(node, _LoopControl):
+                raise _Break() if node.word == "break" else _Continue()
+            elif isinstance(node, _Call):
+                self.call_template(node, dot, out)
             else:
                 self.branch(node, dot, out)
+
+    def call_template(self, node: _Call, dot: Any, out: list[str]) -> None:
+        """A named template, with the pipeline's value (nil without one) as its dot and its own $."""
+        where = f'{self._where(node.pos)}: executing "" at <{node.text}>'
+        if node.name not in self.templates:
+            raise TemplateExecError(f'{where}: template "{node.name}" not defined')
+        if self.depth >= _MAX_TEMPLATE_DEPTH:  # Go's maxExecDepth
+            raise TemplateExecError(f"{where}: exceeded maximum template depth ({_MAX_TEMPLATE_DEPTH})")
+        value = self.pipeline(node.pipeline, dot) if node.pipeline is not None else MISSING
+        scopes, self.scopes = self.scopes, [{"$": value}]
+        self.depth += 1
+        try:
+            self.run(self.templates[node.name], value, out)
+        finally:
+            self.scopes = scopes
+            self.depth -= 1
 
     def branch(self, node: _Branch, dot: Any, out: list[str]) -> None:
         self.scopes.append({})
@@ -628,7 +757,12 @@ class _Executor:
             elif len(declarations) == 2:
                 self.scopes[-1][declarations[0]] = key
                 self.scopes[-1][declarations[1]] = item
-            self.run(node.body, item, out)
+            try:
+                self.run(node.body, item, out)
+            except _Continue:
+                continue
+            except _Break:
+                break
 
     def pipeline(self, pipeline: _Pipeline, dot: Any) -> Any:
         value: Any = _NO_ARGUMENT
@@ -723,6 +857,7 @@ class _Executor:
 
 
 _NO_ARGUMENT = object()
+_MAX_TEMPLATE_DEPTH = 100  # Go allows 100000 nested calls; Python's stack far fewer
 
 
 @dataclass
@@ -730,12 +865,16 @@ class Template:
     source: str
     nodes: list
     functions: dict[str, Callable]
+    templates: dict[str, list] = field(default_factory=dict)
 
     def execute(self, data: Any, missing_key: Callable[[dict, str], Any] | None = None) -> str:
         """Apply to `data`. `missing_key(mapping, name)` gives a map's missing key a value, or raises
         KeyError(reason) to fail; by default it is the map's zero value, as Go does."""
         out: list[str] = []
-        _Executor(self.source, self.functions, data, missing_key).run(self.nodes, data, out)
+        try:
+            _Executor(self.source, self.functions, data, missing_key, self.templates).run(self.nodes, data, out)
+        except RecursionError:
+            raise TemplateExecError("template: :1: exceeded maximum template depth") from None
         return "".join(out)
 
 
@@ -743,9 +882,11 @@ def parse(text: str, functions: dict[str, Callable] | None = None) -> Template:
     """Parse a template; raises TemplateError with Go's wording (`template: :1: ...`)."""
     table = dict(BUILTINS)
     table.update(functions or {})
+    parser = None
     try:
-        nodes = _Parser(text, table).parse()
+        parser = _Parser(text, table)
+        nodes = parser.parse()
     except TemplateError as error:
-        line = 1
+        line = text.count("\n", 0, error.pos or 0) + 1
         raise TemplateError(f"template: :{line}: {error}") from None
-    return Template(text, nodes, table)
+    return Template(text, nodes, table, parser.templates)
