@@ -23,6 +23,25 @@ class FlagError(CliError):
     exit_code = EXIT_FLAG_ERROR
 
 
+def remove_each(state, refs, remove_one, *, ignore=lambda error: False, reraise=lambda error: False) -> None:
+    """docker's `rm` over several objects: each removed one is printed, a failure does not stop the
+    others, and the failures' messages end it as one error. `ignore(error)`: a failure that does not
+    count (`network rm -f` of a missing network); `reraise(error)`: one that ends it at once (no daemon)."""
+    errors = []
+    for ref in refs:
+        try:
+            remove_one(ref)
+        except CliError as error:
+            if reraise(error):
+                raise
+            if not ignore(error):
+                errors.append(error.message)
+            continue
+        state.out(ref)
+    if errors:
+        raise CliError("\n".join(errors))
+
+
 def flag_display_name(long_name: str, short_name: str | None = None) -> str:
     """pflag names a flag "-p, --publish" when it has a shorthand, else "--limit-memory"."""
     return f"{short_name}, {long_name}" if short_name else long_name

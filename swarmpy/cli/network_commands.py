@@ -10,7 +10,7 @@ import json
 
 import click
 
-from swarmpy.cli.errors import CliError, FlagError
+from swarmpy.cli.errors import CliError, FlagError, remove_each
 
 COLUMNS = ("NETWORK ID", "NAME", "DRIVER", "SCOPE")
 FORMAT_HELP = "Format output: \"json\" (one JSON object per line), or the table (default)."
@@ -152,18 +152,8 @@ def remove(state, force, refs) -> None:
     from swarmpy.api import control_pb2
 
     daemon = state.daemon
-    errors = []
-    for ref in refs:
-        try:
-            daemon.call(daemon.control.RemoveNetwork, control_pb2.RemoveNetworkRequest(ref=ref))
-        except CliError as error:
-            if force and "not found" in error.message:
-                continue
-            errors.append(error.message)
-            continue
-        state.out(ref)
-    if errors:
-        raise CliError("\n".join(errors))
+    remove_each(state, refs, lambda ref: daemon.call(daemon.control.RemoveNetwork, control_pb2.RemoveNetworkRequest(ref=ref)),
+                ignore=lambda error: force and "not found" in error.message)
 
 
 @network.command("prune")

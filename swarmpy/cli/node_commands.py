@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from swarmpy.cli import flag_types
-from swarmpy.cli.errors import CliError, invalid_flag_value
+from swarmpy.cli.errors import CliError, invalid_flag_value, remove_each
 
 
 @click.group()
@@ -218,18 +218,9 @@ def remove_nodes(state, force, nodes) -> None:
     from swarmpy.api import control_pb2
 
     daemon = state.daemon
-    errors = []
-    for ref in nodes:
-        try:
-            daemon.call(daemon.control.RemoveNode, control_pb2.RemoveNodeRequest(ref=_resolve_ref(daemon, ref), force=force))
-        except CliError as error:
-            if "Cannot connect" in error.message:
-                raise
-            errors.append(error.message)
-            continue
-        state.out(ref)
-    if errors:
-        raise CliError("\n".join(errors))
+    remove_each(state, nodes, lambda ref: daemon.call(
+        daemon.control.RemoveNode, control_pb2.RemoveNodeRequest(ref=_resolve_ref(daemon, ref), force=force)),
+        reraise=lambda error: "Cannot connect" in error.message)
 
 
 @node.command("ps")

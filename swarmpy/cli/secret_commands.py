@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import click
 
-from swarmpy.cli.errors import CliError, FlagError
+from swarmpy.cli.errors import CliError, FlagError, remove_each
 
 FORMAT_HELP = ("Format output: \"table\" (default), \"json\" (one JSON object per line), \"table TEMPLATE\" or a "
                "Go TEMPLATE over {{.ID}} {{.Name}} {{.Driver}} (secrets) {{.CreatedAt}} {{.UpdatedAt}} {{.Labels}} {{.Label \"k\"}}.")
@@ -185,17 +185,8 @@ def _object_group(kind: _Kind) -> click.Group:
         from swarmpy.api import control_pb2
 
         daemon = state.daemon
-        errors = []
-        for ref in refs:
-            request = (control_pb2.RemoveSecretRequest if kind is SECRET else control_pb2.RemoveConfigRequest)(ref=ref)
-            try:
-                daemon.call(kind.rpc(daemon, "Remove"), request)
-            except CliError as error:
-                errors.append(error.message)
-                continue
-            state.out(ref)
-        if errors:
-            raise CliError("\n".join(errors))
+        request_type = control_pb2.RemoveSecretRequest if kind is SECRET else control_pb2.RemoveConfigRequest
+        remove_each(state, refs, lambda ref: daemon.call(kind.rpc(daemon, "Remove"), request_type(ref=ref)))
 
     return group
 
