@@ -120,3 +120,22 @@ def test_terminal_display_rewrites_lines_in_place():
     display.show([("overall progress", "1 out of 1 tasks")])
     assert stream.getvalue() == ("overall progress: 0 out of 1 tasks\n1/1: new\n"
                                  "\x1b[2A\r\x1b[2Koverall progress: 1 out of 1 tasks\x1b[2B\r")
+
+
+def test_job_progress_lines_as_docker_writes_them():
+    """Captured from docker CLI 28.2 against the engine's Swarm mode (a pipe, not a terminal):
+    `active tasks: 0 out of 1 tasks`, `1/2:  `, `2/2:  `, ... `active tasks: 0 out of 0 tasks`, `job complete`."""
+    from swarmpy.api import control_pb2, objects_pb2
+    from swarmpy.cli.job_progress import job_lines
+
+    service = objects_pb2.Service(id="j")
+    service.spec.replicated_job.total_completions = 2
+    service.spec.replicated_job.max_concurrent = 1
+    status = control_pb2.ServiceStatus(service_id="j", running_tasks=0, desired_tasks=1)
+    assert job_lines(service, status, first=True, terminal=False) == ["active tasks: 0 out of 1 tasks", "1/2:  ", "2/2:  "]
+    status.running_tasks = 1
+    assert job_lines(service, status, first=False, terminal=False) == ["active tasks: 1 out of 1 tasks"]
+    done = control_pb2.ServiceStatus(service_id="j", running_tasks=0, desired_tasks=0, completed_tasks=2)
+    assert job_lines(service, done, first=False, terminal=False) == ["active tasks: 0 out of 0 tasks"]
+    assert job_lines(service, status, first=False, terminal=True) == ["job progress: 0 out of 2 complete",
+                                                                       "active tasks: 1 out of 1 tasks"]
