@@ -181,6 +181,8 @@ def prune(state, force, filters) -> None:
         labels=parse_labels(parsed.get("label", []))))
     deleted = []
     for net in daemon.call(daemon.control.ListNetworks, request).networks:
+        if net.spec.ingress:
+            continue  # the routing mesh's network goes only when removed by name, as docker's prune skips it
         try:
             daemon.call(daemon.control.RemoveNetwork, control_pb2.RemoveNetworkRequest(ref=net.id))
         except CliError as error:

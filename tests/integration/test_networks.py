@@ -57,8 +57,10 @@ def test_network_lifecycle_and_services_on_networks(daemon):
     assert daemon.ok("network", "ls", "-q", "--filter", "label=tier=db").stdout.split() != []
     backend = allocated(daemon, "backend")
     assert backend["Id"] == backend_id and backend["Scope"] == "swarm" and backend["Driver"] == "overlay"
-    assert backend["IPAM"]["Config"] == [{"Subnet": "10.0.0.0/24", "Gateway": "10.0.0.1"}]
-    assert backend["Options"]["com.docker.network.driver.overlay.vxlanid_list"] == "4096"
+    # swarm init gave the ingress network 10.0.0.0/24 and VXLAN ID 4096; the first user network takes the
+    # next of each, as docker's does.
+    assert backend["IPAM"]["Config"] == [{"Subnet": "10.0.1.0/24", "Gateway": "10.0.1.1"}]
+    assert backend["Options"]["com.docker.network.driver.overlay.vxlanid_list"] == "4097"
     data = allocated(daemon, "data")
     assert data["IPAM"]["Config"] == [{"Subnet": "10.50.0.0/16", "Gateway": "10.50.0.254"}]
     assert data["Labels"] == {"tier": "db"} and data["Attachable"] is True
@@ -81,7 +83,7 @@ def test_network_lifecycle_and_services_on_networks(daemon):
         assert [a.network.id for a in task.networks] == [backend_id, data["Id"]]
         addresses += [addr for a in task.networks for addr in a.addresses]
     assert len(addresses) == len(set(addresses)) == 6
-    assert all(ip_interface(a).network in (ip_network("10.0.0.0/24"), ip_network("10.50.0.0/16")) for a in addresses)
+    assert all(ip_interface(a).network in (ip_network("10.0.1.0/24"), ip_network("10.50.0.0/16")) for a in addresses)
 
     # In use: refused with swarmkit's message, nothing removed.
     before = networks_state(daemon)
@@ -99,7 +101,8 @@ def test_network_lifecycle_and_services_on_networks(daemon):
 
     daemon.ok("network", "create", "unused")
     pruned = daemon.ok("network", "prune", "-f").stdout
-    assert pruned.splitlines() == ["Deleted Networks:", "unused"]
+    assert pruned.splitlines() == ["Deleted Networks:", "unused"]  # not ingress: docker's prune skips it
+    assert daemon.ok("network", "ls", "--format", "json").stdout.count('"Name":"ingress"') == 1
     assert daemon.ok("network", "ls", "--format", "json").stdout.count('"Name":"data"') == 1
     daemon.ok("service", "rm", "netapi")
     wait_until(lambda: daemon.cli("network", "rm", "data").code == 0, what="data removable")
