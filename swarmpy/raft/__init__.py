@@ -1,4 +1,5 @@
-"""swarmpy's Raft: a pure state machine (`core`), durable storage (`wal`), an asyncio driver (`driver`).
+"""swarmpy's Raft: a pure state machine (`core`), durable storage (`wal`), the driver contract
+(`driver_core`) and an asyncio driver running it (`driver`).
 
 The driver contract, written down once
 --------------------------------------
@@ -15,6 +16,11 @@ Time is `tick()`; input is `step(message)` and `propose(data)`; output is a `Rea
 4. Restore the application from `rd.snapshot` if set, then apply `rd.committed_entries` in order;
    answer `rd.read_states` once the applied index reaches each one's index.
 5. `node.advance(rd)`.
+
+The contract is implemented once, in `driver_core.DriverCore`: it applies steps 2-5 to a Ready and
+yields the I/O (persist, send, snapshot, compact) for its runner. The asyncio `driver.RaftDriver` runs
+it in production; the deterministic simulator (tests/raft/simulator.py) runs the same code over the
+real WAL on a simulated disk, crashing it anywhere in between.
 
 `rd.soft_state` tells the driver when leadership changes (start or stop leader-only work, fail pending
 proposals). The driver reports transport failures with `report_unreachable(id)` and snapshot sends
