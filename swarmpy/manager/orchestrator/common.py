@@ -15,6 +15,7 @@ import logging
 import time
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
+from typing import Any
 
 from swarmpy.api import objects_pb2
 from swarmpy.api.objects_pb2 import (  # noqa: F401 - re-exported for the orchestrators
@@ -175,6 +176,34 @@ def retire(task: objects_pb2.Task, desired_state: int = SHUTDOWN) -> objects_pb2
     copy.CopyFrom(task)
     copy.desired_state = max(copy.desired_state, desired_state)
     return copy
+
+
+async def write_plan(store: Any, service: objects_pb2.Service, retiring: Iterable[objects_pb2.Task],
+                     create_slots: Iterable[int] = (), create_on: Iterable[str] = ()) -> None:
+    """One batch: retire tasks (desired SHUTDOWN), create tasks in slots (replicated) and on nodes
+    (global); the plans of all three orchestrators are written this way."""
+    def write(batch: Any) -> None:
+        cluster = batch.get_cluster()
+        for task in retiring:
+            batch.update("task", retire(task))
+        for slot in create_slots:
+            batch.create("task", new_task(cluster, service, slot))
+        for node_id in create_on:
+            batch.create("task", new_task(cluster, service, 0, node_id))
+
+    await store.batch(write)
+
+
+async def mark_removed(store: Any, tasks: list[objects_pb2.Task]) -> None:
+    """Desired REMOVE for tasks whose service is gone, in one batch."""
+    if not tasks:
+        return
+
+    def write(batch: Any) -> None:
+        for task in tasks:
+            batch.update("task", retire(task, REMOVE))
+
+    await store.batch(write)
 
 
 async def next_events(watch: Watch) -> list[Change | Commit]:

@@ -25,17 +25,14 @@ from typing import Any
 from swarmpy.api import objects_pb2
 from swarmpy.manager.constraint import matches
 from swarmpy.manager.store import Change, ReadView
-from swarmpy.manager.store.memory import Batch
 
 from .common import (
-    REMOVE,
     is_global,
-    new_task,
     node_gone_or_down,
     node_takes_new_tasks,
-    retire,
     runnable_by_slot,
     service_constraints,
+    write_plan,
 )
 from .loop import ServiceReconcileLoop
 from .update import UpdateRunner
@@ -112,25 +109,7 @@ class GlobalOrchestrator(ServiceReconcileLoop):
             len(plan.retire),
         )
 
-        def write(batch: Batch) -> None:
-            cluster = batch.get_cluster()
-            for task in plan.retire:
-                batch.update("task", retire(task))
-            for node_id in plan.create_on:
-                batch.create("task", new_task(cluster, service, 0, node_id))
-
-        await self._store.batch(write)
-
-    async def _remove_tasks(self, service_id: str) -> None:
-        tasks = [task for task in self._store.view().tasks_by_service(service_id) if task.desired_state < REMOVE]
-        if not tasks:
-            return
-
-        def write(batch: Batch) -> None:
-            for task in tasks:
-                batch.update("task", retire(task, REMOVE))
-
-        await self._store.batch(write)
+        await write_plan(self._store, service, plan.retire, create_on=plan.create_on)
 
 
 def _eligibility_may_have_changed(old: objects_pb2.Node, new: objects_pb2.Node) -> bool:

@@ -26,10 +26,8 @@ from typing import Any
 from swarmpy.api import objects_pb2
 from swarmpy.manager.constraint import matches
 from swarmpy.manager.store import Change, ReadView
-from swarmpy.manager.store.memory import Batch
 
-from .common import (REMOVE, is_finished, is_runnable, new_task, node_takes_new_tasks, retire, service_constraints,
-                     stranded_tasks)
+from .common import is_finished, is_runnable, node_takes_new_tasks, service_constraints, stranded_tasks, write_plan
 from .loop import ServiceReconcileLoop
 from .update import UpdateRunner
 
@@ -138,25 +136,4 @@ class JobsOrchestrator(ServiceReconcileLoop):
     async def _apply(self, service: objects_pb2.Service, plan: JobPlan) -> None:
         log.info("job %s: starting %d tasks, retiring %d", service.spec.annotations.name,
                  len(plan.create_slots) + len(plan.create_on), len(plan.retire))
-
-        def write(batch: Batch) -> None:
-            cluster = batch.get_cluster()
-            for task in plan.retire:
-                batch.update("task", retire(task))
-            for slot in plan.create_slots:
-                batch.create("task", new_task(cluster, service, slot))
-            for node_id in plan.create_on:
-                batch.create("task", new_task(cluster, service, 0, node_id))
-
-        await self._store.batch(write)
-
-    async def _remove_tasks(self, service_id: str) -> None:
-        tasks = [task for task in self._store.view().tasks_by_service(service_id) if task.desired_state < REMOVE]
-        if not tasks:
-            return
-
-        def write(batch: Batch) -> None:
-            for task in tasks:
-                batch.update("task", retire(task, REMOVE))
-
-        await self._store.batch(write)
+        await write_plan(self._store, service, plan.retire, plan.create_slots, plan.create_on)

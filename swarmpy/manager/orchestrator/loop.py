@@ -14,7 +14,7 @@ from typing import Any
 from swarmpy.api import objects_pb2
 from swarmpy.manager.store import Change, MemoryStore, ReadView, StoreError
 
-from .common import is_task_dirty, next_events
+from .common import REMOVE, is_task_dirty, mark_removed, next_events
 from .update import UpdateRunner
 
 log = logging.getLogger(__name__)
@@ -47,7 +47,8 @@ class ServiceReconcileLoop:
 
     async def _remove_tasks(self, service_id: str) -> None:
         """The service is gone: its tasks are to be removed."""
-        raise NotImplementedError
+        await mark_removed(self._store, [task for task in self._store.view().tasks_by_service(service_id)
+                                         if task.desired_state < REMOVE])
 
     async def _reconcile(self, service_ids: set[str], updates: UpdateRunner) -> set[str]:
         """Reconcile the services; returns the ones to retry because a write raced another."""

@@ -31,19 +31,18 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from swarmpy.api import objects_pb2
-from swarmpy.manager.store import Change, MemoryStore, ReadView, StoreError
-from swarmpy.manager.store.memory import Batch
+from swarmpy.manager.store import Change, ReadView, StoreError
 
 from .common import (
     REMOVE,
     RUNNING,
     is_replicated,
     is_runnable,
-    new_task,
+    mark_removed,
     node_gone_or_down,
-    retire,
     runnable_by_slot,
     stranded_tasks,
+    write_plan,
 )
 from .loop import ServiceReconcileLoop
 from .update import UpdateRunner
@@ -155,18 +154,7 @@ class ReplicatedOrchestrator(ServiceReconcileLoop):
                 len(plan.retire),
             )
 
-        def write(batch: Batch) -> None:
-            cluster = batch.get_cluster()
-            for task in plan.retire:
-                batch.update("task", retire(task))
-            for slot in plan.create_slots:
-                batch.create("task", new_task(cluster, service, slot))
-
-        await self._store.batch(write)
-
-    async def _remove_tasks(self, service_id: str) -> None:
-        tasks = [task for task in self._store.view().tasks_by_service(service_id) if task.desired_state < REMOVE]
-        await _mark_removed(self._store, tasks)
+        await write_plan(self._store, service, plan.retire, plan.create_slots)
 
     async def _remove_orphaned_tasks(self, view: ReadView) -> None:
         """Tasks whose service vanished while no orchestrator was watching (e.g. across a leader change)."""
@@ -176,20 +164,9 @@ class ReplicatedOrchestrator(ServiceReconcileLoop):
             if task.desired_state < REMOVE and view.get_service(task.service_id) is None
         ]
         try:
-            await _mark_removed(self._store, orphans)
+            await mark_removed(self._store, orphans)
         except StoreError as error:
             log.debug("marking orphaned tasks for removal raced another write: %s", error)
-
-
-async def _mark_removed(store: MemoryStore, tasks: list[objects_pb2.Task]) -> None:
-    if not tasks:
-        return
-
-    def write(batch: Batch) -> None:
-        for task in tasks:
-            batch.update("task", retire(task, REMOVE))
-
-    await store.batch(write)
 
 
 def task_change_may_alter_plan(
