@@ -17,7 +17,7 @@ from typing import Any, Mapping
 import click
 
 from swarmpy.cli import flag_types
-from swarmpy.cli.service_options import _apply
+from swarmpy.cli.service_options import _apply, add_rm_options
 
 ENDPOINT_MODE = flag_types.choice("vip", "dnsrr")
 
@@ -94,17 +94,14 @@ def create_options(command):
 
 def update_options(command):
     return _apply([
-        click.option("--network-add", type=NETWORK, multiple=True, help="Add a network."),
-        click.option("--network-rm", multiple=True, help="Remove a network."),
+        *add_rm_options("network", "Add a network.", "Remove a network.", add_type=NETWORK),
         click.option("--endpoint-mode", type=ENDPOINT_MODE, help="Endpoint mode (vip or dnsrr)."),
-        click.option("--dns-add", type=IP, multiple=True, help="Add or update a custom DNS server."),
-        click.option("--dns-rm", type=IP, multiple=True, help="Remove a custom DNS server."),
-        click.option("--dns-search-add", multiple=True, help="Add or update a custom DNS search domain."),
-        click.option("--dns-search-rm", multiple=True, help="Remove a DNS search domain."),
-        click.option("--dns-option-add", multiple=True, help="Add or update a DNS option."),
-        click.option("--dns-option-rm", multiple=True, help="Remove a DNS option."),
-        click.option("--host-add", type=HOST, multiple=True, help="Add a custom host-to-IP mapping (host:ip)."),
-        click.option("--host-rm", multiple=True, help="Remove a custom host-to-IP mapping (host:ip)."),
+        *add_rm_options("dns", "Add or update a custom DNS server.", "Remove a custom DNS server.",
+                        add_type=IP, rm_type=IP),
+        *add_rm_options("dns-search", "Add or update a custom DNS search domain.", "Remove a DNS search domain."),
+        *add_rm_options("dns-option", "Add or update a DNS option.", "Remove a DNS option."),
+        *add_rm_options("host", "Add a custom host-to-IP mapping (host:ip).",
+                        "Remove a custom host-to-IP mapping (host:ip).", add_type=HOST),
     ], command)
 
 

@@ -15,6 +15,7 @@ import click
 
 from swarmpy.cli import flag_types
 from swarmpy.cli.errors import CliError
+from swarmpy.cli.service_options import add_rm_options
 from swarmpy.filetargets import DEFAULT_MODE, parse_mode, target_problem
 
 KINDS = ("secret", "config")
@@ -75,10 +76,9 @@ def create_options(command):
 
 def update_options(command):
     for decorator in reversed([
-        click.option("--secret-add", type=SECRET_REF, multiple=True, help="Add or update a secret on a service."),
-        click.option("--secret-rm", multiple=True, help="Remove a secret."),
-        click.option("--config-add", type=CONFIG_REF, multiple=True, help="Add or update a config file on a service."),
-        click.option("--config-rm", multiple=True, help="Remove a configuration file."),
+        *add_rm_options("secret", "Add or update a secret on a service.", "Remove a secret.", add_type=SECRET_REF),
+        *add_rm_options("config", "Add or update a config file on a service.", "Remove a configuration file.",
+                        add_type=CONFIG_REF),
     ]):
         command = decorator(command)
     return command

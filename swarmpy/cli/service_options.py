@@ -17,6 +17,12 @@ ROLLBACK_FAILURE_ACTION = flag_types.choice("pause", "continue")
 UPDATE_ORDER = flag_types.choice("start-first", "stop-first")
 
 
+def add_rm_options(name: str, add_help: str, rm_help: str, *, add_type=None, rm_type=None) -> list:
+    """`service update`'s pair for a list-valued setting: --NAME-add and --NAME-rm, both repeatable."""
+    return [click.option(f"--{name}-add", type=add_type, multiple=True, help=add_help),
+            click.option(f"--{name}-rm", type=rm_type, multiple=True, help=rm_help)]
+
+
 def _apply(decorators, command):
     for decorator in reversed(decorators):
         command = decorator(command)
@@ -122,28 +128,19 @@ def update_only_options(command):
     return _apply([
         click.option("--image", help="Service image tag."),
         click.option("--args", help="Service command args."),
-        click.option("--env-add", multiple=True, help="Add or update an environment variable."),
-        click.option("--env-rm", multiple=True, help="Remove an environment variable."),
-        click.option("--label-add", multiple=True, help="Add or update a service label."),
-        click.option("--label-rm", multiple=True, help="Remove a label by its key."),
-        click.option("--container-label-add", multiple=True, help="Add or update a container label."),
-        click.option("--container-label-rm", multiple=True, help="Remove a container label by its key."),
-        click.option("--constraint-add", multiple=True, help="Add or update a placement constraint."),
-        click.option("--constraint-rm", multiple=True, help="Remove a constraint."),
-        click.option("--publish-add", type=PORT, multiple=True, help="Add or update a published port."),
-        click.option("--publish-rm", type=PORT, multiple=True, help="Remove a published port by its target port."),
-        click.option("--mount-add", multiple=True, help="Add or update a mount on a service."),
-        click.option("--mount-rm", multiple=True, help="Remove a mount by its target path."),
-        click.option("--sysctl-add", multiple=True, help="Add or update a Sysctl option."),
-        click.option("--sysctl-rm", multiple=True, help="Remove a Sysctl option."),
-        click.option("--ulimit-add", multiple=True, help="Add or update a ulimit option."),
-        click.option("--ulimit-rm", multiple=True, help="Remove a ulimit option."),
-        click.option("--group-add", multiple=True, help="Add an additional supplementary user group to the container."),
-        click.option("--group-rm", multiple=True, help="Remove a previously added supplementary user group from the container."),
-        click.option("--generic-resource-add", multiple=True, help="Add a Generic resource."),
-        click.option("--generic-resource-rm", multiple=True, help="Remove a Generic resource."),
-        click.option("--placement-pref-add", multiple=True, help="Add a placement preference."),
-        click.option("--placement-pref-rm", multiple=True, help="Remove a placement preference."),
+        *add_rm_options("env", "Add or update an environment variable.", "Remove an environment variable."),
+        *add_rm_options("label", "Add or update a service label.", "Remove a label by its key."),
+        *add_rm_options("container-label", "Add or update a container label.", "Remove a container label by its key."),
+        *add_rm_options("constraint", "Add or update a placement constraint.", "Remove a constraint."),
+        *add_rm_options("publish", "Add or update a published port.", "Remove a published port by its target port.",
+                        add_type=PORT, rm_type=PORT),
+        *add_rm_options("mount", "Add or update a mount on a service.", "Remove a mount by its target path."),
+        *add_rm_options("sysctl", "Add or update a Sysctl option.", "Remove a Sysctl option."),
+        *add_rm_options("ulimit", "Add or update a ulimit option.", "Remove a ulimit option."),
+        *add_rm_options("group", "Add an additional supplementary user group to the container.",
+                        "Remove a previously added supplementary user group from the container."),
+        *add_rm_options("generic-resource", "Add a Generic resource.", "Remove a Generic resource."),
+        *add_rm_options("placement-pref", "Add a placement preference.", "Remove a placement preference."),
         click.option("--force", is_flag=True, help="Force update even if no changes require it."),
         click.option("--rollback", is_flag=True, help="Rollback to previous specification."),
     ], command)
