@@ -42,8 +42,9 @@ STOP_GRACE = 10.0
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
-# The Raft driver's log lines (swarmpy.raft.driver) that tell of elections and of a starved event loop.
-ELECTED_LINE = re.compile(r"module=swarmpy\.raft\.driver msg=node [0-9a-f]+: became leader$", re.M)
+# The Raft driver's log lines that tell of elections (swarmpy.raft.driver_core, swarmpy.raft.driver before
+# the core was shared with the simulator) and of a starved event loop (swarmpy.raft.driver).
+ELECTED_LINE = re.compile(r"module=swarmpy\.raft\.driver(?:_core)? msg=node [0-9a-f]+: became leader$", re.M)
 STARVED_LINE = re.compile(r"module=swarmpy\.raft\.driver msg=node [0-9a-f]+: event loop starved for ([0-9.]+) s", re.M)
 
 

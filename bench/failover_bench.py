@@ -47,7 +47,8 @@ DEFAULT_TICK = DriverConfig().tick_interval
 STEADY_TIMEOUT = 60.0
 FAILOVER_TIMEOUT = 120.0
 ELECTED_LINE = re.compile(
-    r"^time=(?P<stamp>\S+ \S+) level=INFO module=swarmpy\.raft\.driver msg=node [0-9a-f]+: became leader$", re.M
+    # driver_core since the Raft driver's core is shared with the simulator; driver in older logs
+    r"^time=(?P<stamp>\S+ \S+) level=INFO module=swarmpy\.raft\.driver(?:_core)? msg=node [0-9a-f]+: became leader$", re.M
 )
 
 

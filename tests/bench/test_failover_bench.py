@@ -34,6 +34,11 @@ def test_only_the_raft_drivers_leadership_lines_count() -> None:
     assert leadership_times(LOG) == [stamp("2026-11-26 12:00:00,100"), stamp("2026-11-26 12:00:07,400")]
 
 
+def test_the_shared_raft_cores_leadership_lines_count_too() -> None:
+    line = "time=2026-11-26 12:00:00,100 level=INFO module=swarmpy.raft.driver_core msg=node 2: became leader\n"
+    assert leadership_times(line) == [stamp("2026-11-26 12:00:00,100")]
+
+
 def test_the_first_election_after_the_kill_across_survivors() -> None:
     other = "time=2026-11-26 12:00:06,900 level=INFO module=swarmpy.raft.driver msg=node 3: became leader\n"
     kill = stamp("2026-11-26 12:00:05,000")

@@ -21,3 +21,4 @@ async def test_writes_ride_through_two_leader_crashes_without_loss_or_duplicates
     assert report.problems == [], f"{report.problems[:10]} (daemon logs in {tmp_path / 'logs'})"
     assert len(report.attempts) >= 30, report.summary()
     assert report.acknowledged_share >= 0.9, report.summary()
+    assert report.elections >= 2, "each killed leader was replaced: the election count must see it"
