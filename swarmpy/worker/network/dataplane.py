@@ -45,6 +45,7 @@ from swarmpy.worker.network.model import NodeNetworks
 log = logging.getLogger(__name__)
 
 DEFAULT_EGRESS_SUBNET = IPv4Network("172.31.0.0/16")
+LB_WRITES_AT_ONCE = 8
 
 
 def docker_pid_of(container: str) -> int | None:
@@ -124,12 +125,19 @@ class NodeDataPlane:
             scopes = {c: p.networks for c, p in plumbed.items()}
             self.resolver.update(model, scopes)
             failures = list(self.plumber.failures)
-            for container, p in plumbed.items():
+            # Every container's VIP table changes when a service's tasks do: with tens of containers per
+            # node, one `nft` at a time made a pass take seconds, so they run a few at once.
+            slots = asyncio.Semaphore(LB_WRITES_AT_ONCE)
+
+            async def program(container: str, p: Plumbed) -> None:
                 try:
-                    await self._apply_lb(model, p)
+                    async with slots:
+                        await self._apply_lb(model, p)
                     await self.resolver.listen(container, p.pid)
                 except (RuntimeError, OSError) as exc:  # nft failed, or the container died meanwhile
                     failures.append(f"container {container[:12]}: {exc}")
+
+            await asyncio.gather(*(program(container, p) for container, p in plumbed.items()))
             await self.mesh.apply(model)  # after the plumbing: it needs the ingress overlay namespace
             if failures:
                 raise DataPlaneError("; ".join(failures))
