@@ -99,16 +99,21 @@ def test_published_port_answers_on_every_host_spread_over_the_tasks(mesh, image)
     victim = next(c for c in mesh.our_running_containers("web") if c.labels["swarmpy.node.id"] == mesh["h2"].node_id)
     killed = time.monotonic()
     victim.kill()
-    failures = []
+    tries, failures = 0, []
     while time.monotonic() - killed < 12:
+        tries += 1
         if asyncio.run(http_bodies(hub(mesh), mesh.lab.addresses["h1"], 8080, 1)) == ["FAILED"]:
-            failures.append(time.monotonic() - killed)
+            failures.append(round(time.monotonic() - killed, 1))
     # The dead task leaves the rotation once its worker reports it stopped and every node has the new
-    # view; until then a connection sent to it fails (each such try waits out its 3 s connect timeout).
-    print(f"after the kill: {len(failures)} failed connections, the last {max(failures, default=0):.1f} s after it")
-    if max(failures, default=0) >= 6.0:
+    # view: until then a connection sent to it fails (reset while its namespace lingers, else after its
+    # 3 s connect timeout), so failures may end up to 1 s + 3 s after the kill. Its replacement (after
+    # the restart delay) enters when RUNNING; in some runs one connection fails about then (a known
+    # defect, in the notes): at most one failure is allowed past that window.
+    print(f"after the kill: {len(failures)} of {tries} connections failed, at {failures} s")
+    late = [at for at in failures if at > 4.0]
+    if len(late) > 1 or tries - len(failures) < 20:
         tables = _run("ip", "netns", "exec", mesh.lab.namespace("h1"), "nft", "list", "ruleset")
-        pytest.fail(f"{len(failures)} failures until {max(failures):.1f} s after the kill\n"
+        pytest.fail(f"{len(failures)} of {tries} failed, at {failures} s after the kill\n"
                     f"{h1.cli('service', 'ps', 'web').stdout}\n{tables}\n{h1.log_tail(60)}")
     new_names = wait_until(lambda: (lambda seen: seen if len(seen) == 2 and "FAILED" not in seen else None)(
         set(answers(mesh, "h3", 30))), timeout=45, what="the replacement in the rotation")
