@@ -108,7 +108,7 @@ async def test_a_published_port_answers_on_every_host_spread_over_the_tasks_tcp_
     cluster.running = {"webtask2"}
     started = time.monotonic()
     await apply_mesh(lab, cluster)
-    assert time.monotonic() - started < 1.0
+    assert time.monotonic() - started < 1.0, f"the change took {time.monotonic() - started:.2f} s to reach 3 hosts"
     for address in lab.hosts.values():
         assert collections.Counter(await http_bodies(hub, str(address), 8080, 20)) == {"web2": 20}
 
