@@ -47,7 +47,15 @@ MUTATIONS = [
              "self._reads[ctx] = _PendingRead(index=self.log.committed, acks={self.id})\n        if has_quorum(self._voters, (self.id,)):",
              "self._reads[ctx] = _PendingRead(index=self.log.committed, acks={self.id})\n        if True:"),
     Mutation("concurrent membership changes", "swarmpy/raft/core.py",
-             "if self._pending_conf_index > self.log.applied:", "if False:", bound=40),
+             # Only the guard against a second change in flight goes: a new leader still waits for its
+             # first entry (whose index starts as the pending one) before proposing any change.
+             "if self._pending_conf_index > self.log.applied:",
+             "if self._pending_conf_index > self.log.applied and self._pending_conf_index not in self._conf_indexes:",
+             bound=60,
+             also=(("swarmpy/raft/core.py", "        self._pending_conf_index = index\n",
+                    "        self._pending_conf_index = index\n        self._conf_indexes = getattr(self, '_conf_indexes', set()) | {index}\n"),
+                   ("swarmpy/raft/core.py", "        self._pending_conf_index = 0\n",
+                    "        self._pending_conf_index = 0\n        self._conf_indexes = set()\n"))),
     Mutation("membership change before an own-term commit", "swarmpy/raft/core.py",
              "self._pending_conf_index = self.log.last_index()", "self._pending_conf_index = 0", bound=40),
     Mutation("vote not persisted", "swarmpy/raft/core.py",

@@ -16,7 +16,7 @@ are lost, torn or kept at random on a crash, folder operations survive only in j
    effect of a Ready (persist, send, snapshot, compact) or inside a storage call (mid-write, before an
    fdatasync, during segment rotation and snapshot install), losing everything not fsync'd, and restart
    from what the disk kept. Clients propose unique payloads and read through ReadIndex, leadership is
-   transferred, members are added and removed. Nodes snapshot and compact their logs, so slow
+   transferred, members are added and removed (now and then two changes asked for at once). Nodes snapshot and compact their logs, so slow
    followers are caught up by snapshot.
 2. Liveness: every node is restarted and resumed, every cut heals (no loss, no duplication, at most one
    tick of delay; clocks keep their drift), and a leader must be elected and commit and apply a new
@@ -550,7 +550,10 @@ class Simulation:
             except errors.RaftError:
                 pass
         if p.membership_changes and leaders and rng.random() < p.conf_change_rate:
-            self._conf_change(rng.choice(leaders))
+            leader = rng.choice(leaders)
+            self._conf_change(leader)
+            if rng.random() < 0.3:
+                self._conf_change(leader)  # an operator adding two managers at once: the second must wait
 
     def _resume(self, sim_node: SimNode) -> None:
         """A paused process runs again. Its clock jumps, its socket buffers are full of news -- but a
