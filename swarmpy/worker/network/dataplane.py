@@ -32,14 +32,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import subprocess
 from collections.abc import Callable
 from ipaddress import IPv4Address, IPv4Network
 
 from swarmpy.worker.network import netns as nsutil
 from swarmpy.worker.network import nftrules
 from swarmpy.worker.network.dns import Resolver
+from swarmpy.worker.network.forward_accept import ForwardAccepts
 from swarmpy.worker.network.kernel import Names, Plumbed, Plumber
-from swarmpy.worker.network.mesh import Mesh
+from swarmpy.worker.network.mesh import Mesh, ingress_of
 from swarmpy.worker.network.model import NodeNetworks
 
 log = logging.getLogger(__name__)
@@ -71,8 +73,6 @@ def remove_node_leftovers(node_id: str, node_netns: str | None = None) -> list[s
     """Delete, by name, what a dead daemon of `node_id` left plumbed (blocking): its overlay namespaces
     (the mesh's veth goes with the ingress one), its egress bridge, its egress and mesh tables. For harnesses that kill daemons; a running daemon adopts
     these instead. Returns what it removed."""
-    import subprocess
-
     from pyroute2 import netns as pyroute2_netns
 
     names = Names(node_id.lower()[:6])
@@ -85,6 +85,7 @@ def remove_node_leftovers(node_id: str, node_netns: str | None = None) -> list[s
         for index in node.link_lookup(ifname=names.egress_bridge):
             node.link("del", index=index)
             removed.append(names.egress_bridge)
+    ForwardAccepts(names.tag, nsutil.netns_path(node_netns)).reconcile(())
     script = nftrules.delete_table(names.egress_table) + nftrules.delete_table(Mesh(names, node_netns).table)
     command = ["nsenter", f"--net={nsutil.netns_path(node_netns)}", "nft", "-f", "-"]
     subprocess.run(command, input=script, text=True, capture_output=True, timeout=15, check=False)
@@ -107,6 +108,7 @@ class NodeDataPlane:
         self.plumber = Plumber(self.names, node_netns, pid_of, egress_subnet)
         self.resolver = Resolver(self.node_netns_path)
         self.mesh = Mesh(self.names, node_netns)
+        self.forwarding = ForwardAccepts(self.names.tag, self.node_netns_path)
         self.egress_subnet = egress_subnet
         self._lock = asyncio.Lock()
         self._lb_applied: dict[str, str] = {}  # container → the LB ruleset last written into it
@@ -139,6 +141,13 @@ class NodeDataPlane:
 
             await asyncio.gather(*(program(container, p) for container, p in plumbed.items()))
             await self.mesh.apply(model)  # after the plumbing: it needs the ingress overlay namespace
+            # Last: the firewall exceptions for what the two above route through this namespace.
+            routed = [self.names.egress_bridge] if self.plumber.egress_active else []
+            routed += [self.mesh.veth] if ingress_of(model) is not None else []
+            try:
+                await asyncio.to_thread(self.forwarding.reconcile, routed)
+            except (RuntimeError, OSError, subprocess.SubprocessError) as exc:
+                failures.append(f"forwarding rules: {exc}")
             if failures:
                 raise DataPlaneError("; ".join(failures))
 
