@@ -38,9 +38,8 @@ async def follow_cluster_settings(store: MemoryStore, driver, storage, protect_r
                 raft = cluster.spec.raft
                 settings = (raft.snapshot_interval, raft.log_entries_for_slow_followers, raft.keep_old_snapshots)
                 if settings != applied:
-                    if raft.snapshot_interval:
-                        driver.config.snapshot_interval = raft.snapshot_interval
-                    driver.config.log_entries_for_slow_followers = raft.log_entries_for_slow_followers
+                    driver.set_snapshot_policy(raft.snapshot_interval or driver.config.snapshot_interval,
+                                               raft.log_entries_for_slow_followers)
                     storage.keep_old_snapshots = raft.keep_old_snapshots
                     applied = settings
                     log.info("raft settings: snapshot every %d entries, keep %d entries for slow followers and %d old"

@@ -309,6 +309,15 @@ class RaftDriver:
 
     # ---------------------------------------------------------------- the application's side
 
+    def set_snapshot_policy(self, snapshot_interval: int, log_entries_for_slow_followers: int) -> None:
+        """A runtime change (swarm update): the running core takes it at once, the config keeps it for
+        a restart. The core holds its own copy, so setting `config` alone would not reach it."""
+        self.config.snapshot_interval = snapshot_interval
+        self.config.log_entries_for_slow_followers = log_entries_for_slow_followers
+        if self.core is not None:
+            self.core.snapshot_interval = snapshot_interval
+            self.core.log_entries_for_slow_followers = log_entries_for_slow_followers
+
     @property
     def applied(self) -> int:
         return self.core.applied if self.core is not None else 0
