@@ -28,9 +28,10 @@ _SPACES = re.compile(r" {2,}")
 
 
 def _masked(text: str, hostnames: list[str]) -> list[str]:
-    for hostname in hostnames:
-        text = text.replace(hostname, "HOST")
+    # IDs first, and hostnames only as whole words: a short hostname ("vm") also occurs inside random IDs.
     text = _AGO.sub(r"\1 AGO", _ID.sub("ID", text))
+    for hostname in hostnames:
+        text = re.sub(rf"(?<![0-9A-Za-z]){re.escape(hostname)}(?![0-9A-Za-z])", "HOST", text)
     return [_SPACES.sub("  ", line.rstrip()) for line in text.splitlines()]
 
 
