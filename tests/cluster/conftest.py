@@ -16,6 +16,7 @@ would see -- exit codes, messages, `node ls` -- goes through the real CLI.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -25,6 +26,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import grpc
@@ -302,6 +304,18 @@ class Cluster:
         for daemon in self.daemons.values():
             lines.append(f"-- {daemon.name}\n{daemon.log_tail(25)}")
         return "\n".join(lines)
+
+    @contextlib.contextmanager
+    def torn_down(self) -> Iterator[Cluster]:
+        """`with cluster.torn_down():` tears the cluster down when the body ends, printing its status
+        first when the body failed (a test's or a fixture's whole life, setup included)."""
+        try:
+            yield self
+        except BaseException:
+            print(self.status())
+            raise
+        finally:
+            self.teardown()
 
     def teardown(self) -> None:
         for daemon in self.daemons.values():

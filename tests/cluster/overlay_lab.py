@@ -49,20 +49,11 @@ class OverlayCluster(PartitionableCluster):
 def overlay_cluster(root: Path, docker, workers: int = 2) -> Iterator[OverlayCluster]:
     """m1 (manager) and h2..h{workers+1}, all ready; torn down and the lab closed afterwards, also on failure
     (when the cluster's status is printed first)."""
-    lab = OverlayLab()
-    lab.open()
-    cluster = OverlayCluster(root, docker, lab)
-    try:
-        first = cluster.init("m1")
-        for n in range(2, workers + 2):
-            cluster.join(f"h{n}", "worker", through=first)
-        cluster.wait_ready()
-        yield cluster
-    except BaseException:
-        print(cluster.status())
-        raise
-    finally:
-        try:
-            cluster.teardown()
-        finally:
-            lab.close()
+    with OverlayLab() as lab:
+        cluster = OverlayCluster(root, docker, lab)
+        with cluster.torn_down():
+            first = cluster.init("m1")
+            for n in range(2, workers + 2):
+                cluster.join(f"h{n}", "worker", through=first)
+            cluster.wait_ready()
+            yield cluster

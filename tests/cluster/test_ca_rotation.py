@@ -81,7 +81,7 @@ def write_root(path, *, ca: bool = True, key=None) -> tuple[str, str]:
 
 def test_ca_rotation_on_three_managers_and_two_workers(docker, tmp_path, image):
     cluster = form_cluster(tmp_path / "swarm", docker, managers=3, workers=2)
-    try:
+    with cluster.torn_down():
         m1, m2, m3, w1 = cluster["m1"], cluster["m2"], cluster["m3"], cluster["w1"]
         daemons = list(cluster.daemons.values())
         service = unique("rot")
@@ -187,8 +187,3 @@ def test_ca_rotation_on_three_managers_and_two_workers(docker, tmp_path, image):
         assert {t.id for t in wait_converged(cluster, m1, service, 5)} == tasks_before
         assert {d.name: sessions_opened(d) for d in daemons} == sessions_before
         cluster.wait_ready()
-    except BaseException:
-        print(cluster.status())
-        raise
-    finally:
-        cluster.teardown()

@@ -48,9 +48,8 @@ def mesh(docker, tmp_path, busybox_image):
     _require_network_tools()
     _delete_namespaces_of_dead_runs()
     lab = MeshLab()
-    lab.open()
     cluster = PartitionableCluster(tmp_path, docker, lab)
-    try:
+    with lab, cluster.torn_down():
         first = cluster.add("h1")
         first.node_netns = lab.namespace("h1")
         first.ok("swarm", "init", "--advertise-addr", first.ip, "--listen-addr", first.addr,
@@ -61,9 +60,6 @@ def mesh(docker, tmp_path, busybox_image):
             cluster.join(name, "worker", through=first).node_netns = lab.namespace(name)
         cluster.wait_ready()
         yield cluster
-    finally:
-        cluster.teardown()
-        lab.close()
 
 
 def hub(cluster) -> str:

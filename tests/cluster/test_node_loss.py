@@ -54,7 +54,7 @@ def init_with_defaults(cluster: Cluster, name: str):
 
 def test_a_killed_workers_tasks_run_elsewhere_within_seconds(docker, image, tmp_path):
     cluster = Cluster(tmp_path, docker)
-    try:
+    with cluster.torn_down():
         m1 = init_with_defaults(cluster, "m1")
         w1 = cluster.join("w1", "worker", through=m1)
         cluster.join("w2", "worker", through=m1)
@@ -73,11 +73,6 @@ def test_a_killed_workers_tasks_run_elsewhere_within_seconds(docker, image, tmp_
         assert all(t.node_id != w1.node_id for t in moved)
         assert node_state(m1, w1.node_id) == objects_pb2.NodeStatus.DOWN
         assert replaced_in <= REPLACED_WITHIN, f"replaced only {replaced_in:.2f} s after the kill"
-    except BaseException:
-        print(cluster.status())
-        raise
-    finally:
-        cluster.teardown()
 
 
 class ChaosLab(PartitionLab):
@@ -93,8 +88,7 @@ def test_a_cut_off_worker_is_down_by_heartbeat_expiry_not_the_session_grace(dock
     _require_network_tools()
     lab = ChaosLab()
     cluster = PartitionableCluster(tmp_path, docker, lab)
-    try:
-        lab.open()
+    with lab, cluster.torn_down():
         m1 = init_with_defaults(cluster, "m1")
         w1 = cluster.join("w1", "worker", through=m1)
         cluster.wait_ready()
@@ -117,9 +111,3 @@ def test_a_cut_off_worker_is_down_by_heartbeat_expiry_not_the_session_grace(dock
         assert last_ready > SESSION_BREAK_GRACE + 1.0, states[:40]
         assert down_after >= EXPIRY_EARLIEST - POLL, f"DOWN after {down_after:.2f} s: earlier than any heartbeat expiry"
         assert down_after <= EXPIRY_LATEST + 3.0, f"DOWN only after {down_after:.2f} s"
-    except BaseException:
-        print(cluster.status())
-        raise
-    finally:
-        cluster.teardown()
-        lab.close()

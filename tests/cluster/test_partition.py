@@ -119,6 +119,17 @@ class PartitionLab:
         self.addresses: dict[str, str] = {}  # host name -> its address
         self._namespaces: list[str] = []
 
+    def __enter__(self) -> PartitionLab:
+        try:
+            self.open()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
     def namespace(self, host: str) -> str:
         return f"{self.tag}-{host}"
 
@@ -203,19 +214,15 @@ class PartitionableCluster(Cluster):
 def lab():
     _require_network_tools()
     _delete_namespaces_of_dead_runs()
-    lab = PartitionLab()
-    try:
-        lab.open()
+    with PartitionLab() as lab:
         yield lab
-    finally:
-        lab.close()
 
 
 @pytest.fixture
 def cluster(lab, docker, tmp_path, busybox_image):
     """Three managers (m1 initialises), each in its own namespace, all ready."""
     cluster = PartitionableCluster(tmp_path, docker, lab)
-    try:
+    with cluster.torn_down():
         first = cluster.add("m1")
         first.ok("swarm", "init", "--advertise-addr", first.ip, "--listen-addr", first.addr,
                  "--dispatcher-heartbeat", HEARTBEAT)
@@ -225,11 +232,6 @@ def cluster(lab, docker, tmp_path, busybox_image):
         cluster.join("m3", "manager", through=first)
         cluster.wait_ready()
         yield cluster
-    except BaseException:
-        print(cluster.status())
-        raise
-    finally:
-        cluster.teardown()
 
 
 # -- helpers -------------------------------------------------------------------------------------------

@@ -176,6 +176,15 @@ async def running_manager(store: MemoryStore, **kwargs):
         await manager.stop()
 
 
+@contextlib.asynccontextmanager
+async def dispatcher_of_one_node(store: MemoryStore | None = None, **kwargs):
+    """A leading manager whose store holds node n1, and a dispatcher stub on a channel to it."""
+    store = store if store is not None else MemoryStore()
+    await seed(store, ("node", make_node("n1")))
+    async with running_manager(store, **kwargs) as manager, grpc.aio.insecure_channel(manager.addr) as channel:
+        yield store, dispatcher_pb2_grpc.DispatcherStub(channel)
+
+
 async def wait_for(predicate, timeout: float = 3.0, interval: float = 0.01):
     deadline = time.monotonic() + timeout
     while True:
@@ -310,10 +319,7 @@ async def test_session_refuses_a_node_not_in_the_store():
 
 
 async def test_heartbeats_keep_a_node_ready_and_silence_marks_it_down():
-    store = MemoryStore()
-    await seed(store, ("node", make_node("n1")))
-    async with running_manager(store) as manager, grpc.aio.insecure_channel(manager.addr) as channel:
-        stub = dispatcher_pb2_grpc.DispatcherStub(channel)
+    async with dispatcher_of_one_node() as (store, stub):
         call, first = await open_session(stub, "n1")
         beat = dispatcher_pb2.HeartbeatRequest(session_id=first.session_id)
         started = time.monotonic()
@@ -522,10 +528,7 @@ async def test_assignments_start_complete_then_follow_the_store():
 
 
 async def test_assignments_refuse_an_unknown_session():
-    store = MemoryStore()
-    await seed(store, ("node", make_node("n1")))
-    async with running_manager(store) as manager, grpc.aio.insecure_channel(manager.addr) as channel:
-        stub = dispatcher_pb2_grpc.DispatcherStub(channel)
+    async with dispatcher_of_one_node() as (store, stub):
         call = stub.Assignments(dispatcher_pb2.AssignmentsRequest(session_id="made-up"), metadata=as_node("n1"))
         with pytest.raises(grpc.aio.AioRpcError) as refused:
             await call.read()
@@ -561,9 +564,7 @@ async def test_a_node_back_before_its_down_write_applies_ends_up_ready():
     store = MemoryStore()
     proposer = DownHoldingProposer(store)
     store.proposer = proposer
-    await seed(store, ("node", make_node("n1")))
-    async with running_manager(store) as manager, grpc.aio.insecure_channel(manager.addr) as channel:
-        stub = dispatcher_pb2_grpc.DispatcherStub(channel)
+    async with dispatcher_of_one_node(store) as (store, stub):
         first_call, _ = await open_session(stub, "n1")
         await asyncio.wait_for(proposer.down_held.wait(), 3)  # no heartbeats: the DOWN write is on its way
         assert node_state(store, "n1") == READY
@@ -603,10 +604,7 @@ PATIENT = DispatcherSettings(heartbeat_period=10.0, session_break_grace=0.3)  # 
 
 
 async def test_a_broken_session_stream_marks_the_node_down_after_the_short_grace():
-    store = MemoryStore()
-    await seed(store, ("node", make_node("n1")))
-    async with running_manager(store, settings=PATIENT) as manager, grpc.aio.insecure_channel(manager.addr) as channel:
-        stub = dispatcher_pb2_grpc.DispatcherStub(channel)
+    async with dispatcher_of_one_node(settings=PATIENT) as (store, stub):
         call, _ = await open_session(stub, "n1")
         assert node_state(store, "n1") == READY
         broke = time.monotonic()
@@ -616,10 +614,7 @@ async def test_a_broken_session_stream_marks_the_node_down_after_the_short_grace
 
 
 async def test_a_node_back_within_the_grace_stays_ready():
-    store = MemoryStore()
-    await seed(store, ("node", make_node("n1")))
-    async with running_manager(store, settings=PATIENT) as manager, grpc.aio.insecure_channel(manager.addr) as channel:
-        stub = dispatcher_pb2_grpc.DispatcherStub(channel)
+    async with dispatcher_of_one_node(settings=PATIENT) as (store, stub):
         call, _ = await open_session(stub, "n1")
         call.cancel()
         await asyncio.sleep(0.1)
