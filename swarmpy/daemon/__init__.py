@@ -27,10 +27,12 @@ from .tuning import BLOCKING_CALL_THREADS
 @click.option("--api-tls-key", default=None, help="Server key (PEM) for --api-listen.")
 @click.option("--api-tls-ca", default=None, help="CA (PEM) that signs the client certificates --api-listen accepts.")
 @click.option("--api-insecure", is_flag=True, help="Allow --api-listen without client certificates (anyone may connect).")
+@click.option("--node-generic-resource", "node_generic_resource", multiple=True, metavar="KIND=VALUE",
+              help="Advertise user-defined resource (dockerd's flag; repeatable; adds to SWARMPY_NODE_GENERIC_RESOURCES).")
 @click.option("--debug", is_flag=True, help="Verbose logs.")
 def main(data_dir: str, socket_path: str, hostname: str | None, api_socket: str | None, api_listen: str | None,
          api_tls_cert: str | None, api_tls_key: str | None, api_tls_ca: str | None, api_insecure: bool,
-         debug: bool) -> None:
+         node_generic_resource: tuple[str, ...], debug: bool) -> None:
     """Run the swarmpy daemon in the foreground.
 
     SWARMPY_RAFT_TICK (seconds, default 1) shortens the Raft tick for tests and benchmarks.
@@ -38,8 +40,9 @@ def main(data_dir: str, socket_path: str, hostname: str | None, api_socket: str 
     docker.sock in --socket's directory (/var/run/swarmpy/docker.sock); what is not a swarm object is
     relayed to the local engine at SWARMPY_ENGINE_SOCKET (default /var/run/docker.sock).
 
-    SWARMPY_NODE_GENERIC_RESOURCES (e.g. `gpu=2,ssd=SSD-1`) are the user-defined resources this node
-    offers to services' --generic-resource, as dockerd's --node-generic-resource.
+    SWARMPY_NODE_GENERIC_RESOURCES (e.g. `gpu=2,ssd=SSD-1`) and --node-generic-resource (one a flag,
+    `--node-generic-resource gpu=GPU-UUID-1`) are the user-defined resources this node offers to
+    services' --generic-resource, as dockerd's --node-generic-resource: a count, or one named unit each.
     """
     logging.basicConfig(
         level=logging.DEBUG if debug else logging.WARNING,
@@ -50,13 +53,16 @@ def main(data_dir: str, socket_path: str, hostname: str | None, api_socket: str 
     from .daemon import Daemon  # deferred: keeps --help fast
     from .tuning import raft_config_from_environment
 
+    if node_generic_resource:  # one source for describe_node: the flags join the environment's list
+        listed = [os.environ.get("SWARMPY_NODE_GENERIC_RESOURCES", ""), *node_generic_resource]
+        os.environ["SWARMPY_NODE_GENERIC_RESOURCES"] = ",".join(item for item in listed if item.strip())
     try:
         raft_config_from_environment()  # a bad knob is refused now, not at the first init or join
         from .worker_side import node_generic_resources
 
         node_generic_resources()
     except ValueError as exc:
-        click.echo(f"swarmpyd: SWARMPY_NODE_GENERIC_RESOURCES: {exc}", err=True)
+        click.echo(f"swarmpyd: --node-generic-resource / SWARMPY_NODE_GENERIC_RESOURCES: {exc}", err=True)
         sys.exit(1)
     except RuntimeError as exc:
         click.echo(f"swarmpyd: {exc}", err=True)

@@ -19,3 +19,15 @@ def test_generic_resources_from_the_environment(monkeypatch):
     monkeypatch.setenv("SWARMPY_NODE_GENERIC_RESOURCES", "gpu")
     with pytest.raises(ValueError, match="expected `name=value`"):
         node_generic_resources()
+
+
+def test_a_bad_node_generic_resource_flag_stops_swarmpyd_naming_it(monkeypatch):
+    from click.testing import CliRunner
+
+    from swarmpy.daemon import main
+
+    monkeypatch.setenv("SWARMPY_NODE_GENERIC_RESOURCES", "gpu=GPU-1")
+    result = CliRunner().invoke(main, ["--node-generic-resource", "ssd=2", "--node-generic-resource", "fpga"])
+    assert result.exit_code == 1
+    assert result.output.strip() == ("swarmpyd: --node-generic-resource / SWARMPY_NODE_GENERIC_RESOURCES: "
+                                     "invalid generic-resource format `fpga` expected `name=value`")

@@ -94,6 +94,7 @@ class SwarmDaemon:
     """One swarmpyd process and the swarm it manages."""
 
     node_netns: str | None = None  # the network namespace the daemon runs in (None: this process's)
+    extra_args: tuple[str, ...] = ()  # more swarmpyd flags
 
     def __init__(self, workdir: Path, docker) -> None:
         self.workdir = workdir
@@ -127,7 +128,7 @@ class SwarmDaemon:
             self.process = subprocess.Popen(
                 [sys.executable, "-c", "from swarmpy.daemon import main; main()",
                  "--data-dir", str(self.data_dir), "--socket", str(self.socket_path),
-                 "--hostname", self.hostname],
+                 "--hostname", self.hostname, *self.extra_args],
                 stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
             )
         finally:
@@ -287,8 +288,9 @@ class SwarmDaemon:
         remove_node_leftovers(self.node_id, self.node_netns)
 
 
-def _start_swarm(workdir: Path, docker) -> SwarmDaemon:
+def _start_swarm(workdir: Path, docker, *extra_args: str) -> SwarmDaemon:
     daemon = SwarmDaemon(workdir, docker)
+    daemon.extra_args = extra_args
     try:
         daemon.start()
         daemon.init()

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import uuid
 
+import docker as docker_sdk
 import pytest
 
 from .conftest import _start_swarm, wait_until
@@ -167,11 +168,11 @@ def test_update_refuses_a_bad_mount_and_changes_nothing(shared_daemon):
 
 
 def test_generic_resources_are_scheduled_against_what_the_node_offers(docker, tmp_path, monkeypatch, busybox_image):
-    monkeypatch.setenv("SWARMPY_NODE_GENERIC_RESOURCES", "gpu=2,ssd=SSD-A")
-    daemon = _start_swarm(tmp_path, docker)
+    monkeypatch.setenv("SWARMPY_NODE_GENERIC_RESOURCES", "gpu=GPU-A")
+    daemon = _start_swarm(tmp_path, docker, "--node-generic-resource", "gpu=GPU-B", "--node-generic-resource", "ssd=4")
     try:
         daemon.ok("service", "create", "-d", "--name", "gpu", "--stop-grace-period", "1s", "--replicas", "3",
-                  "--generic-resource", "gpu=1", IMAGE, "sleep", "1000")
+                  "--generic-resource", "gpu=1", "--generic-resource", "ssd=1", IMAGE, "sleep", "1000")
         daemon.wait_running("gpu", 2)
 
         def third_pending():
@@ -179,9 +180,24 @@ def test_generic_resources_are_scheduled_against_what_the_node_offers(docker, tm
             return listing if "insufficient resources on 1 node" in listing else None
 
         wait_until(third_pending, what="the third task pending for want of a gpu")
-        assert len(daemon.containers("gpu")) == 2
+        containers = daemon.containers("gpu")
+        assert len(containers) == 2
+        # Each container was given its own GPU, by name, and its share of the count (docker's variables).
+        envs = [{k: v for k, _, v in (item.partition("=") for item in c.attrs["Config"]["Env"])
+                 if k.startswith("DOCKER_RESOURCE_")} for c in containers]
+        assert sorted(env["DOCKER_RESOURCE_GPU"] for env in envs) == ["GPU-A", "GPU-B"], envs
+        assert [env["DOCKER_RESOURCE_SSD"] for env in envs] == ["1", "1"], envs
+        # The task shows what it holds, as the Engine API's Task.GenericResources (docker inspect's).
+        api = docker_sdk.APIClient(base_url=f"unix://{daemon.socket_path.parent / 'docker.sock'}")
+        try:
+            shown = api.inspect_task(containers[0].labels["com.docker.swarm.task.id"])["GenericResources"]
+        finally:
+            api.close()
+        assert shown == [
+            {"NamedResourceSpec": {"Kind": "gpu", "Value": envs[0]["DOCKER_RESOURCE_GPU"]}},
+            {"DiscreteResourceSpec": {"Kind": "ssd", "Value": 1}}]
         node = daemon.ok("node", "inspect", "self").stdout
-        assert '"DiscreteResourceSpec": {\n' in node and '"Kind": "gpu"' in node and '"Value": "SSD-A"' in node
+        assert '"DiscreteResourceSpec": {\n' in node and '"Kind": "gpu"' in node and '"Value": "GPU-B"' in node
     finally:
         daemon.teardown()
 

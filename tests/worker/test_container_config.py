@@ -74,3 +74,14 @@ def test_a_task_on_an_overlay_gets_no_engine_network_and_the_embedded_resolver_f
     assert kwargs["dns"] == ["127.0.0.11", "10.0.0.53"] and kwargs["dns_search"] == ["example.org"]
     plain = container_config.create_kwargs(task(slot=1), "n1")
     assert "network_mode" not in plain and "dns" not in plain
+
+
+def test_assigned_generic_resources_become_docker_resource_variables():
+    t = task(slot=1)
+    t.spec.container.env.append("A=1")
+    t.assigned_generic_resources.add(kind="gpu", named="GPU-1")
+    t.assigned_generic_resources.add(kind="gpu", named="GPU-2")
+    t.assigned_generic_resources.add(kind="ssd", discrete=3)
+    env = container_config.create_kwargs(t, "n1")["environment"]
+    assert env == ["A=1", "DOCKER_RESOURCE_GPU=GPU-1,GPU-2", "DOCKER_RESOURCE_SSD=3"]
+    assert container_config.create_kwargs(task(slot=1), "n1")["environment"] == []

@@ -348,6 +348,8 @@ def task(tsk: objects_pb2.Task) -> dict[str, Any]:
              "Addresses": list(a.addresses)}
             for a in tsk.networks
         ]
+    if tsk.assigned_generic_resources:  # the Engine API's Task.GenericResources (swarmkit's AssignedGenericResources)
+        converted["GenericResources"] = [generic_resource(r) for r in tsk.assigned_generic_resources]
     return converted
 
 

@@ -9,8 +9,8 @@ one, the loop waits until no event has come for 50 ms (at most 1 s in all), then
 - tasks created with a node (global services) are checked against that node and assigned or not;
 - the others are grouped by (service, spec version) and each group is placed in one go by
   `placement.place_group`, which records every assignment in the NodeInfo at once.
-The pass writes all assignments (node_id, state ASSIGNED, "scheduler assigned task to node") and the
-explanations of tasks that fit nowhere (status.err; they stay PENDING) in one store batch. A task that
+The pass writes all assignments (node_id, state ASSIGNED, "scheduler assigned task to node", and the
+generic-resource units claimed for it on that node, nodeinfo.py) and the explanations of tasks that fit nowhere (status.err; they stay PENDING) in one store batch. A task that
 changed meanwhile is skipped and its NodeInfo entry taken back; if a proposal is refused, every
 decision is checked against the store and the ones that did not land are undone.
 
@@ -211,6 +211,10 @@ class Scheduler:
                     continue
                 update = clone(current)
                 update.node_id = node_id
+                update.ClearField("assigned_generic_resources")
+                claim = self.nodes[node_id].claims.get(task.id) if node_id in self.nodes else None
+                if claim:
+                    update.assigned_generic_resources.extend(claim.to_proto())
                 status = update.status
                 status.state = objects_pb2.ASSIGNED
                 status.timestamp = now

@@ -110,6 +110,17 @@ def port_status(task: objects_pb2.Task, bound: tuple[HostPort, ...]) -> list[obj
     return reported
 
 
+def generic_resource_env(task: objects_pb2.Task) -> list[str]:
+    """The generic-resource units the scheduler gave the task, as docker's executor shows them to the
+    process: DOCKER_RESOURCE_<KIND>=<values joined by commas>, a named unit by its name, a count by the
+    number (`DOCKER_RESOURCE_GPU=GPU-1,GPU-2`, `DOCKER_RESOURCE_SSD=2`), the kind upper-cased."""
+    values: dict[str, list[str]] = {}
+    for resource in task.assigned_generic_resources:
+        value = resource.named if resource.WhichOneof("value") == "named" else str(resource.discrete)
+        values.setdefault(f"DOCKER_RESOURCE_{resource.kind}".upper(), []).append(value)
+    return [f"{name}={','.join(units)}" for name, units in values.items()]
+
+
 def _mount_options(mount: objects_pb2.Mount) -> dict[str, Any]:
     """The per-type options of a mount as docker-py's Mount takes them (a named volume with a driver
     or labels is created that way by the engine when first used)."""
@@ -232,7 +243,7 @@ def create_kwargs(task: objects_pb2.Task, node_id: str,
         "image": spec.image,
         "name": container_name(task),
         "labels": container_labels(task, node_id),
-        "environment": list(spec.env),
+        "environment": list(spec.env) + generic_resource_env(task),
         "tty": spec.tty,
         "detach": True,
         "mounts": mounts(task, spec),
