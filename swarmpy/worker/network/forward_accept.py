@@ -21,6 +21,10 @@ each tagged with the comment `swarmpy <node tag>`. `reconcile` makes the tagged 
 the given interfaces (an empty set removes them all), so it is idempotent, a restarted daemon adopts
 its rules, and cleanup is exact. A namespace whose FORWARD accepts by default and has no DOCKER-USER
 (a test host namespace, a host without Docker) needs nothing and gets nothing.
+
+Passes come often while tasks start, so an unchanged set is not re-read from the kernel on every one;
+but someone else may flush the chain (an admin's `iptables -F`, a firewall service reloading), so the
+kernel is looked at again once the last look is RECHECK_AFTER old, and lost rules come back then.
 """
 
 from __future__ import annotations
@@ -29,11 +33,13 @@ import logging
 import shlex
 import shutil
 import subprocess
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
 
 log = logging.getLogger(__name__)
 
 DOCKER_CHAIN = "DOCKER-USER"
+RECHECK_AFTER = 10.0  # seconds an unchanged set is trusted without reading the kernel again
 
 
 def comment(tag: str) -> str:
@@ -66,10 +72,12 @@ def tagged_rules(listing: str, chain: str, tag: str) -> list[tuple[list[str], st
 class ForwardAccepts:
     """This node's forwarding exceptions in the namespace `netns_path` (every method blocks)."""
 
-    def __init__(self, tag: str, netns_path: str) -> None:
+    def __init__(self, tag: str, netns_path: str, clock: Callable[[], float] = time.monotonic) -> None:
         self.tag = tag
         self.netns_path = netns_path
+        self._clock = clock
         self._applied: frozenset[str] | None = None  # None: not yet looked (a restart adopts what is there)
+        self._looked_at = 0.0
 
     def _iptables(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
         command = ["nsenter", f"--net={self.netns_path}", "iptables", "-w", "5", *args]
@@ -87,8 +95,9 @@ class ForwardAccepts:
 
     def reconcile(self, interfaces: Iterable[str]) -> None:
         wanted = frozenset(interfaces)
-        if wanted == self._applied:
+        if wanted == self._applied and self._clock() - self._looked_at < RECHECK_AFTER:
             return
+        self._looked_at = self._clock()
         if shutil.which("iptables") is None:
             if wanted:
                 log.warning("iptables is not installed: forwarded task traffic depends on the host's firewall")

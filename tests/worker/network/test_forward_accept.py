@@ -8,7 +8,7 @@ import subprocess
 
 import pytest
 
-from swarmpy.worker.network.forward_accept import ForwardAccepts, tagged_rules, wanted_rules
+from swarmpy.worker.network.forward_accept import RECHECK_AFTER, ForwardAccepts, tagged_rules, wanted_rules
 
 PREFIX = f"lfa{os.getpid() % 10000}"
 
@@ -74,6 +74,21 @@ def test_routed_interfaces_forward_through_a_dropping_firewall_and_the_rules_go_
     restarted.reconcile([])
     assert rules_in(host, chain, "abc123") == []
     assert not reaches(left, "172.30.71.2")
+
+
+def test_rules_flushed_by_someone_else_come_back_once_the_last_look_is_old(routed_lab):
+    host, left = routed_lab
+    sh("ip", "netns", "exec", host, "iptables", "-P", "FORWARD", "DROP")
+    now = [1000.0]
+    accepts = ForwardAccepts("abc123", f"/run/netns/{host}", clock=lambda: now[0])
+    accepts.reconcile([f"{PREFIX}ba"])
+    assert reaches(left, "172.30.71.2")
+    sh("ip", "netns", "exec", host, "iptables", "-F", "FORWARD")  # an admin's flush, a firewall reload
+    assert not reaches(left, "172.30.71.2")
+    now[0] += RECHECK_AFTER + 0.1
+    accepts.reconcile([f"{PREFIX}ba"])  # the same set: only the age of the last look brings them back
+    assert len(rules_in(host, "FORWARD", "abc123")) == 2
+    assert reaches(left, "172.30.71.2")
 
 
 def test_a_namespace_that_forwards_by_default_gets_no_rules(routed_lab):
