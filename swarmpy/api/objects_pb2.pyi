@@ -365,7 +365,7 @@ class Ulimit(_message.Message):
     def __init__(self, name: _Optional[str] = ..., soft: _Optional[int] = ..., hard: _Optional[int] = ...) -> None: ...
 
 class ContainerSpec(_message.Message):
-    __slots__ = ("image", "labels", "command", "args", "env", "dir", "user", "hostname", "stop_grace_period", "tty", "healthcheck", "mounts", "stop_signal", "secrets", "configs", "init", "read_only", "sysctls", "capability_add", "capability_drop", "ulimits", "groups", "isolation", "dns_config", "hosts")
+    __slots__ = ("image", "labels", "command", "args", "env", "dir", "user", "hostname", "stop_grace_period", "tty", "healthcheck", "mounts", "stop_signal", "secrets", "configs", "init", "read_only", "sysctls", "capability_add", "capability_drop", "ulimits", "groups", "isolation", "privileges", "dns_config", "hosts")
     class LabelsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -403,6 +403,7 @@ class ContainerSpec(_message.Message):
     ULIMITS_FIELD_NUMBER: _ClassVar[int]
     GROUPS_FIELD_NUMBER: _ClassVar[int]
     ISOLATION_FIELD_NUMBER: _ClassVar[int]
+    PRIVILEGES_FIELD_NUMBER: _ClassVar[int]
     DNS_CONFIG_FIELD_NUMBER: _ClassVar[int]
     HOSTS_FIELD_NUMBER: _ClassVar[int]
     image: str
@@ -428,9 +429,25 @@ class ContainerSpec(_message.Message):
     ulimits: _containers.RepeatedCompositeFieldContainer[Ulimit]
     groups: _containers.RepeatedScalarFieldContainer[str]
     isolation: str
+    privileges: Privileges
     dns_config: DNSConfig
     hosts: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, image: _Optional[str] = ..., labels: _Optional[_Mapping[str, str]] = ..., command: _Optional[_Iterable[str]] = ..., args: _Optional[_Iterable[str]] = ..., env: _Optional[_Iterable[str]] = ..., dir: _Optional[str] = ..., user: _Optional[str] = ..., hostname: _Optional[str] = ..., stop_grace_period: _Optional[int] = ..., tty: _Optional[bool] = ..., healthcheck: _Optional[_Union[HealthConfig, _Mapping]] = ..., mounts: _Optional[_Iterable[_Union[Mount, _Mapping]]] = ..., stop_signal: _Optional[str] = ..., secrets: _Optional[_Iterable[_Union[SecretReference, _Mapping]]] = ..., configs: _Optional[_Iterable[_Union[ConfigReference, _Mapping]]] = ..., init: _Optional[bool] = ..., read_only: _Optional[bool] = ..., sysctls: _Optional[_Mapping[str, str]] = ..., capability_add: _Optional[_Iterable[str]] = ..., capability_drop: _Optional[_Iterable[str]] = ..., ulimits: _Optional[_Iterable[_Union[Ulimit, _Mapping]]] = ..., groups: _Optional[_Iterable[str]] = ..., isolation: _Optional[str] = ..., dns_config: _Optional[_Union[DNSConfig, _Mapping]] = ..., hosts: _Optional[_Iterable[str]] = ...) -> None: ...
+    def __init__(self, image: _Optional[str] = ..., labels: _Optional[_Mapping[str, str]] = ..., command: _Optional[_Iterable[str]] = ..., args: _Optional[_Iterable[str]] = ..., env: _Optional[_Iterable[str]] = ..., dir: _Optional[str] = ..., user: _Optional[str] = ..., hostname: _Optional[str] = ..., stop_grace_period: _Optional[int] = ..., tty: _Optional[bool] = ..., healthcheck: _Optional[_Union[HealthConfig, _Mapping]] = ..., mounts: _Optional[_Iterable[_Union[Mount, _Mapping]]] = ..., stop_signal: _Optional[str] = ..., secrets: _Optional[_Iterable[_Union[SecretReference, _Mapping]]] = ..., configs: _Optional[_Iterable[_Union[ConfigReference, _Mapping]]] = ..., init: _Optional[bool] = ..., read_only: _Optional[bool] = ..., sysctls: _Optional[_Mapping[str, str]] = ..., capability_add: _Optional[_Iterable[str]] = ..., capability_drop: _Optional[_Iterable[str]] = ..., ulimits: _Optional[_Iterable[_Union[Ulimit, _Mapping]]] = ..., groups: _Optional[_Iterable[str]] = ..., isolation: _Optional[str] = ..., privileges: _Optional[_Union[Privileges, _Mapping]] = ..., dns_config: _Optional[_Union[DNSConfig, _Mapping]] = ..., hosts: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class Privileges(_message.Message):
+    __slots__ = ("credential_spec",)
+    class CredentialSpec(_message.Message):
+        __slots__ = ("file", "registry", "config")
+        FILE_FIELD_NUMBER: _ClassVar[int]
+        REGISTRY_FIELD_NUMBER: _ClassVar[int]
+        CONFIG_FIELD_NUMBER: _ClassVar[int]
+        file: str
+        registry: str
+        config: str
+        def __init__(self, file: _Optional[str] = ..., registry: _Optional[str] = ..., config: _Optional[str] = ...) -> None: ...
+    CREDENTIAL_SPEC_FIELD_NUMBER: _ClassVar[int]
+    credential_spec: Privileges.CredentialSpec
+    def __init__(self, credential_spec: _Optional[_Union[Privileges.CredentialSpec, _Mapping]] = ...) -> None: ...
 
 class DNSConfig(_message.Message):
     __slots__ = ("nameservers", "search", "options")

@@ -1,6 +1,6 @@
 """The container flags of `service create` and their `-add`/`-rm` forms on `service update`:
 mounts, capabilities, sysctls, ulimits, groups, pids limit, init, read-only root, tty, stop signal,
-log driver, generic resources, isolation, and the templates allowed in hostname, env and mounts.
+log driver, generic resources, isolation, credential spec, and the templates allowed in hostname, env and mounts.
 
 `apply_container_flags` fills a new spec; `update_container_flags` edits one read from the daemon the
 way docker's `service update` does (lists merged by their key, then sorted as docker sorts them).
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, Mapping
 
-from swarmpy import gotemplate
+from swarmpy import credential_spec, gotemplate
 from swarmpy.api import objects_pb2
 from swarmpy.cli import container_values as values
 from swarmpy.cli.errors import FlagError, invalid_flag_value
@@ -96,6 +96,12 @@ def _scalar_flags(container: objects_pb2.ContainerSpec, resources: objects_pb2.R
         container.isolation = _isolation(options["isolation"])
     if _given(options, "hostname"):
         check_template(options["hostname"], "--hostname")
+    if _given(options, "credential_spec"):  # '' on update removes it, as docker's
+        [parsed] = _parse_each([options["credential_spec"]], credential_spec.parse, "--credential-spec")
+        if parsed.WhichOneof("source"):
+            container.privileges.credential_spec.CopyFrom(parsed)
+        else:
+            container.ClearField("privileges")
 
 
 def check_env_templates(variables, flag: str, short: str | None = None) -> None:

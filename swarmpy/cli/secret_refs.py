@@ -161,3 +161,22 @@ def resolve(daemon, spec: Any) -> None:
             if name not in ids:
                 raise CliError(f"{kind} not found: {name}")
             setattr(ref, f"{kind}_id", ids[name])
+    _resolve_credential_spec_config(daemon, container)
+
+
+def _resolve_credential_spec_config(daemon, container: Any) -> None:
+    """--credential-spec config://NAME: the API wants the config's ID (docker's CLI swaps it in too); a
+    spec read back from the daemon already holds one, which is kept."""
+    credential = container.privileges.credential_spec
+    if credential.WhichOneof("source") != "config":
+        return
+    from swarmpy.api import control_pb2
+
+    wanted = credential.config
+    for filters in (control_pb2.SecretConfigFilters(names=[wanted]), control_pb2.SecretConfigFilters(ids=[wanted])):
+        found = daemon.call(daemon.control.ListConfigs, control_pb2.ListConfigsRequest(filters=filters)).configs
+        match = next((c for c in found if wanted in (c.spec.annotations.name, c.id)), None)
+        if match is not None:
+            credential.config = match.id
+            return
+    raise CliError(f"config not found: {wanted}")

@@ -96,6 +96,7 @@ def container_options():
         click.option("--log-driver", help="Logging driver for service."),
         click.option("--log-opt", multiple=True, help="Logging driver options."),
         click.option("--isolation", help="Service container isolation mode."),
+        click.option("--credential-spec", help="Credential spec for managed service account (Windows only)."),
         click.option("--no-resolve-image", is_flag=True, default=None,
                      help="Do not query the registry to resolve image digest and supported platforms (images are never pulled here)."),
         click.option("--with-registry-auth", is_flag=True, default=None,

@@ -99,3 +99,21 @@ def test_update_merges_lists_by_key_as_docker():
 def test_log_opt_without_a_driver_is_refused():
     with pytest.raises(FlagError, match="--log-driver"):
         _create(log_opt=("max-size=1m",))
+
+
+def test_credential_spec_forms_and_docker_refusal():
+    for given, field, value in (("file://spec.json", "file", "spec.json"), ("registry://gmsa", "registry", "gmsa"),
+                                ("config://credspec", "config", "credspec")):
+        spec = _create(credential_spec=given).task.container.privileges.credential_spec
+        assert (spec.WhichOneof("source"), getattr(spec, field)) == (field, value)
+    with pytest.raises(FlagError) as refused:
+        _create(credential_spec="spec.json")
+    assert str(refused.value) == ('invalid argument "spec.json" for "--credential-spec" flag: invalid credential spec: '
+                                  'value must be prefixed with "config://", "file://", or "registry://"')
+    spec = _create(credential_spec="file://a.json")
+    update_container_flags(spec, {"credential_spec": "registry://b"})
+    assert spec.task.container.privileges.credential_spec.registry == "b"
+    update_container_flags(spec, {"credential_spec": ""})  # docker's way to remove it
+    assert not spec.task.container.HasField("privileges")
+    update_container_flags(spec, {})
+    assert not spec.task.container.HasField("privileges")

@@ -7,7 +7,8 @@ import json
 
 import pytest
 
-from swarmpy.engineapi.convert import from_json
+from swarmpy.engineapi.convert import from_json, to_json
+from swarmpy.engineapi.errors import BadRequest
 from tests.engineapi.conftest import EngineApiDaemon
 
 pytestmark = pytest.mark.docker
@@ -15,16 +16,38 @@ pytestmark = pytest.mark.docker
 
 def test_unread_keys_name_only_what_carries_a_value():
     raw = {"Name": "x", "Labels": {"a": "b"}, "TaskTemplate": {"ContainerSpec": {"Image": "busybox", "Nope": 1,
-           "Privileges": {"CredentialSpec": {"File": "spec.json"}}}, "ForceUpdate": 0},
+           "Privileges": {"CredentialSpec": {"File": "spec.json"}, "SELinuxContext": {"User": "u"}}}, "ForceUpdate": 0},
            "Mode": {"Replicated": {"Replicas": 1}}, "Empty": {}, "Zero": "", "Extra": [1]}
     spec, warnings = from_json.service_spec_and_unread(raw)
     assert spec.annotations.name == "x"
+    assert spec.task.container.privileges.credential_spec.file == "spec.json"
     assert warnings == [
         "swarmpy does not model TaskTemplate.ContainerSpec.Nope: the value sent was not applied",
-        "swarmpy does not model TaskTemplate.ContainerSpec.Privileges: the value sent was not applied",
+        "swarmpy does not model TaskTemplate.ContainerSpec.Privileges.SELinuxContext: the value sent was not applied",
         "swarmpy does not model Extra: the value sent was not applied",
     ]
     assert from_json.service_spec_and_unread({"Name": "y", "TaskTemplate": {"ContainerSpec": {"Image": "b"}}})[1] == []
+
+
+CREDSPEC_WARNING = ("credential spec file://x is for Windows containers (managed service accounts): the engines of "
+                    "Linux nodes refuse it, so the service's tasks are rejected there")
+
+
+def test_credential_specs_are_read_with_moby_s_rules_and_shown_as_moby_shows_them():
+    def read(credential):
+        raw = {"Name": "c", "TaskTemplate": {"ContainerSpec": {"Image": "b", "Privileges": {"CredentialSpec": credential}}}}
+        return from_json.service_spec_and_unread(raw)[0]
+
+    spec = read({"Registry": "gmsa", "File": ""})
+    assert spec.task.container.privileges.credential_spec.registry == "gmsa"
+    assert to_json.container_spec(spec.task.container)["Privileges"] == {
+        "CredentialSpec": {"Config": "", "File": "", "Registry": "gmsa"}, "SELinuxContext": None, "NoNewPrivileges": False}
+    with pytest.raises(BadRequest, match='^invalid CredentialSpec: must either provide "file", "registry", or "config"'):
+        read({})
+    with pytest.raises(BadRequest, match='^invalid CredentialSpec: cannot specify both "config" and "file" credential specs$'):
+        read({"Config": "c", "File": "f"})
+    with pytest.raises(BadRequest, match='cannot specify both "config", "file", and "registry" credential specs$'):
+        read({"Config": "c", "File": "f", "Registry": "r"})
 
 
 def test_create_and_update_warn_about_unmodelled_fields(manager: EngineApiDaemon, busybox_image):
@@ -32,20 +55,20 @@ def test_create_and_update_warn_about_unmodelled_fields(manager: EngineApiDaemon
             "TaskTemplate": {"ContainerSpec": {"Image": busybox_image, "Privileges": {"CredentialSpec": {"File": "x"}}}}}
     created = manager.request("POST", "/v1.41/services/create", json.dumps(body), {"Content-Type": "application/json"})
     assert created.status == 201, created.body
-    assert created.json()["Warnings"] == [
-        "swarmpy does not model TaskTemplate.ContainerSpec.Privileges: the value sent was not applied"]
+    assert created.json()["Warnings"] == [CREDSPEC_WARNING]  # modelled: the warning is the Linux engines' refusal
     try:
         shown = manager.request("GET", "/v1.41/services/unmodelled").json()
+        assert shown["Spec"]["TaskTemplate"]["ContainerSpec"]["Privileges"]["CredentialSpec"]["File"] == "x"
         body["TaskTemplate"]["ContainerSpec"]["Privileges"] = None
         body["Surprise"] = {"Deep": True}
         updated = manager.request("POST", f"/v1.41/services/unmodelled/update?version={shown['Version']['Index']}",
                                   json.dumps(body), {"Content-Type": "application/json"})
         assert updated.status == 200, updated.body
         assert updated.json()["Warnings"] == ["swarmpy does not model Surprise: the value sent was not applied"]
-        # the docker CLI shows the warning of what it cannot have applied
+        # the docker CLI prints the same warning the swarmpy CLI does (one control API answer for both doors)
         cli = manager.docker_cli("service", "create", "-d", "--name", "credspec", "--replicas", "0",
-                                 "--credential-spec", "file://spec.json", busybox_image, "true")
+                                 "--credential-spec", "file://x", busybox_image, "true")
         assert cli.code == 0, cli
-        assert "swarmpy does not model TaskTemplate.ContainerSpec.Privileges" in cli.stderr
+        assert CREDSPEC_WARNING in cli.stderr
     finally:
         manager.docker_cli("service", "rm", "unmodelled", "credspec")

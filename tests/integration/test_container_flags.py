@@ -148,6 +148,8 @@ BAD = {
     "bad env template": (("-e", "A={{nope}}"), ('"{{nope}}"', "--env", 'function "nope" not defined')),
     "bad bool": (("--init=maybe",), ('"maybe"', "--init")),
     "unknown placement strategy": (("--placement-pref", "pack=node.labels.zone"), ('"pack=node.labels.zone"', "--placement-pref")),
+    "credential spec without a scheme": (("--credential-spec", "spec.json"),
+                                         ('"spec.json"', "--credential-spec", 'prefixed with "config://"')),
 }
 
 
@@ -200,6 +202,53 @@ def test_generic_resources_are_scheduled_against_what_the_node_offers(docker, tm
         assert '"DiscreteResourceSpec": {\n' in node and '"Kind": "gpu"' in node and '"Value": "GPU-B"' in node
     finally:
         daemon.teardown()
+
+
+def test_a_credential_spec_is_stored_warned_about_and_refused_by_the_linux_engine(shared_daemon):
+    daemon = shared_daemon
+    created = daemon.ok("service", "create", "-d", "--name", "gmsa", "--stop-grace-period", "1s",
+                        "--credential-spec", "file://spec.json", IMAGE, "sleep", "1000")
+    assert created.stderr.strip() == ("credential spec file://spec.json is for Windows containers (managed service "
+                                      "accounts): the engines of Linux nodes refuse it, so the service's tasks are "
+                                      "rejected there")
+    shown = daemon.ok("service", "inspect", "-f", "{{json .Spec.TaskTemplate.ContainerSpec.Privileges}}", "gmsa").stdout
+    assert json.loads(shown)["CredentialSpec"] == {"Config": "", "File": "spec.json", "Registry": ""}
+
+    def rejected():  # what docker's executor gives a Linux engine, and the engine's own reason
+        listing = daemon.ok("service", "ps", "--no-trunc", "gmsa").stdout
+        return listing if ("Rejected" in listing and "invalid --security-opt 2: " in listing
+                           and "credentialspec=file://spec.json" in listing) else None
+
+    wait_until(rejected, what="the task rejected by the engine for its credential spec",
+               details=lambda: daemon.ok("service", "ps", "--no-trunc", "gmsa").stdout)
+    updated = daemon.ok("service", "update", "-d", "--credential-spec", "", "gmsa")  # docker's way to remove it
+    assert "credential spec" not in updated.stderr
+    shown = daemon.ok("service", "inspect", "-f", "{{json .Spec.TaskTemplate.ContainerSpec}}", "gmsa").stdout
+    assert "Privileges" not in json.loads(shown)
+    daemon.wait_running("gmsa", 1)
+    _remove(daemon, "gmsa")
+
+
+def test_a_credential_spec_config_is_named_and_stored_by_id(shared_daemon, tmp_path):
+    daemon = shared_daemon
+    assert_rejected(daemon, ("service", "create", "-d", "--name", "gmsa-cfg", "--credential-spec", "config://nosuch",
+                             IMAGE, "true"), ("config not found: nosuch",), 1)
+    source = tmp_path / "credspec.json"
+    source.write_text("{}")
+    config_id = daemon.ok("config", "create", "credspec", str(source)).stdout.strip()
+    try:
+        daemon.ok("service", "create", "-d", "--name", "gmsa-cfg", "--replicas", "0", "--credential-spec",
+                  "config://credspec", IMAGE, "true")
+        shown = daemon.ok("service", "inspect", "-f", "{{json .Spec.TaskTemplate.ContainerSpec.Privileges}}",
+                          "gmsa-cfg").stdout
+        assert json.loads(shown)["CredentialSpec"]["Config"] == config_id
+        daemon.ok("service", "update", "-d", "--env-add", "A=1", "gmsa-cfg")  # the stored ID is kept as it is
+        shown = daemon.ok("service", "inspect", "-f", "{{json .Spec.TaskTemplate.ContainerSpec.Privileges}}",
+                          "gmsa-cfg").stdout
+        assert json.loads(shown)["CredentialSpec"]["Config"] == config_id
+        daemon.ok("service", "rm", "gmsa-cfg")
+    finally:
+        daemon.cli("config", "rm", "credspec")
 
 
 def test_the_local_images_platform_is_recorded_unless_no_resolve_image(shared_daemon, docker):

@@ -266,6 +266,20 @@ def _resources(fields: Fields) -> objects_pb2.Resources:
     return resources
 
 
+def _credential_spec(fields: Fields) -> objects_pb2.Privileges.CredentialSpec:
+    """moby's rule: exactly one of Config, File, Registry (its messages)."""
+    given = [key for key in ("Config", "File", "Registry") if fields.text(key)]
+    if not given:
+        raise BadRequest('invalid CredentialSpec: must either provide "file", "registry", or "config" for credential spec')
+    if len(given) > 1:
+        words = [f'"{key.lower()}"' for key in given]
+        listed = " and ".join(words) if len(words) == 2 else f"{', '.join(words[:-1])}, and {words[-1]}"
+        raise BadRequest(f"invalid CredentialSpec: cannot specify both {listed} credential specs")
+    spec = objects_pb2.Privileges.CredentialSpec()
+    setattr(spec, given[0].lower(), fields.text(given[0]))
+    return spec
+
+
 def _driver(fields: Fields) -> objects_pb2.Driver:
     driver = objects_pb2.Driver(name=fields.text("Name"))
     driver.options.update(fields.text_map("Options"))
@@ -310,6 +324,8 @@ def container_spec(fields: Fields) -> objects_pb2.ContainerSpec:
         container.dns_config.CopyFrom(objects_pb2.DNSConfig(
             nameservers=dns.texts("Nameservers"), search=dns.texts("Search"), options=dns.texts("Options")))
     container.hosts.extend(fields.texts("Hosts"))
+    if fields.obj("Privileges").has("CredentialSpec"):
+        container.privileges.credential_spec.CopyFrom(_credential_spec(fields.obj("Privileges").obj("CredentialSpec")))
     for ulimit in fields.objs("Ulimits"):
         container.ulimits.add(name=ulimit.text("Name"), soft=ulimit.integer("Soft"), hard=ulimit.integer("Hard"))
     for reference in fields.objs("Secrets"):

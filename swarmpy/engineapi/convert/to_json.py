@@ -149,6 +149,11 @@ def container_spec(container: objects_pb2.ContainerSpec) -> dict[str, Any]:
         converted["User"] = container.user
     if container.groups:
         converted["Groups"] = list(container.groups)
+    if container.privileges.HasField("credential_spec"):  # moby's Privileges: both pointers shown, null or not
+        given = container.privileges.credential_spec
+        converted["Privileges"] = {
+            "CredentialSpec": {"Config": given.config, "File": given.file, "Registry": given.registry},
+            "SELinuxContext": None, "NoNewPrivileges": False}
     if container.tty:
         converted["TTY"] = True
     if container.read_only:

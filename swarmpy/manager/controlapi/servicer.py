@@ -37,6 +37,7 @@ from typing import Any, Protocol, TypeVar
 import grpc
 
 from swarmpy.api import control_pb2, control_pb2_grpc, dispatcher_pb2, objects_pb2
+from swarmpy import credential_spec
 from swarmpy.autolock import new_unlock_key
 from swarmpy.ca.errors import MalformedJoinToken
 from swarmpy.ca.tokens import generate_join_token, rotate_join_token
@@ -292,7 +293,8 @@ class ControlServicer(SecretConfigRPCs, NetworkRPCs, control_pb2_grpc.ControlSer
 
         service_id = await self._store.update(create)
         log.info("service %s created", service_id)
-        return control_pb2.CreateServiceResponse(service=self._read("service", service_id))
+        return control_pb2.CreateServiceResponse(service=self._read("service", service_id),
+                                                 warnings=credential_spec.warnings(request.spec))
 
     @_unary
     async def GetService(
@@ -337,7 +339,8 @@ class ControlServicer(SecretConfigRPCs, NetworkRPCs, control_pb2_grpc.ControlSer
 
         service_id = await self._store.update(update)
         log.info("service %s %s", service_id, "rolled back" if rollback else "updated")
-        return control_pb2.UpdateServiceResponse(service=self._read("service", service_id))
+        service = self._read("service", service_id)
+        return control_pb2.UpdateServiceResponse(service=service, warnings=credential_spec.warnings(service.spec))
 
     @_unary
     async def RemoveService(

@@ -8,6 +8,7 @@ from typing import Any
 
 import docker.types
 
+from swarmpy import credential_spec
 from swarmpy.api import objects_pb2
 from swarmpy.worker.executor import task_templates
 from swarmpy.worker.executor.base import InvalidSpec
@@ -199,6 +200,9 @@ def _security_and_limits(spec: objects_pb2.ContainerSpec) -> dict[str, Any]:
         kwargs["group_add"] = list(spec.groups)
     if spec.isolation:
         kwargs["isolation"] = spec.isolation
+    security = credential_spec.security_options(spec)
+    if security:  # a Linux engine refuses it: the task is rejected with the engine's reason, as in docker
+        kwargs["security_opt"] = security
     return kwargs
 
 
