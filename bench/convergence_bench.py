@@ -64,7 +64,7 @@ def self_usage() -> ProcessUsage:
     return ProcessUsage.of(int(Path("/proc/self").resolve().name))
 
 
-def start_profiler(pid: int, out: Path, duration: float) -> subprocess.Popen[bytes] | None:
+def start_profiler(pid: int, out: Path, duration: float, *, threads: bool = False) -> subprocess.Popen[bytes] | None:
     py_spy = shutil.which("py-spy")
     if py_spy is None:
         print("py-spy is not installed (pip install py-spy); running without a profile", file=sys.stderr)
@@ -72,9 +72,17 @@ def start_profiler(pid: int, out: Path, duration: float) -> subprocess.Popen[byt
     out.parent.mkdir(parents=True, exist_ok=True)
     return subprocess.Popen(
         [py_spy, "record", "--pid", str(pid), "--format", "raw", "--rate", "200", "--duration", str(int(duration)),
-         "--output", str(out), "--nonblocking"],
+         "--output", str(out), "--nonblocking", *(["--threads"] if threads else [])],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )
+
+
+def stop_profiler(profiler: subprocess.Popen[bytes], out: Path) -> None:
+    """SIGINT: py-spy writes what it has; then its summary beside it (NAME.summary.txt)."""
+    profiler.send_signal(2)
+    profiler.wait()
+    if out.exists():
+        out.with_suffix(".summary.txt").write_text(summarise_profile(out))
 
 
 def summarise_profile(collapsed: Path, top: int = 25) -> str:
@@ -134,6 +142,14 @@ async def run_size(replicas: int, nodes: int, managers: int, timeout: float, pro
     formed = raft_events(cluster.managers)
     simulator = NodeSimulator(cluster.swarm_addrs, cluster.worker_token, profile=SimulationProfile())
     running_simulator = asyncio.create_task(simulator.run(), name="node-simulator")
+    join_profiler = None
+    if profile_dir is not None:
+        # The joins are where the leader's loop stalled (RESULTS.md, issue 15): profile them too, per thread,
+        # so the main (event loop) thread's own work can be told from the worker threads'.
+        join_profiler = start_profiler(
+            cluster.leader.process.pid, profile_dir / f"leader-joins-{replicas}x{nodes}.txt", 600, threads=True
+        )
+        await asyncio.sleep(0.5)
     try:
         started = time.perf_counter()
         await simulator.add_nodes(nodes)
@@ -147,6 +163,8 @@ async def run_size(replicas: int, nodes: int, managers: int, timeout: float, pro
             # RESULTS.md); it only receives no tasks, so the run goes on and says so.
             print(f"  warning: {exc}; going on with the nodes that are", flush=True)
         sessions_seconds = time.perf_counter() - started - join_seconds
+        if join_profiler is not None:
+            stop_profiler(join_profiler, profile_dir / f"leader-joins-{replicas}x{nodes}.txt")
         await asyncio.sleep(1.0)  # let the joins' writes and first heartbeats settle before timing
 
         leader_before = cluster.leader.usage()
@@ -176,11 +194,7 @@ async def run_size(replicas: int, nodes: int, managers: int, timeout: float, pro
         leader_after = cluster.leader.usage()
         rss_timeline.append((time.perf_counter() - started, leader_after.rss_bytes))
         if profiler is not None:
-            profiler.send_signal(2)  # SIGINT: py-spy writes what it has
-            profiler.wait()
-            out = profile_dir / f"leader-{replicas}x{nodes}.txt"
-            if out.exists():
-                (profile_dir / f"leader-{replicas}x{nodes}.summary.txt").write_text(summarise_profile(out))
+            stop_profiler(profiler, profile_dir / f"leader-{replicas}x{nodes}.txt")
 
         placement = check_placement(await client.tasks(service.id)) if converge_seconds < timeout else None
         simulator_usage = self_usage()
