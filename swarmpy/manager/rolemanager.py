@@ -36,6 +36,9 @@ MANAGER, WORKER = objects_pb2.MANAGER, objects_pb2.WORKER
 REACHABLE = objects_pb2.ManagerStatus.REACHABLE
 UNREACHABLE = objects_pb2.ManagerStatus.UNREACHABLE
 STATUS_INTERVAL = 1.0  # seconds between reachability checks
+# At least this long between two passes: each is a walk over every node, and a swarm of 1,000 joining
+# nodes commits many times a second (a pass per commit was a tenth of the leader's loop during joins).
+MIN_PASS_INTERVAL = 0.2
 RETRY_DELAY = 1.0
 
 
@@ -47,9 +50,12 @@ class RoleManager:
     async def run(self) -> None:
         watch = self._store.watch(["node"])
         try:
+            loop = asyncio.get_running_loop()
             while True:
+                passed = loop.time()
                 await self._reconcile_roles()
                 await self._refresh_manager_status()
+                await asyncio.sleep(max(0.0, passed + MIN_PASS_INTERVAL - loop.time()))
                 try:
                     async with asyncio.timeout(STATUS_INTERVAL):
                         while not isinstance(await watch.get(), Commit):

@@ -647,3 +647,19 @@ def test_break_bursts_allow_a_few_breaks_or_a_small_share_of_the_sessions():
     many = BreakBursts(window=10.0, floor=2, share=0.1)
     assert all(many.few(float(i) / 10, sessions=100) for i in range(10))  # 10 % of 100 sessions
     assert not many.few(1.0, sessions=100)
+
+
+def test_deadlines_moved_many_times_keep_only_the_latest_and_discard_forgets():
+    deadlines = Deadlines()
+    for beat in range(1000):  # heartbeats move one node's deadline again and again
+        deadlines.set("a", 100 + beat)
+    deadlines.set("b", 50)
+    deadlines.set("c", 60)
+    deadlines.discard("b")
+    assert len(deadlines._heap) < 200  # stale entries are rebuilt away, not kept per heartbeat
+    assert deadlines.next_due() == 60
+    assert deadlines.expired(1098) == ["c"]
+    assert deadlines.expired(1099) == ["a"] and "a" not in deadlines
+    deadlines.set("b", 5)
+    deadlines.set("b", 5)  # the same deadline twice: expires once
+    assert deadlines.expired(10) == ["b"] and deadlines.expired(10) == [] and deadlines.next_due() is None

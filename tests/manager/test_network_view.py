@@ -138,3 +138,38 @@ async def test_the_assignments_stream_carries_the_view_and_follows_remote_tasks(
         assert extra is None, extra
         call.cancel()
         session.cancel()
+
+
+async def test_a_node_change_wakes_only_its_own_stream_unless_others_can_see_that_node():
+    from swarmpy.manager.dispatcher.network_view import EVERY_NODE, network_view_audience
+    from swarmpy.api import objects_pb2 as pb
+
+    store = MemoryStore()
+    net, service, tasks = await cluster_with_api(store)  # n1..n3 each run a task on `backend`
+    joining = node_at("n4", "192.168.50.4")
+    await create(store, "node", joining)
+    view = store.view()
+    # A new node with no task on an overlay, and nothing published: only its own view changes.
+    assert network_view_audience(view, "node", None, joining) == {"n4"}
+    moved = pb.Node()
+    moved.CopyFrom(joining)
+    moved.status.addr = "192.168.50.44"
+    assert network_view_audience(view, "node", joining, moved) == {"n4"}
+    # A node whose tasks are on an overlay: its underlay address is in every peer's view.
+    n1 = view.get_node("n1")
+    n1_moved = pb.Node()
+    n1_moved.CopyFrom(n1)
+    n1_moved.status.addr = "192.168.50.11"
+    assert network_view_audience(view, "node", n1, n1_moved) is EVERY_NODE
+    # A change no view shows (the node's labels): nobody.
+    relabelled = pb.Node()
+    relabelled.CopyFrom(joining)
+    relabelled.spec.annotations.labels["x"] = "y"
+    assert network_view_audience(view, "node", joining, relabelled) == set()
+    # Tasks and services with networks concern everyone, as before.
+    assert network_view_audience(view, "task", None, view.get_task(tasks[0].id)) is EVERY_NODE
+    # Once a service publishes through ingress, every node is a routing-mesh peer of every other.
+    published = make_service("web", replicas=1)
+    published.spec.endpoint.ports.add(target_port=80, published_port=8080, publish_mode=pb.PortConfig.INGRESS)
+    await create(store, "service", published)
+    assert network_view_audience(store.view(), "node", None, joining) is EVERY_NODE

@@ -118,6 +118,12 @@ class TaskRouter:
             for inbox in node_inboxes:
                 inbox.wake()
 
+    def wake(self, node_ids: Iterable[str]) -> None:
+        """Wake the streams of these nodes only, with no task change."""
+        for node_id in node_ids:
+            for inbox in self._inboxes.get(node_id, ()):
+                inbox.wake()
+
     def subscribers(self) -> int:
         return sum(len(inboxes) for inboxes in self._inboxes.values())
 
