@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from swarmpy.api import objects_pb2 as swarmpy_dot_api_dot_objects__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16swarmpy/api/raft.proto\x12\x0bswarmpy.api\x1a\x19swarmpy/api/objects.proto\"D\n\tRaftEntry\x12\x0c\n\x04term\x18\x01 \x01(\x04\x12\r\n\x05index\x18\x02 \x01(\x04\x12\x0c\n\x04type\x18\x03 \x01(\r\x12\x0c\n\x04\x64\x61ta\x18\x04 \x01(\x0c\"I\n\x0cRaftSnapshot\x12\r\n\x05index\x18\x01 \x01(\x04\x12\x0c\n\x04term\x18\x02 \x01(\x04\x12\x0e\n\x06voters\x18\x03 \x03(\x04\x12\x0c\n\x04\x64\x61ta\x18\x04 \x01(\x0c\"\x80\x02\n\x0bRaftMessage\x12\x0c\n\x04type\x18\x01 \x01(\r\x12\n\n\x02to\x18\x02 \x01(\x04\x12\x0c\n\x04\x66rom\x18\x03 \x01(\x04\x12\x0c\n\x04term\x18\x04 \x01(\x04\x12\x10\n\x08log_term\x18\x05 \x01(\x04\x12\r\n\x05index\x18\x06 \x01(\x04\x12\'\n\x07\x65ntries\x18\x07 \x03(\x0b\x32\x16.swarmpy.api.RaftEntry\x12\x0e\n\x06\x63ommit\x18\x08 \x01(\x04\x12\x0e\n\x06reject\x18\t \x01(\x08\x12\x13\n\x0breject_hint\x18\n \x01(\x04\x12+\n\x08snapshot\x18\x0b \x01(\x0b\x32\x19.swarmpy.api.RaftSnapshot\x12\x0f\n\x07\x63ontext\x18\x0c \x01(\x0c\">\n\x10RaftMessageBatch\x12*\n\x08messages\x18\x01 \x03(\x0b\x32\x18.swarmpy.api.RaftMessage\"d\n\x10RaftMessageChunk\x12(\n\x06header\x18\x01 \x01(\x0b\x32\x18.swarmpy.api.RaftMessage\x12\x18\n\x10total_data_bytes\x18\x02 \x01(\x04\x12\x0c\n\x04\x64\x61ta\x18\x03 \x01(\x0c\"\x1c\n\x1aProcessRaftMessageResponse\"\x1f\n\x0fRaftJoinRequest\x12\x0c\n\x04\x61\x64\x64r\x18\x01 \x01(\t\"M\n\x10RaftJoinResponse\x12\x0f\n\x07raft_id\x18\x01 \x01(\x04\x12(\n\x07members\x18\x02 \x03(\x0b\x32\x17.swarmpy.api.RaftMember\"#\n\x10RaftLeaveRequest\x12\x0f\n\x07raft_id\x18\x01 \x01(\x04\"\x13\n\x11RaftLeaveResponse2\xd0\x02\n\x04Raft\x12\\\n\x12ProcessRaftMessage\x12\x1d.swarmpy.api.RaftMessageBatch\x1a\'.swarmpy.api.ProcessRaftMessageResponse\x12]\n\x11StreamRaftMessage\x12\x1d.swarmpy.api.RaftMessageChunk\x1a\'.swarmpy.api.ProcessRaftMessageResponse(\x01\x12\x43\n\x04Join\x12\x1c.swarmpy.api.RaftJoinRequest\x1a\x1d.swarmpy.api.RaftJoinResponse\x12\x46\n\x05Leave\x12\x1d.swarmpy.api.RaftLeaveRequest\x1a\x1e.swarmpy.api.RaftLeaveResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16swarmpy/api/raft.proto\x12\x0bswarmpy.api\x1a\x19swarmpy/api/objects.proto\"D\n\tRaftEntry\x12\x0c\n\x04term\x18\x01 \x01(\x04\x12\r\n\x05index\x18\x02 \x01(\x04\x12\x0c\n\x04type\x18\x03 \x01(\r\x12\x0c\n\x04\x64\x61ta\x18\x04 \x01(\x0c\"[\n\x0cRaftSnapshot\x12\r\n\x05index\x18\x01 \x01(\x04\x12\x0c\n\x04term\x18\x02 \x01(\x04\x12\x0e\n\x06voters\x18\x03 \x03(\x04\x12\x0c\n\x04\x64\x61ta\x18\x04 \x01(\x0c\x12\x10\n\x08learners\x18\x05 \x03(\x04\"\x80\x02\n\x0bRaftMessage\x12\x0c\n\x04type\x18\x01 \x01(\r\x12\n\n\x02to\x18\x02 \x01(\x04\x12\x0c\n\x04\x66rom\x18\x03 \x01(\x04\x12\x0c\n\x04term\x18\x04 \x01(\x04\x12\x10\n\x08log_term\x18\x05 \x01(\x04\x12\r\n\x05index\x18\x06 \x01(\x04\x12\'\n\x07\x65ntries\x18\x07 \x03(\x0b\x32\x16.swarmpy.api.RaftEntry\x12\x0e\n\x06\x63ommit\x18\x08 \x01(\x04\x12\x0e\n\x06reject\x18\t \x01(\x08\x12\x13\n\x0breject_hint\x18\n \x01(\x04\x12+\n\x08snapshot\x18\x0b \x01(\x0b\x32\x19.swarmpy.api.RaftSnapshot\x12\x0f\n\x07\x63ontext\x18\x0c \x01(\x0c\">\n\x10RaftMessageBatch\x12*\n\x08messages\x18\x01 \x03(\x0b\x32\x18.swarmpy.api.RaftMessage\"d\n\x10RaftMessageChunk\x12(\n\x06header\x18\x01 \x01(\x0b\x32\x18.swarmpy.api.RaftMessage\x12\x18\n\x10total_data_bytes\x18\x02 \x01(\x04\x12\x0c\n\x04\x64\x61ta\x18\x03 \x01(\x0c\"\x1c\n\x1aProcessRaftMessageResponse\"\x1f\n\x0fRaftJoinRequest\x12\x0c\n\x04\x61\x64\x64r\x18\x01 \x01(\t\"M\n\x10RaftJoinResponse\x12\x0f\n\x07raft_id\x18\x01 \x01(\x04\x12(\n\x07members\x18\x02 \x03(\x0b\x32\x17.swarmpy.api.RaftMember\"#\n\x10RaftLeaveRequest\x12\x0f\n\x07raft_id\x18\x01 \x01(\x04\"\x13\n\x11RaftLeaveResponse2\xd0\x02\n\x04Raft\x12\\\n\x12ProcessRaftMessage\x12\x1d.swarmpy.api.RaftMessageBatch\x1a\'.swarmpy.api.ProcessRaftMessageResponse\x12]\n\x11StreamRaftMessage\x12\x1d.swarmpy.api.RaftMessageChunk\x1a\'.swarmpy.api.ProcessRaftMessageResponse(\x01\x12\x43\n\x04Join\x12\x1c.swarmpy.api.RaftJoinRequest\x1a\x1d.swarmpy.api.RaftJoinResponse\x12\x46\n\x05Leave\x12\x1d.swarmpy.api.RaftLeaveRequest\x1a\x1e.swarmpy.api.RaftLeaveResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,23 +35,23 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_RAFTENTRY']._serialized_start=66
   _globals['_RAFTENTRY']._serialized_end=134
   _globals['_RAFTSNAPSHOT']._serialized_start=136
-  _globals['_RAFTSNAPSHOT']._serialized_end=209
-  _globals['_RAFTMESSAGE']._serialized_start=212
-  _globals['_RAFTMESSAGE']._serialized_end=468
-  _globals['_RAFTMESSAGEBATCH']._serialized_start=470
-  _globals['_RAFTMESSAGEBATCH']._serialized_end=532
-  _globals['_RAFTMESSAGECHUNK']._serialized_start=534
-  _globals['_RAFTMESSAGECHUNK']._serialized_end=634
-  _globals['_PROCESSRAFTMESSAGERESPONSE']._serialized_start=636
-  _globals['_PROCESSRAFTMESSAGERESPONSE']._serialized_end=664
-  _globals['_RAFTJOINREQUEST']._serialized_start=666
-  _globals['_RAFTJOINREQUEST']._serialized_end=697
-  _globals['_RAFTJOINRESPONSE']._serialized_start=699
-  _globals['_RAFTJOINRESPONSE']._serialized_end=776
-  _globals['_RAFTLEAVEREQUEST']._serialized_start=778
-  _globals['_RAFTLEAVEREQUEST']._serialized_end=813
-  _globals['_RAFTLEAVERESPONSE']._serialized_start=815
-  _globals['_RAFTLEAVERESPONSE']._serialized_end=834
-  _globals['_RAFT']._serialized_start=837
-  _globals['_RAFT']._serialized_end=1173
+  _globals['_RAFTSNAPSHOT']._serialized_end=227
+  _globals['_RAFTMESSAGE']._serialized_start=230
+  _globals['_RAFTMESSAGE']._serialized_end=486
+  _globals['_RAFTMESSAGEBATCH']._serialized_start=488
+  _globals['_RAFTMESSAGEBATCH']._serialized_end=550
+  _globals['_RAFTMESSAGECHUNK']._serialized_start=552
+  _globals['_RAFTMESSAGECHUNK']._serialized_end=652
+  _globals['_PROCESSRAFTMESSAGERESPONSE']._serialized_start=654
+  _globals['_PROCESSRAFTMESSAGERESPONSE']._serialized_end=682
+  _globals['_RAFTJOINREQUEST']._serialized_start=684
+  _globals['_RAFTJOINREQUEST']._serialized_end=715
+  _globals['_RAFTJOINRESPONSE']._serialized_start=717
+  _globals['_RAFTJOINRESPONSE']._serialized_end=794
+  _globals['_RAFTLEAVEREQUEST']._serialized_start=796
+  _globals['_RAFTLEAVEREQUEST']._serialized_end=831
+  _globals['_RAFTLEAVERESPONSE']._serialized_start=833
+  _globals['_RAFTLEAVERESPONSE']._serialized_end=852
+  _globals['_RAFT']._serialized_start=855
+  _globals['_RAFT']._serialized_end=1191
 # @@protoc_insertion_point(module_scope)

@@ -30,6 +30,13 @@ Rules that matter for safety, and where they live:
   hands the applied entry back in `advance()`; the leader accepts the next change only after the
   previous one is applied (and, as a new leader, after its own first entry is applied, which rules
   out the known single-server-change bug with a change left over from an earlier term).
+- Learners (etcd's non-voting members): ADD_LEARNER adds a server that receives entries, heartbeats
+  and snapshots like any follower but is left out of every majority -- commit, elections, CheckQuorum,
+  ReadIndex -- and never campaigns, so a server that starts far behind costs the cluster nothing while
+  it catches up. ADD_NODE of a learner promotes it (one voter more: still a single-server change, under
+  the same rules), and the leader refuses it while the learner's stored log is more than
+  `Config.max_learner_lag` entries behind its own or it was not heard from within an election timeout:
+  a voter that cannot soon acknowledge new entries would shrink the cluster's fault tolerance.
 - Persisted state is exactly (term, vote, commit) + log + snapshot: after a crash the node restarts
   from storage alone and never contradicts a promise it made.
 
@@ -40,7 +47,7 @@ member: terms and indexes stay below 2^63 (storage and arithmetic never overflow
 APPEND_RESPONSE acknowledges at most what this leader sent that follower in its term
 (`Progress.sent_high`; honest followers never claim more), a HEARTBEAT commits nothing beyond our
 log, leader messages in a term come only from that term's leader once we know it, TIMEOUT_NOW only
-from our current leader in its term, and a snapshot's membership names each voter once. Nonsense is
+from our current leader in its term, and a snapshot's membership names each member once. Nonsense is
 counted as `dropped_malformed`/`dropped_invalid` and logged with its sender. Messages from servers outside the membership are dropped too, except
 those that can only come from a legitimately elected leader whose configuration may be newer than
 ours, and vote requests from a candidate whose log is ahead of ours (which may know a membership we
@@ -102,6 +109,7 @@ class Config:
     check_quorum: bool = True
     pre_vote: bool = True
     applied: int = 0  # the application's applied index at start (its state is at least the snapshot)
+    max_learner_lag: int = 64  # promote a learner only once its log is within this many entries of ours
     rng: random.Random | None = None  # seeded for reproducible elections; default Random(id)
 
     def validate(self) -> None:
@@ -119,6 +127,8 @@ class Config:
             raise ValueError("max_inflight_msgs, max_size_per_msg and max_proposal_bytes must be positive")
         if self.applied < 0:
             raise ValueError("applied must not be negative")
+        if self.max_learner_lag < 0:
+            raise ValueError("max_learner_lag must not be negative")
 
 
 @dataclass(frozen=True)
@@ -141,6 +151,7 @@ class Status:
     last_index: int
     voters: tuple[int, ...]
     lead_transferee: int = NONE
+    learners: tuple[int, ...] = ()
     progress: dict[int, PeerStatus] = field(default_factory=dict)  # leader only
 
 
@@ -163,6 +174,7 @@ class RaftNode:
         self.max_size_per_msg = config.max_size_per_msg
         self.max_inflight_msgs = config.max_inflight_msgs
         self.max_proposal_bytes = config.max_proposal_bytes
+        self.max_learner_lag = config.max_learner_lag
 
         self.log = RaftLog(storage)
         self.stats: dict[str, int] = {}
@@ -173,6 +185,7 @@ class RaftNode:
         self._leader = NONE
         self._role = Role.FOLLOWER
         self._voters: set[int] = set()
+        self._learners: set[int] = set()  # never in _voters; see "Learners" above
         self._votes: dict[int, bool] = {}
         self._progress: dict[int, Progress] = {}
         self._now = 0  # ticks since this node started; progress.last_heard is measured in it
@@ -232,6 +245,7 @@ class RaftNode:
         # Replaying ADD/REMOVE is idempotent, so a storage whose initial_state already includes
         # later applied changes converges to the same membership.
         self._voters = set(conf_state.voters)
+        self._learners = set(conf_state.learners) - self._voters
         for entry in log.entries(snapshot_index + 1, applied + 1):
             self._apply_conf_change_entry(entry)
         log.applied = applied
@@ -259,12 +273,16 @@ class RaftNode:
         return frozenset(self._voters)
 
     @property
+    def learners(self) -> frozenset[int]:
+        return frozenset(self._learners)
+
+    @property
     def lead_transferee(self) -> int:
         return self._lead_transferee
 
     def conf_state(self) -> ConfState:
-        """The current voters (as of the applied index): what the driver records in a snapshot."""
-        return ConfState(voters=tuple(sorted(self._voters)))
+        """The current voters and learners (as of the applied index): what the driver records in a snapshot."""
+        return ConfState(voters=tuple(sorted(self._voters)), learners=tuple(sorted(self._learners)))
 
     def status(self) -> Status:
         progress: dict[int, PeerStatus] = {}
@@ -282,6 +300,7 @@ class RaftNode:
             last_index=self.log.last_index(),
             voters=tuple(sorted(self._voters)),
             lead_transferee=self._lead_transferee,
+            learners=tuple(sorted(self._learners)),
             progress=progress,
         )
 
@@ -303,7 +322,8 @@ class RaftNode:
             log.warning("raft %x: dropped a message from %s (%s): %s", self.id, who, key, reason)
 
     def _promotable(self) -> bool:
-        """May this node campaign? Only a voter in its own configuration, with no snapshot pending."""
+        """May this node campaign? Only a voter in its own configuration (never a learner), with no
+        snapshot pending."""
         return self.id in self._voters and self.log.unstable.snapshot is None
 
     # -- role changes ---------------------------------------------------------------------------
@@ -343,8 +363,8 @@ class RaftNode:
         self._leader = self.id
         self._role = Role.LEADER
         last = self.log.last_index()
-        for voter in self._voters:
-            self._progress[voter] = Progress(last + 1, self.max_inflight_msgs, self._now)
+        for member in self._voters | self._learners:  # learners are replicated to, but never counted
+            self._progress[member] = Progress(last + 1, self.max_inflight_msgs, self._now)
         if self.id in self._progress:
             own = self._progress[self.id]
             own.match = last
@@ -539,7 +559,7 @@ class RaftNode:
             self._drop("dropped_inconsistent", f"{mtype.name} from {msg.frm:x}: {exc}", msg.frm)
 
     def _accepts_sender(self, m: Message, mtype: MessageType) -> bool:
-        if not self._voters or m.frm in self._voters:
+        if not self._voters or m.frm in self._voters or m.frm in self._learners:
             return True  # a joining node knows no membership yet and must hear its leader
         if mtype in _LEADER_MESSAGES and m.term >= self._term:
             # Only an elected leader sends these in a term; it was elected by a majority of a
@@ -558,6 +578,7 @@ class RaftNode:
         for entry in self.log.entries(lo, self.log.last_index() + 1):
             if entry.type is EntryType.CONF_CHANGE:
                 change = _decode_conf_change(entry.data)
+                # (ADD_NODE of a learner is its promotion: a voter-to-be may campaign before we apply it.)
                 if change is not None and change.node_id == node_id and change.type is ConfChangeType.ADD_NODE:
                     return True
         return False
@@ -712,6 +733,7 @@ class RaftNode:
             return False
         self.log.restore(snapshot)
         self._voters = set(meta.conf.voters)
+        self._learners = set(meta.conf.learners)
         return True
 
     # -- leader handlers ------------------------------------------------------------------------
@@ -885,14 +907,38 @@ class RaftNode:
         node = change.node_id
         if change.type is ConfChangeType.ADD_NODE and node in self._voters:
             raise errors.ConfChangeRefused(f"node {node:x} is already a member")
-        if change.type in (ConfChangeType.REMOVE_NODE, ConfChangeType.UPDATE_NODE) and node not in self._voters:
+        if change.type is ConfChangeType.ADD_NODE and node in self._learners:
+            self._check_learner_caught_up(node)
+        if change.type is ConfChangeType.ADD_LEARNER and node in self._voters:
+            raise errors.ConfChangeRefused(f"node {node:x} is already a voting member")
+        if change.type is ConfChangeType.ADD_LEARNER and node in self._learners:
+            raise errors.ConfChangeRefused(f"node {node:x} is already a learner")
+        members = self._voters | self._learners
+        if change.type in (ConfChangeType.REMOVE_NODE, ConfChangeType.UPDATE_NODE) and node not in members:
             raise errors.ConfChangeRefused(f"node {node:x} is not a member")
-        if change.type is ConfChangeType.REMOVE_NODE:
+        if change.type is ConfChangeType.REMOVE_NODE and node in self._voters:
             self._check_removal_keeps_quorum(node)
         index = self._append(EntryType.CONF_CHANGE, data)
         self._pending_conf_index = index
         self._broadcast_append()
         return index
+
+    def _check_learner_caught_up(self, node: int) -> None:
+        """Promotion only of a learner that holds nearly all of our log and answers: as a voter it must
+        acknowledge new entries at once, or it weakens the majority it joins."""
+        pr = self._progress.get(node)
+        last = self.log.last_index()
+        if pr is None or last - pr.match > self.max_learner_lag:
+            match = pr.match if pr is not None else 0
+            raise errors.ConfChangeRefused(
+                f"learner {node:x} is not caught up: it stores up to index {match}, {last - match} entries behind "
+                f"the leader's last index {last} (at most {self.max_learner_lag} allowed); it can be promoted once it "
+                "has caught up"
+            )
+        if not self._recently_active(node):
+            raise errors.ConfChangeRefused(
+                f"learner {node:x} was not heard from within {self.election_tick} ticks; it can be promoted once it answers"
+            )
 
     def _check_removal_keeps_quorum(self, node: int) -> None:
         remaining = self._voters - {node}
@@ -925,6 +971,8 @@ class RaftNode:
             raise errors.NotLeader(self._leader)
         if target == self.id:
             return
+        if target in self._learners:
+            raise errors.TransferRefused(f"node {target:x} is a learner (non-voting member); it cannot lead")
         if target not in self._voters or target not in self._progress:
             raise errors.TransferRefused(f"node {target:x} is not a member")
         if self._lead_transferee == target:
@@ -1073,14 +1121,27 @@ class RaftNode:
 
     def _apply_conf_change(self, change: ConfChange) -> None:
         node = change.node_id
-        if change.type is ConfChangeType.ADD_NODE:
+        if change.type is ConfChangeType.ADD_NODE or change.type is ConfChangeType.ADD_LEARNER:
             if node in self._voters:
+                return  # (ADD_LEARNER of a voter: proposals refuse it; a replayed entry changes nothing)
+            if change.type is ConfChangeType.ADD_NODE:
+                self._voters.add(node)
+                was_learner = node in self._learners
+                self._learners.discard(node)
+                if was_learner:
+                    return  # promoted: the leader already replicates to it
+            elif node in self._learners:
                 return
-            self._voters.add(node)
-            if self._role is Role.LEADER:
+            else:
+                self._learners.add(node)
+            if self._role is Role.LEADER and node not in self._progress:
                 self._progress[node] = Progress(self.log.last_index() + 1, self.max_inflight_msgs, self._now)
                 self._send_append(node)
         elif change.type is ConfChangeType.REMOVE_NODE:
+            if node in self._learners:
+                self._learners.discard(node)
+                self._progress.pop(node, None)
+                return  # a learner counts toward nothing: no majority changes
             if node not in self._voters:
                 return
             self._voters.discard(node)
@@ -1171,7 +1232,10 @@ def _malformed_reason(m: object) -> str | None:
         voters = getattr(meta.conf, "voters", None)
         if not isinstance(voters, tuple) or not voters or not all(_is_u64(v) and v != NONE for v in voters):
             return "snapshot membership is not a non-empty tuple of node ids"
-        if len(set(voters)) != len(voters):
+        learners = getattr(meta.conf, "learners", None)
+        if not isinstance(learners, tuple) or not all(_is_u64(v) and v != NONE for v in learners):
+            return "snapshot learners are not a tuple of node ids"
+        if len(set(voters) | set(learners)) != len(voters) + len(learners):
             return "snapshot membership names a node twice"
         if meta.index > MAX_INDEX:
             return f"snapshot index {meta.index} is beyond 2^63-1"

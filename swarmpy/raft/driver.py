@@ -112,7 +112,7 @@ def estimated_message_bytes(message: Message) -> int:
     for entry in message.entries:
         size += 24 + len(entry.data)
     if message.snapshot is not None:
-        size += 64 + len(message.snapshot.data) + 8 * len(message.snapshot.meta.conf.voters)
+        size += 64 + len(message.snapshot.data) + 8 * (len(message.snapshot.meta.conf.voters) + len(message.snapshot.meta.conf.learners))
     return size
 
 

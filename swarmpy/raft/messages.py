@@ -41,6 +41,9 @@ class ConfChangeType(enum.IntEnum):
     ADD_NODE = 0
     REMOVE_NODE = 1
     UPDATE_NODE = 2  # same id, new context (e.g. a changed address)
+    # A non-voting member: it receives the log and snapshots but never votes, campaigns or counts toward
+    # any quorum. ADD_NODE of a learner promotes it (as etcd's ConfChangeAddNode on a learner).
+    ADD_LEARNER = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +91,7 @@ def decode_conf_change(data: bytes) -> ConfChange:
 @dataclass(frozen=True, slots=True)
 class ConfState:
     voters: tuple[int, ...] = ()
+    learners: tuple[int, ...] = ()  # non-voting members, disjoint from voters
 
 
 @dataclass(frozen=True, slots=True)

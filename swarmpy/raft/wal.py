@@ -136,8 +136,11 @@ RECORD_CHECKPOINT = 1
 RECORD_ENTRY = 2
 RECORD_HARD_STATE = 3
 
-SNAPSHOT_MAGIC = b"SWPYSNP1"
-SNAPSHOT_HEAD = struct.Struct("<8sQQ")  # magic, index, term; then voters, then u64 data length, data, u32 crc32
+# Version 2 (written since learners exist): magic, index, term; voters; learners; u64 data length, data,
+# u32 crc32. Version 1 (still read, as learners=()) has no learners list.
+SNAPSHOT_MAGIC = b"SWPYSNP2"
+SNAPSHOT_MAGIC_V1 = b"SWPYSNP1"
+SNAPSHOT_HEAD = struct.Struct("<8sQQ")
 SNAPSHOT_DATA_LENGTH = struct.Struct("<Q")
 SNAPSHOT_TRAILER = struct.Struct("<I")
 
@@ -180,15 +183,19 @@ def _item(body: bytes) -> bytes:
     return ITEM_LENGTH.pack(len(body)) + body
 
 
-def _encode_voters(conf: ConfState) -> bytes:
-    return VOTERS_COUNT.pack(len(conf.voters)) + b"".join(VOTER.pack(v) for v in conf.voters)
+def _encode_ids(ids: tuple[int, ...]) -> bytes:
+    return VOTERS_COUNT.pack(len(ids)) + b"".join(VOTER.pack(v) for v in ids)
 
 
-def _decode_voters(buffer: bytes | memoryview, offset: int) -> tuple[ConfState, int]:
+def _decode_ids(path: str, buffer: bytes | memoryview, offset: int) -> tuple[tuple[int, ...], int]:
+    if offset + VOTERS_COUNT.size > len(buffer):
+        raise errors.StorageCorrupted(path, offset, "snapshot membership runs past the end of the file")
     (count,) = VOTERS_COUNT.unpack_from(buffer, offset)
     offset += VOTERS_COUNT.size
-    voters = tuple(VOTER.unpack_from(buffer, offset + i * VOTER.size)[0] for i in range(count))
-    return ConfState(voters=voters), offset + count * VOTER.size
+    if offset + count * VOTER.size > len(buffer):
+        raise errors.StorageCorrupted(path, offset, f"snapshot membership of {count} ids runs past the end of the file")
+    ids = tuple(VOTER.unpack_from(buffer, offset + i * VOTER.size)[0] for i in range(count))
+    return ids, offset + count * VOTER.size
 
 
 def encode_entry(entry: Entry, cipher: RecordCipher | None = None) -> bytes:
@@ -207,7 +214,8 @@ def encode_checkpoint(seq: int, base_index: int, base_term: int, hs: HardState) 
 def encode_snapshot(snap: Snapshot, cipher: RecordCipher | None = None) -> bytes:
     head = SNAPSHOT_HEAD.pack(SNAPSHOT_MAGIC, snap.meta.index, snap.meta.term)
     data = snap.data if cipher is None else cipher.seal(snap.data, snapshot_context(snap.meta.index, snap.meta.term))
-    body = head + _encode_voters(snap.meta.conf) + SNAPSHOT_DATA_LENGTH.pack(len(data)) + data
+    conf = snap.meta.conf
+    body = head + _encode_ids(conf.voters) + _encode_ids(conf.learners) + SNAPSHOT_DATA_LENGTH.pack(len(data)) + data
     return body + SNAPSHOT_TRAILER.pack(zlib.crc32(body))
 
 
@@ -219,9 +227,15 @@ def decode_snapshot(path: str, raw: bytes, cipher: RecordCipher | None = None) -
     if zlib.crc32(memoryview(raw)[: len(raw) - SNAPSHOT_TRAILER.size]) != expected:
         raise errors.StorageCorrupted(path, len(raw) - SNAPSHOT_TRAILER.size, "snapshot checksum mismatch")
     magic, index, term = SNAPSHOT_HEAD.unpack_from(raw, 0)
-    if magic != SNAPSHOT_MAGIC:
+    if magic not in (SNAPSHOT_MAGIC, SNAPSHOT_MAGIC_V1):
         raise errors.StorageCorrupted(path, 0, f"not a swarmpy snapshot (magic {magic!r})")
-    conf, offset = _decode_voters(raw, SNAPSHOT_HEAD.size)
+    voters, offset = _decode_ids(path, raw, SNAPSHOT_HEAD.size)
+    learners: tuple[int, ...] = ()
+    if magic == SNAPSHOT_MAGIC:
+        learners, offset = _decode_ids(path, raw, offset)
+    conf = ConfState(voters=voters, learners=learners)
+    if offset + SNAPSHOT_DATA_LENGTH.size > len(raw):
+        raise errors.StorageCorrupted(path, offset, "snapshot data length runs past the end of the file")
     (length,) = SNAPSHOT_DATA_LENGTH.unpack_from(raw, offset)
     offset += SNAPSHOT_DATA_LENGTH.size
     if offset + length != len(raw) - SNAPSHOT_TRAILER.size:

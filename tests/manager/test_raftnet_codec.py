@@ -35,7 +35,7 @@ def test_round_trip_keeps_every_field():
 
 
 def test_round_trip_of_a_snapshot_and_of_no_snapshot():
-    snapshot = Snapshot(SnapshotMeta(index=100, term=3, conf=ConfState(voters=(1, 5, MAX_U64))), data=b"state")
+    snapshot = Snapshot(SnapshotMeta(index=100, term=3, conf=ConfState(voters=(1, 5, MAX_U64), learners=(9,))), data=b"state")
     message = Message(type=MessageType.SNAPSHOT, to=2, frm=1, term=3, snapshot=snapshot)
     assert decode_message(encode_message(message)) == message
     heartbeat = Message(type=MessageType.HEARTBEAT, to=2, frm=1, term=3)
@@ -62,7 +62,9 @@ def _encoded(**fields) -> raft_pb2.RaftMessage:
         (_encoded(type=int(MessageType.APPEND), entries=[raft_pb2.RaftEntry(term=1, index=1, type=5)]), "unknown type 5"),
         (_encoded(type=int(MessageType.SNAPSHOT)), "carries no snapshot"),
         (_encoded(type=int(MessageType.SNAPSHOT), snapshot=raft_pb2.RaftSnapshot(index=0, voters=[1])), "is empty"),
-        (_encoded(type=int(MessageType.SNAPSHOT), snapshot=raft_pb2.RaftSnapshot(index=5, voters=[1, 0])), "node 0 as a voter"),
+        (_encoded(type=int(MessageType.SNAPSHOT), snapshot=raft_pb2.RaftSnapshot(index=5, voters=[1, 0])), "node 0 as a member"),
+        (_encoded(type=int(MessageType.SNAPSHOT), snapshot=raft_pb2.RaftSnapshot(index=5, voters=[1], learners=[0])),
+         "node 0 as a member"),
     ],
 )
 def test_malformed_messages_are_refused_with_a_typed_error(encoded, complaint):

@@ -493,3 +493,43 @@ def test_a_head_cut_by_the_end_of_the_file_with_its_second_sector_unwritten_is_t
     reopened = DiskStorage(str(folder))
     assert reopened.initial_state()[0] == HardState(term=5, vote=2, commit=5)
     reopened.close()
+
+
+def test_a_data_dir_written_before_learners_existed_still_opens(tmp_path):
+    # tests/raft/data/datadir-v1 was written by the WAL of commit 01b15ae (snapshot format SWPYSNP1, no
+    # learners): entries 1..21 with three founding ADD_NODEs and one at 21, a snapshot at 15, log kept from 13.
+    import shutil
+
+    from swarmpy.raft.core import Config, RaftNode
+
+    folder = tmp_path / "old"
+    shutil.copytree(os.path.join(os.path.dirname(__file__), "data", "datadir-v1"), folder)
+    storage = DiskStorage(str(folder))
+    assert storage.snapshot().meta == SnapshotMeta(index=15, term=2, conf=ConfState((1, 2, 3)))
+    assert storage.snapshot().data == b"app state at 15"
+    assert storage.initial_state() == (HardState(term=2, vote=1, commit=21), ConfState((1, 2, 3), ()))
+    assert (storage.first_index(), storage.last_index()) == (13, 21)
+    node = RaftNode(Config(id=1, applied=15), storage)
+    assert node.voters == {1, 2, 3} and node.learners == set()
+    node.advance(node.ready())  # applies 16..21, the ADD_NODE of 4 among them
+    assert node.voters == {1, 2, 3, 4}
+    # The next snapshot is written in the new format, with the learners, and read back.
+    storage.create_snapshot(21, ConfState((1, 2, 3), (4,)), b"app state at 21")
+    storage.close()
+    (name,) = os.listdir(folder / "snap")
+    assert open(folder / "snap" / name, "rb").read(8) == b"SWPYSNP2"
+    reopened = DiskStorage(str(folder))
+    assert reopened.initial_state()[1] == ConfState((1, 2, 3), (4,))
+    reopened.close()
+
+
+def test_a_snapshot_whose_membership_runs_past_its_end_is_corruption(tmp_path):
+    import zlib
+
+    from swarmpy.raft.wal import SNAPSHOT_HEAD, SNAPSHOT_MAGIC, decode_snapshot
+
+    body = SNAPSHOT_HEAD.pack(SNAPSHOT_MAGIC, 5, 1) + (1).to_bytes(4, "little") + (7).to_bytes(8, "little")
+    body += (1000).to_bytes(4, "little")  # 1000 learners announced, none there
+    raw = body + zlib.crc32(body).to_bytes(4, "little")
+    with pytest.raises(errors.StorageCorrupted, match="runs past the end"):
+        decode_snapshot("x.snap", raw)

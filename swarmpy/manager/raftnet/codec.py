@@ -88,6 +88,7 @@ def encode_message(message: Message) -> raft_pb2.RaftMessage:
         encoded.snapshot.index = snapshot.meta.index
         encoded.snapshot.term = snapshot.meta.term
         encoded.snapshot.voters.extend(snapshot.meta.conf.voters)
+        encoded.snapshot.learners.extend(snapshot.meta.conf.learners)
         encoded.snapshot.data = snapshot.data
     return encoded
 
@@ -135,13 +136,13 @@ def _decode_entry(encoded: raft_pb2.RaftEntry, message_type: MessageType, sender
 
 
 def _decode_snapshot(encoded: raft_pb2.RaftSnapshot, message_type: MessageType, sender: int) -> Snapshot:
-    if NONE in encoded.voters:
-        raise MalformedRaftMessage(f"{message_type.name} from node {sender:x}: snapshot lists node 0 as a voter")
+    if NONE in encoded.voters or NONE in encoded.learners:
+        raise MalformedRaftMessage(f"{message_type.name} from node {sender:x}: snapshot lists node 0 as a member")
     if message_type is MessageType.SNAPSHOT and (encoded.index == 0 or not encoded.voters):
         raise MalformedRaftMessage(
             f"SNAPSHOT from node {sender:x} is empty (index {encoded.index}, {len(encoded.voters)} voters)"
         )
-    meta = SnapshotMeta(index=encoded.index, term=encoded.term, conf=ConfState(voters=tuple(encoded.voters)))
+    meta = SnapshotMeta(index=encoded.index, term=encoded.term, conf=ConfState(voters=tuple(encoded.voters), learners=tuple(encoded.learners)))
     return Snapshot(meta=meta, data=encoded.data)
 
 
