@@ -72,6 +72,25 @@ MUTATIONS = [
     Mutation("leader lease check removed", "swarmpy/raft/core.py",
              "if mtype in _VOTE_REQUESTS and m.context != TRANSFER_CONTEXT and self._in_lease():", "if False:",
              bound=10),
+    # Learners: a non-voting member's acknowledgement commits entries, or its grant elects a leader.
+    Mutation("learner counted in the commit quorum", "swarmpy/raft/core.py",
+             "index = committed_index(self._voters, {v: pr.match for v, pr in self._progress.items()})",
+             "index = committed_index(self._voters | self._learners, {v: pr.match for v, pr in self._progress.items()})",
+             bound=12),
+    Mutation("learners' votes counted (and asked for)", "swarmpy/raft/core.py",
+             "        return vote_result(self._voters, self._votes)",
+             "        return vote_result(self._voters | self._learners, self._votes)",
+             bound=40,
+             also=(("swarmpy/raft/core.py",
+                    "        for voter in sorted(self._voters):\n            if voter != self.id:\n                self._send(\n"
+                    "                    Message(\n                        type=request,",
+                    "        for voter in sorted(self._voters | self._learners):\n            if voter != self.id:\n"
+                    "                self._send(\n                    Message(\n                        type=request,"),
+                   ("swarmpy/raft/core.py",
+                    "        for voter in sorted(self._voters):\n            if voter != self.id:\n                self._send(\n"
+                    "                    Message(\n                        type=MessageType.VOTE,",
+                    "        for voter in sorted(self._voters | self._learners):\n            if voter != self.id:\n"
+                    "                self._send(\n                    Message(\n                        type=MessageType.VOTE,"))),
     # Our own: the WAL, which the simulator now runs for real, acknowledging what is not yet durable.
     Mutation("WAL acknowledges a batch before its fdatasync", "swarmpy/raft/wal.py",
              "        self.files.append(self._fd, buffer)\n        self.files.fdatasync(self._fd)\n",

@@ -16,14 +16,18 @@ are lost, torn or kept at random on a crash, folder operations survive only in j
    effect of a Ready (persist, send, snapshot, compact) or inside a storage call (mid-write, before an
    fdatasync, during segment rotation and snapshot install), losing everything not fsync'd, and restart
    from what the disk kept. Clients propose unique payloads and read through ReadIndex, leadership is
-   transferred, members are added and removed (now and then two changes asked for at once). Nodes snapshot and compact their logs, so slow
-   followers are caught up by snapshot.
+   transferred, members are added and removed (now and then two changes asked for at once), and
+   learners join, catch up (the leader refuses to promote one that is behind), are promoted or removed,
+   crashing like anyone in between. Nodes snapshot and compact their logs, so slow followers (and
+   learners) are caught up by snapshot.
 2. Liveness: every node is restarted and resumed, every cut heals (no loss, no duplication, at most one
    tick of delay; clocks keep their drift), and a leader must be elected and commit and apply a new
    proposal within LIVENESS_BOUND_TICKS (with pre-vote, the default; twice that without).
 
 Checked after every tick (or as it happens, where that is cheaper and exact):
-- election safety: at most one leader per term;
+- election safety: at most one leader per term; a leader is a voter of its own configuration, elected by
+  grants (VOTE_RESPONSEs sent to it in its term) from a majority of its voters: learners' grants count
+  for nothing;
 - log matching: entries with the same (index, term) carry the same data and follow an entry with the
   same term (checked inductively on every persisted entry, which implies identical prefixes);
 - leader completeness: a new leader's log holds every entry any node has applied;
@@ -34,7 +38,8 @@ Checked after every tick (or as it happens, where that is cheaper and exact):
 - linearizable reads: a read is served (the DriverCore answers it) from the node's application state at
   that moment, which must hold every write acknowledged before the read began;
 - the protocol's rules, on what leaders write and voters answer: a leader moves its commit index only
-  onto an entry of its own term (Figure 8); appends a membership change only once an entry of its term
+  onto an entry of its own term (Figure 8), and only onto one that a majority of its voters (not
+  counting learners) hold in their storage; appends a membership change only once an entry of its term
   is committed and no earlier change is uncommitted (dissertation 4.1 and its errata); a voter that
   heard from its leader within an election timeout of its own clock grants no (pre-)vote for a newer
   term except to a leadership transfer (lease, 4.2.3); a voter grants one vote per term, across crashes
@@ -207,8 +212,9 @@ class Simulation:
         self.last_acked_payload: bytes | None = None  # the one acknowledged at max_acked_index
         self.vote_granted: dict[tuple[int, int], int] = {}  # (voter, term) -> candidate
         self.leader_commit: dict[int, tuple[tuple[int, int], int]] = {}  # node -> ((incarnation, term), commit)
+        self.quorum_checked: dict[int, tuple[tuple[int, int], int]] = {}  # the same, for _check_commit_quorum
         self.was_leader: dict[int, tuple[int, int]] = {}  # node -> (incarnation, term) it last led in
-        self.stats = {"elections": 0, "crashes": 0, "snapshots_installed": 0, "conf_changes": 0, "reads": 0, "reads_served": 0, "acked": 0, "crashes_mid_ready": 0, "crashes_after_promise": 0}
+        self.stats = {"elections": 0, "crashes": 0, "snapshots_installed": 0, "conf_changes": 0, "reads": 0, "reads_served": 0, "acked": 0, "crashes_mid_ready": 0, "crashes_after_promise": 0, "learners_added": 0, "learners_promoted": 0, "learners_removed": 0, "promotions_refused": 0}
         founders = tuple(range(1, self.params.size + 1))
         for _ in founders:
             self._new_node(founders)
@@ -230,6 +236,7 @@ class Simulation:
             max_size_per_msg=256,  # small, so batching and multi-message catch-up happen
             max_inflight_msgs=rng_inflight(self.rng),
             pre_vote=self.params.pre_vote,
+            max_learner_lag=self.rng.choice((0, 4, 64)),
         )
         drift = self.params.clock_drift
         self.clock_rate[node_id] = 1.0 + self.rng.uniform(-drift, drift) if drift else 1.0
@@ -313,6 +320,26 @@ class Simulation:
             self.fail(f"commit rule: leader {sim_node.id} (term {node.term}) advanced its commit to {commit}, "
                       f"an entry of term {node.log.term_or_zero(commit)}, by counting replicas of an older term")
 
+    def _check_commit_quorum(self, sim_node: SimNode, voters_before: frozenset[int]) -> None:
+        """What a leader commits is in the storage of a majority of its voters; a learner's copy counts for
+        nothing (its acknowledgements must not commit anything). The voters are those before the Ready
+        (commit moved in step or tick) or after it (a REMOVE applied in advance() shrinks the majority)."""
+        node = sim_node.node
+        commit = node.log.committed
+        key = (sim_node.incarnation, node.term)
+        seen = self.quorum_checked.get(sim_node.id)
+        self.quorum_checked[sim_node.id] = (key, commit)
+        if seen is None or seen[0] != key or commit <= seen[1]:
+            return
+        term = node.log.term_or_zero(commit)
+        for voters in (voters_before, node.voters):
+            holders = [v for v in sorted(voters) if v in self.nodes and _stores(self.nodes[v], commit, term)]
+            if len(holders) >= len(voters) // 2 + 1:
+                return
+        self.fail(f"commit quorum: leader {sim_node.id} (term {node.term}) committed {commit} (term {term}), which "
+                  f"only voters {holders} of {sorted(voters)} store (before this Ready {sorted(voters_before)}; "
+                  f"learners {sorted(node.learners)})")
+
     def _acknowledged(self, sim_node: SimNode, payload: bytes, result: ApplyResult) -> None:
         """The DriverCore answered a proposal: what RaftDriver.propose() returns to its caller."""
         if self.applied_at.get(result.index) != (result.term, int(EntryType.NORMAL), payload):
@@ -342,6 +369,14 @@ class Simulation:
         if self.was_leader.get(sim_node.id) == (sim_node.incarnation, term):
             return
         self.was_leader[sim_node.id] = (sim_node.incarnation, term)
+        voters = node.voters
+        if sim_node.id not in voters:
+            self.fail(f"election: node {sim_node.id} leads term {term} but is not a voter of its configuration "
+                      f"(voters {sorted(voters)}, learners {sorted(node.learners)})")
+        granted = {sim_node.id} | {v for (v, t), c in self.vote_granted.items() if t == term and c == sim_node.id}
+        if len(granted & voters) < len(voters) // 2 + 1:
+            self.fail(f"election: node {sim_node.id} leads term {term} with grants from {sorted(granted)} only, not "
+                      f"a majority of its voters {sorted(voters)} (learners {sorted(node.learners)})")
         self.stats["elections"] += 1
         self.log(f"node {sim_node.id} leads term {term}")
         snapshot_index = node.log.first_index() - 1
@@ -454,6 +489,7 @@ class Simulation:
             arm = chaos and self.rng.random() < p.storage_crash_rate
             if arm:  # the power goes out inside one of the next few storage operations
                 sim_node.disk.crash_after(self.rng.randint(1, 4))
+            voters_before = sim_node.node.voters
             rd = sim_node.process_ready(crash_before)
             sim_node.disk.crash_after(None)
             if rd is None:
@@ -479,6 +515,7 @@ class Simulation:
             if sim_node.node.role is Role.LEADER:
                 self._check_new_leader(sim_node)
                 self._check_commit_rule(sim_node)
+                self._check_commit_quorum(sim_node, voters_before)
             if rd.snapshot is not None:
                 self.stats["snapshots_installed"] += 1
 
@@ -592,20 +629,38 @@ class Simulation:
 
     def _conf_change(self, leader: SimNode) -> None:
         voters = sorted(leader.node.voters)
+        learners = sorted(leader.node.learners)
         rng = self.rng
-        if len(voters) > 3 and (len(voters) >= 6 or rng.random() < 0.5):
+        roll = rng.random()
+        if learners and roll < 0.45:
+            # Promote a learner, as the manager's join does once it caught up -- or too early (refused).
+            change = ConfChange(ConfChangeType.ADD_NODE, rng.choice(learners))
+        elif learners and roll < 0.55:
+            change = ConfChange(ConfChangeType.REMOVE_NODE, rng.choice(learners))  # a join given up
+        elif len(voters) > 3 and (len(voters) >= 6 or rng.random() < 0.5):
             change = ConfChange(ConfChangeType.REMOVE_NODE, rng.choice(voters))
         elif rng.random() < 0.15:
-            change = ConfChange(ConfChangeType.UPDATE_NODE, rng.choice(voters), b"addr-" + str(self.now).encode())
+            change = ConfChange(ConfChangeType.UPDATE_NODE, rng.choice(voters + learners), b"addr-" + str(self.now).encode())
+        elif len(learners) < 3 and rng.random() < 0.7:
+            change = ConfChange(ConfChangeType.ADD_LEARNER, self.next_id)  # a new node starts as a learner
         else:
-            change = ConfChange(ConfChangeType.ADD_NODE, self.next_id)
+            change = ConfChange(ConfChangeType.ADD_NODE, self.next_id)  # straight in as a voter (etcd allows it)
         try:
             index = leader.node.propose_conf_change(change)
-        except (errors.ProposalDropped, errors.ConfChangeRefused, errors.NotLeader):
+        except errors.ConfChangeRefused as exc:
+            if change.type is ConfChangeType.ADD_NODE and change.node_id in learners:
+                self.stats["promotions_refused"] += 1
+                self.log(f"node {leader.id}: promotion of {change.node_id} refused: {exc}")
+            return
+        except (errors.ProposalDropped, errors.NotLeader):
             return
         self.stats["conf_changes"] += 1
         self.log(f"node {leader.id} proposes {change.type.name} {change.node_id} at {index}")
-        if change.type is ConfChangeType.ADD_NODE:
+        if change.node_id in learners:
+            self.stats["learners_promoted" if change.type is ConfChangeType.ADD_NODE else "learners_removed"] += 1
+        elif change.type is ConfChangeType.ADD_LEARNER:
+            self.stats["learners_added"] += 1
+        if change.type in (ConfChangeType.ADD_NODE, ConfChangeType.ADD_LEARNER) and change.node_id == self.next_id:
             self._new_node()
 
     # -- the run --------------------------------------------------------------------------------
@@ -700,6 +755,17 @@ class Simulation:
             missing = [p for p, i in self.acked.items() if i <= leader.app_index and p not in set(leader.app)]
             if missing:
                 self.fail(f"acknowledged writes lost on the final leader {leader.id}: {missing[:5]}")
+
+
+def _stores(sim_node: SimNode, index: int, term: int) -> bool:
+    """Whether the node's storage (what it fsync'd; a crashed node's disk) holds the entry (index, term)."""
+    storage = sim_node.storage
+    try:
+        return storage.term(index) == term
+    except errors.Compacted:
+        return True  # covered by its snapshot, which holds only committed entries
+    except errors.RaftError:
+        return False
 
 
 def _is_promise(m: Message) -> bool:
