@@ -10,12 +10,14 @@ local-node methods (init, join, leave, info) and the Control servicer, called in
 from_json.py), which the swarmpy CLI shares for its own `inspect` output.
 
 Requests for anything that is not a swarm object (containers, images, exec, volumes, events, ...)
-are relayed to the local Docker engine's socket byte for byte (`proxy.py`), streams and hijacked
-connections included, so DOCKER_HOST pointed at swarmpyd is a drop-in for the engine's own socket.
+are relayed to the local Docker engine's socket byte for byte over pooled connections (`relay.py`, the
+listeners' front door, with `framing.py` finding where messages end), streams and hijacked connections
+included, so DOCKER_HOST pointed at swarmpyd is a drop-in for the engine's own socket.
 
 Modules: server.py (the aiohttp application, versions, errors, listeners), system.py (/_ping,
 /version, /info), swarm.py, nodes.py, services.py, tasks.py, secrets.py (secrets and configs),
-filters.py (docker's filter and boolean syntax), errors.py, control_call.py, proxy.py.
+filters.py (docker's filter and boolean syntax), errors.py, control_call.py, relay.py and framing.py
+(the front door), proxy.py (the engine as swarmpy's own handlers use it).
 
 Importing this package does not import aiohttp (the CLI imports convert/); server.py does.
 """

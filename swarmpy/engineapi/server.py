@@ -1,5 +1,8 @@
 """The Engine API application: routes, API versions, errors and the listeners swarmpyd serves it on.
 
+The listeners accept into relay.py's front door, which sends swarm requests here (over in-process
+socketpairs) and relays everything else raw to the engine.
+
 Every route is served with and without a /vX.Y prefix. A version above MAX_API_VERSION or below
 MIN_API_VERSION is refused with the engine's own 400 words. Handlers raise EngineError; the error
 middleware writes it as the engine does, and turns anything unexpected into a logged 500 (a swarmpy
@@ -13,6 +16,7 @@ is spelled out.
 
 from __future__ import annotations
 
+import asyncio
 import grp
 import logging
 import os
@@ -26,6 +30,7 @@ from aiohttp import web
 from . import networks, nodes, secrets, services, swarm, system, tasks
 from .errors import EngineError
 from .proxy import Engine, version_tuple
+from .relay import FrontDoor, Pool, SwarmRoutes, in_process_opener, unix_opener
 from .replies import error_reply
 
 log = logging.getLogger(__name__)
@@ -81,17 +86,24 @@ async def engine_errors(request: web.Request, handler: Any) -> web.StreamRespons
         return error_reply(500, f"internal error in swarmpyd (a bug): {error!r}")
 
 
+def version_refusal(asked: str) -> str | None:
+    """Docker's 400 words for an API version outside MIN_API_VERSION..MAX_API_VERSION, else None."""
+    version = version_tuple(asked)
+    if version > MAX_API_VERSION:
+        return f"client version {asked} is too new. Maximum supported API version is {show_version(MAX_API_VERSION)}"
+    if version < MIN_API_VERSION:
+        return (f"client version {asked} is too old. Minimum supported API version is"
+                f" {show_version(MIN_API_VERSION)}, please upgrade your client to a newer version")
+    return None
+
+
 @web.middleware
 async def api_versions(request: web.Request, handler: Any) -> web.StreamResponse:
     asked = request.match_info.get("version")
     if asked is not None:
-        version = version_tuple(asked)
-        if version > MAX_API_VERSION:
-            raise EngineError(400, f"client version {asked} is too new. Maximum supported API version is"
-                                   f" {show_version(MAX_API_VERSION)}")
-        if version < MIN_API_VERSION:
-            raise EngineError(400, f"client version {asked} is too old. Minimum supported API version is"
-                                   f" {show_version(MIN_API_VERSION)}, please upgrade your client to a newer version")
+        refusal = version_refusal(asked)
+        if refusal is not None:
+            raise EngineError(400, refusal)
     return await handler(request)
 
 
@@ -104,7 +116,14 @@ async def _no_such_page(request: web.Request) -> web.StreamResponse:
     raise EngineError(404, "page not found")
 
 
+def _swarm_routes() -> list[tuple[str, str]]:
+    return [(method, path) for module in (system, swarm, nodes, services, tasks, secrets, networks)
+            for method, path, _ in module.ROUTES]
+
+
 def build_app(daemon: Any, engine: Engine) -> web.Application:
+    """swarmpy's own answers; the front door (relay.py) sends it only what `_swarm_routes` and
+    SWARM_KINDS cover, and everything else to the engine."""
     app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[engine_errors, api_versions])
     app["daemon"] = daemon
     app["engine"] = engine
@@ -113,11 +132,6 @@ def build_app(daemon: Any, engine: Engine) -> web.Application:
             _route(app, method, path, handler)
     for kind in SWARM_KINDS:
         _route(app, "*", f"/{kind}" + "{tail:(/.*)?}", _no_such_page)
-
-    async def relay(request: web.Request) -> web.StreamResponse:
-        return await request.app["engine"].relay(request)
-
-    app.router.add_route("*", "/{tail:.*}", relay)
     return app
 
 
@@ -131,13 +145,18 @@ def _tls_context(listeners: Listeners) -> ssl.SSLContext | None:
 
 
 class EngineApiServer:
-    """The Engine API on this daemon's listeners; `start` and `stop` are the daemon's to call."""
+    """The Engine API on this daemon's listeners; `start` and `stop` are the daemon's to call.
+
+    The listeners accept into the relay's front door; swarmpy's aiohttp application has no listener of
+    its own and is reached by the door over in-process socketpairs."""
 
     def __init__(self, daemon: Any, listeners: Listeners, engine_socket: str) -> None:
         self._daemon = daemon
         self._listeners = listeners
         self.engine = Engine(engine_socket)
         self._runner: web.AppRunner | None = None
+        self.door: FrontDoor | None = None
+        self._servers: list[asyncio.base_events.Server] = []
 
     async def start(self) -> None:
         await self.engine.start()
@@ -145,20 +164,31 @@ class EngineApiServer:
                                handle_signals=False)
         await runner.setup()
         self._runner = runner
+        assert runner.server is not None
+        self.door = FrontDoor(SwarmRoutes(_swarm_routes(), SWARM_KINDS),
+                              swarm=Pool("swarmpyd", in_process_opener(runner.server)),
+                              engine=Pool("engine", unix_opener(self.engine.socket_path)),
+                              engine_version=lambda: self.engine.api_version, version_refusal=version_refusal)
+        loop = asyncio.get_running_loop()
         path = self._listeners.socket_path
         if path:
             socket_path = Path(path)
             socket_path.parent.mkdir(parents=True, exist_ok=True)
             socket_path.unlink(missing_ok=True)  # the daemon already refused to start over a live one
-            await web.UnixSite(runner, path).start()
+            self._servers.append(await loop.create_unix_server(self.door, path))
             os.chmod(path, 0o660)
             _give_to_docker_group(path)
         if self._listeners.tcp_addr:
             host, _, port = self._listeners.tcp_addr.rpartition(":")
-            await web.TCPSite(runner, host.strip("[]") or "0.0.0.0", int(port),
-                              ssl_context=_tls_context(self._listeners)).start()
+            self._servers.append(await loop.create_server(self.door, host.strip("[]") or "0.0.0.0", int(port),
+                                                          ssl=_tls_context(self._listeners)))
 
     async def stop(self) -> None:
+        for server in self._servers:
+            server.close()
+        self._servers.clear()
+        if self.door is not None:
+            self.door.close()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
