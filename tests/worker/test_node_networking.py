@@ -11,6 +11,7 @@ from swarmpy.worker.network.node_networking import NodeNetworking, node_resolver
 class RecordingPlane:
     def __init__(self, delay: float = 0.05, fail: int = 0) -> None:
         self.models = []
+        self.published = []
         self.delay = delay
         self.fail = fail
         self.closed = self.torn_down = False
@@ -21,6 +22,9 @@ class RecordingPlane:
             self.fail -= 1
             raise OSError("netlink said no")
         self.models.append(model)
+
+    def publish_names(self, model):
+        self.published.append(model)
 
     async def teardown(self):
         self.torn_down = True
@@ -50,6 +54,7 @@ async def test_nothing_is_applied_before_the_first_view_then_bursts_coalesce():
         assert await networking.wait_applied(networking.request(), 1)
         assert plane.models == []  # no view yet: the kernel is left to be adopted
         networking.set_view(view("t1", "t2"))
+        assert len(plane.published) == 1  # the names are answered from the view at once, before any pass
         last = [networking.request() for _ in range(20)][-1]
         assert await networking.wait_applied(last, 2)
         assert 1 <= len(plane.models) <= 2

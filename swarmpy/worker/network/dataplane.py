@@ -5,13 +5,15 @@ Theory of operation
 The worker owns one NodeDataPlane. Whenever its view of the networks changes (a task of this node
 starts or stops, a peer comes or goes, a service's tasks change), it builds the whole NodeNetworks model
 (model.py) and calls `apply`; there are no incremental calls to get out of step. `apply` is one
-reconcile pass, serialised by a lock, in three layers:
+reconcile pass, serialised by a lock, in layers:
 
 1. kernel.py, on a thread (netlink blocks): namespaces, bridges, VXLAN devices, FDB and neighbour
    entries, veths into the running containers, egress. Returns which containers are plumbed.
-2. nftables: per plumbed container its VIP table (rewritten only when its VIPs or backends changed),
-   and the node's egress masquerade table while any container has egress.
-3. DNS: the records are swapped, and each plumbed container gets its 127.0.0.11 listener.
+2. DNS: the records are swapped for the names whose path this plumbing made (`publish_names`).
+3. nftables, in-process (nftlib.py): per plumbed container its VIP table, read back and brought to the
+   model by a small transaction of only what differs (nftrules.lb_delta: no table rewrite, no `nft`
+   process per container), then the VIP names are published too; the node's egress masquerade table
+   while any container has egress. Each plumbed container gets its 127.0.0.11 listener.
 4. The routing mesh (mesh.py, issue 12): the node joins the ingress network and opens its published ports.
 
 Contract with the worker (the executor): create each task container with network mode "none" and
@@ -25,19 +27,21 @@ dropped. A network or container that fails (another process holding the VNI, a c
 midway) does not stop the rest: everything else is applied, then `apply` raises DataPlaneError naming
 each failure, and the worker applies again later. `close()` stops the listeners but leaves the kernel
 as it is, so a restarted daemon adopts it (kernel.py finds everything by name); `teardown()` applies
-the empty model.
+the empty model. Between passes, `publish_names(model)` (called as soon as a new view arrives) lets the
+resolver answer from the newer model, for the names whose path the last pass already programmed.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import subprocess
 from collections.abc import Callable
 from ipaddress import IPv4Address, IPv4Network
 
 from swarmpy.worker.network import netns as nsutil
-from swarmpy.worker.network import nftrules
+from swarmpy.worker.network import nftlib, nftrules
 from swarmpy.worker.network.dns import Resolver
 from swarmpy.worker.network.forward_accept import ForwardAccepts
 from swarmpy.worker.network.kernel import Names, Plumbed, Plumber
@@ -47,7 +51,6 @@ from swarmpy.worker.network.model import NodeNetworks
 log = logging.getLogger(__name__)
 
 DEFAULT_EGRESS_SUBNET = IPv4Network("172.31.0.0/16")
-LB_WRITES_AT_ONCE = 8
 
 
 def docker_pid_of(container: str) -> int | None:
@@ -87,9 +90,34 @@ def remove_node_leftovers(node_id: str, node_netns: str | None = None) -> list[s
             removed.append(names.egress_bridge)
     ForwardAccepts(names.tag, nsutil.netns_path(node_netns)).reconcile(())
     script = nftrules.delete_table(names.egress_table) + nftrules.delete_table(Mesh(names, node_netns).table)
-    command = ["nsenter", f"--net={nsutil.netns_path(node_netns)}", "nft", "-f", "-"]
-    subprocess.run(command, input=script, text=True, capture_output=True, timeout=15, check=False)
+    nftlib.run(nsutil.netns_path(node_netns), script)
     return removed
+
+
+def sync_vip_table(netns_path: str, vips: list[nftrules.Vip]) -> bool:
+    """Make the LB table in the namespace at `netns_path` (a task container's) serve `vips`, reading
+    it back first and writing only the difference (nftrules.lb_delta), in one thread that entered the
+    namespace. Blocking. Returns whether anything had to be written."""
+
+    def sync() -> bool:
+        listing = json.loads(nftlib.run_here("list ruleset", json=True) or "{}")
+        script = nftrules.lb_delta(listing, vips)
+        if script is not None:
+            nftlib.run_here(script)
+        return script is not None
+
+    try:
+        return nsutil.in_netns(netns_path, sync)
+    except nftlib.NftError as exc:
+        raise nftlib.NftError(f"nft in {netns_path} failed: {exc}") from None
+
+
+def locations(model: NodeNetworks) -> dict[str, dict[IPv4Address, str]]:
+    """Per network, where each task address of the model is: "local" or the VTEP of the node it is on."""
+    return {
+        net.id: {**{peer.ip: str(peer.vtep) for peer in net.peers}, **{ep.ip: "local" for ep in net.endpoints}}
+        for net in model.networks
+    }
 
 
 class NodeDataPlane:
@@ -111,35 +139,73 @@ class NodeDataPlane:
         self.forwarding = ForwardAccepts(self.names.tag, self.node_netns_path)
         self.egress_subnet = egress_subnet
         self._lock = asyncio.Lock()
-        self._lb_applied: dict[str, str] = {}  # container → the LB ruleset last written into it
         self._egress_rules: str | None = None
         self.plumbed: dict[str, Plumbed] = {}
+        # What the kernel can route to, as the last pass left it (see `publish_names`): per network, each
+        # task address with where its path leads ("local": a plumbed veth; else the VTEP its FDB entry
+        # names), and per container the VIPs its LB table serves.
+        self._paths: dict[str, dict[IPv4Address, str]] = {}
+        self._lb_vips: dict[str, set[IPv4Address]] = {}
+        self._newest: NodeNetworks | None = None  # the latest model, applied or only published
+
+    def publish_names(self, model: NodeNetworks | None = None) -> None:
+        """Answer DNS from `model` (default: the latest one) now, before a pass applies it, with only the
+        names whose path is already in the kernel.
+
+        Why this order is safe. The managers list a task's name only once it is RUNNING, and its own
+        node reports RUNNING only after plumbing it (node_networking.py, container_started); so what is
+        left is this node's side of the path, which is programmed by a pass that may still be queued.
+        A task address is therefore published only if the last finished plumbing put its path where the
+        model says it is: its FDB and neighbour entries pointing at the VTEP the model gives (a remote
+        task; an address reused on another node waits for its new entry), or its veth (a task of this
+        node). A VIP is published only on a network whose every plumbed container's LB table serves it
+        (a VIP's DNAT, even with older backends, routes; a VIP with no rule would not). Names that left
+        the model leave the answers at once: removing is always safe. Everything else waits for the
+        pass, which publishes again after plumbing and again after the LB tables."""
+        if model is not None:
+            self._newest = model
+        if self._newest is None:
+            return
+        reachable: dict[str, set[IPv4Address]] = {}
+        for net_id, where in locations(self._newest).items():
+            paths = self._paths.get(net_id, {})
+            reachable[net_id] = {ip for ip, place in where.items() if paths.get(ip) == place}
+        for net in self._newest.networks:
+            askers = [c for c, p in self.plumbed.items() if net.id in p.networks]
+            served = set.intersection(*(self._lb_vips.get(c, set()) for c in askers)) if askers else None
+            reachable[net.id] |= {
+                svc.vip for svc in net.services if svc.vip is not None and (served is None or svc.vip in served)
+            }
+        scopes = {c: p.networks for c, p in self.plumbed.items()}
+        self.resolver.update(self._newest, scopes, reachable)
 
     async def apply(self, model: NodeNetworks) -> None:
+        self._newest = model  # the latest until a newer one is published meanwhile
         async with self._lock:
             plumbed = await asyncio.to_thread(self.plumber.reconcile, model)
             gone = set(self.plumbed) - set(plumbed)
             self.plumbed = plumbed
             for container in gone:
-                self._lb_applied.pop(container, None)
+                self._lb_vips.pop(container, None)
                 await self.resolver.forget(container)
+            self._paths = {}
+            for net in model.networks:
+                if net.id in self.plumber.failed_networks:
+                    continue  # its FDB may be half programmed: none of its new names until it is whole
+                paths = {peer.ip: str(peer.vtep) for peer in net.peers}
+                paths.update({ep.ip: "local" for ep in net.endpoints
+                              if ep.container in plumbed and net.id in plumbed[ep.container].networks})
+                self._paths[net.id] = paths
+            self.publish_names()  # the task names whose paths this plumbing made
             await self._apply_egress_rules()
-            scopes = {c: p.networks for c, p in plumbed.items()}
-            self.resolver.update(model, scopes)
             failures = list(self.plumber.failures)
-            # Every container's VIP table changes when a service's tasks do: with tens of containers per
-            # node, one `nft` at a time made a pass take seconds, so they run a few at once.
-            slots = asyncio.Semaphore(LB_WRITES_AT_ONCE)
-
-            async def program(container: str, p: Plumbed) -> None:
+            failures += await asyncio.to_thread(self._sync_lb_tables, model, plumbed)
+            self.publish_names()  # and the VIPs the LB tables now serve
+            for container, p in plumbed.items():
                 try:
-                    async with slots:
-                        await self._apply_lb(model, p)
                     await self.resolver.listen(container, p.pid)
-                except (RuntimeError, OSError) as exc:  # nft failed, or the container died meanwhile
+                except OSError as exc:  # the container died meanwhile
                     failures.append(f"container {container[:12]}: {exc}")
-
-            await asyncio.gather(*(program(container, p) for container, p in plumbed.items()))
             await self.mesh.apply(model)  # after the plumbing: it needs the ingress overlay namespace
             # Last: the firewall exceptions for what the two above route through this namespace.
             routed = [self.names.egress_bridge] if self.plumber.egress_active else []
@@ -151,6 +217,28 @@ class NodeDataPlane:
             if failures:
                 raise DataPlaneError("; ".join(failures))
 
+    def _sync_lb_tables(self, model: NodeNetworks, plumbed: dict[str, Plumbed]) -> list[str]:
+        """Every plumbed container's VIP table brought to the model (blocking: on a thread). Each is read
+        back and only its difference written (sync_vip_table), so an unchanged container costs one
+        in-process listing (well under a millisecond), a changed one a small transaction."""
+        failures = []
+        for container, p in plumbed.items():
+            vips = [
+                (svc.vip, svc.backends)
+                for net in model.networks
+                if net.id in p.networks
+                for svc in net.services
+                if svc.vip is not None
+            ]
+            try:
+                sync_vip_table(nsutil.container_netns(p.pid), vips)
+            except (RuntimeError, OSError) as exc:  # nft refused, or the container died meanwhile
+                self._lb_vips[container] = set()
+                failures.append(f"container {container[:12]}: {exc}")
+            else:
+                self._lb_vips[container] = {vip for vip, _ in vips}
+        return failures
+
     async def teardown(self) -> None:
         """Remove everything this node programmed (the model with no networks)."""
         await self.apply(NodeNetworks(underlay=IPv4Address("192.0.2.1")))
@@ -160,20 +248,6 @@ class NodeDataPlane:
         await self.resolver.close()
         await asyncio.to_thread(self.plumber.close)
 
-    async def _apply_lb(self, model: NodeNetworks, plumbed: Plumbed) -> None:
-        vips = [
-            (svc.vip, svc.backends)
-            for net in model.networks
-            if net.id in plumbed.networks
-            for svc in net.services
-            if svc.vip is not None
-        ]
-        rules = nftrules.lb_ruleset(vips)
-        if self._lb_applied.get(plumbed.container) == rules:
-            return
-        await nsutil.run_nft(nsutil.container_netns(plumbed.pid), rules)
-        self._lb_applied[plumbed.container] = rules
-
     async def _apply_egress_rules(self) -> None:
         table = self.names.egress_table
         if self.plumber.egress_active:
@@ -181,5 +255,5 @@ class NodeDataPlane:
         else:
             rules = nftrules.delete_table(table)
         if rules != self._egress_rules:
-            await nsutil.run_nft(self.node_netns_path, rules)
+            await nftlib.run_nft(self.node_netns_path, rules)
             self._egress_rules = rules

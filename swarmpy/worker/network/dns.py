@@ -17,7 +17,8 @@ a known name asked for another type gets NOERROR with no answers. A name that is
 forwarded, with a fresh query ID, over one socket in the node's namespace to the node's resolvers in
 order (SERVFAIL/REFUSED or 2 s of silence moves to the next), and SERVFAIL if none answers.
 Replacing the records is one assignment, so a task that starts or stops is in or out of the answers as
-soon as `apply` runs.
+soon as the node has the view saying so (dataplane.py `publish_names`: on receipt, keeping back the names
+whose path this node has not programmed yet, which the next pass publishes).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ import logging
 import random
 import socket
 import struct
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from ipaddress import IPv4Address, IPv4Network, ip_address
 
 import dns.exception
@@ -53,9 +54,12 @@ MAX_CACHED = 10_000
 
 
 class Records:
-    """Name → IPs per network, built once per model."""
+    """Name → IPs per network, built once per model. With `reachable` (per network, the addresses this
+    node can route to now, VIPs included), only names of those addresses are kept: a task's name and its
+    place in `tasks.X` (or a dnsrr service's answer) wait for its path, a service's VIP record for the
+    VIP's rules (dataplane.py `publish_names` says why)."""
 
-    def __init__(self, model: NodeNetworks) -> None:
+    def __init__(self, model: NodeNetworks, reachable: Mapping[str, set[IPv4Address]] | None = None) -> None:
         self.by_network: dict[str, dict[str, tuple[IPv4Address, ...]]] = {}
         self.reverse_by_network: dict[str, dict[IPv4Address, str]] = {}  # task IP -> task name, VIP -> service
         self.subnets: dict[str, IPv4Network] = {}
@@ -64,20 +68,32 @@ class Records:
             reverse: dict[IPv4Address, str] = {}
             self.subnets[net.id] = net.subnet
 
+            routable = None if reachable is None else reachable.get(net.id, set())
+
             def add(name: str, ips: Iterable[IPv4Address]) -> None:
                 names.setdefault(name, set()).update(ips)
 
+            def ok(ip: IPv4Address) -> bool:
+                return routable is None or ip in routable
+
             for svc in net.services:
-                task_ips = [t.ip for t in svc.tasks]
+                task_ips = [t.ip for t in svc.tasks if ok(t.ip)]
+                vip_ok = svc.vip is not None and ok(svc.vip)
                 for name in (svc.name, *svc.aliases):
-                    add(name, [svc.vip] if svc.vip is not None else task_ips)
+                    if svc.vip is None:
+                        add(name, task_ips)
+                    elif vip_ok:
+                        add(name, [svc.vip])
                     add(f"tasks.{name}", task_ips)
                 for task in svc.tasks:
-                    add(task.name, [task.ip])
-                    reverse[task.ip] = task.name
-                if svc.vip is not None:
+                    if ok(task.ip):
+                        add(task.name, [task.ip])
+                        reverse[task.ip] = task.name
+                if vip_ok:
                     reverse[svc.vip] = svc.name
             for ep in net.endpoints:
+                if not ok(ep.ip):
+                    continue
                 for name in (ep.task_name, *ep.aliases):
                     add(name, [ep.ip])
                 reverse.setdefault(ep.ip, ep.task_name)
@@ -138,8 +154,9 @@ class Resolver:
         # the records and the asker's networks, so they are cached until the next update.
         self._answers: dict[tuple[str, bytes, int], list[bytes]] = {}
 
-    def update(self, model: NodeNetworks, scopes: dict[str, list[str]]) -> None:
-        self.records = Records(model)
+    def update(self, model: NodeNetworks, scopes: dict[str, list[str]],
+               reachable: Mapping[str, set[IPv4Address]] | None = None) -> None:
+        self.records = Records(model, reachable)
         self.scopes = scopes
         self.upstreams = model.upstream_resolvers
         self._answers = {}

@@ -167,11 +167,13 @@ class Plumber:
         # One network or one container failing (a VNI another process holds, a container dying midway) is
         # recorded and the rest done: the caller applies what worked and tries the failures again.
         self.failures = []
+        self.failed_networks = set()
         for ns, net in wanted.items():
             try:
                 self._ensure_overlay(ns, net, model)
             except (NetlinkError, OSError) as exc:
                 self.failures.append(f"network {net.name} (VNI {net.vni}): {exc}")
+                self.failed_networks.add(net.id)
                 continue
             for ep in net.endpoints:
                 if ep.container not in pids:
@@ -377,6 +379,7 @@ class Plumber:
 
     egress_active = False
     failures: list[str] = []  # what the last reconcile could not do, one line each
+    failed_networks: set[str] = set()  # the networks whose namespace, devices or peers it could not make
 
 
 def count_kernel_objects(netns_path: str, ns_prefixes: tuple[str, ...] = ("",)) -> dict[str, int]:

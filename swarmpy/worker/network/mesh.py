@@ -31,6 +31,7 @@ from ipaddress import IPv4Address, IPv4Interface
 from pyroute2 import IPRoute
 
 from swarmpy.worker.network import netns as nsutil
+from swarmpy.worker.network.nftlib import run_nft
 from swarmpy.worker.network.kernel import Names
 from swarmpy.worker.network.meshrules import MeshPort, mesh_ruleset, no_mesh
 from swarmpy.worker.network.model import NetworkView, NodeNetworks, mac_for_ip
@@ -92,7 +93,7 @@ class Mesh:
     # -- nftables and relays -------------------------------------------------------------------------
     async def _set_rules(self, rules: str) -> None:
         if rules != self._rules:
-            await nsutil.run_nft(self.node_netns_path, rules)
+            await run_nft(self.node_netns_path, rules)
             self._rules = rules
 
     async def _set_relays(self, wanted: dict[int, MeshPort], source: IPv4Address | None) -> None:

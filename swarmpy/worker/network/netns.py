@@ -1,4 +1,4 @@
-"""Doing one thing inside another network namespace: open a socket there, write a sysctl there, run nft there.
+"""Doing one thing inside another network namespace: open a socket there, write a sysctl there (nftlib.py runs nft there).
 
 setns(2) moves only the calling thread, so each call gets a fresh thread of its own that enters the
 namespace, does its one job and exits: a thread of the shared executor is never left in a foreign
@@ -10,7 +10,6 @@ listens on 127.0.0.11 inside a container while being served by the daemon's even
 
 from __future__ import annotations
 
-import asyncio
 import ctypes
 import os
 import socket
@@ -123,14 +122,3 @@ def write_sysctl(path: str, key: str, value: str) -> None:
 
     in_netns(path, write)
 
-
-async def run_nft(netns: str, script: str, *args: str) -> str:
-    """`nft -f -` (one atomic transaction) or `nft ARGS` inside a namespace; raises with nft's stderr."""
-    command = ["nsenter", f"--net={netns}", "nft", *(args or ("-f", "-"))]
-    proc = await asyncio.create_subprocess_exec(
-        *command, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
-    )
-    out, err = await proc.communicate(script.encode())
-    if proc.returncode != 0:
-        raise RuntimeError(f"nft in {netns} failed: {err.decode().strip()}")
-    return out.decode()

@@ -6,7 +6,8 @@ One NodeNetworking per worker, holding one NodeDataPlane (dataplane.py) and one 
 desired state is always rebuilt whole from two inputs, never patched:
 
 - the latest network view from the dispatcher (`set_view`, called by the Worker for every assignments
-  message that carries one: the view replaces the last one);
+  message that carries one: the view replaces the last one; the embedded resolver answers from it at
+  once, for the names whose path the kernel already has, without waiting for the pass);
 - the map task ID -> container ID of this node's running containers, read from the engine at each pass
   (only containers labelled with this node's ID: several daemons sharing an engine plumb only their own).
 
@@ -45,7 +46,7 @@ import docker.errors
 from swarmpy.api import dispatcher_pb2
 from swarmpy.worker.network.dataplane import NodeDataPlane
 from swarmpy.worker.network.from_dispatcher import node_networks
-from swarmpy.worker.network.model import DNS_ADDRESS, ModelError
+from swarmpy.worker.network.model import DNS_ADDRESS, ModelError, NodeNetworks
 from swarmpy.worker.task_states import Container, ContainerFacts
 
 log = logging.getLogger(__name__)
@@ -97,6 +98,7 @@ class NodeNetworking:
         self._upstreams = upstreams if upstreams is not None else node_resolvers()
         self._resync_interval = resync_interval
         self._view: dispatcher_pb2.NetworkView | None = None
+        self._containers: dict[str, str] = {}  # task ID -> container ID as the last pass found them
         self._wanted = asyncio.Event()
         self._requested = 0  # requests made so far
         self._covered = 0  # requests the last finished pass covered
@@ -128,7 +130,13 @@ class NodeNetworking:
     # ---------------------------------------------------------------- inputs
 
     def set_view(self, view: dispatcher_pb2.NetworkView) -> None:
+        """Take the managers' latest view: the resolver answers from it at once (the names whose path the
+        kernel already has, see NodeDataPlane.publish_names) and a pass is asked for the rest."""
         self._view = view
+        try:
+            self.plane.publish_names(self._model(view, self._containers))
+        except ModelError:
+            pass  # the pass logs it and retries
         self.request()
 
     def request(self) -> int:
@@ -175,12 +183,8 @@ class NodeNetworking:
         if view is None:
             return True  # nothing is known yet: keep what the kernel has (adoption waits for the view)
         try:
-            containers = await self._running_containers()
-            if not view.underlay_addr and self._underlay_addr:
-                view = dispatcher_pb2.NetworkView(networks=view.networks, data_path_port=view.data_path_port,
-                                                  underlay_addr=self._underlay_addr)
-            model = node_networks(view, containers, self._upstreams)
-            await self.plane.apply(model)
+            self._containers = await self._running_containers()
+            await self.plane.apply(self._model(view, self._containers))
         except ModelError as exc:
             self.last_error = str(exc)
             log.error("node %s: the network view cannot be applied: %s", self.node_id, exc)
@@ -191,6 +195,12 @@ class NodeNetworking:
             return False
         self.last_error = ""
         return True
+
+    def _model(self, view: dispatcher_pb2.NetworkView, containers: dict[str, str]) -> NodeNetworks:
+        if not view.underlay_addr and self._underlay_addr:
+            view = dispatcher_pb2.NetworkView(networks=view.networks, data_path_port=view.data_path_port,
+                                              underlay_addr=self._underlay_addr)
+        return node_networks(view, containers, self._upstreams)
 
 
 def running_task_containers(owned: dict[str, ContainerFacts]) -> dict[str, str]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import dataclasses
 import socket
 import time
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
@@ -196,3 +197,55 @@ async def test_cleanup_is_exact_and_a_restarted_node_adopts_what_it_had(lab):
             break
         await asyncio.sleep(0.1)
     assert lab.counts() == counts_before
+
+
+def _without(model, task_ips, *, peers: bool):
+    """`model` with the service records (and, if `peers`, the peer entries) of `task_ips` taken out: the
+    view of a node before those tasks were RUNNING (or before they were even placed)."""
+    networks = []
+    for net in model.networks:
+        services = tuple(dataclasses.replace(svc, tasks=tuple(t for t in svc.tasks if t.ip not in task_ips))
+                         for svc in net.services)
+        kept = tuple(p for p in net.peers if not (peers and p.ip in task_ips))
+        networks.append(dataclasses.replace(net, services=services, peers=kept))
+    return dataclasses.replace(model, networks=tuple(networks))
+
+
+async def test_names_are_answered_on_receipt_of_a_view_once_their_path_is_programmed(lab):
+    for host in ("h1", "h2"):
+        lab.add_host(host)
+    api = Service("svcapi000001", "api", {FRONT.id: IPv4Address("10.0.1.2")})
+    client_svc = Service("svcclient001", "client", {FRONT.id: IPv4Address("10.0.1.10")})
+    tasks = [
+        Task(f"apitask{i}", api, i, "h2", lab.start_container(f"api{i}"), {FRONT.id: IPv4Interface(f"10.0.1.{2 + i}/24")})
+        for i in (1, 2)
+    ]
+    client = lab.start_container("client")
+    tasks.append(Task("clienttask1", client_svc, 1, "h1", client, {FRONT.id: IPv4Interface("10.0.1.20/24")}))
+    models = host_models(lab.hosts, [FRONT], tasks)
+    await lab.planes["h2"].apply(models["h2"])  # both api tasks plumbed on h2: they could report RUNNING
+    full, api2 = models["h1"], {IPv4Address("10.0.1.4")}
+    h1 = lab.planes["h1"]
+    # h1's last pass knew nothing of api2 yet; then the view with api2 RUNNING arrives.
+    await h1.apply(_without(full, api2, peers=True))
+    h1.publish_names(full)
+    assert await resolve(lab, client, "tasks.api") == ("ok", {"10.0.1.3"})  # no FDB entry for api2 on h1 yet
+    assert await resolve(lab, client, "api") == ("ok", {"10.0.1.2"})  # the VIP's rules are there
+    # h1's last pass programmed api2 as a peer (placed, not yet running); the RUNNING view is answered at
+    # once, with no pass in between, and the address answers.
+    await h1.apply(_without(full, api2, peers=False))
+    assert await resolve(lab, client, "tasks.api") == ("ok", {"10.0.1.3"})
+    h1.publish_names(full)
+    assert await resolve(lab, client, "tasks.api") == ("ok", {"10.0.1.3", "10.0.1.4"})
+    assert (await answered_by(lab, client, "http://10.0.1.4/", 1)) == {"api2": 1}
+    # A task that stops leaves the answers as soon as the view says so.
+    h1.publish_names(_without(full, {IPv4Address("10.0.1.3")}, peers=True))
+    assert await resolve(lab, client, "tasks.api") == ("ok", {"10.0.1.4"})
+    # A new service's name waits for its VIP's rules in the asking container.
+    db = Service("svcdb0000001", "db", {FRONT.id: IPv4Address("10.0.1.30")})
+    with_db = host_models(lab.hosts, [FRONT], [*tasks, Task("dbtask1", db, 1, "h2", tasks[0].container,
+                                                             {FRONT.id: IPv4Interface("10.0.1.31/24")})])["h1"]
+    h1.publish_names(with_db)
+    assert (await resolve(lab, client, "db"))[0] == "NXDOMAIN"
+    await h1.apply(with_db)
+    assert await resolve(lab, client, "db") == ("ok", {"10.0.1.30"})
