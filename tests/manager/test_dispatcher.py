@@ -663,3 +663,50 @@ def test_deadlines_moved_many_times_keep_only_the_latest_and_discard_forgets():
     deadlines.set("b", 5)
     deadlines.set("b", 5)  # the same deadline twice: expires once
     assert deadlines.expired(10) == ["b"] and deadlines.expired(10) == [] and deadlines.next_due() is None
+
+
+def test_registration_pace_admits_a_burst_then_spaces_then_refuses_beyond_the_wait():
+    from swarmpy.manager.dispatcher.liveness import RegistrationPace
+
+    pace = RegistrationPace(rate=10, burst=3, max_wait=0.5)
+    assert [pace.slot(100.0) for _ in range(3)] == [0.0, 0.0, 0.0]  # the burst
+    waits = [pace.slot(100.0) for _ in range(5)]
+    assert waits == pytest.approx([0.1, 0.2, 0.3, 0.4, 0.5])  # then one every 1/rate s
+    assert pace.slot(100.0) is None  # 0.6 s would exceed max_wait: refused, and takes no slot
+    assert pace.slot(100.0) is None
+    assert pace.slot(100.45) == pytest.approx(0.15)  # time passes: the next slot (at 100.6) is in reach again
+    assert pace.slot(200.0) == 0.0  # idle long enough: a whole burst again
+    with pytest.raises(ValueError):
+        RegistrationPace(rate=0)
+
+
+async def test_many_nodes_registering_at_once_are_paced_and_the_refused_stay_alive():
+    """A new leader that has every node register at once admits them at the configured rate: the
+    burst at once, the next ones spaced, the ones beyond the wait refused UNAVAILABLE (the node retries),
+    and a refused node's heartbeat deadline moves on (it is alive) instead of expiring."""
+    settings = DispatcherSettings(
+        heartbeat_period=0.3, status_flush_interval=0.05, assignment_batch_window=0.02,
+        registration_rate=20, registration_burst=2, registration_max_wait=0.2,
+    )
+    store = MemoryStore()
+    nodes = [f"n{i}" for i in range(8)]
+    await seed(store, *(("node", make_node(node_id)) for node_id in nodes))
+    async with running_manager(store, settings=settings) as manager, grpc.aio.insecure_channel(manager.addr) as channel:
+        stub = dispatcher_pb2_grpc.DispatcherStub(channel)
+        started = time.monotonic()
+        results = await asyncio.gather(*(open_session(stub, node_id) for node_id in nodes), return_exceptions=True)
+        opened = [r for r in results if not isinstance(r, BaseException)]
+        refused = [r for r in results if isinstance(r, BaseException)]
+        # burst 2 at once, then one every 50 ms up to 200 ms: 2 + 4 admitted; the other 2 refused at once.
+        assert len(opened) == 6, results
+        assert all(isinstance(r, grpc.aio.AioRpcError) and r.code() == grpc.StatusCode.UNAVAILABLE
+                   and "too many nodes are registering" in r.details() for r in refused), refused
+        assert time.monotonic() - started >= 0.15  # the admitted were spaced, not all at once
+        refused_nodes = [n for n, r in zip(nodes, results) if isinstance(r, BaseException)]
+        # The refused retry a little later and get in; nobody was written DOWN meanwhile.
+        await asyncio.sleep(0.3)
+        retried = [await open_session(stub, node_id) for node_id in refused_nodes]
+        assert all(first.session_id for _, first in retried)
+        assert all(node_state(store, node_id) == READY for node_id in nodes)
+        for call, _ in [*opened, *retried]:
+            call.cancel()

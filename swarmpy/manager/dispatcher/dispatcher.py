@@ -63,8 +63,8 @@ from swarmpy.manager.store.memory import MemoryStore, Transaction, clone
 from swarmpy.raft.errors import LeadershipLost, NotLeader, ProposalDropped
 
 from .dependencies import NodeDependencies
-from .errors import DispatcherError, DispatcherStopped, SessionInvalid, UnknownNode
-from .liveness import BreakBursts, Deadlines
+from .errors import DispatcherError, DispatcherStopped, RegistrationsThrottled, SessionInvalid, UnknownNode
+from .liveness import BreakBursts, Deadlines, RegistrationPace
 from .network_view import EVERY_NODE, network_view_audience, node_network_view
 from .rules import (
     GRACE_MULTIPLIER,
@@ -116,6 +116,11 @@ class DispatcherSettings:
     # A node whose Session stream broke (its process died, its connection was reset) is DOWN this long
     # after, unless it opens or resumes a session or heartbeats: seconds, not the heartbeat grace.
     session_break_grace: float = 2.0
+    # Sessions registered per second at most, in bursts of at most this many; a registration that would
+    # wait longer than registration_max_wait is refused (UNAVAILABLE) and the node retries: liveness.RegistrationPace.
+    registration_rate: float = 50.0
+    registration_burst: int = 50
+    registration_max_wait: float = 2.0
 
 
 class _Pulse:
@@ -196,6 +201,9 @@ class Dispatcher(dispatcher_pb2_grpc.DispatcherServicer):
         self._sessions: dict[str, _Session] = {}
         self._deadlines = Deadlines()
         self._breaks = BreakBursts()
+        self._pace = RegistrationPace(
+            self._settings.registration_rate, self._settings.registration_burst, self._settings.registration_max_wait
+        )
         self._deadlines_moved = _Pulse()
         self._managers: list[dispatcher_pb2.WeightedPeer] = []
         self._running = False
@@ -400,6 +408,7 @@ class Dispatcher(dispatcher_pb2_grpc.DispatcherServicer):
                 session.epoch += 1  # resumed: the older Session stream of this session bows out
                 session.pulse.fire()
             else:
+                await self._await_registration_slot(node_id)
                 if session is not None:
                     session.end(SessionInvalid(node_id, session.session_id, "replaced by a newer session"))
                 session = _Session(node_id, new_id(), peer_host(context.peer()))
@@ -421,6 +430,19 @@ class Dispatcher(dispatcher_pb2_grpc.DispatcherServicer):
             except asyncio.CancelledError:
                 self._stream_broke(session, epoch)
                 raise
+
+    async def _await_registration_slot(self, node_id: str) -> None:
+        """Pace new sessions (liveness.RegistrationPace). A node refused for now is alive -- it just called
+        -- so its heartbeat deadline moves as if it had heartbeated: waiting its turn never makes it DOWN."""
+        delay = self._pace.slot(time.monotonic())
+        if delay is None:
+            if node_id in self._deadlines:  # (a node with no deadline is DOWN already, or has none to keep)
+                self._deadlines.set(node_id, max(self._deadlines.due(node_id, 0.0), time.monotonic() + self._grace()))
+                self._deadlines_moved.fire()
+            raise RegistrationsThrottled(node_id)
+        if delay > 0:
+            await asyncio.sleep(delay)
+        self._require_running()
 
     def _stream_broke(self, session: _Session, epoch: int) -> None:
         """The node's Session stream went away without the session ending: unless the node is back within

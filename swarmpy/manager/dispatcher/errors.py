@@ -39,3 +39,13 @@ class UnknownNode(DispatcherError):
     def __init__(self, node_id: str) -> None:
         super().__init__(f"node {node_id} is not a member of this swarm (was it removed?)")
         self.node_id = node_id
+
+
+class RegistrationsThrottled(DispatcherError):
+    """Too many nodes are opening sessions with this manager at once (a new leader, after a failover): the
+    node is alive and should retry shortly. Not the caller's fault."""
+
+    code = grpc.StatusCode.UNAVAILABLE
+
+    def __init__(self, node_id: str) -> None:
+        super().__init__(f"node {node_id}: too many nodes are registering with this manager right now; retry shortly")

@@ -1,5 +1,6 @@
-"""Heartbeat deadlines: which nodes have gone quiet for longer than their grace period. No I/O, no clock:
-the caller passes `now` (time.monotonic() in the dispatcher, plain numbers in tests)."""
+"""Heartbeat deadlines (which nodes have gone quiet for longer than their grace period), bursts of broken
+streams, and the pace at which sessions are admitted. No I/O, no clock: the caller passes `now`
+(time.monotonic() in the dispatcher, plain numbers in tests)."""
 
 from __future__ import annotations
 
@@ -76,3 +77,32 @@ class BreakBursts:
         self._times = [t for t in self._times if t > now - self._window]
         self._times.append(now)
         return len(self._times) <= max(self._floor, self._share * sessions)
+
+
+class RegistrationPace:
+    """Admits session registrations at a bounded rate: `rate` a second, `burst` at once.
+
+    A new leader's dispatcher has every node of the swarm register again within seconds (their sessions
+    were with the old leader). Each registration is a store write, then the node opens its Assignments
+    and log streams; a thousand at once kept the new leader's loop busy for seconds, long enough for the
+    followers to elect yet another leader, whose dispatcher had the same thousand register (the cascade
+    of bench/RESULTS.md, issue 15). swarmkit rate-limits registrations per node; this bounds them for the
+    whole manager. `slot(now)` gives the delay after which the caller may register, or None when that
+    delay would exceed `max_wait` -- the caller then refuses at once and the node retries (with its
+    backoff): better than a wait beyond the node's own RPC timeout."""
+
+    def __init__(self, rate: float = 50.0, burst: int = 50, max_wait: float = 2.0) -> None:
+        if rate <= 0 or burst < 1:
+            raise ValueError("registration pace: rate and burst must be positive")
+        self._interval = 1.0 / rate
+        self._tolerance = (burst - 1) * self._interval  # how far ahead of the rate a burst may run
+        self._max_wait = max_wait
+        self._theoretical_arrival = float("-inf")  # GCRA: when the next registration is due at the rate
+
+    def slot(self, now: float) -> float | None:
+        due = max(self._theoretical_arrival, now)
+        delay = max(0.0, due - self._tolerance - now)
+        if delay > self._max_wait:
+            return None
+        self._theoretical_arrival = due + self._interval
+        return delay
