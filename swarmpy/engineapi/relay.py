@@ -330,6 +330,9 @@ class ClientConnection(asyncio.Protocol):
             if self._upstream_eof:
                 return False
             return True
+        if self._request_body is not None:  # a body that can never be finished: nothing to wait for
+            self._close()
+            return False
         return self._exchange  # keep our sending half open for the answer in flight
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -382,6 +385,7 @@ class ClientConnection(asyncio.Protocol):
         try:
             head = framing.parse_head(head_bytes)
             body = framing.request_body(head)
+            body_end = body.feed(self._pending, 0)
         except framing.FramingError as error:
             self._fail(400, "Bad Request", str(error))
             return
@@ -397,7 +401,7 @@ class ClientConnection(asyncio.Protocol):
         self._method = head.first
         self._pool = pool
         self._client_keeps_alive = framing.keeps_alive(head, head.third)
-        end = body.feed(self._pending, 0)
+        end = body_end
         if end < 0:
             first = head_bytes + self._pending
             self._pending.clear()

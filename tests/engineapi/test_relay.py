@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import re
 import socket
 import subprocess
@@ -330,3 +331,71 @@ async def test_a_pooled_connection_dying_under_a_request_retries_only_idempotent
     assert "closed the connection before answering" in refused.json()["message"]
     assert pool.retried == 1, "a POST must not be sent twice"
     client.close()
+
+
+# -- the door's framing under random input ---------------------------------------------------------
+# Only harmless requests reach the shared engine: listings, and a stop of a container that does not
+# exist. What is random is the framing: header spellings, lengths that lie, bodies, chunk sizes, the
+# pieces the bytes arrive in, pipelining.
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+DOOR_EXAMPLES = int(os.environ.get("SWARMPY_FUZZ_EXAMPLES", "120"))
+SAFE_TARGETS = ["/v1.41/containers/json", "/images/json?all=1", "/v1.50/containers/json", "/v1.41/version",
+                "/v1.99/containers/json", "/v1.41/containers/swarmpy-relay-no-such-container/stop", "/v1.41/%73ervices",
+                "/v1.41/networks/create", "/nodes", "/v1.41/containers/../tasks"]
+header_names = st.sampled_from(["Content-Length", "content-length", "Transfer-Encoding", "Connection", "Upgrade",
+                                "Host", "X-Fuzz", "Expect"])
+header_values = st.sampled_from(["0", "5", "-1", "abc", "chunked", "gzip, chunked", "identity", "close",
+                                 "keep-alive", "Upgrade", "tcp", "100-continue", ""]) | st.text(
+    st.characters(min_codepoint=32, max_codepoint=126), max_size=12)
+requests = st.tuples(st.sampled_from(["GET", "HEAD", "POST", "OPTIONS", "BREW"]), st.sampled_from(SAFE_TARGETS),
+                     st.lists(st.tuples(header_names, header_values), max_size=4), st.binary(max_size=40))
+
+
+def _door_bytes(method: str, target: str, headers: list[tuple[str, str]], body: bytes) -> bytes:
+    lines = [f"{method} {target} HTTP/1.1", "Host: api.moby.localhost"] + [f"{k}: {v}" for k, v in headers]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
+
+
+async def test_random_framing_never_breaks_the_door(door):
+    loop = asyncio.get_running_loop()
+    errors: list[dict] = []
+    loop.set_exception_handler(lambda _loop, context: errors.append(context))
+    socket_path = door._listeners.socket_path
+
+    async def one(pieces: list[bytes]) -> bytes:
+        client = await Client.connect(socket_path)
+        try:
+            for piece in pieces:
+                client.writer.write(piece)
+                await client.writer.drain()
+            client.writer.write_eof()
+            return await asyncio.wait_for(client.reader.read(), 20)
+        except (ConnectionError, asyncio.IncompleteReadError):
+            return b""
+        finally:
+            client.close()
+
+    answered = []
+
+    @settings(max_examples=DOOR_EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(st.lists(requests, min_size=1, max_size=3), st.lists(st.integers(min_value=1, max_value=200), max_size=4))
+    def check(batch, cuts):
+        stream = b"".join(_door_bytes(*request) for request in batch)
+        pieces, position = [], 0
+        for cut in cuts:
+            pieces.append(stream[position:position + cut])
+            position += cut
+        pieces.append(stream[position:])
+        answer = asyncio.run_coroutine_threadsafe(one(pieces), loop).result(30)
+        assert answer == b"" or answer.startswith(b"HTTP/1.1 ") or answer.startswith(b"HTTP/1.0 "), answer[:200]
+        answered.append(answer[:12])
+
+    await asyncio.to_thread(check)
+    assert not errors, errors[:3]
+    client = await Client.connect(socket_path)
+    assert (await client.ask("GET", "/v1.41/containers/json")).status == 200  # still answering
+    client.close()
+    print(f"door fuzz: {len(answered)} streams, statuses {sorted(set(a[9:12] for a in answered if a))}")
