@@ -37,6 +37,7 @@ import asyncio
 import json
 import logging
 import subprocess
+import time
 from collections.abc import Callable
 from ipaddress import IPv4Address, IPv4Network
 
@@ -120,6 +121,19 @@ def locations(model: NodeNetworks) -> dict[str, dict[IPv4Address, str]]:
     }
 
 
+class _PhaseClock:
+    """Where a pass spent its time (seconds per phase), for the log line of a slow pass."""
+
+    def __init__(self) -> None:
+        self.phases: dict[str, float] = {}
+        self._mark = time.monotonic()
+
+    def lap(self, phase: str) -> None:
+        now = time.monotonic()
+        self.phases[phase] = now - self._mark
+        self._mark = now
+
+
 class NodeDataPlane:
     def __init__(
         self,
@@ -141,6 +155,7 @@ class NodeDataPlane:
         self._lock = asyncio.Lock()
         self._egress_rules: str | None = None
         self.plumbed: dict[str, Plumbed] = {}
+        self.last_phases: dict[str, float] = {}  # seconds per phase of the last whole pass
         # What the kernel can route to, as the last pass left it (see `publish_names`): per network, each
         # task address with where its path leads ("local": a plumbed veth; else the VTEP its FDB entry
         # names), and per container the VIPs its LB table serves.
@@ -182,7 +197,13 @@ class NodeDataPlane:
     async def apply(self, model: NodeNetworks) -> None:
         self._newest = model  # the latest until a newer one is published meanwhile
         async with self._lock:
+            clock = _PhaseClock()
+            loop = asyncio.get_running_loop()
+            self.plumber.newest = lambda: self._newest
+            self.plumber.on_peers = lambda net_id, peers: loop.call_soon_threadsafe(self._peers_programmed, net_id, peers)
             plumbed = await asyncio.to_thread(self.plumber.reconcile, model)
+            clock.lap("plumbing")
+            clock.phases["of which pids"] = self.plumber.pid_lookup_seconds
             gone = set(self.plumbed) - set(plumbed)
             self.plumbed = plumbed
             for container in gone:
@@ -195,18 +216,25 @@ class NodeDataPlane:
                 paths = {peer.ip: str(peer.vtep) for peer in net.peers}
                 paths.update({ep.ip: "local" for ep in net.endpoints
                               if ep.container in plumbed and net.id in plumbed[ep.container].networks})
+                # Peers of a newer model programmed mid-pass are in the kernel too (kernel.py `_catch_up`).
+                for ip, vtep in self.plumber.caught_up.get(net.id, {}).items():
+                    paths.setdefault(ip, vtep)
                 self._paths[net.id] = paths
             self.publish_names()  # the task names whose paths this plumbing made
+            clock.lap("names")
             await self._apply_egress_rules()
             failures = list(self.plumber.failures)
             failures += await asyncio.to_thread(self._sync_lb_tables, model, plumbed)
+            clock.lap("vip tables")
             self.publish_names()  # and the VIPs the LB tables now serve
             for container, p in plumbed.items():
                 try:
                     await self.resolver.listen(container, p.pid)
                 except OSError as exc:  # the container died meanwhile
                     failures.append(f"container {container[:12]}: {exc}")
+            clock.lap("listeners")
             await self.mesh.apply(model)  # after the plumbing: it needs the ingress overlay namespace
+            clock.lap("mesh")
             # Last: the firewall exceptions for what the two above route through this namespace.
             routed = [self.names.egress_bridge] if self.plumber.egress_active else []
             routed += [self.mesh.veth] if ingress_of(model) is not None else []
@@ -214,8 +242,15 @@ class NodeDataPlane:
                 await asyncio.to_thread(self.forwarding.reconcile, routed)
             except (RuntimeError, OSError, subprocess.SubprocessError) as exc:
                 failures.append(f"forwarding rules: {exc}")
+            clock.lap("forwarding")
+            self.last_phases = clock.phases
             if failures:
                 raise DataPlaneError("; ".join(failures))
+
+    def _peers_programmed(self, network_id: str, peers: dict[IPv4Address, str]) -> None:
+        """The plumbing, still running, programmed these peers of a newer model: their names may go out."""
+        self._paths.setdefault(network_id, {}).update(peers)
+        self.publish_names()
 
     def _sync_lb_tables(self, model: NodeNetworks, plumbed: dict[str, Plumbed]) -> list[str]:
         """Every plumbed container's VIP table brought to the model (blocking: on a thread). Each is read

@@ -33,6 +33,7 @@ from __future__ import annotations
 import errno
 import logging
 import os
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
@@ -116,6 +117,12 @@ class Plumber:
         self.egress_gateway = next(egress_subnet.hosts())
         self._node: IPRoute | None = None
         self._overlays: dict[str, IPRoute] = {}
+        # Catching up with newer peers mid-pass (see `_catch_up`): where the newest model is read, who is
+        # told of peers programmed early (called on this thread), and what was programmed that way.
+        self.newest: Callable[[], NodeNetworks | None] = lambda: None
+        self.on_peers: Callable[[str, dict[IPv4Address, str]], None] = lambda network_id, peers: None
+        self.caught_up: dict[str, dict[IPv4Address, str]] = {}
+        self._peers: dict[str, tuple[NetworkView, int, dict[IPv4Address, str]]] = {}  # ns -> (net, vxlan, ip -> vtep)
 
     # -- handles -----------------------------------------------------------------------------------------
     def node(self) -> IPRoute:
@@ -147,6 +154,7 @@ class Plumber:
             self.close()
 
     def _reconcile(self, model: NodeNetworks) -> dict[str, Plumbed]:
+        started = time.monotonic()
         pids: dict[str, int] = {}
         for container in model.containers:
             pid = self.pid_of(container)
@@ -154,6 +162,7 @@ class Plumber:
                 pids[container] = pid
             else:
                 log.info("container %s is not running: not plumbed", container[:12])
+        self.pid_lookup_seconds = time.monotonic() - started
         wanted = {
             self.names.overlay_ns(net.vni): net
             for net in model.networks
@@ -168,6 +177,8 @@ class Plumber:
         # recorded and the rest done: the caller applies what worked and tries the failures again.
         self.failures = []
         self.failed_networks = set()
+        self.caught_up = {}
+        self._peers = {}
         for ns, net in wanted.items():
             try:
                 self._ensure_overlay(ns, net, model)
@@ -179,7 +190,8 @@ class Plumber:
                 if ep.container not in pids:
                     continue
                 try:
-                    self._ensure_endpoint(ns, net, ep, pids[ep.container])
+                    if self._ensure_endpoint(ns, net, ep, pids[ep.container]):
+                        self._catch_up()
                 except (NetlinkError, OSError, StopIteration) as exc:
                     self.failures.append(f"task {ep.task_id} on network {net.name}: {exc}")
                     continue
@@ -214,6 +226,36 @@ class Plumber:
         bridge = self._ensure_bridge(ov, net)
         vxlan = self._ensure_vxlan(ns, ov, net, model, bridge)
         self._program_peers(ov, vxlan, net)
+        self._peers[ns] = (net, vxlan, {p.ip: str(p.vtep) for p in net.peers})
+
+    def _catch_up(self) -> None:
+        """Program the peers a newer model added since this pass began, between two container plumbings.
+
+        A pass that plumbs tens of new containers takes seconds on a loaded node, and a remote task that
+        starts meanwhile is RUNNING (and named by the managers) long before the next pass programs its
+        FDB entry: its name would wait for all of it. Peers are additive and cheap, so the newest model's
+        new ones are added now and reported (`on_peers`: the resolver may name them). Only additions,
+        and only of addresses not programmed elsewhere (an address that moved to another VTEP waits for
+        a whole pass, which also deletes what left)."""
+        newest = self.newest()
+        if newest is None:
+            return
+        for ns, (net, vxlan, have) in self._peers.items():
+            later = next((n for n in newest.networks if n.id == net.id and n.vni == net.vni), None)
+            if later is None:
+                continue
+            macs = {p.mac for p in net.peers}
+            new = [p for p in later.peers if p.ip not in have and p.mac not in macs and p.vtep != newest.underlay]
+            if not new:
+                continue
+            ov = self.overlay(ns)
+            for peer in new:
+                ov.fdb("append", ifindex=vxlan, lladdr=peer.mac, dst=str(peer.vtep), state=NUD_PERMANENT)
+                ov.neigh("replace", ifindex=vxlan, dst=str(peer.ip), lladdr=peer.mac, state=NUD_PERMANENT)
+                have[peer.ip] = str(peer.vtep)
+            added = {peer.ip: str(peer.vtep) for peer in new}
+            self.caught_up.setdefault(net.id, {}).update(added)
+            self.on_peers(net.id, added)
 
     def _ensure_bridge(self, ov: IPRoute, net: NetworkView) -> int:
         name = Names.bridge(net.vni)
@@ -279,11 +321,12 @@ class Plumber:
             ov.neigh("replace", ifindex=vxlan, dst=ip, lladdr=mac, state=NUD_PERMANENT)
 
     # -- container endpoints -----------------------------------------------------------------------------
-    def _ensure_endpoint(self, ns: str, net: NetworkView, ep: LocalEndpoint, pid: int) -> None:
+    def _ensure_endpoint(self, ns: str, net: NetworkView, ep: LocalEndpoint, pid: int) -> bool:
+        """Returns whether it had to plumb the endpoint (False: it was there)."""
         ov = self.overlay(ns)
         host_end = Names.endpoint_veth(ep.container)
         if ov.link_lookup(ifname=host_end):
-            return  # plumbed earlier (or by the daemon before a restart); its container end went in with it
+            return False  # plumbed earlier (or by the daemon before a restart); its container end went in with it
         bridge = ov.link_lookup(ifname=Names.bridge(net.vni))[0]
         peer_name = "cp" + ep.container[:11]
         ov.link("add", ifname=host_end, kind="veth", peer={"ifname": peer_name, "mtu": net.mtu}, mtu=net.mtu)
@@ -291,6 +334,7 @@ class Plumber:
         self._move_into_container(
             ov, peer_name, pid, net.mtu, ep.mac, ep.address, default_via=None
         )
+        return True
 
     def _move_into_container(
         self, source: IPRoute, temp_name: str, pid: int, mtu: int, mac: str | None,
@@ -366,6 +410,7 @@ class Plumber:
             index = node.link_lookup(ifname=host_end)[0]
             node.link("set", index=index, master=found[0], ifalias=f"{EGRESS_ALIAS} {address} {container}", state="up")
             self._move_into_container(node, temp, pid, 1500, None, address, default_via=self.egress_gateway)
+            self._catch_up()
 
     def _egress_addresses(self) -> dict[str, tuple[int, IPv4Address]]:
         """The node's egress veths by container: (link index, the address recorded in its ifalias)."""
@@ -378,6 +423,7 @@ class Plumber:
         return found
 
     egress_active = False
+    pid_lookup_seconds = 0.0  # of the last reconcile: asking the engine for new containers' pids
     failures: list[str] = []  # what the last reconcile could not do, one line each
     failed_networks: set[str] = set()  # the networks whose namespace, devices or peers it could not make
 

@@ -38,6 +38,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import time
 from collections.abc import Awaitable, Callable
 from ipaddress import IPv4Address, ip_address
 
@@ -54,6 +55,7 @@ log = logging.getLogger(__name__)
 RESYNC_INTERVAL = 30.0
 RETRY_MIN = 0.5
 RETRY_MAX = 30.0
+SLOW_PASS = 1.0  # a pass longer than this is logged with where its time went
 STARTED_WAIT = 10.0  # a container start waits at most this long for its plumbing before it is reported
 
 
@@ -182,9 +184,13 @@ class NodeNetworking:
         view = self._view
         if view is None:
             return True  # nothing is known yet: keep what the kernel has (adoption waits for the view)
+        started = time.monotonic()
         try:
             self._containers = await self._running_containers()
-            await self.plane.apply(self._model(view, self._containers))
+            listed = time.monotonic() - started
+            model = self._model(view, self._containers)
+            modelled = time.monotonic() - started - listed
+            await self.plane.apply(model)
         except ModelError as exc:
             self.last_error = str(exc)
             log.error("node %s: the network view cannot be applied: %s", self.node_id, exc)
@@ -194,6 +200,11 @@ class NodeNetworking:
             log.exception("node %s: applying the data plane failed; retrying", self.node_id)
             return False
         self.last_error = ""
+        took = time.monotonic() - started
+        if took > SLOW_PASS:
+            phases = ", ".join(f"{name} {seconds:.2f}" for name, seconds in getattr(self.plane, "last_phases", {}).items())
+            log.info("node %s: slow data-plane pass, %.2f s (containers listed %.2f, model %.2f, %s)",
+                     self.node_id, took, listed, modelled, phases)
         return True
 
     def _model(self, view: dispatcher_pb2.NetworkView, containers: dict[str, str]) -> NodeNetworks:

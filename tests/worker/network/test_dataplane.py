@@ -249,3 +249,30 @@ async def test_names_are_answered_on_receipt_of_a_view_once_their_path_is_progra
     assert (await resolve(lab, client, "db"))[0] == "NXDOMAIN"
     await h1.apply(with_db)
     assert await resolve(lab, client, "db") == ("ok", {"10.0.1.30"})
+
+
+async def test_peers_of_a_newer_view_are_programmed_between_two_container_plumbings(lab):
+    lab.add_host("h1")
+    svc = Service("svcapi000001", "api", {FRONT.id: IPv4Address("10.0.1.2")})
+    first = Task("t1", svc, 1, "h1", lab.start_container("a1"), {FRONT.id: IPv4Interface("10.0.1.3/24")})
+    second = Task("t2", svc, 2, "h1", lab.start_container("a2"), {FRONT.id: IPv4Interface("10.0.1.4/24")})
+    far = Task("t3", svc, 3, "h9", "f" * 64, {FRONT.id: IPv4Interface("10.0.1.5/24")})
+    underlays = {**lab.hosts, "h9": IPv4Address("10.231.9.99")}
+    plumber = lab.planes["h1"].plumber
+    await asyncio.to_thread(plumber.reconcile, host_models(underlays, [FRONT], [first])["h1"])
+    newer = host_models(underlays, [FRONT], [first, second, far])["h1"]
+    told = []
+    plumber.newest = lambda: newer
+    plumber.on_peers = lambda network_id, peers: told.append((network_id, peers))
+    # This pass's own model does not have t3 yet; plumbing t2 makes room to catch up with the newer one.
+    await asyncio.to_thread(plumber.reconcile, host_models(underlays, [FRONT], [first, second])["h1"])
+    ns = lab.planes["h1"].names.overlay_ns(FRONT.vni)
+    fdb = run("ip", "netns", "exec", ns, "bridge", "fdb", "show", "dev", f"vx-{FRONT.vni:06x}")
+    assert "02:42:0a:00:01:05 dst 10.231.9.99" in fdb
+    assert "10.0.1.5 lladdr 02:42:0a:00:01:05 PERMANENT" in run("ip", "-n", ns, "neigh", "show", "dev", f"vx-{FRONT.vni:06x}")
+    assert told == [(FRONT.id, {IPv4Address("10.0.1.5"): "10.231.9.99"})]
+    assert plumber.caught_up == {FRONT.id: {IPv4Address("10.0.1.5"): "10.231.9.99"}}
+    # A whole pass without t3 (and nothing newer) takes it out again: catching up only ever adds.
+    plumber.newest = lambda: None
+    await asyncio.to_thread(plumber.reconcile, host_models(underlays, [FRONT], [first, second])["h1"])
+    assert "02:42:0a:00:01:05" not in run("ip", "netns", "exec", ns, "bridge", "fdb", "show", "dev", f"vx-{FRONT.vni:06x}")
