@@ -48,6 +48,9 @@ log = logging.getLogger(__name__)
 DEFAULT_PORT = 2377
 ROLE_RETRY_DELAY = 2.0
 LEAVE_RAFT_TIMEOUT = 10.0  # `swarm leave --force` on a manager: how long to try being removed from Raft
+# A joining manager catches up as a learner; join (and a promotion's role change) waits this long for the
+# leader to make it a voter, then gives up (and asks to be removed again).
+PROMOTION_TIMEOUT = 120.0
 
 
 class SwarmNode:
@@ -288,6 +291,27 @@ class SwarmNode:
         self.state.role = "manager"
         self.state.raft_id = raft_id
         await self._start_manager(None, known_members={m.raft_id: m.addr for m in members if m.addr})
+        # Added as a learner: it counts toward no quorum until the leader promotes it, once caught up.
+        assert self.manager is not None
+        try:
+            await self.manager.wait_until_voter(PROMOTION_TIMEOUT)
+        except RaftError as exc:
+            await self._give_up_joining()
+            raise LocalNodeError(grpc.StatusCode.DEADLINE_EXCEEDED, str(exc)) from exc
+
+    async def _give_up_joining(self) -> None:
+        """A learner that was not promoted: ask to be removed (best effort), and be a worker again."""
+        assert self.manager is not None
+        try:
+            await self.manager.leave_raft(LEAVE_RAFT_TIMEOUT)
+        except (RaftError, grpc.aio.AioRpcError, TimeoutError) as exc:
+            log.warning("node %s: a learner that gave up joining was not removed from the Raft group: %s",
+                        self.state.node_id, exc.details() if isinstance(exc, grpc.aio.AioRpcError) else repr(exc))
+        manager, self.manager = self.manager, None
+        await manager.stop()
+        self.state.role = "worker"
+        self.state.raft_id = 0
+        await asyncio.to_thread(shutil.rmtree, self.data_dir.raft, ignore_errors=True)
 
     async def _start_manager(self, bootstrap: ClusterBootstrap | None, known_members: dict[int, str] | None = None) -> None:
         assert self.credentials is not None

@@ -262,6 +262,25 @@ class Manager:
         self._leader_channels.clear()
         self._retired_channels.clear()
 
+    async def wait_until_voter(self, timeout: float) -> None:
+        """A joining manager starts as a learner (a non-voting member) and the leader promotes it once its
+        log has caught up (rolemanager.py). Returns once this manager is a voter in its own applied
+        configuration; raises Unavailable, saying how far it got, after `timeout` seconds."""
+        driver = self.driver
+        if driver is None or not driver.running:
+            raise Unavailable(f"manager {self.node_id}: Raft is not running")
+        try:
+            async with asyncio.timeout(timeout):
+                while self.raft_id not in driver.status().voters:
+                    await asyncio.sleep(self._raft_config.tick_interval)
+        except TimeoutError:
+            status = driver.status()
+            raise Unavailable(
+                f"this manager joined the Raft group as a non-voting member but was not promoted within {timeout:.0f} s "
+                f"(it has applied up to index {status.applied}, its log ends at {status.last_index}; the leader promotes "
+                "a member once its log is nearly complete)"
+            ) from None
+
     async def leave_raft(self, timeout: float) -> None:
         """Have the leader remove this manager from the Raft group, handing leadership over first if it is
         this one (the leader cannot remove itself). For `swarm leave --force`: without it the others keep
@@ -361,7 +380,8 @@ class Manager:
             raise ControlUnavailable(NO_LEADER)
         raft_id = next((m.raft_id for m in self.store.view().members() if m.node_id == node.id), 0)
         raft_id = raft_id or node.manager_status.raft_id
-        if not raft_id or raft_id not in driver.status().voters:
+        status = driver.status()
+        if not raft_id or (raft_id not in status.voters and raft_id not in status.learners):
             return  # not a member (any more): only the node object is left to delete
         if raft_id == driver.node_id:
             raise FailedPrecondition(

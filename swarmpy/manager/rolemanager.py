@@ -13,7 +13,16 @@ the role its next certificate carries (the CA signs `role`, never `desired_role`
   a voter holding a worker's certificate. If the node to demote is this leader, leadership is handed to
   another member first; the new leader finishes the job.
 
+- joining: a manager joins the Raft group as a learner (a non-voting member, raftnet/servicer.py Join)
+  and this loop promotes it to a voter (Raft ADD_NODE of the learner) once the leader's progress shows
+  its log within `max_learner_lag` entries of the leader's and it answered within an election timeout;
+  the core refuses an earlier promotion. While learners exist the loop passes every
+  MIN_PASS_INTERVAL. A learner whose node is no longer meant to be a manager is removed.
+
 The loop also keeps each manager's `manager_status` (leader flag, reachability) current, for `node ls`.
+A learner's reachability is UNKNOWN ("Unknown" in `node ls`, "unknown" in the Engine API): docker's
+own value for a manager whose Raft state the leader cannot yet vouch for; it becomes Reachable when the
+learner is promoted.
 """
 
 from __future__ import annotations
@@ -35,6 +44,7 @@ log = logging.getLogger(__name__)
 MANAGER, WORKER = objects_pb2.MANAGER, objects_pb2.WORKER
 REACHABLE = objects_pb2.ManagerStatus.REACHABLE
 UNREACHABLE = objects_pb2.ManagerStatus.UNREACHABLE
+UNKNOWN = objects_pb2.ManagerStatus.UNKNOWN
 STATUS_INTERVAL = 1.0  # seconds between reachability checks
 # At least this long between two passes: each is a walk over every node, and a swarm of 1,000 joining
 # nodes commits many times a second (a pass per commit was a tenth of the leader's loop during joins).
@@ -54,14 +64,16 @@ class RoleManager:
             while True:
                 passed = loop.time()
                 await self._reconcile_roles()
+                await self._promote_caught_up_learners()
                 await self._refresh_manager_status()
                 await asyncio.sleep(max(0.0, passed + MIN_PASS_INTERVAL - loop.time()))
-                try:
-                    async with asyncio.timeout(STATUS_INTERVAL):
-                        while not isinstance(await watch.get(), Commit):
-                            pass
-                except TimeoutError:
-                    pass
+                if not self._driver.status().learners:  # (while one catches up, a pass every MIN_PASS_INTERVAL)
+                    try:
+                        async with asyncio.timeout(STATUS_INTERVAL):
+                            while not isinstance(await watch.get(), Commit):
+                                pass
+                    except TimeoutError:
+                        pass
                 watch.drain()
         finally:
             watch.close()
@@ -77,7 +89,17 @@ class RoleManager:
 
     async def _demote(self, node: objects_pb2.Node) -> None:
         raft_id = self._raft_id_of(node)
-        if raft_id and raft_id in self._driver.status().voters:
+        status = self._driver.status()
+        if raft_id and raft_id in status.learners:
+            # Demoted while still catching up: a learner counts toward no quorum, so it just goes.
+            try:
+                await self._driver.propose_conf_change(ConfChange(ConfChangeType.REMOVE_NODE, raft_id))
+            except (ConfChangeRefused, ProposalDropped) as exc:
+                log.warning("cannot demote node %s yet: %s", node.id, exc)
+                await asyncio.sleep(RETRY_DELAY)
+                return
+            log.info("node %s left the Raft group (learner %x)", node.id, raft_id)
+        elif raft_id and raft_id in status.voters:
             if raft_id == self._driver.node_id:
                 await self._hand_over_leadership()
                 return
@@ -94,7 +116,7 @@ class RoleManager:
         status = self._driver.status()
         candidates = [
             peer for peer, progress in status.progress.items()
-            if peer != self._driver.node_id and progress.match == status.last_index
+            if peer != self._driver.node_id and peer in status.voters and progress.match == status.last_index
         ] or [peer for peer in status.voters if peer != self._driver.node_id]
         if not candidates:
             log.warning("this leader is to be demoted but no other manager can take over")
@@ -130,6 +152,31 @@ class RoleManager:
             return  # changed meanwhile: the next pass looks again
         log.info("node %s is now a %s", node_id, "manager" if role == MANAGER else "worker")
 
+    # -- learners -------------------------------------------------------------------------------
+
+    async def _promote_caught_up_learners(self) -> None:
+        status = self._driver.status()
+        if not status.learners or not self._driver.is_leader:
+            return
+        members = {m.raft_id: m for m in self._store.view().members()}
+        max_lag = self._driver.config.max_learner_lag
+        for learner in status.learners:
+            progress = status.progress.get(learner)
+            member = members.get(learner)
+            if progress is None or member is None:
+                continue
+            if status.last_index - progress.match > max_lag or progress.ticks_since_heard >= self._driver.config.election_tick:
+                continue  # still catching up (or silent): the core would refuse
+            try:
+                # The member's identity rides along, as on its ADD_LEARNER: the store keeps it.
+                await self._driver.propose_conf_change(
+                    ConfChange(ConfChangeType.ADD_NODE, learner, member.SerializeToString())
+                )
+            except RaftError as exc:  # refused, or a change in flight, or leadership moved: the next pass retries
+                log.info("learner %x not promoted yet: %s", learner, exc)
+                continue
+            log.info("manager %s (raft id %x) caught up and is now a voting member", member.node_id, learner)
+
     # -- manager status -------------------------------------------------------------------------
 
     async def _refresh_manager_status(self) -> None:
@@ -139,6 +186,16 @@ class RoleManager:
         changed: list[objects_pb2.Node] = []
         for node in self._store.view().nodes():
             member = members.get(node.id)
+            if member is not None and member.raft_id in status.learners:
+                wanted = objects_pb2.ManagerStatus(
+                    raft_id=member.raft_id, addr=member.addr or node.manager_status.addr, leader=False,
+                    reachability=UNKNOWN,  # catching up as a learner; see the module docstring
+                )
+                if node.manager_status != wanted:
+                    updated = clone(node)
+                    updated.manager_status.CopyFrom(wanted)
+                    changed.append(updated)
+                continue
             if member is None or member.raft_id not in status.voters:
                 # A manager that was a member and is no longer (it left with --force): it answers nobody.
                 gone = node.role == MANAGER and node.manager_status.raft_id != 0

@@ -103,6 +103,9 @@ class DriverConfig:
     # timer and loses; bench/raft_bench.py measured leader failover at up to 9.9 election timeouts
     # that way, and at most ~2 with pre-vote. It costs one extra round trip per election.
     pre_vote: bool = True
+    # A joining manager is a learner until its log is within this many entries of the leader's; only then
+    # may it be promoted to a voter (core.Config.max_learner_lag).
+    max_learner_lag: int = 64
     snapshot_interval: int = 10_000  # applied entries between snapshots
     log_entries_for_slow_followers: int = 500  # entries kept behind a snapshot when compacting
 
@@ -198,6 +201,7 @@ class RaftDriver:
                 max_proposal_bytes=cfg.max_proposal_bytes,
                 check_quorum=cfg.check_quorum,
                 pre_vote=cfg.pre_vote,
+                max_learner_lag=cfg.max_learner_lag,
                 applied=snap.meta.index,
                 rng=self.rng,
             ),

@@ -10,7 +10,8 @@ import pytest
 
 from swarmpy.api import objects_pb2, raft_pb2, raft_pb2_grpc
 from swarmpy.manager.raftnet import encode_message
-from swarmpy.raft.messages import Message, MessageType
+from swarmpy.raft.errors import ConfChangeRefused
+from swarmpy.raft.messages import ConfChange, ConfChangeType, Message, MessageType
 
 from .raftnet_harness import TICK, NetCluster, NetManager, channel_to, wait_until
 
@@ -82,7 +83,12 @@ async def test_a_manager_joins_catches_up_by_snapshot_and_leaves(tmp_path):
             answer = await raft_pb2_grpc.RaftStub(channel).Join(raft_pb2.RaftJoinRequest(addr=joiner.addr))
         assert answer.raft_id not in cluster.founders and answer.raft_id != 0
         assert {(m.raft_id, m.node_id) for m in answer.members} >= {(answer.raft_id, "manager4"), (1, "manager1")}
-        assert leader.driver.status().voters == tuple(sorted((*cluster.founders, answer.raft_id)))
+        # A newcomer is a learner (non-voting member) until it has caught up.
+        assert leader.driver.status().voters == tuple(sorted(cluster.founders))
+        assert leader.driver.status().learners == (answer.raft_id,)
+        promote = ConfChange(ConfChangeType.ADD_NODE, answer.raft_id, next(m for m in answer.members if m.raft_id == answer.raft_id).SerializeToString())
+        with pytest.raises(ConfChangeRefused, match="not caught up"):
+            await leader.driver.propose_conf_change(promote)
 
         joiner.raft_id = answer.raft_id
         joiner.known_addrs = {m.raft_id: m.addr for m in answer.members}
@@ -90,6 +96,11 @@ async def test_a_manager_joins_catches_up_by_snapshot_and_leaves(tmp_path):
         expected = [b"v%d" % i for i in range(60)]
         await wait_until(lambda: joiner.machine.applied == expected, what="the joiner to catch up")
         assert joiner.driver.stats.snapshots_restored >= 1
+        await wait_until(lambda: leader.driver.status().progress[joiner.raft_id].match == leader.driver.status().last_index,
+                         what="the leader to see the learner caught up")
+        await leader.driver.propose_conf_change(promote)  # what the role manager does on a real manager
+        assert leader.driver.status().voters == tuple(sorted((*cluster.founders, answer.raft_id)))
+        await wait_until(lambda: joiner.raft_id in joiner.driver.status().voters, what="the joiner to see itself a voter")
         await propose_many(leader, 60, 10)
         await wait_until(lambda: joiner.machine.applied[-1:] == [b"v69"], what="the joiner to follow new commits")
 

@@ -196,8 +196,11 @@ class RaftServicer(raft_pb2_grpc.RaftServicer):
             raft_id = existing.raft_id
             change_type = ConfChangeType.UPDATE_NODE if existing.addr != request.addr else None
         else:
+            # A newcomer joins as a learner: it catches up without counting toward any quorum, and the
+            # leader's role manager promotes it once it has (rolemanager.py), so a join never costs a
+            # majority that has to wait for a member with an empty log.
             raft_id = self._fresh_raft_id()
-            change_type = ConfChangeType.ADD_NODE
+            change_type = ConfChangeType.ADD_LEARNER
         member = objects_pb2.RaftMember(raft_id=raft_id, node_id=node_id, addr=request.addr)
         if change_type is not None:
             change = ConfChange(change_type, raft_id, member.SerializeToString())
