@@ -21,7 +21,7 @@ from swarmpy.worker.executor.docker import DockerExecutor
 from swarmpy.worker.executor.task_files import TaskFiles
 from swarmpy.worker.logs import ExecutorLogSource
 from swarmpy.worker.network.dataplane import NodeDataPlane
-from swarmpy.worker.network.node_networking import NodeNetworking, pid_cache, running_task_containers
+from swarmpy.worker.network.node_networking import NodeNetworking, OwnedContainers, pid_cache
 from swarmpy.worker.worker import Worker
 
 from .tuning import BLOCKING_CALL_THREADS
@@ -76,10 +76,6 @@ def node_generic_resources() -> list[objects_pb2.GenericResource]:
     return [parse_generic_resource(item, named_allowed=True) for item in text.split(",") if item.strip()]
 
 
-async def _running_containers(executor: DockerExecutor) -> dict[str, str]:
-    return running_task_containers(await executor.owned_containers())
-
-
 class WorkerSide:
     def __init__(
         self,
@@ -126,12 +122,13 @@ class WorkerSide:
                                        describe_node(self.hostname, self._engine_version,
                                                      engine_labels=self._engine_labels))
         await self.executor.start()
-        executor = self.executor
+        owned = OwnedContainers(self.executor.owned_containers)
         self.networking = NodeNetworking(
             self.node_id,
-            lambda: _running_containers(executor),
+            owned.running,
             plane=NodeDataPlane(self.node_id, pid_of=pid_cache(self._docker.api.inspect_container)),
             underlay_addr=self.data_path_addr,
+            host_ports=lambda: owned.host_ports,
         )
         await self.networking.start()
         self.executor.on_started = self.networking.container_started

@@ -85,3 +85,44 @@ def test_assigned_generic_resources_become_docker_resource_variables():
     env = container_config.create_kwargs(t, "n1")["environment"]
     assert env == ["A=1", "DOCKER_RESOURCE_GPU=GPU-1,GPU-2", "DOCKER_RESOURCE_SSD=3"]
     assert container_config.create_kwargs(task(slot=1), "n1")["environment"] == []
+
+
+def _overlay_task_with_host_ports():
+    t = task(slot=1)
+    t.networks.add(addresses=["10.0.1.5/24"]).network.id = "net1"
+    t.endpoint.ports.add(target_port=80, published_port=8080, publish_mode=objects_pb2.PortConfig.HOST)
+    t.endpoint.ports.add(target_port=53, protocol=objects_pb2.PortConfig.UDP, publish_mode=objects_pb2.PortConfig.HOST)
+    return t
+
+
+def test_an_overlay_task_s_host_ports_are_the_node_s_recorded_on_its_container():
+    from swarmpy.worker.task_states import HostPort
+
+    t = _overlay_task_with_host_ports()
+    assert container_config.host_mode_ports(t) == [HostPort(80, "tcp", 8080), HostPort(53, "udp", 0)]
+    chosen = [HostPort(80, "tcp", 8080), HostPort(53, "udp", 30001)]
+    kwargs = container_config.create_kwargs(t, "n1", overlay_host_ports=chosen)
+    assert "ports" not in kwargs and kwargs["network_mode"] == "none"  # the engine would ignore them there
+    assert kwargs["labels"][container_config.HOST_PORTS_LABEL] == "80/tcp=8080,53/udp=30001"
+    assert container_config.parse_host_ports_label("80/tcp=8080,53/udp=30001,junk") == tuple(chosen)
+    # PortStatus reports the node's pick for published 0
+    reported = container_config.port_status(t, tuple(chosen))
+    assert [(p.target_port, p.published_port) for p in reported] == [(80, 8080), (53, 30001)]
+
+
+def test_host_ports_are_checked_free_and_zero_gets_a_free_one():
+    import socket
+
+    from swarmpy.worker.executor import host_ports
+    from swarmpy.worker.task_states import HostPort
+
+    with socket.socket() as busy:
+        busy.bind(("0.0.0.0", 0))
+        busy.listen()
+        taken_port = busy.getsockname()[1]
+        with pytest.raises(host_ports.PortInUse, match=f"Bind for 0.0.0.0:{taken_port} failed: port is already allocated"):
+            host_ports.choose([HostPort(80, "tcp", taken_port)], [])
+    with pytest.raises(host_ports.PortInUse):  # another task of this node holds it
+        host_ports.choose([HostPort(80, "tcp", 18093)], [HostPort(81, "tcp", 18093)])
+    [picked] = host_ports.choose([HostPort(80, "tcp", 0)], [])
+    assert picked.target_port == 80 and picked.published_port > 0

@@ -68,21 +68,53 @@ def published_ports(task: objects_pb2.Task) -> list[objects_pb2.PortConfig]:
     return [port for port in ports if port.target_port]
 
 
-def port_bindings(task: objects_pb2.Task) -> dict[str, int | None]:
-    """Docker port bindings for the task's host-mode ports (a published port of 0: the engine picks one).
-
-    Ingress ports are not the container's: every node's routing mesh serves them (worker/network/mesh.py).
-    Host-mode bindings take effect only on the engine's own networks: a task on overlay networks runs
-    with network mode "none", where the engine ignores them (a limit the README states)."""
-    bindings: dict[str, int | None] = {}
+def host_mode_ports(task: objects_pb2.Task) -> list[HostPort]:
+    """The task's host-mode ports as asked (published 0: any free port of the node)."""
+    wanted = []
     for port in published_ports(task):
         if port.publish_mode != objects_pb2.PortConfig.HOST:
             continue
         protocol = _PROTOCOLS.get(port.protocol)
         if protocol is None:
             raise InvalidSpec(task.id, f"task {task.id}: unknown protocol {port.protocol} for port {port.target_port}")
-        bindings[f"{port.target_port}/{protocol}"] = port.published_port or None
-    return bindings
+        wanted.append(HostPort(port.target_port, protocol, port.published_port))
+    return wanted
+
+
+def port_bindings(task: objects_pb2.Task) -> dict[str, int | None]:
+    """Docker port bindings for the task's host-mode ports (a published port of 0: the engine picks one).
+
+    Ingress ports are not the container's: every node's routing mesh serves them (worker/network/mesh.py).
+    A task on overlay networks runs with network mode "none", where the engine would ignore bindings: its
+    host-mode ports are the node's data plane's instead (HOST_PORTS_LABEL, dataplane.py)."""
+    if on_overlay(task):
+        return {}
+    return {f"{port.target_port}/{port.protocol}": port.published_port or None for port in host_mode_ports(task)}
+
+
+# The host-mode ports of a task on overlay networks, as the node chose them when creating its container
+# (`80/tcp=8080,53/udp=30012`): the data plane DNATs each from the node's addresses to the container, and
+# the task's PortStatus reports them. On the container, so they hold for its life and a restarted daemon
+# reads them back.
+HOST_PORTS_LABEL = "swarmpy.host-ports"
+
+
+def host_ports_label(ports: list[HostPort]) -> str:
+    return ",".join(f"{p.target_port}/{p.protocol}={p.published_port}" for p in ports)
+
+
+def parse_host_ports_label(text: str) -> tuple[HostPort, ...]:
+    """The label's ports; an entry that does not parse is skipped (the label is ours, but a user could
+    have set one on a container by hand)."""
+    ports = []
+    for item in text.split(","):
+        port, _, published = item.partition("=")
+        target, _, protocol = port.partition("/")
+        try:
+            ports.append(HostPort(int(target), protocol, int(published)))
+        except ValueError:
+            continue
+    return tuple(ports)
 
 
 def port_status(task: objects_pb2.Task, bound: tuple[HostPort, ...]) -> list[objects_pb2.PortConfig]:
@@ -237,9 +269,11 @@ def _dns_and_hosts(task: objects_pb2.Task, spec: objects_pb2.ContainerSpec) -> d
 
 
 def create_kwargs(task: objects_pb2.Task, node_id: str,
-                  node: objects_pb2.NodeDescription | None = None) -> dict[str, Any]:
+                  node: objects_pb2.NodeDescription | None = None,
+                  overlay_host_ports: list[HostPort] | None = None) -> dict[str, Any]:
     """Keyword arguments for docker.DockerClient.containers.create; `node` is this node's description,
-    for the templates in hostname, env and mounts."""
+    for the templates in hostname, env and mounts; `overlay_host_ports` the host-mode ports the node
+    chose for a task on overlay networks (recorded in HOST_PORTS_LABEL)."""
     if not task.spec.container.image:
         raise InvalidSpec(task.id, f"task {task.id}: the container spec has no image")
     spec = _expanded_container(task, node_id, node)
@@ -258,6 +292,8 @@ def create_kwargs(task: objects_pb2.Task, node_id: str,
         # The engine gives the container a namespace with only a loopback; the node's data plane adds
         # one veth per overlay network (and the egress one) once the container runs (dataplane.py).
         kwargs["network_mode"] = "none"
+        if overlay_host_ports:
+            kwargs["labels"][HOST_PORTS_LABEL] = host_ports_label(overlay_host_ports)
     if spec.command:
         kwargs["entrypoint"] = list(spec.command)
     if spec.args:

@@ -25,7 +25,7 @@ import docker
 import docker.errors
 
 from swarmpy.api import objects_pb2
-from swarmpy.worker.executor import container_config
+from swarmpy.worker.executor import container_config, host_ports
 from swarmpy.worker.executor.base import (
     ContainerExited,
     ContainerVanished,
@@ -63,8 +63,18 @@ _CONDITIONS = {
 _HEALTH = {"starting": Health.STARTING, "healthy": Health.HEALTHY, "unhealthy": Health.UNHEALTHY}
 
 
+def _labelled_host_ports(labels: dict[str, str] | None) -> tuple[HostPort, ...]:
+    """The host-mode ports the node's data plane publishes for a container on overlay networks."""
+    text = (labels or {}).get(container_config.HOST_PORTS_LABEL, "")
+    return container_config.parse_host_ports_label(text) if text else ()
+
+
 def _host_ports(inspected: dict[str, Any]) -> tuple[HostPort, ...]:
-    """The bound ports, once per port and host port (the engine lists an IPv4 and an IPv6 binding)."""
+    """The bound ports, once per port and host port (the engine lists an IPv4 and an IPv6 binding), or
+    the data plane's for a task on overlay networks."""
+    labelled = _labelled_host_ports((inspected.get("Config") or {}).get("Labels"))
+    if labelled:
+        return labelled
     found: dict[tuple[int, str, int], None] = {}
     for port, bindings in ((inspected.get("NetworkSettings") or {}).get("Ports") or {}).items():
         target, _, protocol = port.partition("/")
@@ -101,6 +111,7 @@ class DockerExecutor:
         # Awaited after the engine starts a container on overlay networks (the worker's NodeNetworking):
         # the task is reported RUNNING only once the data plane plumbed it.
         self.on_started: Callable[[str, str], Awaitable[None]] | None = None
+        self.host_port_lock = asyncio.Lock()  # held while a task's host-mode ports are picked and recorded
 
     async def start(self) -> None:
         await self.events.start()
@@ -127,7 +138,8 @@ class DockerExecutor:
         for entry in listed:
             task_id = (entry.get("Labels") or {}).get(TASK_ID_LABEL, "")
             condition = _CONDITIONS.get(entry.get("State", ""), Container.EXITED)
-            owned[task_id] = ContainerFacts(condition, container_id=entry["Id"])
+            owned[task_id] = ContainerFacts(condition, container_id=entry["Id"],
+                                            host_ports=_labelled_host_ports(entry.get("Labels")))
         return owned
 
     async def remove_container(self, container_id: str, task_id: str = "") -> None:
@@ -213,7 +225,16 @@ class DockerController:
     async def prepare(self) -> None:
         if (await self.inspect()).exists:
             return  # created before (by this runner or a previous daemon): adopt it
-        kwargs = container_config.create_kwargs(self._task, self._executor.node_id, self._executor.description)
+        if container_config.on_overlay(self._task) and container_config.host_mode_ports(self._task):
+            # Held until the container (and its label) exists, so two creations never pick one port.
+            async with self._executor.host_port_lock:
+                await self._create(await self._overlay_host_ports())
+        else:
+            await self._create([])
+
+    async def _create(self, overlay_host_ports: list[HostPort]) -> None:
+        kwargs = container_config.create_kwargs(self._task, self._executor.node_id, self._executor.description,
+                                                overlay_host_ports)
         kwargs["mounts"] = kwargs.get("mounts", []) + await self._task_file_mounts()
         self._known_absent = False  # from here on the engine may hold it: ask again
         try:
@@ -226,6 +247,17 @@ class DockerController:
             raise EngineError(self._task.id, f"{self._describe()}: creating: {exc}") from exc
         self.container_id = container.id
         log.debug("%s: created", self._describe())
+
+    async def _overlay_host_ports(self) -> list[HostPort]:
+        """Its host-mode ports as this node publishes them for a task on overlay networks (host_ports.py),
+        checked against the node's sockets and the ports of this node's other live containers."""
+        owned = await self._executor.owned_containers()
+        taken = [port for task_id, facts in owned.items()
+                 if task_id != self._task.id and facts.condition is not Container.EXITED for port in facts.host_ports]
+        try:
+            return await asyncio.to_thread(host_ports.choose, container_config.host_mode_ports(self._task), taken)
+        except host_ports.PortInUse as exc:
+            raise EngineError(self._task.id, f"{self._describe()}: creating: {exc}") from exc
 
     async def _task_file_mounts(self) -> list[Any]:
         container = self._task.spec.container

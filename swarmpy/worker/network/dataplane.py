@@ -13,7 +13,9 @@ reconcile pass, serialised by a lock, in layers:
 3. nftables, in-process (nftlib.py): per plumbed container its VIP table, read back and brought to the
    model by a small transaction of only what differs (nftrules.lb_delta: no table rewrite, no `nft`
    process per container), then the VIP names are published too; the node's egress masquerade table
-   while any container has egress. Each plumbed container gets its 127.0.0.11 listener.
+   while any container has egress, and the node's host-mode port table
+   (nftrules.host_ports_ruleset) while a running overlay task publishes one. Each plumbed container gets
+   its 127.0.0.11 listener.
 4. The routing mesh (mesh.py, issue 12): the node joins the ingress network and opens its published ports.
 
 Contract with the worker (the executor): create each task container with network mode "none" and
@@ -90,7 +92,8 @@ def remove_node_leftovers(node_id: str, node_netns: str | None = None) -> list[s
             node.link("del", index=index)
             removed.append(names.egress_bridge)
     ForwardAccepts(names.tag, nsutil.netns_path(node_netns)).reconcile(())
-    script = nftrules.delete_table(names.egress_table) + nftrules.delete_table(Mesh(names, node_netns).table)
+    script = (nftrules.delete_table(names.egress_table) + nftrules.delete_table(names.host_ports_table)
+              + nftrules.delete_table(Mesh(names, node_netns).table))
     nftlib.run(nsutil.netns_path(node_netns), script)
     return removed
 
@@ -154,6 +157,7 @@ class NodeDataPlane:
         self.egress_subnet = egress_subnet
         self._lock = asyncio.Lock()
         self._egress_rules: str | None = None
+        self._host_port_rules: str | None = None
         self.plumbed: dict[str, Plumbed] = {}
         self.last_phases: dict[str, float] = {}  # seconds per phase of the last whole pass
         # What the kernel can route to, as the last pass left it (see `publish_names`): per network, each
@@ -223,6 +227,7 @@ class NodeDataPlane:
             self.publish_names()  # the task names whose paths this plumbing made
             clock.lap("names")
             await self._apply_egress_rules()
+            await self._apply_host_ports(model)
             failures = list(self.plumber.failures)
             failures += await asyncio.to_thread(self._sync_lb_tables, model, plumbed)
             clock.lap("vip tables")
@@ -282,6 +287,20 @@ class NodeDataPlane:
         await self.mesh.close()
         await self.resolver.close()
         await asyncio.to_thread(self.plumber.close)
+
+    async def _apply_host_ports(self, model: NodeNetworks) -> None:
+        """The host-mode ports of the running overlay tasks, DNATed to their egress addresses; a task
+        without egress (only --internal networks) has no way in from the node and gets none."""
+        egress = self.plumber.egress_ips
+        forwards = [(f.protocol, f.published, egress[f.container], f.target)
+                    for f in model.host_ports if f.container in egress]
+        for unreachable in sorted({f.container for f in model.host_ports if f.container not in egress}):
+            log.debug("container %s: host-mode ports not published (no egress interface yet, or internal only)",
+                      unreachable[:12])
+        rules = nftrules.host_ports_ruleset(self.names.host_ports_table, forwards)
+        if rules != self._host_port_rules:
+            await nftlib.run_nft(self.node_netns_path, rules)
+            self._host_port_rules = rules
 
     async def _apply_egress_rules(self) -> None:
         table = self.names.egress_table

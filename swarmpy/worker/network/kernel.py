@@ -87,6 +87,10 @@ class Names:
     def egress_table(self) -> str:
         return f"swarmpy_egress_{self.tag}"
 
+    @property
+    def host_ports_table(self) -> str:
+        return f"swarmpy_hostports_{self.tag}"
+
 
 @dataclass
 class Plumbed:
@@ -391,6 +395,7 @@ class Plumber:
             if found:
                 node.link("del", index=found[0])
             self.egress_active = False
+            self.egress_ips = {}
             return
         if not found:
             node.link("add", ifname=bridge_name, kind="bridge")
@@ -411,6 +416,8 @@ class Plumber:
             node.link("set", index=index, master=found[0], ifalias=f"{EGRESS_ALIAS} {address} {container}", state="up")
             self._move_into_container(node, temp, pid, 1500, None, address, default_via=self.egress_gateway)
             self._catch_up()
+            existing[container] = (index, address.ip)
+        self.egress_ips = {container: ip for container, (_, ip) in existing.items() if container in containers}
 
     def _egress_addresses(self) -> dict[str, tuple[int, IPv4Address]]:
         """The node's egress veths by container: (link index, the address recorded in its ifalias)."""
@@ -424,6 +431,7 @@ class Plumber:
 
     egress_active = False
     pid_lookup_seconds = 0.0  # of the last reconcile: asking the engine for new containers' pids
+    egress_ips: dict[str, IPv4Address] = {}  # container -> its egress address, after the last reconcile
     failures: list[str] = []  # what the last reconcile could not do, one line each
     failed_networks: set[str] = set()  # the networks whose namespace, devices or peers it could not make
 

@@ -17,6 +17,7 @@ diffs it against the kernel. No I/O here, so every rule below is checked without
                                         tasks (name, ip) of the running tasks, on every node,
                                         ports (PublishedPort, ...) on the ingress network
         ingress, node_address           the routing mesh's network (issue 12) and this node's address on it
+      host_ports: (HostPortForward, ...) host-mode ports of local overlay tasks: node port -> container port
 
 Validation is two-tier, on purpose:
 - Constructors raise `ModelError` for anything inconsistent (an address outside its subnet, a VNI out of
@@ -268,6 +269,21 @@ class NetworkView:
         return self.id[:10]
 
 
+@dataclass(frozen=True, order=True)
+class HostPortForward:
+    """A host-mode published port of a task container on overlay networks: the node's `published` port
+    (on every local address) DNATed to the container's `target` port (through its egress interface)."""
+
+    container: str
+    protocol: str  # "tcp" or "udp"
+    published: int
+    target: int
+
+    def __post_init__(self) -> None:
+        if self.protocol not in ("tcp", "udp") or not (0 < self.published < 65536 and 0 < self.target < 65536):
+            raise ModelError(f"container {self.container[:12]}: bad host port {self.protocol} {self.published}->{self.target}")
+
+
 @dataclass(frozen=True)
 class NodeNetworks:
     """Everything one node programs: its underlay and the networks it takes part in."""
@@ -276,6 +292,7 @@ class NodeNetworks:
     vxlan_port: int = DEFAULT_VXLAN_PORT
     networks: tuple[NetworkView, ...] = ()
     upstream_resolvers: tuple[IPv4Address, ...] = field(default=())  # the node's own, for forwarding
+    host_ports: tuple[HostPortForward, ...] = ()  # host-mode ports of this node's overlay tasks
 
     def __post_init__(self) -> None:
         underlay = _unicast(_ipv4(self.underlay, "underlay"), "underlay")

@@ -29,6 +29,13 @@ The text is nft's own language; nftlib.py runs it in-process (no `nft` process p
 
 The node's egress (docker_gwbridge's job) is one table in the node's namespace: masquerade of the egress
 subnet leaving by any interface but the egress bridge.
+
+Host-mode published ports of tasks on overlay networks (the engine binds them only on its own networks)
+are one more table in the node's namespace: a connection to the published port at any of the node's
+addresses (`fib daddr type local`: from outside in prerouting, from the node itself in output, except
+loopback) is DNATed to the task container's egress address and target port, as docker publishes such
+ports through docker_gwbridge. No masquerade: the task sees the client's address, and its reply leaves
+by its default route (the egress bridge) into the node's namespace, where conntrack undoes the DNAT.
 """
 
 from __future__ import annotations
@@ -206,5 +213,21 @@ def egress_ruleset(table: str, subnet: IPv4Network, bridge: str) -> str:
     body = (
         "  chain postrouting {\n    type nat hook postrouting priority 100; policy accept;\n"
         f'    ip saddr {subnet} oifname != "{bridge}" masquerade\n  }}\n'
+    )
+    return replace_table(table, body)
+
+
+def host_ports_ruleset(table: str, forwards: Iterable[tuple[str, int, IPv4Address, int]]) -> str:
+    """(protocol, published, container egress address, target) each; no forward: the table is deleted."""
+    rules = sorted(set(forwards))
+    if not rules:
+        return delete_table(table)
+    dnat = "".join(f"    fib daddr type local {proto} dport {published} dnat to {ip}:{target}\n"
+                   for proto, published, ip, target in rules)
+    body = (
+        f"  chain prerouting {{\n    type nat hook prerouting priority -100; policy accept;\n{dnat}  }}\n"
+        "  chain output {\n    type nat hook output priority -100; policy accept;\n"
+        "    ip daddr 127.0.0.0/8 return\n"
+        f"{dnat}  }}\n"
     )
     return replace_table(table, body)

@@ -36,10 +36,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import os
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from ipaddress import IPv4Address, ip_address
 
 import docker.errors
@@ -47,8 +48,8 @@ import docker.errors
 from swarmpy.api import dispatcher_pb2
 from swarmpy.worker.network.dataplane import NodeDataPlane
 from swarmpy.worker.network.from_dispatcher import node_networks
-from swarmpy.worker.network.model import DNS_ADDRESS, ModelError, NodeNetworks
-from swarmpy.worker.task_states import Container, ContainerFacts
+from swarmpy.worker.network.model import DNS_ADDRESS, HostPortForward, ModelError, NodeNetworks
+from swarmpy.worker.task_states import Container, ContainerFacts, HostPort
 
 log = logging.getLogger(__name__)
 
@@ -90,15 +91,19 @@ class NodeNetworking:
         underlay_addr: str = "",
         upstreams: tuple[IPv4Address, ...] | None = None,
         resync_interval: float = RESYNC_INTERVAL,
+        host_ports: Callable[[], Mapping[str, tuple[HostPort, ...]]] | None = None,
     ) -> None:
         """`running_containers`: this node's running task containers, task ID -> container ID.
-        `underlay_addr`: this node's data path address, used when a view names none."""
+        `underlay_addr`: this node's data path address, used when a view names none.
+        `host_ports`: container ID -> the host-mode ports chosen for it (as of the last
+        `running_containers` call), for the overlay tasks whose ports the data plane publishes."""
         self.node_id = node_id
         self.plane = plane if plane is not None else NodeDataPlane(node_id)
         self._running_containers = running_containers
         self._underlay_addr = underlay_addr
         self._upstreams = upstreams if upstreams is not None else node_resolvers()
         self._resync_interval = resync_interval
+        self._host_ports = host_ports
         self._view: dispatcher_pb2.NetworkView | None = None
         self._containers: dict[str, str] = {}  # task ID -> container ID as the last pass found them
         self._wanted = asyncio.Event()
@@ -211,7 +216,33 @@ class NodeNetworking:
         if not view.underlay_addr and self._underlay_addr:
             view = dispatcher_pb2.NetworkView(networks=view.networks, data_path_port=view.data_path_port,
                                               underlay_addr=self._underlay_addr)
-        return node_networks(view, containers, self._upstreams)
+        model = node_networks(view, containers, self._upstreams)
+        return with_host_ports(model, self._host_ports()) if self._host_ports is not None else model
+
+
+def with_host_ports(model: NodeNetworks, ports: Mapping[str, tuple[HostPort, ...]]) -> NodeNetworks:
+    """The model with the host-mode ports of its plumbed containers (a port of another protocol than TCP
+    or UDP, or of a container on no overlay, is not the data plane's)."""
+    plumbed = set(model.containers)
+    forwards = tuple(sorted(
+        HostPortForward(container, port.protocol, port.published_port, port.target_port)
+        for container, bound in ports.items() if container in plumbed
+        for port in bound if port.protocol in ("tcp", "udp")))
+    return dataclasses.replace(model, host_ports=forwards) if forwards else model
+
+
+class OwnedContainers:
+    """The `running_containers` and `host_ports` of a NodeNetworking from one engine listing per pass."""
+
+    def __init__(self, owned: Callable[[], Awaitable[dict[str, ContainerFacts]]]) -> None:
+        self._owned = owned
+        self.host_ports: dict[str, tuple[HostPort, ...]] = {}
+
+    async def running(self) -> dict[str, str]:
+        owned = await self._owned()
+        self.host_ports = {facts.container_id: facts.host_ports for facts in owned.values()
+                           if facts.condition is Container.RUNNING and facts.host_ports}
+        return running_task_containers(owned)
 
 
 def running_task_containers(owned: dict[str, ContainerFacts]) -> dict[str, str]:
