@@ -105,6 +105,16 @@ def _attr(msg: object, name: str) -> object:
     return msg.get_attr(name)  # type: ignore[attr-defined]
 
 
+
+def delete_link_quietly(handle: IPRoute, index: int) -> None:
+    """Delete a link that may be gone already: a veth goes with its peer, or with the namespace its peer
+    was in, between our lookup and our delete."""
+    try:
+        handle.link("del", index=index)
+    except NetlinkError as exc:
+        if exc.code != errno.ENODEV:
+            raise
+
 class Plumber:
     def __init__(
         self,
@@ -367,15 +377,7 @@ class Plumber:
             name = link.get("ifname")
             if (name.startswith("ve") and name not in keep) or name.startswith("cp"):
                 log.info("removing stale endpoint %s in %s", name, ns)
-                self._delete_quietly(ov, link["index"])
-
-    @staticmethod
-    def _delete_quietly(handle: IPRoute, index: int) -> None:
-        try:
-            handle.link("del", index=index)
-        except NetlinkError as exc:
-            if exc.code != errno.ENODEV:  # its peer's deletion took it already
-                raise
+                delete_link_quietly(ov, link["index"])
 
     # -- egress (docker_gwbridge) ------------------------------------------------------------------------
     def _reconcile_egress(self, containers: dict[str, int]) -> None:
@@ -384,11 +386,11 @@ class Plumber:
         existing = self._egress_addresses()
         for link in node.get_links():
             if link.get("ifname", "").startswith("swg"):  # a temporary end a crash left before the move
-                self._delete_quietly(node, link["index"])
+                delete_link_quietly(node, link["index"])
         for container, (index, _) in list(existing.items()):
             if container not in containers:
                 log.info("removing egress endpoint of %s", container)
-                self._delete_quietly(node, index)
+                delete_link_quietly(node, index)
                 del existing[container]
         found = node.link_lookup(ifname=bridge_name)
         if not containers:

@@ -32,7 +32,7 @@ from pyroute2 import IPRoute
 
 from swarmpy.worker.network import netns as nsutil
 from swarmpy.worker.network.nftlib import run_nft
-from swarmpy.worker.network.kernel import Names
+from swarmpy.worker.network.kernel import Names, delete_link_quietly
 from swarmpy.worker.network.meshrules import MeshPort, mesh_ruleset, no_mesh
 from swarmpy.worker.network.model import NetworkView, NodeNetworks, mac_for_ip
 from swarmpy.worker.network.proxy_relay import ProxyRelay
@@ -126,14 +126,14 @@ class Mesh:
         if ingress is None:
             if found:
                 log.info("leaving the ingress network: removing %s", self.veth)
-                node.link("del", index=found[0])
+                delete_link_quietly(node, found[0])
             return
         assert ingress.node_address is not None
         mac = mac_for_ip(ingress.node_address.ip)
         if found and self._veth_matches(node, found[0], mac, ingress.node_address):
             return
         if found:
-            node.link("del", index=found[0])
+            delete_link_quietly(node, found[0])
         overlay_ns = self.names.overlay_ns(ingress.vni)
         log.info("joining the ingress network as %s on %s", ingress.node_address, self.veth)
         node.link("add", ifname=self.veth, kind="veth", peer={"ifname": self.bridge_port, "mtu": ingress.mtu},
