@@ -216,7 +216,8 @@ class Plumber:
             for c in pids
             if any(not net.internal for net, _ in model.endpoints_of(c))
         }
-        self._reconcile_egress(egress)
+        for container in self._reconcile_egress(egress):  # not plumbed until it has its way out too
+            plumbed.pop(container, None)
         return plumbed
 
     # -- overlay namespaces ------------------------------------------------------------------------------
@@ -380,8 +381,10 @@ class Plumber:
                 delete_link_quietly(ov, link["index"])
 
     # -- egress (docker_gwbridge) ------------------------------------------------------------------------
-    def _reconcile_egress(self, containers: dict[str, int]) -> None:
+    def _reconcile_egress(self, containers: dict[str, int]) -> set[str]:
+        """The egress bridge and each container's veth on it; returns the containers it failed to plumb."""
         node = self.node()
+        egress_failed: set[str] = set()
         bridge_name = self.names.egress_bridge
         existing = self._egress_addresses()
         for link in node.get_links():
@@ -398,7 +401,7 @@ class Plumber:
                 node.link("del", index=found[0])
             self.egress_active = False
             self.egress_ips = {}
-            return
+            return egress_failed
         if not found:
             node.link("add", ifname=bridge_name, kind="bridge")
             found = node.link_lookup(ifname=bridge_name)
@@ -413,13 +416,24 @@ class Plumber:
                 continue
             address = IPv4Interface(f"{next(free)}/{self.egress_subnet.prefixlen}")
             host_end, temp = Names.egress_veth(container), "swg" + container[:10]
-            node.link("add", ifname=host_end, kind="veth", peer={"ifname": temp})
-            index = node.link_lookup(ifname=host_end)[0]
-            node.link("set", index=index, master=found[0], ifalias=f"{EGRESS_ALIAS} {address} {container}", state="up")
-            self._move_into_container(node, temp, pid, 1500, None, address, default_via=self.egress_gateway)
+            # One container dying midway (ESRCH on the move into its namespace) fails only that container:
+            # its half-made veth goes, the others are plumbed, and the caller retries the failure.
+            try:
+                node.link("add", ifname=host_end, kind="veth", peer={"ifname": temp})
+                index = node.link_lookup(ifname=host_end)[0]
+                node.link("set", index=index, master=found[0], ifalias=f"{EGRESS_ALIAS} {address} {container}", state="up")
+                self._move_into_container(node, temp, pid, 1500, None, address, default_via=self.egress_gateway)
+            except (NetlinkError, OSError, IndexError) as exc:
+                self.failures.append(f"egress of container {container[:12]}: {exc}")
+                egress_failed.add(container)
+                for name in (host_end, temp):
+                    for stale in node.link_lookup(ifname=name):
+                        delete_link_quietly(node, stale)
+                continue
             self._catch_up()
             existing[container] = (index, address.ip)
         self.egress_ips = {container: ip for container, (_, ip) in existing.items() if container in containers}
+        return egress_failed
 
     def _egress_addresses(self) -> dict[str, tuple[int, IPv4Address]]:
         """The node's egress veths by container: (link index, the address recorded in its ifalias)."""

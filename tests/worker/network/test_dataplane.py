@@ -10,6 +10,7 @@ import asyncio
 import collections
 import dataclasses
 import socket
+import subprocess
 import time
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 
@@ -276,3 +277,22 @@ async def test_peers_of_a_newer_view_are_programmed_between_two_container_plumbi
     plumber.newest = lambda: None
     await asyncio.to_thread(plumber.reconcile, host_models(underlays, [FRONT], [first, second])["h1"])
     assert "02:42:0a:00:01:05" not in run("ip", "netns", "exec", ns, "bridge", "fdb", "show", "dev", f"vx-{FRONT.vni:06x}")
+
+
+async def test_a_container_that_dies_midway_fails_alone_and_leaves_no_half_made_veth(lab):
+    lab.add_host("h1")
+    svc = Service("svcapi000001", "api", {FRONT.id: IPv4Address("10.0.1.2")})
+    alive = Task("t1", svc, 1, "h1", lab.start_container("a1"), {FRONT.id: IPv4Interface("10.0.1.3/24")})
+    dying = Task("t2", svc, 2, "h1", lab.start_container("a2"), {FRONT.id: IPv4Interface("10.0.1.4/24")})
+    plane = lab.planes["h1"]
+    plumber = plane.plumber
+    finished = subprocess.Popen(["true"])
+    finished.wait()
+    real_pid_of = plumber.pid_of
+    plumber.pid_of = lambda c: finished.pid if c == dying.container else real_pid_of(c)  # its process has exited
+    plumbed = await asyncio.to_thread(plumber.reconcile, host_models(lab.hosts, [FRONT], [alive, dying])["h1"])
+    assert set(plumbed) == {alive.container}
+    assert alive.container in plumber.egress_ips and dying.container not in plumber.egress_ips
+    assert any(dying.container[:12] in failure and "egress" in failure for failure in plumber.failures), plumber.failures
+    links = run("ip", "-n", lab.namespace("h1"), "-o", "link", "show")
+    assert "swg" + dying.container[:10] not in links and plane.names.egress_veth(dying.container) not in links
