@@ -11,6 +11,9 @@ a benchmark go to the simulated nodes only. Further managers join with the manag
 The benchmark then speaks the Control API over the first daemon's local socket with grpc.aio
 (`ControlClient`), and reads the leader's peak RSS and CPU time from /proc (`ProcessUsage`).
 Everything started here is stopped by `ManagerCluster.stop()` (SIGTERM, then SIGKILL after a grace).
+The daemons run in sessions of their own (a Ctrl-C at the terminal is the bench's to handle), so a
+bench ended by SIGTERM (`timeout`, a CI runner) would leave them running: a cluster's creation turns
+SIGTERM into SystemExit, so the bench's `finally: cluster.stop()` runs then too.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections import Counter
 from collections.abc import Sequence
@@ -152,6 +156,17 @@ class ManagerProcess:
         _wait_for_socket(self)
 
 
+def _exit_on_sigterm(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
+def stop_daemons_on_sigterm() -> None:
+    """SIGTERM unwinds the bench (SystemExit) instead of killing it where it stands, if nothing else
+    handles SIGTERM already and this is the main thread (signal handlers can be set only there)."""
+    if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, _exit_on_sigterm)
+
+
 @dataclass
 class ManagerCluster:
     managers: list[ManagerProcess] = field(default_factory=list)
@@ -159,6 +174,9 @@ class ManagerCluster:
     work_dir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="swarmpy-bench-")))
     worker_token: str = ""
     manager_token: str = ""
+
+    def __post_init__(self) -> None:
+        stop_daemons_on_sigterm()
 
     @property
     def leader(self) -> ManagerProcess:
