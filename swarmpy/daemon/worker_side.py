@@ -128,7 +128,7 @@ class WorkerSide:
             owned.running,
             plane=NodeDataPlane(self.node_id, pid_of=pid_cache(self._docker.api.inspect_container)),
             underlay_addr=self.data_path_addr,
-            host_ports=lambda: owned.host_ports,
+            container_facts=lambda: owned.facts,
         )
         await self.networking.start()
         self.executor.on_started = self.networking.container_started

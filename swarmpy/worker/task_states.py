@@ -92,6 +92,7 @@ class ContainerFacts:
     exit_code: int = 0
     health: Health = Health.NONE
     host_ports: tuple[HostPort, ...] = ()
+    dns_servers: tuple[str, ...] = ()  # a task on overlays: its --dns servers (container_config.DNS_SERVERS_LABEL)
 
     @property
     def exists(self) -> bool:

@@ -11,8 +11,14 @@ from __future__ import annotations
 
 import collections
 import json
+import socket
 import subprocess
+import threading
 import time
+
+import dns.message
+import dns.rdatatype
+import dns.rrset
 
 import pytest
 
@@ -126,17 +132,58 @@ def serve(manager, name: str, network: str, replicas: int, *extra: str) -> None:
                "--stop-grace-period", "1s", *extra, "swarmpy-test/busybox", "sh", "-c", SERVE)
 
 
-def client(cluster, name: str, network: str, host: str = "m1") -> str:
+def client(cluster, name: str, network: str, host: str = "m1", *extra: str) -> str:
     """A task on `host` to ask from; returns its container."""
     manager = cluster.daemons["m1"]
     manager.ok("service", "create", "-d", "--name", name, "--network", network, "--stop-grace-period", "1s",
-               "--constraint", f"node.hostname=={cluster.daemons[host].hostname}", "swarmpy-test/busybox",
+               "--constraint", f"node.hostname=={cluster.daemons[host].hostname}", *extra, "swarmpy-test/busybox",
                "sleep", "100000")
     return task_container(cluster, wait_converged(cluster, manager, name, 1)[0])
 
 
 def remove(manager, *services: str) -> None:
     manager.ok("service", "rm", *services)
+
+
+class OutsideResolver:
+    """A DNS server at OUTSIDE:53 in the hub ("a corporate resolver"): every A question gets ANSWER."""
+
+    ANSWER = "192.0.2.77"
+
+    def __init__(self, hub_netns: str) -> None:
+        self.hub_netns = hub_netns
+        self.asked: list[str] = []
+
+    def __enter__(self) -> OutsideResolver:
+        def bind() -> socket.socket:
+            sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            sock.bind((OUTSIDE, 53))
+            sock.settimeout(0.2)
+            return sock
+
+        self.sock = nsutil.in_netns(nsutil.netns_path(self.hub_netns), bind)
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self._serve, name="outside-resolver", daemon=True)
+        self.thread.start()
+        return self
+
+    def _serve(self) -> None:
+        while not self.stopping.is_set():
+            try:
+                data, peer = self.sock.recvfrom(4096)
+            except TimeoutError:
+                continue
+            query = dns.message.from_wire(data)
+            self.asked.append(query.question[0].name.to_text())
+            reply = dns.message.make_response(query)
+            if query.question[0].rdtype == dns.rdatatype.A:
+                reply.answer.append(dns.rrset.from_text(query.question[0].name, 60, "IN", "A", self.ANSWER))
+            self.sock.sendto(reply.to_wire(), peer)
+
+    def __exit__(self, *exc_info) -> None:
+        self.stopping.set()
+        self.thread.join(5)
+        self.sock.close()
 
 
 # -- the tests ----------------------------------------------------------------------------------------
@@ -203,6 +250,26 @@ def test_isolation_between_networks_internal_has_no_way_out(cluster):
     assert "default" not in in_task(sealed, "ip route")
     assert "unreachable" in way_out(sealed)
     remove(m1, "bluesvc", "onblue", "ongreen", "insealed")
+
+
+def test_a_tasks_dns_servers_answer_the_names_the_swarm_does_not(cluster):
+    """--dns on a task of an overlay: its resolv.conf names only the embedded resolver (as docker's), which
+    asks those servers, not the node's, for names that are not the swarm's."""
+    m1 = cluster.daemons["m1"]
+    m1.ok("network", "create", "-d", "overlay", "dnsnet")
+    with OutsideResolver(cluster.lab.hub) as outside:
+        with_dns = client(cluster, "withdns", "dnsnet", "h2", "--dns", OUTSIDE, "--dns-search", "corp.example")
+        plain = client(cluster, "nodns", "dnsnet", "h2")
+        resolv = in_task(with_dns, "cat /etc/resolv.conf")
+        assert [line for line in resolv.splitlines() if line.startswith("nameserver")] == ["nameserver 127.0.0.11"], resolv
+        assert "search corp.example" in resolv, resolv
+        assert lookup(with_dns, "intranet.corp.example") == {OutsideResolver.ANSWER}
+        assert "intranet.corp.example." in outside.asked
+        asked = len(outside.asked)
+        assert lookup(plain, "other.corp.example") != {OutsideResolver.ANSWER}  # the node's resolvers, not ours
+        assert lookup(with_dns, "nodns") and len(outside.asked) == asked  # swarm names stay the swarm's
+    remove(m1, "withdns", "nodns")
+    m1.ok("network", "rm", "dnsnet")
 
 
 def test_partitioned_host_is_unreachable_then_back_without_stale_entries(cluster):

@@ -64,14 +64,17 @@ def test_dns_settings_and_extra_hosts_reach_the_engine():
     assert "dns" not in container_config.create_kwargs(task(slot=1), "n1")
 
 
-def test_a_task_on_an_overlay_gets_no_engine_network_and_the_embedded_resolver_first():
+def test_a_task_on_an_overlay_gets_no_engine_network_and_only_the_embedded_resolver():
     t = task(slot=1)
     t.networks.add(addresses=["10.0.1.5/24"]).network.id = "net1"
     t.spec.container.dns_config.nameservers.append("10.0.0.53")
     t.spec.container.dns_config.search.append("example.org")
     kwargs = container_config.create_kwargs(t, "n1")
     assert kwargs["network_mode"] == "none"
-    assert kwargs["dns"] == ["127.0.0.11", "10.0.0.53"] and kwargs["dns_search"] == ["example.org"]
+    # Only the embedded resolver in resolv.conf, as docker's; the --dns servers are its upstreams.
+    assert kwargs["dns"] == ["127.0.0.11"] and kwargs["dns_search"] == ["example.org"]
+    assert kwargs["labels"][container_config.DNS_SERVERS_LABEL] == "10.0.0.53"
+    assert container_config.DNS_SERVERS_LABEL not in container_config.create_kwargs(task(slot=1), "n1")["labels"]
     plain = container_config.create_kwargs(task(slot=1), "n1")
     assert "network_mode" not in plain and "dns" not in plain
 

@@ -97,6 +97,7 @@ def port_bindings(task: objects_pb2.Task) -> dict[str, int | None]:
 # the task's PortStatus reports them. On the container, so they hold for its life and a restarted daemon
 # reads them back.
 HOST_PORTS_LABEL = "swarmpy.host-ports"
+DNS_SERVERS_LABEL = "swarmpy.dns-servers"  # a task on overlays: its --dns servers, its resolver's upstreams
 
 
 def host_ports_label(ports: list[HostPort]) -> str:
@@ -246,13 +247,14 @@ def on_overlay(task: objects_pb2.Task) -> bool:
 def _dns_and_hosts(task: objects_pb2.Task, spec: objects_pb2.ContainerSpec) -> dict[str, Any]:
     """--dns, --dns-search, --dns-option and --host: the engine writes them into resolv.conf and hosts.
 
-    A task on overlay networks asks the embedded resolver first (127.0.0.11, served by the node's data
-    plane inside the container); the user's --dns servers follow it, so a name the swarm cannot answer
-    and the node's resolvers cannot either (SERVFAIL) is asked there next, as a libc resolver does."""
+    A task on overlay networks has only the embedded resolver (127.0.0.11, served by the node's data
+    plane inside the container) in its resolv.conf, as docker's does; the user's --dns servers become
+    that resolver's upstreams for this container (recorded in DNS_SERVERS_LABEL, read back by the data
+    plane), in place of the node's own: a name the swarm does not know is asked there, and an NXDOMAIN
+    from them is the answer, as the user meant."""
     kwargs: dict[str, Any] = {}
     dns = spec.dns_config
-    nameservers = [str(DNS_ADDRESS)] if on_overlay(task) else []
-    nameservers += [server for server in dns.nameservers if server not in nameservers]
+    nameservers = [str(DNS_ADDRESS)] if on_overlay(task) else list(dict.fromkeys(dns.nameservers))
     if nameservers:
         kwargs["dns"] = nameservers
     if dns.search:
@@ -294,6 +296,8 @@ def create_kwargs(task: objects_pb2.Task, node_id: str,
         kwargs["network_mode"] = "none"
         if overlay_host_ports:
             kwargs["labels"][HOST_PORTS_LABEL] = host_ports_label(overlay_host_ports)
+        if spec.dns_config.nameservers:
+            kwargs["labels"][DNS_SERVERS_LABEL] = ",".join(dict.fromkeys(spec.dns_config.nameservers))
     if spec.command:
         kwargs["entrypoint"] = list(spec.command)
     if spec.args:

@@ -69,6 +69,12 @@ def _labelled_host_ports(labels: dict[str, str] | None) -> tuple[HostPort, ...]:
     return container_config.parse_host_ports_label(text) if text else ()
 
 
+def _labelled_dns_servers(labels: dict[str, str] | None) -> tuple[str, ...]:
+    """The --dns servers a container on overlay networks has its embedded resolver ask."""
+    text = (labels or {}).get(container_config.DNS_SERVERS_LABEL, "")
+    return tuple(server for server in text.split(",") if server)
+
+
 def _host_ports(inspected: dict[str, Any]) -> tuple[HostPort, ...]:
     """The bound ports, once per port and host port (the engine lists an IPv4 and an IPv6 binding), or
     the data plane's for a task on overlay networks."""
@@ -94,6 +100,7 @@ def facts_from_inspect(inspected: dict[str, Any]) -> ContainerFacts:
         exit_code=int(state.get("ExitCode") or 0),
         health=_HEALTH.get(health.get("Status", ""), Health.NONE),
         host_ports=_host_ports(inspected),
+        dns_servers=_labelled_dns_servers((inspected.get("Config") or {}).get("Labels")),
     )
 
 
@@ -138,8 +145,10 @@ class DockerExecutor:
         for entry in listed:
             task_id = (entry.get("Labels") or {}).get(TASK_ID_LABEL, "")
             condition = _CONDITIONS.get(entry.get("State", ""), Container.EXITED)
+            labels = entry.get("Labels")
             owned[task_id] = ContainerFacts(condition, container_id=entry["Id"],
-                                            host_ports=_labelled_host_ports(entry.get("Labels")))
+                                            host_ports=_labelled_host_ports(labels),
+                                            dns_servers=_labelled_dns_servers(labels))
         return owned
 
     async def remove_container(self, container_id: str, task_id: str = "") -> None:

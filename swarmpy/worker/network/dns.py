@@ -14,7 +14,8 @@ buffer (512 bytes, or its EDNS size) with TC set when some did not; PTR for an a
 networks: a task's IP gives its name, a VIP its service, any other address of those subnets NXDOMAIN;
 a known name asked for another type gets NOERROR with no answers. A name that is a swarm name by shape (one label, or
 `tasks.*`) and is unknown on the container's networks gets NXDOMAIN at once; anything else is
-forwarded, with a fresh query ID, over one socket in the node's namespace to the node's resolvers in
+forwarded, with a fresh query ID, over one socket in the node's namespace to the asking container's
+--dns servers if it was given any (docker's "external servers"), else the node's resolvers, in
 order (SERVFAIL/REFUSED or 2 s of silence moves to the next), and SERVFAIL if none answers.
 Replacing the records is one assignment, so a task that starts or stops is in or out of the answers as
 soon as the node has the view saying so (dataplane.py `publish_names`: on receipt, keeping back the names
@@ -146,6 +147,7 @@ class Resolver:
     def __init__(self, node_netns_path: str, upstreams: tuple[IPv4Address, ...] = ()) -> None:
         self.node_netns_path = node_netns_path
         self.upstreams = upstreams
+        self.container_upstreams: dict[str, tuple[IPv4Address, ...]] = {}  # a container's --dns servers
         self.records = Records(NodeNetworks(underlay=IPv4Address("192.0.2.1")))
         self.scopes: dict[str, list[str]] = {}  # container → its networks, in order
         self._listeners: dict[str, tuple[asyncio.DatagramTransport, asyncio.Server]] = {}
@@ -159,6 +161,7 @@ class Resolver:
         self.records = Records(model, reachable)
         self.scopes = scopes
         self.upstreams = model.upstream_resolvers
+        self.container_upstreams = dict(model.container_resolvers)
         self._answers = {}
 
     @property
@@ -226,12 +229,13 @@ class Resolver:
                 shuffled = []
             room = max(max_size, min(query.payload, 65535)) if query.edns >= 0 else max_size  # EDNS buffer
             return self._cache(container, wire, max_size, _fitted(reply, question.name, shuffled, room), len(ips))
-        if is_swarm_name(qname) or not self.upstreams:
+        upstreams = self.container_upstreams.get(container) or self.upstreams
+        if is_swarm_name(qname) or not upstreams:
             reply = dns.message.make_response(query)
             reply.flags |= dns.flags.RA
             reply.set_rcode(dns.rcode.NXDOMAIN if is_swarm_name(qname) else dns.rcode.SERVFAIL)
             return self._cache(container, wire, max_size, reply.to_wire(), 0)
-        return await self._forward(query, wire)
+        return await self._forward(query, wire, upstreams)
 
     def _reverse(self, container: str, query: dns.message.Message) -> bytes | None:
         """A PTR answer for an address of the asker's networks (None: not the swarm's, to be forwarded)."""
@@ -262,10 +266,10 @@ class Resolver:
             variants.extend([answer[2:]] * (ANSWER_VARIANTS - len(variants)))
         return answer
 
-    async def _forward(self, query: dns.message.Message, wire: bytes) -> bytes:
+    async def _forward(self, query: dns.message.Message, wire: bytes, upstreams: tuple[IPv4Address, ...]) -> bytes:
         if self._forwarder is None:
             self._forwarder = await _Forwarder.open(self.node_netns_path)
-        for upstream in self.upstreams:
+        for upstream in upstreams:
             answer = await self._forwarder.ask(wire, (str(upstream), 53))
             if answer is not None and (answer[3] & 0x0F) not in (dns.rcode.SERVFAIL, dns.rcode.REFUSED):
                 return answer

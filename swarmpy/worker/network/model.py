@@ -293,6 +293,8 @@ class NodeNetworks:
     networks: tuple[NetworkView, ...] = ()
     upstream_resolvers: tuple[IPv4Address, ...] = field(default=())  # the node's own, for forwarding
     host_ports: tuple[HostPortForward, ...] = ()  # host-mode ports of this node's overlay tasks
+    # (container, its --dns servers): where its embedded resolver forwards, in place of upstream_resolvers
+    container_resolvers: tuple[tuple[str, tuple[IPv4Address, ...]], ...] = ()
 
     def __post_init__(self) -> None:
         underlay = _unicast(_ipv4(self.underlay, "underlay"), "underlay")

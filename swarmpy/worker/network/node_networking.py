@@ -91,19 +91,20 @@ class NodeNetworking:
         underlay_addr: str = "",
         upstreams: tuple[IPv4Address, ...] | None = None,
         resync_interval: float = RESYNC_INTERVAL,
-        host_ports: Callable[[], Mapping[str, tuple[HostPort, ...]]] | None = None,
+        container_facts: Callable[[], Mapping[str, ContainerFacts]] | None = None,
     ) -> None:
         """`running_containers`: this node's running task containers, task ID -> container ID.
         `underlay_addr`: this node's data path address, used when a view names none.
-        `host_ports`: container ID -> the host-mode ports chosen for it (as of the last
-        `running_containers` call), for the overlay tasks whose ports the data plane publishes."""
+        `container_facts`: container ID -> what the executor recorded on each running task container (as
+        of the last `running_containers` call): the host-mode ports the data plane publishes for an
+        overlay task, and the --dns servers its embedded resolver asks."""
         self.node_id = node_id
         self.plane = plane if plane is not None else NodeDataPlane(node_id)
         self._running_containers = running_containers
         self._underlay_addr = underlay_addr
         self._upstreams = upstreams if upstreams is not None else node_resolvers()
         self._resync_interval = resync_interval
-        self._host_ports = host_ports
+        self._container_facts = container_facts
         self._view: dispatcher_pb2.NetworkView | None = None
         self._containers: dict[str, str] = {}  # task ID -> container ID as the last pass found them
         self._wanted = asyncio.Event()
@@ -217,7 +218,11 @@ class NodeNetworking:
             view = dispatcher_pb2.NetworkView(networks=view.networks, data_path_port=view.data_path_port,
                                               underlay_addr=self._underlay_addr)
         model = node_networks(view, containers, self._upstreams)
-        return with_host_ports(model, self._host_ports()) if self._host_ports is not None else model
+        if self._container_facts is None:
+            return model
+        facts = self._container_facts()
+        model = with_host_ports(model, {c: f.host_ports for c, f in facts.items() if f.host_ports})
+        return with_container_resolvers(model, {c: f.dns_servers for c, f in facts.items() if f.dns_servers})
 
 
 def with_host_ports(model: NodeNetworks, ports: Mapping[str, tuple[HostPort, ...]]) -> NodeNetworks:
@@ -231,17 +236,41 @@ def with_host_ports(model: NodeNetworks, ports: Mapping[str, tuple[HostPort, ...
     return dataclasses.replace(model, host_ports=forwards) if forwards else model
 
 
+def with_container_resolvers(model: NodeNetworks, servers: Mapping[str, tuple[str, ...]]) -> NodeNetworks:
+    """The model with the --dns servers of its plumbed containers, as their embedded resolver's upstreams.
+    Only IPv4 ones: the resolver forwards over IPv4 (a container given only IPv6 servers is logged and
+    keeps the node's)."""
+    plumbed = set(model.containers)
+    chosen = []
+    for container, given in sorted(servers.items()):
+        if container not in plumbed:
+            continue
+        usable = []
+        for server in given:
+            try:
+                address = ip_address(server)
+            except ValueError:
+                address = None
+            if isinstance(address, IPv4Address):
+                usable.append(address)
+        if usable:
+            chosen.append((container, tuple(usable)))
+        else:
+            log.warning("container %s: no IPv4 address among its --dns servers %s; its names are forwarded to "
+                        "the node's resolvers", container[:12], ",".join(given))
+    return dataclasses.replace(model, container_resolvers=tuple(chosen)) if chosen else model
+
+
 class OwnedContainers:
-    """The `running_containers` and `host_ports` of a NodeNetworking from one engine listing per pass."""
+    """The `running_containers` and `facts` of a NodeNetworking from one engine listing per pass."""
 
     def __init__(self, owned: Callable[[], Awaitable[dict[str, ContainerFacts]]]) -> None:
         self._owned = owned
-        self.host_ports: dict[str, tuple[HostPort, ...]] = {}
+        self.facts: dict[str, ContainerFacts] = {}  # container ID -> facts, of the running ones
 
     async def running(self) -> dict[str, str]:
         owned = await self._owned()
-        self.host_ports = {facts.container_id: facts.host_ports for facts in owned.values()
-                           if facts.condition is Container.RUNNING and facts.host_ports}
+        self.facts = {facts.container_id: facts for facts in owned.values() if facts.condition is Container.RUNNING}
         return running_task_containers(owned)
 
 

@@ -4,6 +4,7 @@ from ipaddress import IPv4Address, IPv4Interface
 
 import dns.message
 import dns.rcode
+import dns.rrset
 
 from swarmpy.worker.network.dns import Resolver
 from tests.worker.network.cluster_view import Net, Service, Task, host_models
@@ -72,3 +73,53 @@ async def test_reverse_lookups_name_tasks_and_vips_of_the_askers_networks_only()
     assert await ptr("c1", "10.0.1.99") == (dns.rcode.NXDOMAIN, [])  # the swarm's subnet, nobody's address
     # Not the asker's network: forwarded, and with no upstream to ask, SERVFAIL.
     assert await ptr("clone", "10.0.1.11") == (dns.rcode.SERVFAIL, [])
+
+
+class _FixedAnswer:
+    """A DNS server on a loopback address that answers every A question with one address."""
+
+    def __init__(self, address: str) -> None:
+        self.address = address
+        self.asked = 0
+
+    def connection_made(self, transport) -> None:
+        self.transport = transport
+
+    def datagram_received(self, data: bytes, addr) -> None:
+        self.asked += 1
+        query = dns.message.from_wire(data)
+        reply = dns.message.make_response(query)
+        reply.answer.append(dns.rrset.from_text(query.question[0].name, 60, "IN", "A", self.address))
+        self.transport.sendto(reply.to_wire(), addr)
+
+    def error_received(self, exc) -> None:
+        pass
+
+    def connection_lost(self, exc) -> None:
+        pass
+
+
+async def test_a_containers_dns_servers_answer_its_other_names_in_place_of_the_nodes():
+    import asyncio
+    import dataclasses
+
+    loop = asyncio.get_running_loop()
+    node_server, own_server = _FixedAnswer("192.0.2.1"), _FixedAnswer("192.0.2.2")
+    transports = [
+        (await loop.create_datagram_endpoint(lambda s=s: s, local_addr=(address, 53)))[0]
+        for s, address in ((node_server, "127.0.9.1"), (own_server, "127.0.9.2"))
+    ]
+    try:
+        model = dataclasses.replace(models(1), upstream_resolvers=(IPv4Address("127.0.9.1"),),
+                                    container_resolvers=(("c1", (IPv4Address("127.0.9.2"),)),))
+        resolver = Resolver("/proc/self/ns/net")
+        resolver.update(model, {"c1": [FRONT.id], "clone": [BACK.id]})
+        assert await ask(resolver, "c1", "example.test") == (dns.rcode.NOERROR, ["192.0.2.2"])  # its --dns
+        assert await ask(resolver, "clone", "example.test") == (dns.rcode.NOERROR, ["192.0.2.1"])  # the node's
+        assert (node_server.asked, own_server.asked) == (1, 1)
+        assert await ask(resolver, "c1", "api") == (dns.rcode.NOERROR, ["10.0.1.2"])  # swarm names stay local
+        assert own_server.asked == 1
+        await resolver.close()
+    finally:
+        for transport in transports:
+            transport.close()
