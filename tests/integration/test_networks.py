@@ -74,7 +74,10 @@ def test_network_lifecycle_and_services_on_networks(daemon):
     assert template["ContainerSpec"]["DNSConfig"] == {"Nameservers": ["10.50.0.53"]}
     assert template["ContainerSpec"]["Hosts"] == ["10.1.2.3 db.local"]
     container = daemon.wait_running("netapi", 2)[0]
-    assert "nameserver 10.50.0.53" in container.exec_run(["cat", "/etc/resolv.conf"]).output.decode()
+    # On overlays only the embedded resolver is in resolv.conf (as docker's); --dns are its upstreams.
+    resolv = container.exec_run(["cat", "/etc/resolv.conf"]).output.decode()
+    assert [line for line in resolv.splitlines() if line.startswith("nameserver")] == ["nameserver 127.0.0.11"], resolv
+    assert container.labels["swarmpy.dns-servers"] == "10.50.0.53"
     assert "10.1.2.3\tdb.local" in container.exec_run(["cat", "/etc/hosts"]).output.decode()
     vips = {vip["NetworkID"]: vip["Addr"] for vip in service["Endpoint"]["VirtualIPs"]}
     assert set(vips) == {backend_id, data["Id"]}
