@@ -30,7 +30,10 @@ Checked after every tick (or as it happens, where that is cheaper and exact):
   for nothing;
 - log matching: entries with the same (index, term) carry the same data and follow an entry with the
   same term (checked inductively on every persisted entry, which implies identical prefixes);
-- leader completeness: a new leader's log holds every entry any node has applied;
+- leader completeness: a new leader's log holds every entry any node has applied that was committed in an
+  earlier term (committed "in" the term of the node that applied it, at the latest: a bound, exact for the
+  leader; a leader of an older term elected late, on a vote held back by a pause, need not hold what a
+  newer leader committed since);
 - state machine safety: no two nodes apply different entries at the same index;
 - acknowledged writes: a proposal the DriverCore answered (what `RaftDriver.propose()` returns) was
   applied at its index, and is never lost nor applied twice -- at the end every live node's application
@@ -207,6 +210,7 @@ class Simulation:
         self.leader_of_term: dict[int, int] = {}
         self.entry_at: dict[tuple[int, int], tuple[int, bytes, int | None]] = {}  # (index, term) -> (type, data, prev term)
         self.applied_at: dict[int, tuple[int, int, bytes]] = {}  # index -> (term, type, data)
+        self.committed_by: dict[int, int] = {}  # index -> the lowest term of a node that applied it
         self.acked: dict[bytes, int] = {}  # payload -> index, for every proposal the DriverCore answered
         self.max_acked_index = 0
         self.last_acked_payload: bytes | None = None  # the one acknowledged at max_acked_index
@@ -285,6 +289,8 @@ class Simulation:
 
     def _check_applied_entry(self, sim_node: SimNode, entry: Entry) -> None:
         value = (entry.term, int(entry.type), entry.data)
+        # The node learnt of the commit from a leader of its term or an earlier one: committed by then.
+        self.committed_by[entry.index] = min(self.committed_by.get(entry.index, sim_node.node.term), sim_node.node.term)
         known = self.applied_at.get(entry.index)
         if known is None:
             self.applied_at[entry.index] = value
@@ -381,7 +387,7 @@ class Simulation:
         self.log(f"node {sim_node.id} leads term {term}")
         snapshot_index = node.log.first_index() - 1
         for index, (applied_term, _, _) in self.applied_at.items():
-            if index < snapshot_index:
+            if index < snapshot_index or self.committed_by[index] >= term:
                 continue
             if node.log.term_or_zero(index) != applied_term:
                 self.fail(
