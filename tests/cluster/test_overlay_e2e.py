@@ -257,19 +257,22 @@ def test_a_tasks_dns_servers_answer_the_names_the_swarm_does_not(cluster):
     asks those servers, not the node's, for names that are not the swarm's."""
     m1 = cluster.daemons["m1"]
     m1.ok("network", "create", "-d", "overlay", "dnsnet")
-    with OutsideResolver(cluster.lab.hub) as outside:
-        with_dns = client(cluster, "withdns", "dnsnet", "h2", "--dns", OUTSIDE, "--dns-search", "corp.example")
-        plain = client(cluster, "nodns", "dnsnet", "h2")
-        resolv = in_task(with_dns, "cat /etc/resolv.conf")
-        assert [line for line in resolv.splitlines() if line.startswith("nameserver")] == ["nameserver 127.0.0.11"], resolv
-        assert "search corp.example" in resolv, resolv
-        assert lookup(with_dns, "intranet.corp.example") == {OutsideResolver.ANSWER}
-        assert "intranet.corp.example." in outside.asked
-        asked = len(outside.asked)
-        assert lookup(plain, "other.corp.example") != {OutsideResolver.ANSWER}  # the node's resolvers, not ours
-        assert lookup(with_dns, "nodns") and len(outside.asked) == asked  # swarm names stay the swarm's
-    remove(m1, "withdns", "nodns")
-    m1.ok("network", "rm", "dnsnet")
+    try:
+        with OutsideResolver(cluster.lab.hub) as outside:
+            with_dns = client(cluster, "withdns", "dnsnet", "h2", "--dns", OUTSIDE, "--dns-search", "corp.example")
+            plain = client(cluster, "nodns", "dnsnet", "h2")
+            resolv = in_task(with_dns, "cat /etc/resolv.conf")
+            assert [line for line in resolv.splitlines() if line.startswith("nameserver")] == ["nameserver 127.0.0.11"], resolv
+            assert "search corp.example" in resolv and "options ndots:0" in resolv, resolv  # as docker writes it
+            assert lookup(with_dns, "intranet.corp.example") == {OutsideResolver.ANSWER}
+            assert "intranet.corp.example." in outside.asked
+            asked = len(outside.asked)
+            assert lookup(plain, "other.corp.example") != {OutsideResolver.ANSWER}  # the node's resolvers, not ours
+            # (busybox's nslookup tries the search domains first whatever ndots says: an absolute name here)
+            assert lookup(with_dns, "nodns.") and len(outside.asked) == asked  # swarm names stay the swarm's
+    finally:
+        m1.cli("service", "rm", "withdns", "nodns")
+        wait_until(lambda: m1.cli("network", "rm", "dnsnet").code == 0, timeout=30, what="dnsnet removable")
 
 
 def test_partitioned_host_is_unreachable_then_back_without_stale_entries(cluster):

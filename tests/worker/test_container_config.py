@@ -74,6 +74,9 @@ def test_a_task_on_an_overlay_gets_no_engine_network_and_only_the_embedded_resol
     # Only the embedded resolver in resolv.conf, as docker's; the --dns servers are its upstreams.
     assert kwargs["dns"] == ["127.0.0.11"] and kwargs["dns_search"] == ["example.org"]
     assert kwargs["labels"][container_config.DNS_SERVERS_LABEL] == "10.0.0.53"
+    assert kwargs["dns_opt"] == ["ndots:0"]  # docker's, unless the user sets ndots
+    t.spec.container.dns_config.options.append("ndots:3")
+    assert container_config.create_kwargs(t, "n1")["dns_opt"] == ["ndots:3"]
     assert container_config.DNS_SERVERS_LABEL not in container_config.create_kwargs(task(slot=1), "n1")["labels"]
     plain = container_config.create_kwargs(task(slot=1), "n1")
     assert "network_mode" not in plain and "dns" not in plain

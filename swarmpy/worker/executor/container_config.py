@@ -259,8 +259,13 @@ def _dns_and_hosts(task: objects_pb2.Task, spec: objects_pb2.ContainerSpec) -> d
         kwargs["dns"] = nameservers
     if dns.search:
         kwargs["dns_search"] = list(dns.search)
-    if dns.options:
-        kwargs["dns_opt"] = list(dns.options)
+    options = list(dns.options)
+    if on_overlay(task) and not any(option.startswith("ndots:") for option in options):
+        # docker's for the embedded resolver: a bare name (a service, `tasks.x`) is asked as it is
+        # first, not through the search domains (which the user's servers might answer for anything).
+        options.append("ndots:0")
+    if options:
+        kwargs["dns_opt"] = options
     extra_hosts = []
     for line in spec.hosts:  # the swarm's "IP NAME [ALIAS...]"; the engine's "NAME:IP"
         address, *names = line.split()
