@@ -353,7 +353,11 @@ async def test_messages_leave_only_after_what_they_promise_is_durable(tmp_path):
             while not any(d.is_leader for d in drivers):
                 await asyncio.sleep(TICK)
         leader = next(d for d in drivers if d.is_leader)
-        await asyncio.gather(*(leader.propose(b"c%d=1" % i) for i in range(100)))
+        # On a loaded machine the leader may lose its term midway: those proposals fail, which is not what
+        # this test is about (every message that did leave was checked against what was durable).
+        results = await asyncio.gather(*(leader.propose(b"c%d=1" % i) for i in range(100)), return_exceptions=True)
+        unexpected = [r for r in results if isinstance(r, BaseException) and not isinstance(r, errors.RaftError)]
+        assert not unexpected, unexpected
         assert sum(t.checked for t in transports) > 10
         assert all(d.failure is None for d in drivers)
     finally:
