@@ -92,25 +92,26 @@ class RoleManager:
         status = self._driver.status()
         if raft_id and raft_id in status.learners:
             # Demoted while still catching up: a learner counts toward no quorum, so it just goes.
-            try:
-                await self._driver.propose_conf_change(ConfChange(ConfChangeType.REMOVE_NODE, raft_id))
-            except (ConfChangeRefused, ProposalDropped) as exc:
-                log.warning("cannot demote node %s yet: %s", node.id, exc)
-                await asyncio.sleep(RETRY_DELAY)
+            if not await self._remove_from_raft(node, raft_id, "learner"):
                 return
-            log.info("node %s left the Raft group (learner %x)", node.id, raft_id)
         elif raft_id and raft_id in status.voters:
             if raft_id == self._driver.node_id:
                 await self._hand_over_leadership()
                 return
-            try:
-                await self._driver.propose_conf_change(ConfChange(ConfChangeType.REMOVE_NODE, raft_id))
-            except (ConfChangeRefused, ProposalDropped) as exc:
-                log.warning("cannot demote node %s yet: %s", node.id, exc)
-                await asyncio.sleep(RETRY_DELAY)
+            if not await self._remove_from_raft(node, raft_id, "member"):
                 return
-            log.info("node %s left the Raft group (member %x)", node.id, raft_id)
         await self._set_role(node.id, WORKER)
+
+    async def _remove_from_raft(self, node: objects_pb2.Node, raft_id: int, kind: str) -> bool:
+        """Propose the removal; False (after a pause, to be retried on a later pass) when it was refused."""
+        try:
+            await self._driver.propose_conf_change(ConfChange(ConfChangeType.REMOVE_NODE, raft_id))
+        except (ConfChangeRefused, ProposalDropped) as exc:
+            log.warning("cannot demote node %s yet: %s", node.id, exc)
+            await asyncio.sleep(RETRY_DELAY)
+            return False
+        log.info("node %s left the Raft group (%s %x)", node.id, kind, raft_id)
+        return True
 
     async def _hand_over_leadership(self) -> None:
         status = self._driver.status()
