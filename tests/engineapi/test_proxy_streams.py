@@ -61,6 +61,12 @@ class Terminal:
             self.process.kill()
             self.process.wait(timeout=10)
 
+    def __enter__(self) -> Terminal:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.kill()
+
 
 @pytest.fixture
 def cleanup(manager: EngineApiDaemon):
@@ -72,23 +78,17 @@ def cleanup(manager: EngineApiDaemon):
 
 
 def test_docker_run_it_and_exec_it_on_a_terminal(manager: EngineApiDaemon, image: str, cleanup):
-    run = Terminal(manager, "run", "-it", "--rm", "--label", LABEL, image, "sh")
-    try:
+    with Terminal(manager, "run", "-it", "--rm", "--label", LABEL, image, "sh") as run:
         run.type("tty -s && echo on-a-tty-$((6*7))\n")
         run.wait_for("on-a-tty-42")
         run.type("exit 5\n")
         assert run.exit_code() == 5
-    finally:
-        run.kill()
     container = manager.docker_ok("run", "-d", "--label", LABEL, image, "sleep", "300").stdout.strip()
-    shell = Terminal(manager, "exec", "-it", container, "sh")
-    try:
+    with Terminal(manager, "exec", "-it", container, "sh") as shell:
         shell.type("stty size; echo exec-tty-$((7*8))\n")
         shell.wait_for("exec-tty-56")
         shell.type("exit\n")
         assert shell.exit_code() == 0
-    finally:
-        shell.kill()
 
 
 def test_docker_logs_follow_and_events_stream_as_they_happen(manager: EngineApiDaemon, image: str, cleanup):
