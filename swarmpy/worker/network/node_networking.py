@@ -105,6 +105,7 @@ class NodeNetworking:
         self._upstreams = upstreams if upstreams is not None else node_resolvers()
         self._resync_interval = resync_interval
         self._container_facts = container_facts
+        self._dns_warned: set[str] = set()  # containers whose --dns servers had no IPv4 address (logged)
         self._view: dispatcher_pb2.NetworkView | None = None
         self._containers: dict[str, str] = {}  # task ID -> container ID as the last pass found them
         self._wanted = asyncio.Event()
@@ -222,7 +223,9 @@ class NodeNetworking:
             return model
         facts = self._container_facts()
         model = with_host_ports(model, {c: f.host_ports for c, f in facts.items() if f.host_ports})
-        return with_container_resolvers(model, {c: f.dns_servers for c, f in facts.items() if f.dns_servers})
+        self._dns_warned &= set(facts)  # forget containers that are gone
+        return with_container_resolvers(model, {c: f.dns_servers for c, f in facts.items() if f.dns_servers},
+                                        self._dns_warned)
 
 
 def with_host_ports(model: NodeNetworks, ports: Mapping[str, tuple[HostPort, ...]]) -> NodeNetworks:
@@ -236,10 +239,11 @@ def with_host_ports(model: NodeNetworks, ports: Mapping[str, tuple[HostPort, ...
     return dataclasses.replace(model, host_ports=forwards) if forwards else model
 
 
-def with_container_resolvers(model: NodeNetworks, servers: Mapping[str, tuple[str, ...]]) -> NodeNetworks:
+def with_container_resolvers(model: NodeNetworks, servers: Mapping[str, tuple[str, ...]],
+                             warned: set[str] | None = None) -> NodeNetworks:
     """The model with the --dns servers of its plumbed containers, as their embedded resolver's upstreams.
-    Only IPv4 ones: the resolver forwards over IPv4 (a container given only IPv6 servers is logged and
-    keeps the node's)."""
+    Only IPv4 ones: the resolver forwards over IPv4 (a container given only IPv6 servers keeps the node's,
+    logged once per container when `warned` remembers them: models are built on every view and pass)."""
     plumbed = set(model.containers)
     chosen = []
     for container, given in sorted(servers.items()):
@@ -255,7 +259,9 @@ def with_container_resolvers(model: NodeNetworks, servers: Mapping[str, tuple[st
                 usable.append(address)
         if usable:
             chosen.append((container, tuple(usable)))
-        else:
+        elif warned is None or container not in warned:
+            if warned is not None:
+                warned.add(container)
             log.warning("container %s: no IPv4 address among its --dns servers %s; its names are forwarded to "
                         "the node's resolvers", container[:12], ",".join(given))
     return dataclasses.replace(model, container_resolvers=tuple(chosen)) if chosen else model
