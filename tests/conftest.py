@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from tests import daemon_logs
+
 DOCKER_SOCKET = "/var/run/docker.sock"
 TEST_IMAGE = "swarmpy-test/busybox:latest"
 MAKE_TEST_IMAGE = Path(__file__).resolve().parent.parent / "scripts" / "make-test-image"
@@ -40,3 +42,23 @@ def busybox_image() -> str:
     if result.returncode != 0:
         pytest.fail(f"scripts/make-test-image failed:\n{result.stdout}\n{result.stderr}")
     return TEST_IMAGE
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    if report.failed:
+        item.stash.setdefault(_FAILED, []).append(report.when)
+
+
+_FAILED = pytest.StashKey[list]()
+
+
+@pytest.fixture(autouse=True)
+def _daemon_logs_of_a_failure(request):
+    """A failed test's swarmpyd tracebacks and log tails, printed in its report ("Captured stdout teardown")."""
+    since = daemon_logs.mark()
+    yield
+    if request.node.stash.get(_FAILED, None):
+        print(daemon_logs.report(since))

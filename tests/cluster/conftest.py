@@ -35,6 +35,7 @@ import pytest
 from swarmpy.api import control_pb2, control_pb2_grpc, objects_pb2
 from tests.conftest import docker_client
 from tests.integration.conftest import CliResult, SwarmDaemon, wait_until
+from tests import daemon_logs
 
 RAFT_TICK = 0.1  # seconds; election timeout 10-20 ticks
 ELECTION_TIMEOUT = 20 * RAFT_TICK  # the longest randomized timeout
@@ -77,6 +78,7 @@ class ClusterDaemon(SwarmDaemon):
 
     def start(self) -> None:
         self._starts += 1
+        daemon_logs.started(self.log_path)
         with open(self.log_path, "a") as log:
             log.write(f"---- start #{self._starts} ----\n")
             log.flush()

@@ -31,6 +31,7 @@ import pytest
 from docker import errors as docker_errors
 
 from tests.conftest import docker_client
+from tests import daemon_logs
 
 NODE_LABEL = "swarmpy.node.id"
 SERVICE_NAME_LABEL = "com.docker.swarm.service.name"
@@ -121,6 +122,7 @@ class SwarmDaemon:
 
     def start(self) -> None:
         self._starts += 1
+        daemon_logs.started(self.log_path)
         log = open(self.log_path, "a")  # the daemon's own copy of the descriptor keeps it open
         log.write(f"---- start #{self._starts} ----\n")
         log.flush()
