@@ -47,8 +47,15 @@ async def test_a_manager_renews_its_certificate_and_serves_the_new_one(tmp_path,
                 break
         assert serial(renewed.cert_pem) != serial(first.cert_pem), "the certificate was not renewed"
         assert renewed.key_pem != first.key_pem  # a new key, not just a new signature
-        chain = await peer_certificate_chain(f"127.0.0.1:{port}")
-        assert chain[0].serial_number == serial(renewed.cert_pem)  # new handshakes present the new one
+        # The file is written before the server swaps its certificate (a crash between them keeps the old,
+        # still valid one), so the served certificate may lag the file by a moment.
+        served = 0
+        for _ in range(50):
+            served = (await peer_certificate_chain(f"127.0.0.1:{port}"))[0].serial_number
+            if served == serial(renewed.cert_pem):
+                break
+            await asyncio.sleep(0.1)
+        assert served == serial(renewed.cert_pem)  # new handshakes present the new one
         assert daemon.info().control_available
     finally:
         stop.set()
