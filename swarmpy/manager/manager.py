@@ -50,7 +50,7 @@ from .controlapi.raft_timing import effective_timing
 from .controlapi.servicer import ControlServicer
 from .dispatcher import Dispatcher, DispatcherGate, DispatcherSettings
 from .logbroker import LogBroker
-from .orchestrator import GlobalOrchestrator, JobsOrchestrator, ReplicatedOrchestrator, RestartSupervisor, TaskReaper
+from .orchestrator import DelayedStarter, GlobalOrchestrator, JobsOrchestrator, ReplicatedOrchestrator, RestartSupervisor, TaskReaper
 from .cluster_settings import ProtectRaftKey, follow_cluster_settings
 from .raftnet.codec import DEFAULT_MAX_SNAPSHOT_BYTES
 from .raftnet.servicer import RaftServicer
@@ -562,6 +562,7 @@ class Manager:
             "jobs-orchestrator": lambda: JobsOrchestrator(store).run(),
             "scheduler": lambda: Scheduler(store).run(),
             "restart-supervisor": lambda: RestartSupervisor(store).run(),
+            "delayed-starter": lambda: DelayedStarter(store).run(),
             "task-reaper": lambda: TaskReaper(store).run(),
             "ca-rotation": lambda: RootRotationReconciler(store).run(),
         }

@@ -19,6 +19,11 @@ def started_at(container) -> datetime.datetime:
     return datetime.datetime.fromisoformat(container.attrs["State"]["StartedAt"][:26].rstrip("Z"))
 
 
+def finished_at(container) -> datetime.datetime:
+    container.reload()
+    return datetime.datetime.fromisoformat(container.attrs["State"]["FinishedAt"][:26].rstrip("Z"))
+
+
 def test_scale_up_and_down_without_detach_return_converged_even_after_an_update(shared_daemon, image):
     # Regression: the converge poll only counted tasks of the current spec version, so the tasks a scale
     # kept were never "up to date" and `service scale hw=3` hung at "2 out of 3 tasks".
@@ -43,11 +48,19 @@ def test_update_with_no_update_flags_replaces_one_task_at_a_time(shared_daemon, 
     assert result.stdout.splitlines()[-1] == "verify: Service onebyone converged"
     containers = shared_daemon.wait_running("onebyone", 3)
     assert all("A=1" in c.attrs["Config"]["Env"] for c in containers)
-    starts = sorted(started_at(c) for c in containers)
-    # One at a time: each replacement starts only after the previous one runs and the old task of the
-    # next slot has stopped (a 1 s grace, since sleep ignores SIGTERM), so starts are spaced out.
-    gaps = [(later - earlier).total_seconds() for earlier, later in zip(starts, starts[1:])]
-    assert min(gaps) >= 0.5, gaps
+    # Stop-first, one at a time, read from the engine's own timestamps: in each slot the new container
+    # starts only after the old one exited (sleep ignores SIGTERM, so that takes the 1 s grace; a
+    # regression started the new one within it), and the next slot's old container is stopped only after
+    # the previous slot's new one started.
+    by_slot: dict[str, dict[bool, object]] = {}
+    for container in shared_daemon.containers("onebyone", include_stopped=True):
+        by_slot.setdefault(container.labels["com.docker.swarm.task.name"], {})["A=1" in container.attrs["Config"]["Env"]] = container
+    slots = sorted(by_slot.values(), key=lambda pair: started_at(pair[True]))
+    assert len(slots) == 3 and all(len(pair) == 2 for pair in slots), by_slot
+    for pair in slots:
+        assert started_at(pair[True]) >= finished_at(pair[False]), "a new container started beside its old one"
+    for earlier, later in zip(slots, slots[1:]):
+        assert finished_at(later[False]) >= started_at(earlier[True]), "two slots were replaced at once"
 
 
 def test_rollback_without_detach_returns_to_the_previous_spec_as_docker_prints_it(shared_daemon, image):

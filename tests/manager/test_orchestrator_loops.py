@@ -8,7 +8,13 @@ import pytest
 
 from swarmpy.api import objects_pb2
 from swarmpy.manager.allocator import Allocator
-from swarmpy.manager.orchestrator import GlobalOrchestrator, ReplicatedOrchestrator, RestartSupervisor, TaskReaper
+from swarmpy.manager.orchestrator import (
+    DelayedStarter,
+    GlobalOrchestrator,
+    ReplicatedOrchestrator,
+    RestartSupervisor,
+    TaskReaper,
+)
 from swarmpy.manager.scheduler import Scheduler
 from swarmpy.manager.store import MemoryStore
 from tests.manager.test_orchestrator_support import (
@@ -37,6 +43,7 @@ async def swarm(nodes=("n1", "n2", "n3"), agent=True):
         ReplicatedOrchestrator(store),
         GlobalOrchestrator(store),
         RestartSupervisor(store),
+        DelayedStarter(store),
         TaskReaper(store, tick_seconds=0.02),
     ]
     fake_agent = FakeAgent(store)

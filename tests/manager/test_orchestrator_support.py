@@ -87,7 +87,8 @@ def make_task(
 
 
 class FakeAgent:
-    """Plays every worker: ASSIGNED tasks run, tasks asked to stop stop. Keeps loop tests realistic."""
+    """Plays every worker: ASSIGNED tasks run (or, desired READY, are prepared), tasks asked to stop stop.
+    Keeps loop tests realistic."""
 
     def __init__(self, store: MemoryStore) -> None:
         self._store = store
@@ -102,6 +103,8 @@ class FakeAgent:
             target = objects_pb2.SHUTDOWN
         elif desired == objects_pb2.RUNNING and objects_pb2.ASSIGNED <= state < objects_pb2.RUNNING:
             target = objects_pb2.FAILED if task.spec.container.image in self.failing_images else objects_pb2.RUNNING
+        elif desired == objects_pb2.READY and objects_pb2.ASSIGNED <= state < objects_pb2.READY:
+            target = objects_pb2.READY  # prepared, then held until the manager asks for RUNNING
         else:
             return None
         update = clone(task)

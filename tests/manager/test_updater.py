@@ -232,3 +232,38 @@ async def test_a_large_all_at_once_update_finishes_without_holding_the_event_loo
         # The loop kept turning (the old code never yielded again). The bound leaves room for a loaded
         # 2-core CI machine; tests/bench/test_update_responsiveness.py measures the real manager.
         assert max(stalls) < 2.0, f"the event loop stalled {max(stalls) * 1000:.0f} ms"
+
+
+async def test_stop_first_starts_each_successor_only_after_its_old_task_stopped():
+    # Regression: the successor was created RUNNING beside its old task, which was still within its stop
+    # grace period, so for a moment both ran (a host-mode port or a volume in use twice).
+    async with swarm() as (store, agent):
+        service = make_service("web", replicas=2)
+        service.spec.update.monitor = 100 * MS
+        await started(store, service, 2)
+        old = {t.slot: t for t in current(store, service.id)}
+        agent.hold.add(old[1].id)  # the old task of slot 1 takes its time to stop
+
+        def overlapping(store_):
+            tasks = store_.view().tasks_by_service(service.id)
+            return any(
+                a.slot == b.slot and a.id != b.id and a.status.state == RUNNING and b.status.state == RUNNING
+                for a in tasks for b in tasks
+            )
+
+        sampler = Sampler(store, overlapping)
+        watcher = asyncio.create_task(sampler.run())
+        try:
+            await edit(store, "service", service.id, new_image("busybox:2", 2))
+            await eventually(lambda: any(t.desired_state == objects_pb2.READY and t.status.state == objects_pb2.READY
+                                         for t in current(store, service.id)), what="a successor prepared and waiting")
+            await asyncio.sleep(0.3)
+            waiting = [t for t in current(store, service.id) if t.slot == 1]
+            assert [(t.desired_state, t.status.state) for t in waiting] == [(objects_pb2.READY, objects_pb2.READY)]
+            agent.hold.discard(old[1].id)
+            await edit(store, "task", old[1].id, lambda task: None)  # wake the agent for the held task
+            await eventually(lambda: status(store, service.id).state == UpdateState.COMPLETED, timeout=10, what="done")
+        finally:
+            watcher.cancel()
+        assert sampler.values and not any(sampler.values)
+        assert {t.spec.container.image for t in current(store, service.id)} == {"busybox:2"}

@@ -79,12 +79,7 @@ class GlobalOrchestrator(ServiceReconcileLoop):
     def _note(self, event: Change, dirty: set[str], updates: UpdateRunner) -> None:
         view = self._store.view()
         if event.kind == "service":
-            if event.action == "remove":
-                if is_global(event.old):
-                    updates.cancel(event.old.id)
-                    dirty.add(event.old.id)
-            elif is_global(event.new):
-                dirty.add(event.new.id)
+            self._note_service(event, dirty, updates)
         elif event.kind == "task":
             if event.new is None or event.old is None or event.new.desired_state != event.old.desired_state:
                 service = view.get_service(event.obj.service_id)

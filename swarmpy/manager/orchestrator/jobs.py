@@ -113,9 +113,7 @@ class JobsOrchestrator(ServiceReconcileLoop):
     def _note(self, event: Change, dirty: set[str], updates: UpdateRunner) -> None:
         view = self._store.view()
         if event.kind == "service":
-            service = event.old if event.action == "remove" else event.new
-            if is_job(service):
-                dirty.add(service.id)
+            self._note_service(event, dirty, updates)
         elif event.kind == "task":
             old, new = event.old, event.new
             if new is not None and old is not None and new.status.state == old.status.state \

@@ -34,6 +34,16 @@ class ServiceReconcileLoop:
     def _note(self, event: Change, dirty: set[str], updates: UpdateRunner) -> None:
         raise NotImplementedError
 
+    def _note_service(self, event: Change, dirty: set[str], updates: UpdateRunner) -> None:
+        """A service event, the same rule for every orchestrator: a service it owns is dirty, and a
+        removed one's rolling update (if any) is cancelled."""
+        if event.action == "remove":
+            if self._owns(event.old):
+                updates.cancel(event.old.id)
+                dirty.add(event.old.id)
+        elif self._owns(event.new):
+            dirty.add(event.new.id)
+
     def _nodes(self, view: ReadView) -> Any:
         """The nodes in the form `_plan` wants, computed once per reconcile pass."""
         raise NotImplementedError

@@ -119,12 +119,7 @@ class ReplicatedOrchestrator(ServiceReconcileLoop):
     def _note(self, event: Change, dirty: set[str], updates: UpdateRunner) -> None:
         view = self._store.view()
         if event.kind == "service":
-            if event.action == "remove":
-                if is_replicated(event.old):
-                    updates.cancel(event.old.id)
-                    dirty.add(event.old.id)
-            elif is_replicated(event.new):
-                dirty.add(event.new.id)
+            self._note_service(event, dirty, updates)
         elif event.kind == "task":
             if not task_change_may_alter_plan(event.old, event.new, view.get_node):
                 return

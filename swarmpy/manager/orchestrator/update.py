@@ -14,7 +14,9 @@ The dirty slots go into a queue worked by `parallelism` workers (0: one per slot
 takes a slot and replaces it in ONE transaction of its own, so the size of the service never makes a
 transaction too large, and a write that lost a race is retried a bounded number of times, yielding
 between tries (`retry_conflicts`):
-- stop-first: the dirty task's desired state becomes SHUTDOWN and its successor is created together;
+- stop-first: the dirty task's desired state becomes SHUTDOWN and its successor is created together,
+  with desired state READY while the old task may still run: its worker prepares it, and the
+  `DelayedStarter` starts it once the old task has stopped, so the two never run side by side;
 - start-first: the successor is created first; the old task is retired once the successor runs (or has
   failed), so the service never runs fewer tasks than it should while the update goes well;
 - a slot that already has a clean task (e.g. during a rollback, the previous task still running) only
@@ -49,7 +51,8 @@ from swarmpy.manager.controlapi.defaults import effective_rollback_config, effec
 from swarmpy.manager.store import Change, MemoryStore, StoreError, Transaction, retry_conflicts
 from swarmpy.manager.store.memory import clone
 
-from .common import RUNNING, is_finished, is_runnable, is_task_dirty, new_task, retire, runnable_by_slot
+from .common import READY, RUNNING, is_finished, is_runnable, is_task_dirty, new_task, retire, runnable_by_slot
+from .delayedstart import may_still_run
 
 log = logging.getLogger(__name__)
 
@@ -274,13 +277,17 @@ class ServiceUpdate:
             for task in dirty:
                 tx.update("task", retire(task))
             return clean[0].id
+        desired = RUNNING
         if not start_first:
-            for task in dirty:
-                tx.update("task", retire(task))
+            retired = [retire(task) for task in dirty]
+            for task in retired:
+                tx.update("task", task)
+            if any(may_still_run(task, tx.get_node(task.node_id)) for task in retired):
+                desired = READY  # prepared now, started by the DelayedStarter once the old task stopped
         if isinstance(slot, int):
-            successor = new_task(tx.get_cluster(), service, slot)
+            successor = new_task(tx.get_cluster(), service, slot, desired_state=desired)
         else:
-            successor = new_task(tx.get_cluster(), service, 0, slot)
+            successor = new_task(tx.get_cluster(), service, 0, slot, desired_state=desired)
         tx.create("task", successor)
         return successor.id
 
