@@ -328,22 +328,23 @@ class RaftNode:
 
     # -- role changes ---------------------------------------------------------------------------
 
-    def _reset(self, term: int) -> None:
+    def _reset(self, term: int, keep_election_clock: bool = False) -> None:
         if term != self._term:
             self._term = term
             self._vote = NONE
         self._leader = NONE
-        self._election_elapsed = 0
+        if not keep_election_clock:
+            self._election_elapsed = 0
+            self._randomized_election_timeout = self._rng.randrange(self.election_tick, 2 * self.election_tick)
         self._heartbeat_elapsed = 0
-        self._randomized_election_timeout = self._rng.randrange(self.election_tick, 2 * self.election_tick)
         self._abort_transfer()
         self._votes = {}
         self._progress = {}
         self._reads.clear()
         self._reads_awaiting_commit.clear()
 
-    def _become_follower(self, term: int, leader: int) -> None:
-        self._reset(term)
+    def _become_follower(self, term: int, leader: int, keep_election_clock: bool = False) -> None:
+        self._reset(term, keep_election_clock)
         self._leader = leader
         self._role = Role.FOLLOWER
 
@@ -601,7 +602,13 @@ class RaftNode:
             elif mtype in _LEADER_MESSAGES:
                 self._become_follower(m.term, m.frm)
             else:
-                self._become_follower(m.term, NONE)
+                # A newer term, but no leader of it heard from (a vote request or a response): follow
+                # that term without restarting the election clock. Only hearing from a current leader
+                # or granting a vote restarts it (Figure 2); otherwise a candidate that cannot win (its
+                # log is behind) keeps pushing back the timeouts of those that could, and no one is
+                # elected (simulator seeds 7726, 10059, 14631). A leader stepping down has no follower
+                # clock to keep (it counted since its election), so it starts a fresh one.
+                self._become_follower(m.term, NONE, keep_election_clock=self._role is not Role.LEADER)
         elif m.term < self._term:
             if mtype in (MessageType.HEARTBEAT, MessageType.APPEND):
                 # A deposed leader that never heard of the new term: tell it, so it steps down.
@@ -907,6 +914,12 @@ class RaftNode:
         node = change.node_id
         if change.type is ConfChangeType.ADD_NODE and node in self._voters:
             raise errors.ConfChangeRefused(f"node {node:x} is already a member")
+        if change.type is ConfChangeType.ADD_NODE and node not in self._learners:
+            # A voter must hold the log the moment it counts toward a majority; a new member first
+            # catches up as a learner (ADD_LEARNER), and ADD_NODE then promotes it.
+            raise errors.ConfChangeRefused(
+                f"node {node:x} is not a learner: a new member joins as a learner and is promoted once caught up"
+            )
         if change.type is ConfChangeType.ADD_NODE and node in self._learners:
             self._check_learner_caught_up(node)
         if change.type is ConfChangeType.ADD_LEARNER and node in self._voters:

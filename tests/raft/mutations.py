@@ -45,7 +45,8 @@ MUTATIONS = [
              "if index > self.committed and self.term_or_zero(index) > 0:", bound=30),
     Mutation("ReadIndex without a confirming heartbeat quorum", "swarmpy/raft/core.py",
              "self._reads[ctx] = _PendingRead(index=self.log.committed, acks={self.id})\n        if has_quorum(self._voters, (self.id,)):",
-             "self._reads[ctx] = _PendingRead(index=self.log.committed, acks={self.id})\n        if True:"),
+             "self._reads[ctx] = _PendingRead(index=self.log.committed, acks={self.id})\n        if True:",
+             bound=150),
     Mutation("concurrent membership changes", "swarmpy/raft/core.py",
              # Only the guard against a second change in flight goes: a new leader still waits for its
              # first entry (whose index starts as the pending one) before proposing any change.
@@ -60,7 +61,7 @@ MUTATIONS = [
              "self._pending_conf_index = self.log.last_index()", "self._pending_conf_index = 0", bound=40),
     Mutation("vote not persisted", "swarmpy/raft/core.py",
              "return HardState(term=self._term, vote=self._vote, commit=self.log.committed)",
-             "return HardState(term=self._term, vote=NONE, commit=self.log.committed)", bound=10),
+             "return HardState(term=self._term, vote=NONE, commit=self.log.committed)", bound=30),
     # The driver contract itself (DriverCore, which RaftDriver and the simulator both run): the Ready's
     # messages leave before its entries and hard state are saved; a crash in between breaks promises.
     Mutation("messages sent before persisting", "swarmpy/raft/driver_core.py",
@@ -76,11 +77,11 @@ MUTATIONS = [
     Mutation("learner counted in the commit quorum", "swarmpy/raft/core.py",
              "index = committed_index(self._voters, {v: pr.match for v, pr in self._progress.items()})",
              "index = committed_index(self._voters | self._learners, {v: pr.match for v, pr in self._progress.items()})",
-             bound=12),
+             bound=40),
     Mutation("learners' votes counted (and asked for)", "swarmpy/raft/core.py",
              "        return vote_result(self._voters, self._votes)",
              "        return vote_result(self._voters | self._learners, self._votes)",
-             bound=40,
+             bound=120,
              also=(("swarmpy/raft/core.py",
                     "        for voter in sorted(self._voters):\n            if voter != self.id:\n                self._send(\n"
                     "                    Message(\n                        type=request,",

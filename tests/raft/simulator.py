@@ -218,7 +218,7 @@ class Simulation:
         self.leader_commit: dict[int, tuple[tuple[int, int], int]] = {}  # node -> ((incarnation, term), commit)
         self.quorum_checked: dict[int, tuple[tuple[int, int], int]] = {}  # the same, for _check_commit_quorum
         self.was_leader: dict[int, tuple[int, int]] = {}  # node -> (incarnation, term) it last led in
-        self.stats = {"elections": 0, "crashes": 0, "snapshots_installed": 0, "conf_changes": 0, "reads": 0, "reads_served": 0, "acked": 0, "crashes_mid_ready": 0, "crashes_after_promise": 0, "learners_added": 0, "learners_promoted": 0, "learners_removed": 0, "promotions_refused": 0}
+        self.stats = {"elections": 0, "crashes": 0, "snapshots_installed": 0, "conf_changes": 0, "reads": 0, "reads_served": 0, "acked": 0, "crashes_mid_ready": 0, "crashes_after_promise": 0, "learners_added": 0, "learners_promoted": 0, "learners_removed": 0, "promotions_refused": 0, "bad_adds_refused": 0}
         founders = tuple(range(1, self.params.size + 1))
         for _ in founders:
             self._new_node(founders)
@@ -650,16 +650,23 @@ class Simulation:
         elif len(learners) < 3 and rng.random() < 0.7:
             change = ConfChange(ConfChangeType.ADD_LEARNER, self.next_id)  # a new node starts as a learner
         else:
-            change = ConfChange(ConfChangeType.ADD_NODE, self.next_id)  # straight in as a voter (etcd allows it)
+            # Straight in as a voter, as an operator might try: the core must refuse it (a new member
+            # joins as a learner), or a voter with an empty log would count toward majorities.
+            change = ConfChange(ConfChangeType.ADD_NODE, self.next_id)
         try:
             index = leader.node.propose_conf_change(change)
         except errors.ConfChangeRefused as exc:
+            if change.type is ConfChangeType.ADD_NODE and change.node_id not in learners:
+                self.stats["bad_adds_refused"] += 1
             if change.type is ConfChangeType.ADD_NODE and change.node_id in learners:
                 self.stats["promotions_refused"] += 1
                 self.log(f"node {leader.id}: promotion of {change.node_id} refused: {exc}")
             return
         except (errors.ProposalDropped, errors.NotLeader):
             return
+        if change.type is ConfChangeType.ADD_NODE and change.node_id not in learners:
+            self.fail(f"membership: leader {leader.id} accepted ADD_NODE of {change.node_id} at {index}, "
+                      f"which is not a learner (learners {learners}, voters {voters})")
         self.stats["conf_changes"] += 1
         self.log(f"node {leader.id} proposes {change.type.name} {change.node_id} at {index}")
         if change.node_id in learners:

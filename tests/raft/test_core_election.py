@@ -180,3 +180,56 @@ def test_node_heard_from_leader_recently_ignores_vote_requests_but_not_transfer_
     assert c[2].term == term and c[2].stats["ignored_vote_in_lease"] == 1
     c[2].step(Message(MessageType.VOTE, to=2, frm=3, term=term + 1, index=100, log_term=term, context=b"transfer"))
     assert c[2].term == term + 1 and c[2].vote == 3
+
+
+def _follower_with_a_longer_log(pre_vote: bool = False) -> RaftNode:
+    """Node 1 of (1, 2, 3), follower in term 1 with its founding entries 1..3 applied, no leader known."""
+    storage = MemoryStorage()
+    node = RaftNode(Config(id=1, peers=(1, 2, 3), pre_vote=pre_vote, check_quorum=False), storage)
+    node.step(Message(MessageType.APPEND, to=1, frm=2, term=1, index=3, log_term=1, commit=3))
+    rd = node.ready()
+    storage.append(rd.entries)
+    storage.set_hard_state(rd.hard_state)
+    node.advance(rd)  # the founding members applied
+    node._leader = 0  # the leader of term 1 is gone
+    return node
+
+
+def test_a_newer_term_heard_from_no_leader_does_not_restart_the_election_clock():
+    # Figure 2: only hearing from a current leader or granting a vote restarts the timer. A candidate
+    # whose log is behind (it can never win) asks again and again in ever newer terms; if each refused
+    # request restarted our clock, we -- who could win -- would never time out (simulator seeds 7726,
+    # 10059 and 14631 found no leader elected after healing).
+    node = _follower_with_a_longer_log()
+    timeout = node._randomized_election_timeout
+    for _ in range(timeout - 2):
+        node.tick()
+    elapsed = node._election_elapsed
+    node.step(Message(MessageType.VOTE, to=1, frm=3, term=7, index=0, log_term=0))  # behind: refused
+    assert node.term == 7 and node.role is Role.FOLLOWER and node.vote == 0
+    assert node._election_elapsed == elapsed and node._randomized_election_timeout == timeout
+    node.step(Message(MessageType.VOTE_RESPONSE, to=1, frm=2, term=8, reject=True))  # a response, newer term
+    assert node.term == 8 and node._election_elapsed == elapsed
+    node.tick()
+    node.tick()
+    assert node.role is Role.CANDIDATE and node.term == 9  # campaigned on its own clock
+
+
+def test_granting_a_vote_or_hearing_the_leader_of_a_newer_term_still_restarts_the_clock():
+    node = _follower_with_a_longer_log()
+    for _ in range(5):
+        node.tick()
+    node.step(Message(MessageType.VOTE, to=1, frm=3, term=7, index=3, log_term=1))  # as up to date: granted
+    assert node.vote == 3 and node._election_elapsed == 0
+    for _ in range(5):
+        node.tick()
+    node.step(Message(MessageType.HEARTBEAT, to=1, frm=2, term=9, commit=3))
+    assert node.leader == 2 and node._election_elapsed == 0
+
+
+def test_a_leader_deposed_by_a_newer_term_starts_a_fresh_election_clock():
+    c = Cluster(3, pre_vote=False)
+    c.elect(1)
+    c.tick(3 * ELECTION)  # a leader's clock counts on while it leads
+    c[1].step(Message(MessageType.APPEND_RESPONSE, to=1, frm=2, term=c[1].term + 1, reject=True))
+    assert c[1].role is Role.FOLLOWER and c[1]._election_elapsed == 0  # it does not campaign at once

@@ -16,6 +16,10 @@ def add(node_id: int) -> ConfChange:
     return ConfChange(ConfChangeType.ADD_NODE, node_id, b"addr")
 
 
+def learner(node_id: int) -> ConfChange:
+    return ConfChange(ConfChangeType.ADD_LEARNER, node_id, b"addr")
+
+
 def remove(node_id: int) -> ConfChange:
     return ConfChange(ConfChangeType.REMOVE_NODE, node_id)
 
@@ -26,7 +30,9 @@ def test_membership_change_commits_while_a_member_is_down_and_the_new_node_catch
     c.propose(1, b"before")
     c.crash(3)
     c.add_node(4)
-    c[1].propose_conf_change(add(4))
+    c[1].propose_conf_change(learner(4))  # a new member joins as a learner ...
+    c.stabilize()
+    c[1].propose_conf_change(add(4))  # ... and is promoted once caught up
     c.stabilize()
     assert c[1].voters == {1, 2, 3, 4} and c[2].voters == {1, 2, 3, 4}
     assert c[4].voters == {1, 2, 3, 4} and c.nodes[4].app == [b"before"]
@@ -41,9 +47,9 @@ def test_second_membership_change_is_refused_until_the_first_is_applied():
     c = Cluster(3)
     c.elect(1)
     c.isolate(1)  # the first change cannot commit
-    c[1].propose_conf_change(add(4))
+    c[1].propose_conf_change(learner(4))
     with pytest.raises(errors.ProposalDropped, match="one at a time"):
-        c[1].propose_conf_change(add(5))
+        c[1].propose_conf_change(learner(5))
 
 
 def test_remove_is_refused_when_the_remaining_reachable_members_are_not_a_quorum():
@@ -141,3 +147,14 @@ def test_add_of_an_existing_member_and_remove_of_a_stranger_are_refused():
         c[1].propose_conf_change(add(2))
     with pytest.raises(errors.ConfChangeRefused, match="not a member"):
         c[1].propose_conf_change(remove(9))
+
+
+def test_add_node_of_a_node_that_is_not_a_learner_is_refused():
+    # A voter must hold the log the moment it counts toward a majority: ADD_NODE only promotes a learner.
+    c = Cluster(3)
+    c.elect(1)
+    last = c[1].log.last_index()
+    with pytest.raises(errors.ConfChangeRefused, match="not a learner"):
+        c[1].propose_conf_change(add(4))
+    assert c[1].log.last_index() == last and c[1].voters == {1, 2, 3}
+    c[1].propose_conf_change(learner(4))  # the refusal left no change pending

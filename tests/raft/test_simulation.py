@@ -39,6 +39,7 @@ def test_safety_and_liveness_hold_for_1000_seeds_of_chaos():
     # The chaos really happened (guards against a simulator that quietly tests nothing).
     assert totals["crashes"] > 1000 and totals["elections"] > 1000 and totals["snapshots_installed"] > 100
     assert totals["conf_changes"] > 100 and totals["reads_served"] > 1000 and totals["acked"] > 10000
+    assert totals["bad_adds_refused"] > 50  # ADD_NODE of a non-learner proposed, and refused (or the seed fails)
     # Crashes inside Readies and storage calls, and many that found written-but-unsynced state on the disk.
     assert totals["crashes_mid_ready"] > 1000 and totals["crashes_after_promise"] > 1000
     assert totals["crashes_found_unsynced"] > 3000
@@ -77,3 +78,11 @@ def test_the_simulator_runs_the_production_driver_core_over_the_real_wal():
     for node in sim.nodes.values():
         assert type(node.core) is DriverCore
         assert isinstance(node.storage, DiskStorage) and isinstance(node.storage.files, SimFiles)
+
+
+@pytest.mark.parametrize("seed", [7726, 10059, 14631])
+def test_regression_seeds_elect_a_leader_after_healing(seed):
+    # Each failed liveness (no leader within the bound after healing) while a newer term heard from a
+    # vote request or response, not from a leader, restarted the hearer's election clock.
+    ticks, _stats = run_seed(seed, steps=STEPS)
+    assert ticks <= LIVENESS_BOUND_TICKS_WITHOUT_PRE_VOTE
