@@ -18,6 +18,10 @@ the role its next certificate carries (the CA signs `role`, never `desired_role`
   its log within `max_learner_lag` entries of the leader's and it answered within an election timeout;
   the core refuses an earlier promotion. While learners exist the loop passes every
   MIN_PASS_INTERVAL. A learner whose node is no longer meant to be a manager is removed.
+  A learner that is still not promotable LEARNER_REPORT_AFTER seconds after this leader first saw it
+  (it never catches up, or it does not answer) is reported with its lag, and after LEARNER_GIVE_UP
+  seconds it is removed from the Raft group: it counts toward no quorum, but the leader keeps
+  replicating to it (snapshots, for one far behind) for nothing. Its node may join again.
 
 The loop also keeps each manager's `manager_status` (leader flag, reachability) current, for `node ls`.
 A learner's reachability is UNKNOWN ("Unknown" in `node ls`, "unknown" in the Engine API): docker's
@@ -29,6 +33,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
+from collections.abc import Callable
 from typing import Any
 
 from swarmpy.api import objects_pb2
@@ -50,12 +56,18 @@ STATUS_INTERVAL = 1.0  # seconds between reachability checks
 # nodes commits many times a second (a pass per commit was a tenth of the leader's loop during joins).
 MIN_PASS_INTERVAL = 0.2
 RETRY_DELAY = 1.0
+LEARNER_REPORT_AFTER = 30.0  # seconds a learner may stay unpromotable before it is reported
+LEARNER_GIVE_UP = 240.0  # ... and before it is removed from the Raft group
 
 
 class RoleManager:
-    def __init__(self, store: MemoryStore, driver: RaftDriver) -> None:
+    def __init__(self, store: MemoryStore, driver: RaftDriver, clock: Callable[[], float] = time.monotonic) -> None:
         self._store = store
         self._driver = driver
+        self._clock = clock  # injected so the tests can move time
+        # Learner raft id -> when this leader first saw it waiting, and whether it was reported yet.
+        self._learner_since: dict[int, float] = {}
+        self._learner_reported: set[int] = set()
 
     async def run(self) -> None:
         watch = self._store.watch(["node"])
@@ -158,16 +170,27 @@ class RoleManager:
     async def _promote_caught_up_learners(self) -> None:
         status = self._driver.status()
         if not status.learners or not self._driver.is_leader:
+            # (A new leader times its learners afresh: it cannot know how long they waited before.)
+            self._learner_since.clear()
+            self._learner_reported.clear()
             return
+        for gone in set(self._learner_since) - set(status.learners):  # promoted or removed
+            del self._learner_since[gone]
+            self._learner_reported.discard(gone)
         members = {m.raft_id: m for m in self._store.view().members()}
         max_lag = self._driver.config.max_learner_lag
+        now = self._clock()
         for learner in status.learners:
+            since = self._learner_since.setdefault(learner, now)
             progress = status.progress.get(learner)
             member = members.get(learner)
             if progress is None or member is None:
                 continue
-            if status.last_index - progress.match > max_lag or progress.ticks_since_heard >= self._driver.config.election_tick:
-                continue  # still catching up (or silent): the core would refuse
+            lag = status.last_index - progress.match
+            if lag > max_lag or progress.ticks_since_heard >= self._driver.config.election_tick:
+                # Still catching up (or silent): the core would refuse. Give up on one that never does.
+                await self._check_stuck_learner(learner, member, now - since, lag, progress.ticks_since_heard)
+                continue
             try:
                 # The member's identity rides along, as on its ADD_LEARNER: the store keeps it.
                 await self._driver.propose_conf_change(
@@ -177,6 +200,23 @@ class RoleManager:
                 log.info("learner %x not promoted yet: %s", learner, exc)
                 continue
             log.info("manager %s (raft id %x) caught up and is now a voting member", member.node_id, learner)
+
+    async def _check_stuck_learner(
+        self, learner: int, member: objects_pb2.RaftMember, waited: float, lag: int, silent_ticks: int
+    ) -> None:
+        why = f"{lag} entries behind (at most {self._driver.config.max_learner_lag}), last heard {silent_ticks} ticks ago"
+        if waited >= LEARNER_GIVE_UP:
+            try:
+                await self._driver.propose_conf_change(ConfChange(ConfChangeType.REMOVE_NODE, learner))
+            except RaftError as exc:  # a change in flight, or leadership moved: the next pass retries
+                log.warning("cannot remove learner %x (manager %s) yet: %s", learner, member.node_id, exc)
+                return
+            log.warning("manager %s (raft id %x) removed from the Raft group: still a learner after %.0f s, "
+                        "never promotable (%s); it may join again", member.node_id, learner, waited, why)
+        elif waited >= LEARNER_REPORT_AFTER and learner not in self._learner_reported:
+            self._learner_reported.add(learner)
+            log.warning("manager %s (raft id %x) has been a learner for %.0f s and cannot be promoted: %s; "
+                        "it is removed if still so after %.0f s", member.node_id, learner, waited, why, LEARNER_GIVE_UP)
 
     # -- manager status -------------------------------------------------------------------------
 
