@@ -53,6 +53,7 @@ from .logbroker import LogBroker
 from .orchestrator import DelayedStarter, GlobalOrchestrator, JobsOrchestrator, ReplicatedOrchestrator, RestartSupervisor, TaskReaper
 from .cluster_settings import ProtectRaftKey, follow_cluster_settings
 from .raftnet.codec import DEFAULT_MAX_SNAPSHOT_BYTES
+from .raftnet.keepalive import KeepAliveSender
 from .raftnet.servicer import RaftServicer
 from .raftnet.transport import GrpcTransport
 from .raftstore import RaftProposer, StoreStateMachine
@@ -184,6 +185,7 @@ class Manager:
         self._pinned_tick = pinned_tick
         self.driver: RaftDriver | None = None
         self._transport: GrpcTransport | None = None
+        self._keepalive: KeepAliveSender | None = None
         self.log_broker = LogBroker(self.store)
         self._dispatcher_settings = dispatcher_settings
         self.dispatcher_gate = DispatcherGate(self._leader_addr)
@@ -234,6 +236,12 @@ class Manager:
         self.driver.add_leadership_listener(self._on_leadership)
         self._loops_task = asyncio.create_task(self._loops.run(), name="leader-loops-supervisor")
         await self.driver.start()
+        # The leader's heartbeats while its event loop is starved (issue 15): a thread, sync gRPC.
+        self._keepalive = KeepAliveSender(
+            self.driver.keepalive_heartbeats, transport.dialed_addr, self._peer_channel_sync,
+            self._raft_config.tick_interval, name=f"raft-keepalive-{self.raft_id:x}",
+        )
+        self._keepalive.start()
         self._timing_task = asyncio.create_task(self._follow_raft_timing(), name="raft-timing")
         await self._serve()
         self._settings_task = asyncio.create_task(
@@ -255,6 +263,9 @@ class Manager:
                 task.cancel()
                 await asyncio.gather(task, return_exceptions=True)
         self._loops_task = self._address_task = self._settings_task = self._timing_task = None
+        keepalive, self._keepalive = self._keepalive, None
+        if keepalive is not None:
+            await asyncio.to_thread(keepalive.stop)  # joins the thread (it wakes at once)
         if self.driver is not None:
             await self.driver.stop()
         for channel in [*self._leader_channels.values(), *self._retired_channels]:
@@ -510,6 +521,13 @@ class Manager:
 
     def _peer_channel(self, addr: str) -> grpc.aio.Channel:
         return tls.secure_channel(addr, self.credentials, self._raft_config.max_message_bytes)
+
+    def _peer_channel_sync(self, addr: str) -> grpc.Channel:
+        creds = self.credentials
+        return grpc.secure_channel(
+            addr, tls.channel_credentials(creds.key_pem, creds.cert_pem, creds.root_cert_pem),
+            options=tls.channel_options(self._raft_config.max_message_bytes),
+        )
 
     def update_credentials(self, credentials: NodeCredentials) -> None:
         """A renewed certificate: new connections present it; established ones keep their session."""

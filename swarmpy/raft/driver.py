@@ -47,6 +47,7 @@ import collections
 import itertools
 import logging
 import random
+import time
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -74,6 +75,8 @@ MIB = 1 << 20
 
 # A tick this many periods late means the event loop was starved; see RaftDriver._ticker.
 STALL_TICKS = 3
+# A leader whose loop has not ticked the core for this many ticks is kept alive by keepalive_heartbeats.
+KEEPALIVE_AFTER_TICKS = 2
 
 
 class ConfChangeObserver(Protocol):
@@ -108,6 +111,8 @@ class DriverConfig:
     max_learner_lag: int = 64
     snapshot_interval: int = 10_000  # applied entries between snapshots
     log_entries_for_slow_followers: int = 500  # entries kept behind a snapshot when compacting
+    # How long a leader's heartbeats may be sent from outside its starved loop (keepalive_heartbeats).
+    keepalive_limit: float = 10.0
 
 
 def estimated_message_bytes(message: Message) -> int:
@@ -152,6 +157,9 @@ class RaftDriver:
         self._runner: asyncio.Task[None] | None = None
         self._started = asyncio.Event()
         self.failure: BaseException | None = None  # set if the loop died of an unexpected error
+        # Read by another thread (keepalive_heartbeats): replaced whole, never changed in place.
+        self._leading: tuple[int, tuple[int, ...]] | None = None  # (term, peers) while this node leads
+        self._last_tick = time.monotonic()
 
     # ---------------------------------------------------------------- lifecycle
 
@@ -213,6 +221,7 @@ class RaftDriver:
         runner, self._runner = self._runner, None
         if runner is None:
             return
+        self._leading = None
         runner.cancel()
         try:
             await runner
@@ -431,6 +440,7 @@ class RaftDriver:
             while node.has_ready():
                 await self._handle_ready(node.ready())
                 self._feed_core(node)  # what arrived while the disk worked goes into the next Ready
+            self._publish_leading(node)
             if restarting_alone:
                 restarting_alone = self._campaign_if_sole_voter(node)
 
@@ -450,6 +460,8 @@ class RaftDriver:
         # Messages before ticks: a heartbeat (or its answer) that arrived with a late tick counts first.
         self._feed_inbox(node)
         ticks, self._pending_ticks = self._pending_ticks, 0
+        if ticks:
+            self._last_tick = time.monotonic()
         for _ in range(ticks):
             node.tick()
 
@@ -499,7 +511,32 @@ class RaftDriver:
             else:
                 raise AssertionError(f"unknown effect {effect!r}")
 
+    def _publish_leading(self, node: RaftNode) -> None:
+        if node.role is not Role.LEADER:
+            self._leading = None
+            return
+        # On every loop pass: the term and membership only, not status()'s per-peer progress records.
+        peers = tuple(sorted(p for p in node.voters | node.learners if p != self.node_id))
+        if self._leading != (node.term, peers):
+            self._leading = (node.term, peers)
+
+    def keepalive_heartbeats(self, now: float) -> list[Message]:
+        """Thread-safe: the heartbeats to send now from outside the event loop (raftnet.keepalive) --
+        none unless this node leads and its loop has not ticked the core for KEEPALIVE_AFTER_TICKS ticks,
+        and none once that silence exceeds `keepalive_limit`. Commit 0 and no context: they only tell the
+        followers that the leader of this term lives; everything else stays the core's."""
+        leading = self._leading
+        silent = now - self._last_tick
+        if leading is None or silent < KEEPALIVE_AFTER_TICKS * self.config.tick_interval:
+            return []
+        if silent > self.config.keepalive_limit:
+            return []
+        term, peers = leading
+        return [Message(type=MessageType.HEARTBEAT, to=p, frm=self.node_id, term=term) for p in peers]
+
     def _on_leadership_change(self, is_leader: bool, leader: int) -> None:
+        if not is_leader:
+            self._leading = None  # first: the keep-alive thread must stop speaking for this term at once
         for listener in list(self._leadership_listeners):
             listener(is_leader, leader)
         self._notify_leader_changed()

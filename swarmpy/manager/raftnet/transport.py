@@ -256,6 +256,11 @@ class GrpcTransport(Transport):
             )
         return peer
 
+    def dialed_addr(self, raft_id: int) -> str | None:
+        """The address `raft_id` was last dialed at (thread-safe: one dict read; for raftnet.keepalive)."""
+        peer = self._peers.get(raft_id)
+        return peer.addr if peer is not None else None
+
     def queued(self, raft_id: int) -> int:
         """Messages waiting for `raft_id`, a snapshot waiting in its lane included (for tests and status)."""
         peer = self._peers.get(raft_id)
