@@ -21,7 +21,9 @@ READY: a DOWN write already on its way through Raft then conflicts with it and o
 A Session stream that breaks without the session ending (the node's process died, its connection was reset)
 brings the deadline to `session_break_grace` (2 s) ahead, so a dead node is DOWN in seconds unless it
 reconnects or heartbeats meanwhile; a silent partition breaks nothing and still waits the whole grace, as
-do streams that break in a burst (liveness.BreakBursts). When the dispatcher starts, every node not already DOWN
+do streams that break in a burst (liveness.BreakBursts). Every deadline is kept on a clock that stands still
+while this manager's event loop is not running (liveness.LoopClock): a heartbeat or reconnect that waited
+behind bulk work on a starved loop is not late for it. When the dispatcher starts, every node not already DOWN
 is written UNKNOWN and given one grace period to open a session; only those that do not are marked DOWN,
 each at its own deadline. The orchestrators replace the tasks of DOWN nodes; the dispatcher only writes
 the node's status.
@@ -64,7 +66,7 @@ from swarmpy.raft.errors import LeadershipLost, NotLeader, ProposalDropped
 
 from .dependencies import NodeDependencies
 from .errors import DispatcherError, DispatcherStopped, RegistrationsThrottled, SessionInvalid, UnknownNode
-from .liveness import BreakBursts, Deadlines, RegistrationPace
+from .liveness import BreakBursts, Deadlines, LoopClock, RegistrationPace
 from .network_view import EVERY_NODE, network_view_audience, node_network_view
 from .rules import (
     GRACE_MULTIPLIER,
@@ -121,6 +123,11 @@ class DispatcherSettings:
     registration_rate: float = 50.0
     registration_burst: int = 50
     registration_max_wait: float = 2.0
+    # Deadlines are kept on a clock that stands still while this manager's event loop does not run
+    # (liveness.LoopClock): ticked every loop_clock_interval, it counts at most loop_clock_slack seconds
+    # between two ticks, so a node is not judged late for the time its heartbeat waited on a starved loop.
+    loop_clock_interval: float = 0.05
+    loop_clock_slack: float = 0.25
 
 
 class _Pulse:
@@ -200,6 +207,7 @@ class Dispatcher(dispatcher_pb2_grpc.DispatcherServicer):
         self._tasks = TaskRouter(store)
         self._sessions: dict[str, _Session] = {}
         self._deadlines = Deadlines()
+        self._clock = LoopClock(time.monotonic, self._settings.loop_clock_slack)
         self._breaks = BreakBursts()
         self._pace = RegistrationPace(
             self._settings.registration_rate, self._settings.registration_burst, self._settings.registration_max_wait
@@ -220,6 +228,7 @@ class Dispatcher(dispatcher_pb2_grpc.DispatcherServicer):
             async with asyncio.TaskGroup() as tg:
                 tg.create_task(self._status.run())
                 tg.create_task(self._tasks.run())
+                tg.create_task(self._tick_clock())
                 tg.create_task(self._expire_nodes())
                 tg.create_task(self._follow_nodes(watch))
                 tg.create_task(self._mark_nodes_unknown())
@@ -231,7 +240,8 @@ class Dispatcher(dispatcher_pb2_grpc.DispatcherServicer):
             for session in self._sessions.values():
                 session.end(DispatcherStopped("this manager stopped dispatching (leadership moved?): reconnect"))
             self._sessions.clear()
-            log.info("dispatcher stopped")
+            log.info("dispatcher stopped; its deadlines' clock stood still %.2f s in all while the loop did not run "
+                     "(longest %.2f s)", self._clock.paused, self._clock.longest)
 
     async def _follow_network_changes(self) -> None:
         """Wake the Assignments streams whose node's network view a change may alter (every stream for
@@ -267,7 +277,7 @@ class Dispatcher(dispatcher_pb2_grpc.DispatcherServicer):
 
     async def _mark_nodes_unknown(self) -> None:
         """Nodes the previous leader saw may or may not still be alive: each gets one grace period."""
-        due = time.monotonic() + self._grace()
+        due = self._clock.now() + self._grace()
         candidates = [
             node.id
             for node in self._store.view().nodes()
@@ -292,9 +302,16 @@ class Dispatcher(dispatcher_pb2_grpc.DispatcherServicer):
         with contextlib.suppress(Conflict):
             await retry_conflicts(lambda: self._store.batch(stage), what="marking nodes unknown")
 
+    async def _tick_clock(self) -> None:
+        while True:
+            await asyncio.sleep(self._settings.loop_clock_interval)
+            paused = self._clock.tick()
+            if paused > 1.0:
+                log.info("event loop did not run for %.2f s: the nodes' deadlines are that much later", paused)
+
     async def _expire_nodes(self) -> None:
         while True:
-            for node_id in self._deadlines.expired(time.monotonic()):
+            for node_id in self._deadlines.expired(self._clock.now()):
                 session = self._sessions.pop(node_id, None)
                 if session is not None:
                     session.end(SessionInvalid(node_id, session.session_id, "heartbeat failure"))
@@ -304,7 +321,9 @@ class Dispatcher(dispatcher_pb2_grpc.DispatcherServicer):
                 log.info("node %s is down: %s", node_id, message)
                 await self._write_down(node_id, message)
             next_due = self._deadlines.next_due()
-            timeout = None if next_due is None else max(0.0, next_due - time.monotonic())
+            # Wall-clock seconds are never fewer than the loop clock's, so this wakes in time or early
+            # (then the deadline is checked again on the loop clock).
+            timeout = None if next_due is None else max(0.0, next_due - self._clock.now())
             # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation racing its timeout.
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(timeout):
@@ -414,7 +433,7 @@ class Dispatcher(dispatcher_pb2_grpc.DispatcherServicer):
                 session = _Session(node_id, new_id(), peer_host(context.peer()))
                 self._sessions[node_id] = session
                 log.info("node %s opened session %s from %s", node_id, session.session_id, session.addr or "a local socket")
-            self._deadlines.set(node_id, time.monotonic() + self._grace())
+            self._deadlines.set(node_id, self._clock.now() + self._grace())
             self._deadlines_moved.fire()
             try:
                 node = await self._register(session, request.description)
@@ -437,7 +456,7 @@ class Dispatcher(dispatcher_pb2_grpc.DispatcherServicer):
         delay = self._pace.slot(time.monotonic())
         if delay is None:
             if node_id in self._deadlines:  # (a node with no deadline is DOWN already, or has none to keep)
-                self._deadlines.set(node_id, max(self._deadlines.due(node_id, 0.0), time.monotonic() + self._grace()))
+                self._deadlines.set(node_id, max(self._deadlines.due(node_id, 0.0), self._clock.now() + self._grace()))
                 self._deadlines_moved.fire()
             raise RegistrationsThrottled(node_id)
         if delay > 0:
@@ -449,11 +468,11 @@ class Dispatcher(dispatcher_pb2_grpc.DispatcherServicer):
         the short grace, its heartbeat deadline comes then (a silent partition still waits the full one)."""
         if self._sessions.get(session.node_id) is not session or session.epoch != epoch or session.ended.is_set():
             return
-        if not self._breaks.few(time.monotonic(), len(self._sessions)):
+        if not self._breaks.few(self._clock.now(), len(self._sessions)):
             log.info("node %s: session stream broke among many (liveness.BreakBursts): heartbeat grace",
                      session.node_id)
             return
-        due = time.monotonic() + self._settings.session_break_grace
+        due = self._clock.now() + self._settings.session_break_grace
         if due < self._deadlines.due(session.node_id, due + 1):
             self._deadlines.set(session.node_id, due)
             self._deadlines_moved.fire()
@@ -515,7 +534,7 @@ class Dispatcher(dispatcher_pb2_grpc.DispatcherServicer):
             self._require_running()
             self._session_of(node_id, request.session_id)
             period = jittered_period(int(self.heartbeat_period() * 1e9), self._rng)
-            self._deadlines.set(node_id, time.monotonic() + period / 1e9 * self._settings.grace_multiplier)
+            self._deadlines.set(node_id, self._clock.now() + period / 1e9 * self._settings.grace_multiplier)
             self._deadlines_moved.fire()
             return dispatcher_pb2.HeartbeatResponse(period=period)
 

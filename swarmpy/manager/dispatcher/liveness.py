@@ -1,10 +1,12 @@
-"""Heartbeat deadlines (which nodes have gone quiet for longer than their grace period), bursts of broken
-streams, and the pace at which sessions are admitted. No I/O, no clock: the caller passes `now`
-(time.monotonic() in the dispatcher, plain numbers in tests)."""
+"""Heartbeat deadlines (which nodes have gone quiet for longer than their grace period), the clock they are
+kept on (one that stands still while the leader's own event loop does not run), bursts of broken streams,
+and the pace at which sessions are admitted. No I/O: the caller passes `now` (LoopClock.now() or
+time.monotonic() in the dispatcher, plain numbers in tests), and LoopClock reads the clock it is given."""
 
 from __future__ import annotations
 
 import heapq
+from collections.abc import Callable
 
 
 class Deadlines:
@@ -54,6 +56,53 @@ class Deadlines:
             late.append(node_id)
             self._drop_stale()
         return late
+
+
+class LoopClock:
+    """Time as the event loop that serves the heartbeats saw it: a clock that stands still while that loop
+    did not run, so that a node is never judged late for the leader's own lateness.
+
+    A node's heartbeat (or new session) that arrives while the leader's loop is busy with bulk work waits
+    in the socket buffers and gRPC's queue until the loop gets round to it. Measured in wall time, the
+    wait counts against the node: on the 2-core convergence bench the leader's loop starved 1-2 s at a
+    time, the short session-break grace (2 s) and heartbeat deadlines expired, and healthy nodes were
+    written DOWN by the hundred, their tasks rescheduled onto the same overload (bench/RESULTS.md, issue
+    15). The dispatcher's deadlines are kept on this clock instead: `tick()`, called by a task on the
+    same loop every few tens of milliseconds, credits the time since the previous tick, but at most
+    `slack` seconds of it; the rest was time the loop was not running (or ran one long callback), and is
+    not counted -- the clock was paused. Between ticks, `now()` runs with the wall clock but never
+    more than `slack` past the last tick, so a deadline checked first thing after a stall, before the
+    ticker had its turn, does not count the stall either.
+
+    On a responsive loop this is the wall clock (a SIGKILLed node is DOWN its 2 s grace after its stream
+    broke); a starved one stretches every deadline by the time it starved, no more. `paused` and
+    `longest` say how much was not counted."""
+
+    def __init__(self, clock: Callable[[], float], slack: float = 0.25) -> None:
+        if slack <= 0:
+            raise ValueError("loop clock: slack must be positive")
+        self._clock = clock
+        self._slack = slack
+        self._real = clock()  # the wall time of the last tick ...
+        self._credited = self._real  # ... and this clock's time then (they start equal)
+        self.paused = 0.0  # seconds not counted, in all
+        self.longest = 0.0  # the longest single pause
+
+    def tick(self) -> float:
+        """Credit the time since the last tick, up to `slack`; the seconds not credited (0 normally)."""
+        real = self._clock()
+        gap = real - self._real
+        credited = min(gap, self._slack)
+        self._credited += credited
+        self._real = real
+        lost = gap - credited
+        if lost > 0:
+            self.paused += lost
+            self.longest = max(self.longest, lost)
+        return lost
+
+    def now(self) -> float:
+        return self._credited + min(self._clock() - self._real, self._slack)
 
 
 class BreakBursts:
