@@ -598,11 +598,18 @@ class Dispatcher(dispatcher_pb2_grpc.DispatcherServicer):
                     type=dispatcher_pb2.AssignmentsMessage.COMPLETE, results_in=sequence, changes=with_dependencies(changes),
                     network_view=network_view_if_changed(force=True),
                 )
+                loop = asyncio.get_running_loop()
+                last_sent = loop.time()
                 while True:
                     await inbox.wait()
                     session.check()
-                    await asyncio.sleep(self._settings.assignment_batch_window)
-                    session.check()
+                    # At most one message per window, counted from the last one sent: the changes of a
+                    # burst share the next message, and a change after a quiet spell goes at once (a
+                    # task's RUNNING waited a whole window on its way into the other nodes' DNS).
+                    delay = last_sent + self._settings.assignment_batch_window - loop.time()
+                    if delay > 0:
+                        await asyncio.sleep(delay)
+                        session.check()
                     changed, resync = inbox.take()
                     if resync:  # the store was restored from a snapshot: start the node over
                         known.clear()
@@ -614,6 +621,7 @@ class Dispatcher(dispatcher_pb2_grpc.DispatcherServicer):
                             type=dispatcher_pb2.AssignmentsMessage.COMPLETE, results_in=sequence,
                             changes=with_dependencies(changes), network_view=network_view_if_changed(force=True),
                         )
+                        last_sent = loop.time()
                         continue
                     changes = assignment_changes(node_id, known, changed)
                     network_view = network_view_if_changed()
@@ -628,6 +636,7 @@ class Dispatcher(dispatcher_pb2_grpc.DispatcherServicer):
                         changes=with_dependencies(changes),
                         network_view=network_view,
                     )
+                    last_sent = loop.time()
             finally:
                 session.inboxes.discard(inbox)
                 self._tasks.unsubscribe(inbox)

@@ -1,17 +1,24 @@
 """Task status reports from workers, collected and written to the store in batches.
 
 Theory of operation: every UpdateTaskStatus call adds its reports to one pending map (latest report per
-task wins, unless it is behind an earlier one) and waits. A flush runs every `flush_interval` (100 ms),
-or at once when `max_pending` (10,000) reports are waiting, and writes the whole map through one
-`store.batch`: one proposal per 200 changes instead of one per report. The waiting calls return when the
-flush that holds their reports has been applied, so an agent that gets an answer may forget the reports;
-a flush that fails (leadership lost) fails those calls, and the agent sends the reports again.
+task wins, unless it is behind an earlier one) and waits. A flush writes the whole map through one
+`store.batch` (one proposal per 200 changes instead of one per report), `flush_interval` (100 ms, as
+swarmkit's) after the end of the previous flush at the earliest, or at once when `max_pending` (10,000)
+reports are waiting. So a report after a quiet spell is written without waiting, and under a steady
+stream of reports the flushes come as often as before, each holding what arrived since the last. (The
+interval used to start with the first report after a flush: every report waited up to 100 ms whatever
+the load, and a task's RUNNING often twice, once behind its STARTING, whose call the agent must see
+answered before it sends the next status of that task, and once for itself.) The waiting calls return
+when the flush that holds their reports has been applied, so an agent that gets an answer may forget
+the reports; a flush that fails (leadership lost) fails those calls, and the agent sends the reports
+again.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import math
 
 from swarmpy.api import objects_pb2
 from swarmpy.manager.store import Conflict
@@ -56,16 +63,21 @@ class TaskStatusBatcher:
 
     async def run(self) -> None:
         self._running = True
+        loop = asyncio.get_running_loop()
+        last_flush = -math.inf
         try:
             while True:
                 await self._has_pending.wait()
-                # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation racing its timeout.
-                try:
-                    async with asyncio.timeout(self._flush_interval):
-                        await self._full.wait()
-                except TimeoutError:
-                    pass
+                delay = last_flush + self._flush_interval - loop.time()
+                if delay > 0 and not self._full.is_set():
+                    # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation racing its timeout.
+                    try:
+                        async with asyncio.timeout(delay):
+                            await self._full.wait()
+                    except TimeoutError:
+                        pass
                 await self._flush()
+                last_flush = loop.time()
         finally:
             self._running = False
             self._fail_waiters(self._waiters, DispatcherStopped())
