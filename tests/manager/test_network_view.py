@@ -8,7 +8,7 @@ import grpc
 
 from swarmpy.api import dispatcher_pb2, dispatcher_pb2_grpc, objects_pb2
 from swarmpy.manager.allocator import Allocator
-from swarmpy.manager.dispatcher.network_view import node_network_view
+from swarmpy.manager.dispatcher.network_view import TaskEndpoints, node_network_view
 from swarmpy.manager.orchestrator.common import new_task
 from swarmpy.manager.store import MemoryStore
 from tests.manager.test_dispatcher import as_node, edit, make_node, open_session, running_manager
@@ -88,6 +88,38 @@ async def test_only_running_tasks_are_in_dns_and_nodes_without_tasks_see_nothing
     assert not node_network_view(store.view(), "n3").networks
     await create(store, "node", node_at("n4", "192.168.50.4"))
     assert not node_network_view(store.view(), "n4").networks
+
+
+async def test_the_shared_endpoint_memo_never_changes_a_view():
+    """The dispatcher's streams share one TaskEndpoints: after every kind of change that reaches an
+    endpoint (a task's state, its address, its node's underlay address, its removal) each node's view
+    with the memo is the view computed afresh."""
+    store = MemoryStore()
+    net, service, tasks = await cluster_with_api(store)
+    memo = TaskEndpoints()
+
+    def same_views():
+        for node_id in ("n1", "n2", "n3"):
+            assert node_network_view(store.view(), node_id, memo) == node_network_view(store.view(), node_id)
+
+    same_views()
+    await edit(store, "task", tasks[1].id, lambda t: setattr(t.status, "state", objects_pb2.STARTING))
+    same_views()
+    moved = "10.0.0.200/24"
+    await edit(store, "task", tasks[2].id, lambda t: t.networks[0].addresses.__setitem__(0, moved))
+    same_views()
+    assert moved in {p.address for p in node_network_view(store.view(), "n1", memo).networks[0].peers}
+    await edit(store, "node", "n2", lambda n: setattr(n.description, "data_path_addr", "172.31.0.9"))
+    same_views()
+    peers = {p.task_id: p for p in node_network_view(store.view(), "n1", memo).networks[0].peers}
+    assert peers[tasks[1].id].underlay_addr == "172.31.0.9"
+
+    def remove(tx):
+        tx.delete("task", tasks[2].id)
+
+    await store.update(remove)
+    same_views()
+    assert tasks[2].id not in memo._entries  # a removed task is forgotten at the next full walk
 
 
 async def test_dnsrr_services_have_no_vip_in_the_view():

@@ -67,7 +67,7 @@ from swarmpy.raft.errors import LeadershipLost, NotLeader, ProposalDropped
 from .dependencies import NodeDependencies
 from .errors import DispatcherError, DispatcherStopped, RegistrationsThrottled, SessionInvalid, UnknownNode
 from .liveness import BreakBursts, Deadlines, LoopClock, RegistrationPace
-from .network_view import EVERY_NODE, network_view_audience, node_network_view
+from .network_view import EVERY_NODE, TaskEndpoints, network_view_audience, node_network_view
 from .rules import (
     GRACE_MULTIPLIER,
     apply_changes,
@@ -205,6 +205,7 @@ class Dispatcher(dispatcher_pb2_grpc.DispatcherServicer):
         self._rng = rng or random.Random()
         self._status = TaskStatusBatcher(store, self._settings.status_flush_interval, self._settings.status_max_pending)
         self._tasks = TaskRouter(store)
+        self._endpoints = TaskEndpoints()  # shared by the streams' network views
         self._sessions: dict[str, _Session] = {}
         self._deadlines = Deadlines()
         self._clock = LoopClock(time.monotonic, self._settings.loop_clock_slack)
@@ -582,7 +583,7 @@ class Dispatcher(dispatcher_pb2_grpc.DispatcherServicer):
             sent_view = [b""]  # the network view last sent, serialized
 
             def network_view_if_changed(force: bool = False) -> dispatcher_pb2.NetworkView | None:
-                current = node_network_view(self._store.view(), node_id)
+                current = node_network_view(self._store.view(), node_id, self._endpoints)
                 encoded = current.SerializeToString(deterministic=True)
                 if not force and encoded == sent_view[0]:
                     return None

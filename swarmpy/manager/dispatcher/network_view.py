@@ -22,6 +22,15 @@ addresses are among the peers, and each service publishing through it carries it
 MACs are derived from the IPv4 address as docker does (02:42 followed by the four address bytes), so
 every node computes the same one without asking. A node's underlay address is its data path address
 (`--data-path-addr`, else its advertised host) as it reported it, else the address its session came from.
+
+Every stream recomputes its node's view after each commit that may change it, and each view walks every
+task on the node's networks: with 100 tasks starting, parsing their addresses and building their
+endpoints was most of the manager's busy time. A `TaskEndpoints` memo, one per dispatcher and shared by
+its streams, keeps each task's endpoints keyed by the stored task object itself and its node's underlay
+address. The store never changes an object in place (every write stores a new one), so a memo entry
+whose task object is the one the view holds is exactly what recomputing would give: the view stays a
+pure function of the store's state, with or without the memo, and a changed task, a removed one or a
+node's new underlay address simply misses.
 """
 
 from __future__ import annotations
@@ -73,6 +82,28 @@ def _endpoint(task: objects_pb2.Task, attachment: objects_pb2.NetworkAttachment,
         task_id=task.id, task_name=task_dns_name(task), address=address, mac=mac_for(ip), node_id=task.node_id,
         underlay_addr=underlay, aliases=list(attachment.aliases), service_id=task.service_id,
     )
+
+
+class TaskEndpoints:
+    """Each task's endpoints on its networks, remembered per stored task object (see the module docstring)."""
+
+    def __init__(self) -> None:
+        # task ID -> (the stored task, its node's underlay address, (network ID, endpoint or None) per attachment)
+        self._entries: dict[str, tuple[objects_pb2.Task, str, tuple[tuple[str, dispatcher_pb2.NetworkEndpoint | None], ...]]] = {}
+
+    def of(self, task: objects_pb2.Task, underlay: str) -> tuple[tuple[str, dispatcher_pb2.NetworkEndpoint | None], ...]:
+        """The endpoints, which the caller copies and never changes (appending to a repeated field copies)."""
+        entry = self._entries.get(task.id)
+        if entry is not None and entry[0] is task and entry[1] == underlay:
+            return entry[2]
+        endpoints = tuple((attachment.network.id, _endpoint(task, attachment, underlay)) for attachment in task.networks)
+        self._entries[task.id] = (task, underlay, endpoints)
+        return endpoints
+
+    def keep_only(self, task_ids: set[str]) -> None:
+        """Forget the tasks a full walk of the store no longer found on any network."""
+        if len(self._entries) > len(task_ids):
+            self._entries = {task_id: entry for task_id, entry in self._entries.items() if task_id in task_ids}
 
 
 def _network_header(network: objects_pb2.Network) -> dispatcher_pb2.NodeNetwork | None:
@@ -147,8 +178,11 @@ def _add_mesh(
             service_names[service.id] = service.spec.annotations.name
 
 
-def node_network_view(view: ReadView, node_id: str) -> dispatcher_pb2.NetworkView:
-    """The view for one node; see the module docstring."""
+def node_network_view(view: ReadView, node_id: str, endpoints: TaskEndpoints | None = None) -> dispatcher_pb2.NetworkView:
+    """The view for one node; see the module docstring. `endpoints`, the memo a dispatcher's streams
+    share, changes the cost and never the result."""
+    if endpoints is None:
+        endpoints = TaskEndpoints()
     cluster = view.get_cluster()
     me = view.get_node(node_id)
     result = dispatcher_pb2.NetworkView(
@@ -162,17 +196,22 @@ def node_network_view(view: ReadView, node_id: str) -> dispatcher_pb2.NetworkVie
     # Most nodes of a big swarm run no task on an overlay: their view costs only a look at their own tasks.
     if not my_ingress and not any(task.networks and task_holds_addresses(task) for task in view.tasks_by_node(node_id)):
         return result
-    # One pass over the tasks: who is on which network.
-    on_network: dict[str, list[tuple[objects_pb2.Task, objects_pb2.NetworkAttachment]]] = {}
+    # One pass over the tasks: who is on which network, with which endpoint.
+    on_network: dict[str, list[tuple[objects_pb2.Task, dispatcher_pb2.NetworkEndpoint | None]]] = {}
     mine: set[str] = set()
+    underlays: dict[str, str] = {}
+    walked: set[str] = set()
     for task in view.tasks():
         if not task.networks or not task.node_id or not task_holds_addresses(task):
             continue
-        for attachment in task.networks:
-            on_network.setdefault(attachment.network.id, []).append((task, attachment))
+        walked.add(task.id)
+        if task.node_id not in underlays:
+            underlays[task.node_id] = underlay_address(view.get_node(task.node_id))
+        for network_id, endpoint in endpoints.of(task, underlays[task.node_id]):
+            on_network.setdefault(network_id, []).append((task, endpoint))
             if task.node_id == node_id:
-                mine.add(attachment.network.id)
-    underlays: dict[str, str] = {}
+                mine.add(network_id)
+    endpoints.keep_only(walked)
     if my_ingress and ingress is not None:
         mine.add(ingress.id)
         on_network.setdefault(ingress.id, [])
@@ -183,10 +222,7 @@ def node_network_view(view: ReadView, node_id: str) -> dispatcher_pb2.NetworkVie
             continue
         by_service: dict[str, list[tuple[objects_pb2.Task, str]]] = {}
         service_names: dict[str, str] = {}
-        for task, attachment in sorted(on_network[network_id], key=lambda pair: pair[0].id):
-            if task.node_id not in underlays:
-                underlays[task.node_id] = underlay_address(view.get_node(task.node_id))
-            endpoint = _endpoint(task, attachment, underlays[task.node_id])
+        for task, endpoint in sorted(on_network[network_id], key=lambda pair: pair[0].id):
             if endpoint is None:
                 continue
             (header.local if task.node_id == node_id else header.peers).append(endpoint)
