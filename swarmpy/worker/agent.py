@@ -13,7 +13,10 @@ Within a session, one owned task per stream:
 - the Assignments stream, each message handed to the worker (`await worker.apply(message)`);
 - task status: the worker reports through `TaskStatusReports.report`, which keeps the latest status per
   task until a manager acknowledges it, so reports made while disconnected, or lost with a session, are
-  sent on the next one;
+  sent on the next one. A manager answers an UpdateTaskStatus call only once its reports are written
+  (its next flush, up to ~0.1 s), so reports made meanwhile go out in a call of their own, up to
+  `status_max_calls` at once; a task with a report in a call not yet answered is left out of new calls
+  until that one is answered, so a task's later status never overtakes its earlier one;
 - the node description: checked every 20 s (or on `description_changed()`), and when it changed the
   session is resumed with the new one (a new Session call naming the same session);
 - log subscriptions: each one read from the containers (a TaskLogSource) and sent through PublishLogs.
@@ -30,9 +33,10 @@ import asyncio
 import contextlib
 import json
 import logging
+import math
 import os
 import random
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -59,6 +63,7 @@ class AgentSettings:
     description_interval: float = 20.0
     status_batch_window: float = 0.05
     status_max_batch: int = 1000
+    status_max_calls: int = 4  # UpdateTaskStatus calls in flight at once (each holding other tasks)
 
 
 class AssignmentSink(Protocol):
@@ -97,24 +102,27 @@ class TaskStatusReports:
     def pending(self) -> dict[str, objects_pb2.TaskStatus]:
         return dict(self._pending)
 
-    async def wait(self) -> None:
-        while not self._pending:
+    async def wait(self, busy: Collection[str] = ()) -> None:
+        """Until some task outside `busy` has a pending report."""
+        while all(task_id in busy for task_id in self._pending):
             self._changed.clear()
             await self._changed.wait()
 
-    def take(self, limit: int) -> dict[str, objects_pb2.TaskStatus]:
-        """Up to `limit` pending reports, still pending until `acknowledge`d."""
+    def take(self, limit: int, busy: Collection[str] = ()) -> dict[str, objects_pb2.TaskStatus]:
+        """Up to `limit` pending reports of tasks outside `busy`, still pending until `acknowledge`d."""
         batch = {}
         for task_id, status in self._pending.items():
             if len(batch) >= limit:
                 break
-            batch[task_id] = status
+            if task_id not in busy:
+                batch[task_id] = status
         return batch
 
     def acknowledge(self, sent: dict[str, objects_pb2.TaskStatus]) -> None:
         for task_id, status in sent.items():
             if self._pending.get(task_id) is status:  # a newer report since stays pending
                 del self._pending[task_id]
+        self._changed.set()  # the senders' busy tasks are free again: a newer report of one may go now
 
 
 def _first_error(error: BaseException) -> BaseException:
@@ -326,16 +334,41 @@ class Agent:
         raise SessionLost("the manager closed the assignments stream")
 
     async def _report_statuses(self, stub: dispatcher_pb2_grpc.DispatcherStub) -> None:
-        while True:
-            await self.reports.wait()
-            await asyncio.sleep(self._settings.status_batch_window)  # let a burst of reports share one call
-            batch = self.reports.take(self._settings.status_max_batch)
-            request = dispatcher_pb2.UpdateTaskStatusRequest(
-                session_id=self.session_id,
-                updates=[dispatcher_pb2.TaskStatusUpdate(task_id=task_id, status=status) for task_id, status in batch.items()],
-            )
-            await stub.UpdateTaskStatus(request, timeout=self._settings.rpc_timeout)
-            self.reports.acknowledge(batch)
+        """Send the pending reports, a new call while others are in flight (see the module docstring).
+        A call that fails ends the session (the TaskGroup); its reports stay pending for the next one."""
+        in_flight: set[str] = set()  # tasks with a report in a call not yet answered
+        calls = asyncio.Semaphore(self._settings.status_max_calls)
+
+        async def send(batch: dict[str, objects_pb2.TaskStatus]) -> None:
+            try:
+                request = dispatcher_pb2.UpdateTaskStatusRequest(
+                    session_id=self.session_id,
+                    updates=[dispatcher_pb2.TaskStatusUpdate(task_id=task_id, status=status) for task_id, status in batch.items()],
+                )
+                await stub.UpdateTaskStatus(request, timeout=self._settings.rpc_timeout)
+                in_flight.difference_update(batch)
+                self.reports.acknowledge(batch)
+            finally:
+                calls.release()
+
+        loop = asyncio.get_running_loop()
+        last_call = -math.inf
+        async with asyncio.TaskGroup() as tg:
+            while True:
+                await self.reports.wait(in_flight)
+                # At most one call per window, so a burst of reports shares one; a report after a quiet
+                # spell goes at once rather than after a window of its own.
+                delay = last_call + self._settings.status_batch_window - loop.time()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                await calls.acquire()
+                last_call = loop.time()
+                batch = self.reports.take(self._settings.status_max_batch, in_flight)
+                if not batch:  # not expected (only an answer removes a report, and none was busy), but never send an empty call
+                    calls.release()
+                    continue
+                in_flight.update(batch)
+                tg.create_task(send(batch))
 
     async def _push_description(
         self, stub: dispatcher_pb2_grpc.DispatcherStub, stream: _SessionStream, sent: objects_pb2.NodeDescription

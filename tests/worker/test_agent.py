@@ -114,6 +114,49 @@ async def test_reports_stay_pending_until_acknowledged():
     assert reports.pending() == {}
 
 
+class HeldStatusCalls:
+    """A dispatcher stub whose UpdateTaskStatus calls wait until the test answers them, one by one."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[dict[str, int], asyncio.Future[None]]] = []
+
+    async def UpdateTaskStatus(self, request, timeout):
+        answered = asyncio.get_running_loop().create_future()
+        self.calls.append(({u.task_id: u.status.state for u in request.updates}, answered))
+        await answered
+        return dispatcher_pb2.UpdateTaskStatusResponse()
+
+
+async def test_reports_go_out_while_a_call_is_in_flight_and_each_task_keeps_its_order(tmp_path):
+    reports = TaskStatusReports()
+    agent = Agent("n1", ["unused"], lambda addr: None, FakeWorker(reports), None, tmp_path, reports=reports, settings=FAST)
+    stub = HeldStatusCalls()
+    sender = asyncio.create_task(agent._report_statuses(stub))
+    try:
+        await reports.report("t1", objects_pb2.TaskStatus(state=objects_pb2.STARTING))
+        await wait_for(lambda: len(stub.calls) == 1)
+        # A newer report of t1 and a first one of t2 while t1's call is unanswered: t2 goes at once, alone.
+        await reports.report("t1", objects_pb2.TaskStatus(state=objects_pb2.RUNNING))
+        await reports.report("t2", objects_pb2.TaskStatus(state=objects_pb2.RUNNING))
+        await wait_for(lambda: len(stub.calls) == 2)
+        assert stub.calls[0][0] == {"t1": objects_pb2.STARTING}
+        assert stub.calls[1][0] == {"t2": objects_pb2.RUNNING}
+        await asyncio.sleep(5 * FAST.status_batch_window)
+        assert len(stub.calls) == 2  # t1's RUNNING waits for the answer to its STARTING
+        stub.calls[1][1].set_result(None)
+        await asyncio.sleep(5 * FAST.status_batch_window)
+        assert len(stub.calls) == 2 and set(reports.pending()) == {"t1"}
+        stub.calls[0][1].set_result(None)
+        await wait_for(lambda: len(stub.calls) == 3)
+        assert stub.calls[2][0] == {"t1": objects_pb2.RUNNING}
+        stub.calls[2][1].set_result(None)
+        await wait_for(lambda: reports.pending() == {})
+    finally:
+        sender.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await sender
+
+
 async def test_agent_runs_assignments_and_its_reports_land_in_the_store(tmp_path):
     store = MemoryStore()
     await seed(store, ("node", make_node("n1")), ("task", make_task("t1", "n1")))
@@ -190,7 +233,7 @@ async def test_status_reported_while_disconnected_is_sent_after_reconnecting(tmp
             await manager.lead()
             await wait_for(lambda: store.view().get_task("t1").status.state == objects_pb2.FAILED)
             assert store.view().get_task("t1").status.err == "boom"
-            assert node.reports.pending() == {}
+            await wait_for(lambda: node.reports.pending() == {})  # the answer follows the write
     finally:
         await manager.stop()
 
