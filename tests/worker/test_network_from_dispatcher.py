@@ -47,3 +47,20 @@ async def test_bad_peer_data_is_refused_logged_and_never_applied(caplog):
     assert model.networks[0].peers == ()
     assert sum("refused peer entry" in r.message for r in caplog.records) == 3
     assert len(model.networks[0].endpoints) == 1  # the good parts stay
+
+
+async def test_records_are_parsed_once_and_a_refused_peer_is_refused_every_time(caplog):
+    """model.remembered: the next view's unchanged peers, endpoints and task records are the very same
+    frozen records; a peer that does not parse is not remembered, so each view refuses and logs it again."""
+    store = MemoryStore()
+    _, _, tasks = await cluster_with_api(store)
+    view = node_network_view(store.view(), "n1")
+    view.networks[0].peers[0].mac = "not-a-mac"
+    with caplog.at_level(logging.WARNING):
+        first = node_networks(view, {tasks[0].id: "c0ffee"}).networks[0]
+        second = node_networks(view, {tasks[0].id: "c0ffee"}).networks[0]
+    assert sum("refused peer entry" in r.message for r in caplog.records) == 2
+    assert len(first.peers) == 1 and first.peers[0] is second.peers[0]
+    assert first.endpoints[0] is second.endpoints[0]
+    assert all(a is b for a, b in zip(first.services[0].tasks, second.services[0].tasks))
+    assert first == second

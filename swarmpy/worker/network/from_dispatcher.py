@@ -9,6 +9,9 @@ line naming it, rather than taking the node's other networks down with it.
 
 Local endpoints are kept only for tasks whose container is known (`containers`: task ID -> container ID):
 the data plane plumbs a container, and a task not yet created has none to plumb.
+
+Peers, local endpoints and task records are built through `model.remembered`: the same strings give the
+same frozen record without being parsed again (a refused one is refused again each time).
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from .model import (
     ServiceRecord,
     TaskRecord,
     parse_peers,
+    remembered,
 )
 
 log = logging.getLogger(__name__)
@@ -40,9 +44,8 @@ def _endpoints(network: dispatcher_pb2.NodeNetwork, containers: Mapping[str, str
         if not container:
             continue
         try:
-            endpoints.append(LocalEndpoint(
-                task_id=endpoint.task_id, task_name=endpoint.task_name, container=container,
-                address=endpoint.address, aliases=tuple(endpoint.aliases), mac=endpoint.mac,  # type: ignore[arg-type]
+            endpoints.append(remembered(
+                LocalEndpoint, endpoint.task_id, endpoint.task_name, container, endpoint.address, tuple(endpoint.aliases), endpoint.mac,
             ))
         except (ModelError, ValueError) as error:
             log.warning("network %s: refused local endpoint of task %s: %s", network.name, endpoint.task_id, error)
@@ -56,7 +59,7 @@ def _services(network: dispatcher_pb2.NodeNetwork) -> list[ServiceRecord]:
             records.append(ServiceRecord(
                 service_id=service.service_id, name=service.name,
                 vip=service.vip or None,  # type: ignore[arg-type]
-                tasks=tuple(TaskRecord(name=task.task_name, ip=task.ip) for task in service.tasks),  # type: ignore[arg-type]
+                tasks=tuple(remembered(TaskRecord, task.task_name, task.ip) for task in service.tasks),
                 aliases=tuple(service.aliases),
                 ports=tuple(
                     PublishedPort(p.protocol, p.published_port, p.target_port, p.proxy_protocol) for p in service.published

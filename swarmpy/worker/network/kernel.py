@@ -24,7 +24,17 @@ Layout, per node (the "node namespace" is the daemon's own, or the test host's):
 
 Adoption after a restart needs no state file: everything is found by name (namespaces by prefix, veths
 by the container ID in their name, egress addresses in the veth's ifalias), compared with the model and
-kept, fixed or deleted. Deleting a network's namespace takes its bridge, VXLAN and veths (and so the
+kept, fixed or deleted.
+
+Reading the kernel cheaply. pyroute2 decodes netlink in Python, under the GIL the daemon's event loop
+needs: a pass that dumped each namespace's links, FDB and neighbours and looked up every veth by name
+held the GIL for a third of a node's busy time while 100 tasks started, and the loop (DNS answers, the
+views, the status reports) starved for up to a second. So a pass lists link names and indexes through
+libc (netns.link_indexes, decoded in C), reads a link's attributes only for what it has not seen (an
+egress veth's ifalias, once), and diffs a network's peers against what this Plumber last programmed in
+that namespace (`_Programmed`), reading the FDB and neighbour tables back in full only on the first pass
+(adoption), after any failure there, when the VXLAN device changed, and every VERIFY_INTERVAL, so
+anything changed behind its back is repaired within that time. Deleting a network's namespace takes its bridge, VXLAN and veths (and so the
 containers' ends) with it; the kernel frees them asynchronously, so callers that count links wait.
 """
 
@@ -48,6 +58,7 @@ log = logging.getLogger(__name__)
 
 NUD_PERMANENT = 0x80
 EGRESS_ALIAS = "swarmpy-egress"
+VERIFY_INTERVAL = 30.0  # seconds between full reads of a namespace's FDB and neighbour tables
 
 
 @dataclass(frozen=True)
@@ -101,6 +112,17 @@ class Plumbed:
     networks: list[str] = field(default_factory=list)
 
 
+@dataclass
+class _Programmed:
+    """A network namespace's peers as this Plumber left them: its VXLAN device's index, the FDB entries
+    (MAC, VTEP) and neighbours (IP, MAC) there, and when they were last read back from the kernel."""
+
+    vxlan: int
+    fdb: set[tuple[str, str]]
+    neigh: set[tuple[str, str]]
+    verified: float
+
+
 def _attr(msg: object, name: str) -> object:
     return msg.get_attr(name)  # type: ignore[attr-defined]
 
@@ -137,6 +159,11 @@ class Plumber:
         self.on_peers: Callable[[str, dict[IPv4Address, str]], None] = lambda network_id, peers: None
         self.caught_up: dict[str, dict[IPv4Address, str]] = {}
         self._peers: dict[str, tuple[NetworkView, int, dict[IPv4Address, str]]] = {}  # ns -> (net, vxlan, ip -> vtep)
+        # What earlier passes of this process programmed or read (see the module docstring), kept across
+        # passes: per overlay namespace its peers; per egress veth name (index, container, address), or
+        # (index, None, None) for a link of that name that is not ours.
+        self._programmed: dict[str, _Programmed] = {}
+        self._egress_known: dict[str, tuple[int, str | None, IPv4Address | None]] = {}
 
     # -- handles -----------------------------------------------------------------------------------------
     def node(self) -> IPRoute:
@@ -195,8 +222,9 @@ class Plumber:
         self._peers = {}
         for ns, net in wanted.items():
             try:
-                self._ensure_overlay(ns, net, model)
+                bridge, links = self._ensure_overlay(ns, net, model)
             except (NetlinkError, OSError) as exc:
+                self._programmed.pop(ns, None)  # half programmed: read back whole next time
                 self.failures.append(f"network {net.name} (VNI {net.vni}): {exc}")
                 self.failed_networks.add(net.id)
                 continue
@@ -204,7 +232,7 @@ class Plumber:
                 if ep.container not in pids:
                     continue
                 try:
-                    if self._ensure_endpoint(ns, net, ep, pids[ep.container]):
+                    if self._ensure_endpoint(ns, net, ep, pids[ep.container], bridge, links):
                         self._catch_up()
                 except (NetlinkError, OSError, StopIteration) as exc:
                     self.failures.append(f"task {ep.task_id} on network {net.name}: {exc}")
@@ -228,11 +256,15 @@ class Plumber:
         handle = self._overlays.pop(ns, None)
         if handle is not None:
             handle.close()
+        self._programmed.pop(ns, None)
         log.info("removing overlay namespace %s", ns)
         pyroute2_netns.remove(ns)
 
-    def _ensure_overlay(self, ns: str, net: NetworkView, model: NodeNetworks) -> None:
+    def _ensure_overlay(self, ns: str, net: NetworkView, model: NodeNetworks) -> tuple[int, dict[str, int]]:
+        """The network's namespace, bridge, VXLAN and peers; returns the bridge's index and the links the
+        namespace had when the pass began (name -> index)."""
         if ns not in pyroute2_netns.listnetns():
+            self._programmed.pop(ns, None)  # a namespace of that name deleted behind our back
             log.info("creating overlay namespace %s for network %s (VNI %d)", ns, net.name, net.vni)
             nsutil.create_netns(ns)
             nsutil.write_sysctl(nsutil.netns_path(ns), "net.ipv4.ip_forward", "0")
@@ -240,8 +272,9 @@ class Plumber:
         ov.link("set", index=1, state="up")
         bridge = self._ensure_bridge(ov, net)
         vxlan = self._ensure_vxlan(ns, ov, net, model, bridge)
-        self._program_peers(ov, vxlan, net)
+        self._program_peers(ns, ov, vxlan, net)
         self._peers[ns] = (net, vxlan, {p.ip: str(p.vtep) for p in net.peers})
+        return bridge, nsutil.link_indexes(ns)
 
     def _catch_up(self) -> None:
         """Program the peers a newer model added since this pass began, between two container plumbings.
@@ -264,10 +297,16 @@ class Plumber:
             if not new:
                 continue
             ov = self.overlay(ns)
+            programmed = self._programmed.pop(ns, None)  # back once all went in: a failure leaves it unknown
             for peer in new:
                 ov.fdb("append", ifindex=vxlan, lladdr=peer.mac, dst=str(peer.vtep), state=NUD_PERMANENT)
                 ov.neigh("replace", ifindex=vxlan, dst=str(peer.ip), lladdr=peer.mac, state=NUD_PERMANENT)
                 have[peer.ip] = str(peer.vtep)
+                if programmed is not None:
+                    programmed.fdb.add((peer.mac, str(peer.vtep)))
+                    programmed.neigh.add((str(peer.ip), peer.mac))
+            if programmed is not None:
+                self._programmed[ns] = programmed
             added = {peer.ip: str(peer.vtep) for peer in new}
             self.caught_up.setdefault(net.id, {}).update(added)
             self.on_peers(net.id, added)
@@ -313,19 +352,18 @@ class Plumber:
         ov.link("set", index=index, master=bridge, mtu=net.mtu, state="up")
         return index
 
-    def _program_peers(self, ov: IPRoute, vxlan: int, net: NetworkView) -> None:
+    def _program_peers(self, ns: str, ov: IPRoute, vxlan: int, net: NetworkView) -> None:
+        """The FDB and neighbour entries of the network's remote peers, diffed against what this Plumber
+        programmed there (the kernel's tables read back only when that is unknown or due, see the module
+        docstring). The record is dropped while the entries change, so a failure midway leaves it unknown."""
         want_fdb = {(p.mac, str(p.vtep)) for p in net.peers}
         want_neigh = {(str(p.ip), p.mac) for p in net.peers}
-        have_fdb = {
-            (_attr(m, "NDA_LLADDR"), _attr(m, "NDA_DST"))
-            for m in ov.fdb("dump", ifindex=vxlan)
-            if _attr(m, "NDA_DST") and m["ifindex"] == vxlan
-        }
-        have_neigh = {
-            (_attr(m, "NDA_DST"), _attr(m, "NDA_LLADDR"))
-            for m in ov.neigh("dump", ifindex=vxlan, family=2)
-            if m["state"] & NUD_PERMANENT
-        }
+        known = self._programmed.pop(ns, None)
+        now = time.monotonic()
+        if known is not None and known.vxlan == vxlan and now - known.verified < VERIFY_INTERVAL:
+            have_fdb, have_neigh, verified = known.fdb, known.neigh, known.verified
+        else:
+            have_fdb, have_neigh, verified = self._read_peers(ov, vxlan), self._read_neighbours(ov, vxlan), now
         for mac, vtep in have_fdb - want_fdb:
             ov.fdb("del", ifindex=vxlan, lladdr=mac, dst=vtep)
         for ip, mac in have_neigh - want_neigh:
@@ -334,15 +372,33 @@ class Plumber:
             ov.fdb("append", ifindex=vxlan, lladdr=mac, dst=vtep, state=NUD_PERMANENT)
         for ip, mac in want_neigh - have_neigh:
             ov.neigh("replace", ifindex=vxlan, dst=ip, lladdr=mac, state=NUD_PERMANENT)
+        self._programmed[ns] = _Programmed(vxlan, want_fdb, want_neigh, verified)
+
+    @staticmethod
+    def _read_peers(ov: IPRoute, vxlan: int) -> set[tuple[str, str]]:
+        return {
+            (_attr(m, "NDA_LLADDR"), _attr(m, "NDA_DST"))
+            for m in ov.fdb("dump", ifindex=vxlan)
+            if _attr(m, "NDA_DST") and m["ifindex"] == vxlan
+        }
+
+    @staticmethod
+    def _read_neighbours(ov: IPRoute, vxlan: int) -> set[tuple[str, str]]:
+        return {
+            (_attr(m, "NDA_DST"), _attr(m, "NDA_LLADDR"))
+            for m in ov.neigh("dump", ifindex=vxlan, family=2)
+            if m["state"] & NUD_PERMANENT
+        }
 
     # -- container endpoints -----------------------------------------------------------------------------
-    def _ensure_endpoint(self, ns: str, net: NetworkView, ep: LocalEndpoint, pid: int) -> bool:
-        """Returns whether it had to plumb the endpoint (False: it was there)."""
+    def _ensure_endpoint(self, ns: str, net: NetworkView, ep: LocalEndpoint, pid: int, bridge: int,
+                         links: dict[str, int]) -> bool:
+        """Returns whether it had to plumb the endpoint (False: it was there). `links`: the namespace's
+        links as the pass found them."""
         ov = self.overlay(ns)
         host_end = Names.endpoint_veth(ep.container)
-        if ov.link_lookup(ifname=host_end):
+        if host_end in links:
             return False  # plumbed earlier (or by the daemon before a restart); its container end went in with it
-        bridge = ov.link_lookup(ifname=Names.bridge(net.vni))[0]
         peer_name = "cp" + ep.container[:11]
         ov.link("add", ifname=host_end, kind="veth", peer={"ifname": peer_name, "mtu": net.mtu}, mtu=net.mtu)
         ov.link("set", index=ov.link_lookup(ifname=host_end)[0], master=bridge, state="up")
@@ -374,11 +430,10 @@ class Plumber:
         """Host ends of endpoints no longer wanted, and any temporary end a crash left between add and move."""
         ov = self.overlay(ns)
         keep = {Names.endpoint_veth(c) for c in containers}
-        for link in ov.get_links():
-            name = link.get("ifname")
+        for name, index in nsutil.link_indexes(ns).items():
             if (name.startswith("ve") and name not in keep) or name.startswith("cp"):
                 log.info("removing stale endpoint %s in %s", name, ns)
-                delete_link_quietly(ov, link["index"])
+                delete_link_quietly(ov, index)
 
     # -- egress (docker_gwbridge) ------------------------------------------------------------------------
     def _reconcile_egress(self, containers: dict[str, int]) -> set[str]:
@@ -386,14 +441,16 @@ class Plumber:
         node = self.node()
         egress_failed: set[str] = set()
         bridge_name = self.names.egress_bridge
-        existing = self._egress_addresses()
-        for link in node.get_links():
-            if link.get("ifname", "").startswith("swg"):  # a temporary end a crash left before the move
-                delete_link_quietly(node, link["index"])
+        links = nsutil.link_indexes(self.node_netns)
+        existing = self._egress_addresses(links)
+        for name, index in links.items():
+            if name.startswith("swg"):  # a temporary end a crash left before the move
+                delete_link_quietly(node, index)
         for container, (index, _) in list(existing.items()):
             if container not in containers:
                 log.info("removing egress endpoint of %s", container)
                 delete_link_quietly(node, index)
+                self._egress_known.pop(Names.egress_veth(container), None)
                 del existing[container]
         found = node.link_lookup(ifname=bridge_name)
         if not containers:
@@ -430,19 +487,36 @@ class Plumber:
                     for stale in node.link_lookup(ifname=name):
                         delete_link_quietly(node, stale)
                 continue
+            self._egress_known[host_end] = (index, container, address.ip)
             self._catch_up()
             existing[container] = (index, address.ip)
         self.egress_ips = {container: ip for container, (_, ip) in existing.items() if container in containers}
         return egress_failed
 
-    def _egress_addresses(self) -> dict[str, tuple[int, IPv4Address]]:
-        """The node's egress veths by container: (link index, the address recorded in its ifalias)."""
+    def _egress_addresses(self, links: dict[str, int]) -> dict[str, tuple[int, IPv4Address]]:
+        """The node's egress veths by container: (link index, the address recorded in its ifalias). A
+        link's ifalias is read once per index (a veth made by this process is known from its making)."""
         found: dict[str, tuple[int, IPv4Address]] = {}
-        for link in self.node().get_links():
-            alias = link.get("IFLA_IFALIAS") or ""
-            if link.get("ifname", "").startswith("sg") and alias.startswith(EGRESS_ALIAS):
-                _, address, container = alias.split()
-                found[container] = (link["index"], IPv4Interface(address).ip)
+        known = {name: self._egress_known[name] for name in links if name in self._egress_known}
+        for name, index in links.items():
+            if not name.startswith("sg"):
+                continue
+            if name not in known or known[name][0] != index:
+                try:
+                    alias = self.node().get_links(index)[0].get("IFLA_IFALIAS") or ""
+                except NetlinkError as exc:
+                    if exc.code != errno.ENODEV:
+                        raise
+                    continue  # gone since the listing
+                if alias.startswith(EGRESS_ALIAS):
+                    _, address, container = alias.split()
+                    known[name] = (index, container, IPv4Interface(address).ip)
+                else:
+                    known[name] = (index, None, None)
+            _, container, ip = known[name]
+            if container is not None and ip is not None:
+                found[container] = (index, ip)
+        self._egress_known = known  # links that went are forgotten
         return found
 
     egress_active = False

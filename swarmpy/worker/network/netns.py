@@ -1,4 +1,4 @@
-"""Doing one thing inside another network namespace: open a socket there, write a sysctl there (nftlib.py runs nft there).
+"""Doing one thing inside another network namespace: open a socket there, list its links, write a sysctl there (nftlib.py runs nft there).
 
 setns(2) moves only the calling thread, so each call gets a fresh thread of its own that enters the
 namespace, does its one job and exits: a thread of the shared executor is never left in a foreign
@@ -109,6 +109,15 @@ def iproute(name_or_path: str | None) -> IPRoute:
     sock = in_netns(netns_path(name_or_path),
                     lambda: socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM, NETLINK_ROUTE))
     return IPRoute(use_socket=sock)
+
+
+def link_indexes(name_or_path: str | None) -> dict[str, int]:
+    """Name -> index of every link in a namespace (None: this process's), listed by libc's
+    if_nameindex(3): one netlink dump decoded in C, about 1 ms for 80 links, where pyroute2 decodes every
+    attribute of every link in Python (about 0.4 ms a link, holding the GIL the daemon's event loop needs)."""
+    if name_or_path is None:
+        return {name: index for index, name in socket.if_nameindex()}
+    return {name: index for index, name in in_netns(netns_path(name_or_path), socket.if_nameindex)}
 
 
 def socket_in_netns(path: str, family: int, kind: int) -> socket.socket:

@@ -296,3 +296,37 @@ async def test_a_container_that_dies_midway_fails_alone_and_leaves_no_half_made_
     assert any(dying.container[:12] in failure and "egress" in failure for failure in plumber.failures), plumber.failures
     links = run("ip", "-n", lab.namespace("h1"), "-o", "link", "show")
     assert "swg" + dying.container[:10] not in links and plane.names.egress_veth(dying.container) not in links
+
+
+async def test_peers_are_diffed_against_what_was_programmed_and_read_back_when_due(lab, monkeypatch):
+    from swarmpy.worker.network import kernel
+
+    lab.add_host("h1")
+    svc = Service("svcapi000001", "api", {FRONT.id: IPv4Address("10.0.1.2")})
+    local = Task("t1", svc, 1, "h1", lab.start_container("a1"), {FRONT.id: IPv4Interface("10.0.1.3/24")})
+    far = [Task(f"t{n}", svc, n, "h9", f"{n}" * 64, {FRONT.id: IPv4Interface(f"10.0.1.{n + 3}/24")}) for n in (2, 3)]
+    underlays = {**lab.hosts, "h9": IPv4Address("10.231.9.99")}
+    plumber = lab.planes["h1"].plumber
+    reads = []
+    real_read = kernel.Plumber._read_peers
+    monkeypatch.setattr(kernel.Plumber, "_read_peers", staticmethod(lambda ov, vxlan: reads.append(vxlan) or real_read(ov, vxlan)))
+    ns, vxlan = lab.planes["h1"].names.overlay_ns(FRONT.vni), f"vx-{FRONT.vni:06x}"
+
+    def fdb() -> str:
+        return run("ip", "netns", "exec", ns, "bridge", "fdb", "show", "dev", vxlan)
+
+    await asyncio.to_thread(plumber.reconcile, host_models(underlays, [FRONT], [local, far[0]])["h1"])
+    assert len(reads) == 1  # the first pass reads the tables back (what a restarted daemon adopts)
+    # A new peer, and one gone: written from the difference with the last pass, nothing read back.
+    await asyncio.to_thread(plumber.reconcile, host_models(underlays, [FRONT], [local, far[1]])["h1"])
+    assert len(reads) == 1
+    assert "02:42:0a:00:01:06 dst 10.231.9.99" in fdb() and "02:42:0a:00:01:05" not in fdb()
+    assert "10.0.1.5" not in run("ip", "-n", ns, "neigh", "show", "dev", vxlan)
+    # Something deleted behind the data plane's back is repaired by the first pass that reads back.
+    run("ip", "netns", "exec", ns, "bridge", "fdb", "del", "02:42:0a:00:01:06", "dev", vxlan, "dst", "10.231.9.99")
+    run("ip", "-n", ns, "neigh", "del", "10.0.1.6", "dev", vxlan)
+    monkeypatch.setattr(kernel, "VERIFY_INTERVAL", 0.0)
+    await asyncio.to_thread(plumber.reconcile, host_models(underlays, [FRONT], [local, far[1]])["h1"])
+    assert len(reads) == 2
+    assert "02:42:0a:00:01:06 dst 10.231.9.99" in fdb()
+    assert "10.0.1.6 lladdr 02:42:0a:00:01:06 PERMANENT" in run("ip", "-n", ns, "neigh", "show", "dev", vxlan)
