@@ -14,7 +14,8 @@ import posixpath
 SECRETS_DIR = "/run/secrets"
 CONFIGS_DIR = "/"
 DEFAULT_MODE = 0o444  # docker's default for both secrets and configs
-MAX_DATA_BYTES = 500 * 1024  # swarmkit's MaxSecretSize (configs share it): the data must be smaller
+# swarmkit's MaxSecretSize and MaxConfigSize: the data must be smaller
+MAX_DATA_BYTES = {"secret": 500 * 1024, "config": 1000 * 1024}
 
 
 def target_problem(target: str) -> str | None:

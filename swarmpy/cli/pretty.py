@@ -93,11 +93,12 @@ def pretty_service(service: objects_pb2.Service) -> str:
         lines.append(f" User: {container.user}")
     if container.HasField("stop_grace_period"):
         lines.append(f" StopGracePeriod: {units.format_duration(container.stop_grace_period)}")
-    for title, refs, source in (("Secrets", container.secrets, "secret_name"), ("Configs", container.configs, "config_name")):
+    # docker's template: configs, then secrets, each a section of its own after the container's
+    for title, refs, source in (("Configs", container.configs, "config_name"), ("Secrets", container.secrets, "secret_name")):
         if refs:
-            lines.append(f" {title}:")
+            lines.append(f"{title}:")
             for ref in refs:
-                lines += [f"  Target:\t{ref.file.name}", f"   Source:\t{getattr(ref, source)}"]
+                lines += [f" Target:\t{ref.file.name}", f"  Source:\t{getattr(ref, source)}"]
     lines += _resource_lines(spec.task.resources)
     lines.append(f"Endpoint Mode:\t{enum_word(objects_pb2.EndpointSpec.ResolutionMode, spec.endpoint.mode)}")
     ports = service.endpoint.ports or spec.endpoint.ports

@@ -34,14 +34,30 @@ SECRET = _Kind("secret", "Secret", ("ID", "NAME", "DRIVER", "CREATED", "UPDATED"
 CONFIG = _Kind("config", "Config", ("ID", "NAME", "CREATED", "UPDATED"))
 
 
-def _read_data(path: str) -> bytes:
-    if path == "-":
-        return sys.stdin.buffer.read()
+def _read_data(kind: "_Kind", path: str) -> bytes:
+    """The file's (or stdin's) bytes, refused as docker's CLI does when unreadable or empty; read up to
+    twice the daemon's limit, so the daemon still names the size of one too large."""
+    from swarmpy.filetargets import MAX_DATA_BYTES
+
+    where = "STDIN" if path == "-" else path
     try:
-        with open(path, "rb") as source:
-            return source.read()
+        if path == "-":
+            data = sys.stdin.buffer.read(2 * MAX_DATA_BYTES[kind.name])
+        else:
+            with open(path, "rb") as source:
+                data = source.read(2 * MAX_DATA_BYTES[kind.name])
     except OSError as exc:
-        raise CliError(f"open {path}: {(exc.strerror or str(exc)).lower()}") from None
+        reason = f"open {path}: {(exc.strerror or str(exc)).lower()}" if path != "-" else str(exc)
+        problem = f"error reading from {where}: {reason}"
+    else:
+        if data:
+            return data
+        problem = f"error reading from {where}: data is empty"
+    if kind is CONFIG:  # docker's config create wraps the same reason once more (the path as Go's %q)
+        import json
+
+        problem = f"Error reading content from {json.dumps(path)}: {problem}"
+    raise CliError(problem)
 
 
 def _spec(kind: _Kind, name: str, data: bytes, labels, template_driver: str | None):
@@ -66,20 +82,23 @@ def as_json(kind: _Kind, obj) -> dict:
 
 
 def as_pretty(kind: _Kind, obj) -> str:
+    """docker's inspect --pretty templates (a config's with tabs, a secret's with spaces); times through
+    docker's PrettyPrint, which lower-cases all but the first letter ("+0000 utc")."""
     from swarmpy.cli.pretty import go_time_string
 
-    lines = [f"ID:              {obj.id}", f"Name:              {obj.spec.annotations.name}"]
+    name_gap, time_gap = ("\t\t\t", "            \t") if kind is CONFIG else ("              ", "        ")
+    lines = [f"ID:{name_gap}{obj.id}", f"Name:{name_gap}{obj.spec.annotations.name}"]
     if obj.spec.annotations.labels:
         lines.append("Labels:")
         for key, value in sorted(obj.spec.annotations.labels.items()):
             lines.append(f" - {key}={value}" if value else f" - {key}")
     if kind is SECRET:
-        lines.append("Driver:")
-    lines.append(f"Created at:        {go_time_string(obj.meta.created_at)}")
-    lines.append(f"Updated at:        {go_time_string(obj.meta.updated_at)}")
+        lines.append("Driver:            ")
+    for title, stamp in (("Created at:", obj.meta.created_at), ("Updated at:", obj.meta.updated_at)):
+        lines.append(f"{title}{time_gap}{go_time_string(stamp).lower()}")
     if kind is CONFIG:
         lines.append("Data:")
-        lines.append(obj.spec.data.decode("utf-8", errors="replace").rstrip("\n"))
+        lines.append(obj.spec.data.decode("utf-8", errors="replace"))
     return "\n".join(lines)
 
 
@@ -128,7 +147,7 @@ def _object_group(kind: _Kind) -> click.Group:
             raise FlagError(f'invalid argument "{driver}" for "-d, --driver" flag: {word} drivers are not supported')
         if template_driver and template_driver != "golang":
             raise FlagError(f'invalid argument "{template_driver}" for "--template-driver" flag: the only template driver is "golang"')
-        spec = _spec(kind, name, _read_data(path), labels, template_driver)
+        spec = _spec(kind, name, _read_data(kind, path), labels, template_driver)
         daemon = state.daemon
         request = (control_pb2.CreateSecretRequest if kind is SECRET else control_pb2.CreateConfigRequest)(spec=spec)
         response = daemon.call(kind.rpc(daemon, "Create"), request)
@@ -137,7 +156,7 @@ def _object_group(kind: _Kind) -> click.Group:
     @group.command("ls", help=f"List {word}s.")
     @click.option("-q", "--quiet", is_flag=True, help="Only display IDs.")
     @click.option("--format", "output_format", help=FORMAT_HELP)
-    @click.option("-f", "--filter", "filters", multiple=True, help="Filter output based on conditions provided (id, label, name).")
+    @click.option("-f", "--filter", "filters", multiple=True, help="Filter output based on conditions provided (id, label, name, names).")
     @click.pass_obj
     def list_objects(state, quiet, output_format, filters) -> None:
         from swarmpy.api import control_pb2
@@ -145,17 +164,16 @@ def _object_group(kind: _Kind) -> click.Group:
         from swarmpy.cli.value_parsers import parse_filters, parse_labels
 
         try:
-            parsed = parse_filters(filters, ("id", "label", "name") + (("driver",) if kind is SECRET else ()))
+            parsed = parse_filters(filters, ("id", "label", "name", "names"))  # the engine's: names is exact
         except ValueError as exc:
             raise CliError(str(exc)) from None
         request_filters = control_pb2.SecretConfigFilters(
-            ids=parsed.get("id", []), name_prefixes=parsed.get("name", []), labels=parse_labels(parsed.get("label", []))
+            ids=parsed.get("id", []), names=parsed.get("names", []), name_prefixes=parsed.get("name", []),
+            labels=parse_labels(parsed.get("label", [])),
         )
         daemon = state.daemon
         request = (control_pb2.ListSecretsRequest if kind is SECRET else control_pb2.ListConfigsRequest)(filters=request_filters)
         found = getattr(daemon.call(kind.rpc(daemon, "List"), request), f"{word}s")
-        if parsed.get("driver"):
-            found = []  # no secret has a driver here
         _print_rows(state, kind.columns, _rows(kind, found), output_format, "ID", quiet,
                     type_name=f"*{word}.{word}Context")
 

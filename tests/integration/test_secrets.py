@@ -75,7 +75,8 @@ def test_secret_and_config_files_in_a_container(shared_daemon, image, tmp_path):
     assert value not in json.dumps(container.attrs)
     assert value not in exec_in(container, "env")
     assert value not in shared_daemon.ok("service", "inspect", "reader").stdout
-    assert " Secrets:\n  Target:\tapp/pw\n   Source:\tdb_pw\n" in shared_daemon.ok("service", "inspect", "--pretty", "reader").stdout
+    assert ("\nConfigs:\n Target:\t/etc/app.conf\n  Source:\tapp_conf\nSecrets:\n Target:\tapp/pw\n  Source:\tdb_pw\n"
+            in shared_daemon.ok("service", "inspect", "--pretty", "reader").stdout)
     assert value.encode() not in (shared_daemon.data_dir / "worker" / "assignments.pb").read_bytes()
     assert value not in shared_daemon.log_path.read_text(errors="replace")
     task_dir = Path(DEFAULT_ROOT) / shared_daemon.node_id
@@ -106,30 +107,40 @@ def test_secret_create_from_stdin_and_config_inspect_shows_data(shared_daemon, t
     )
     assert created.returncode == 0, created.stderr
     pretty = shared_daemon.ok("secret", "inspect", "--pretty", "from_stdin").stdout
-    assert "Name:              from_stdin" in pretty and "piped" not in pretty
+    assert "\nName:              from_stdin\nDriver:            \nCreated at:        " in pretty and "piped" not in pretty
     assert shared_daemon.ok("secret", "rm", "from_stdin").stdout == "from_stdin\n"
 
     path = tmp_path / "conf"
     path.write_text("a=1\n")
     shared_daemon.ok("config", "create", "plain_conf", str(path))
     assert json.loads(shared_daemon.ok("config", "inspect", "plain_conf").stdout)[0]["Spec"]["Data"] == "YT0xCg=="
+    # docker's --pretty templates: tabs for a config, its data as it is (then the template's newline)
+    pretty_lines = shared_daemon.ok("config", "inspect", "--pretty", "plain_conf").stdout.split("\n")
+    assert pretty_lines[0].startswith("ID:\t\t\t") and pretty_lines[1] == "Name:\t\t\tplain_conf", pretty_lines
+    assert pretty_lines[2].startswith("Created at:            \t") and pretty_lines[2].endswith(" +0000 utc")
+    assert pretty_lines[4:] == ["Data:", "a=1", "", ""]
     assert shared_daemon.ok("config", "ls").stdout.splitlines()[0].split() == ["ID", "NAME", "CREATED", "UPDATED"]
     shared_daemon.ok("config", "rm", "plain_conf")
 
 
 @pytest.mark.parametrize(
-    "content,expected",
+    "kind,content,expected",
     [
-        (b"", 'Error response from daemon: invalid data "of 0 bytes": secret data must be larger than 0 and less than 500 KB'),
-        (b"x" * (500 * 1024), "secret data must be larger than 0 and less than 500 KB"),
+        ("secret", b"", "error reading from {path}: data is empty"),  # docker's CLI refuses it before sending
+        ("config", b"", 'Error reading content from "{path}": error reading from {path}: data is empty'),
+        ("secret", b"x" * (500 * 1024),
+         'Error response from daemon: invalid data "of 512000 bytes": secret data must be larger than 0 and less than 512000 bytes'),
+        ("config", b"x" * (1000 * 1024), "config data must be larger than 0 and less than 1024000 bytes"),
     ],
 )
-def test_bad_secret_data_is_refused(shared_daemon, tmp_path, content, expected):
+def test_bad_secret_data_is_refused(shared_daemon, tmp_path, kind, content, expected):
     path = tmp_path / "data"
     path.write_bytes(content)
-    result = shared_daemon.cli("secret", "create", "bad_size", str(path))
-    assert result.code == 1 and expected in result.stderr and result.stderr.count("\n") == 1
-    assert "bad_size" not in shared_daemon.ok("secret", "ls").stdout
+    result = shared_daemon.cli(kind, "create", "bad_size", str(path))
+    assert result.code == 1 and expected.format(path=path) in result.stderr and result.stderr.count("\n") == 1, result
+    assert "bad_size" not in shared_daemon.ok(kind, "ls").stdout
+    missing = shared_daemon.cli(kind, "create", "bad_size", str(tmp_path / "nope"))
+    assert missing.code == 1 and f"error reading from {tmp_path}/nope: open {tmp_path}/nope: no such file or directory" in missing.stderr
 
 
 def test_bad_references_and_duplicates_are_refused(shared_daemon, image, tmp_path):

@@ -61,8 +61,8 @@ async def test_config_data_is_returned(harness):
 @pytest.mark.parametrize(
     "name,data,fragment",
     [
-        ("ok", b"", "secret data must be larger than 0 and less than 500 KB"),
-        ("ok", b"x" * (500 * 1024), "secret data must be larger than 0 and less than 500 KB"),
+        ("ok", b"", "secret data must be larger than 0 and less than 512000 bytes"),
+        ("ok", b"x" * (500 * 1024), "secret data must be larger than 0 and less than 512000 bytes"),
         ("-bad", b"x", 'invalid annotations.name "-bad"'),
         ("", b"x", "invalid annotations.name"),
     ],
@@ -71,6 +71,14 @@ async def test_bad_secrets_are_refused_and_change_nothing(harness, name, data, f
     before = harness.store.applied_index
     await expect_error(create_secret(harness, name=name, data=data), grpc.StatusCode.INVALID_ARGUMENT, fragment)
     assert harness.store.applied_index == before
+
+
+async def test_configs_may_be_twice_as_large_as_secrets(harness):
+    """swarmkit's MaxConfigSize is 1000 KiB, its MaxSecretSize 500 KiB."""
+    config = await create_config(harness, name="big_conf", data=b"x" * (1000 * 1024 - 1))
+    assert len(config.spec.data) == 1000 * 1024 - 1
+    await expect_error(create_config(harness, name="too_big", data=b"x" * (1000 * 1024)), grpc.StatusCode.INVALID_ARGUMENT,
+                       'invalid data "of 1024000 bytes": config data must be larger than 0 and less than 1024000 bytes')
 
 
 async def test_duplicate_name_is_refused(harness):

@@ -69,9 +69,10 @@ def validate_spec(kind: _Kind, spec: Any) -> None:
     if spec.template_driver not in TEMPLATE_DRIVERS:
         raise InvalidArgument("template_driver", spec.template_driver, 'the only template driver is "golang"')
     size = len(spec.data)
-    if size == 0 or size >= MAX_DATA_BYTES:
+    limit = MAX_DATA_BYTES[kind.name]
+    if size == 0 or size >= limit:
         raise InvalidArgument(
-            "data", f"of {size} bytes", f"{kind.name} data must be larger than 0 and less than 500 KB"
+            "data", f"of {size} bytes", f"{kind.name} data must be larger than 0 and less than {limit} bytes"
         )
 
 
