@@ -24,15 +24,22 @@ from swarmpy.filetargets import DEFAULT_MODE, parse_mode, target_problem
 NAMESPACE_LABEL = "com.docker.stack.namespace"
 IMAGE_LABEL = "com.docker.stack.image"
 
-# Keys compose knows that swarm has no use for: warned about, not refused (docker's list, in part).
+# Keys compose knows that swarm has no use for: warned about, not refused (docker's lists and words).
 UNSUPPORTED_SERVICE_KEYS = (
-    "build", "cgroup_parent", "container_name", "depends_on", "devices", "domainname", "external_links",
-    "links", "network_mode", "privileged", "restart", "security_opt", "userns_mode", "shm_size",
+    "build", "cgroupns_mode", "cgroup_parent", "devices", "domainname", "external_links", "ipc", "links",
+    "mac_address", "network_mode", "pid", "privileged", "restart", "security_opt", "shm_size", "userns_mode",
+    "oom_score_adj", "stdin_open",  # in docker's stack deploy, but swarmpy's container spec has no place for them
 )
+DEPRECATED_SERVICE_KEYS = {
+    "container_name": "Setting the container name is not supported.",
+    "expose": "Exposing ports is unnecessary - services on the same network can access each other's containers on any port.",
+}
 SUPPORTED_SERVICE_KEYS = (
     "image", "command", "entrypoint", "environment", "env_file", "labels", "hostname", "user", "working_dir",
     "stop_grace_period", "stop_signal", "healthcheck", "ports", "networks", "secrets", "configs", "volumes",
     "deploy", "tty", "init", "read_only", "cap_add", "cap_drop", "sysctls",
+    "depends_on", "tmpfs",  # docker's schema allows them and its stack deploy ignores them without a word
+    "dns", "dns_search", "extra_hosts", "logging", "ulimits", "isolation", "credential_spec",
 )
 RESTART_CONDITIONS = {
     "none": objects_pb2.RestartPolicy.NONE,
@@ -313,6 +320,70 @@ def _deploy(deploy: dict, spec: objects_pb2.ServiceSpec, where: str) -> None:
         raise ComposeError(f"{where}.endpoint_mode: unknown mode {endpoint_mode} (vip or dnsrr)")
 
 
+def _string_or_list(value: Any, where: str) -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, list) and all(isinstance(item, str) for item in value):
+        return list(value)
+    raise ComposeError(f"{where} must be a string or a list of strings")
+
+
+def _container_extras(stack: str, service: dict, spec: objects_pb2.ServiceSpec, where: str) -> None:
+    """dns, dns_search, extra_hosts, logging, ulimits, isolation, credential_spec: as docker's convert."""
+    from swarmpy.cli.container_values import parse_ulimit
+
+    container = spec.task.container
+    nameservers, search = _string_or_list(service.get("dns"), f"{where}.dns"), _string_or_list(service.get("dns_search"), f"{where}.dns_search")
+    if "dns" in service or "dns_search" in service:
+        container.dns_config.nameservers.extend(nameservers)
+        container.dns_config.search.extend(search)
+    hosts = service.get("extra_hosts") or []
+    if isinstance(hosts, dict):
+        hosts = [f"{name}:{address}" for name, address in hosts.items()]
+    for entry in hosts:  # host:ip -> swarmkit's "IP HOST", in order; docker drops an entry with no ':'
+        name, sep, address = str(entry).partition(":")
+        if sep:
+            container.hosts.append(f"{address} {name}")
+    logging = service.get("logging")
+    if logging is not None:
+        if not isinstance(logging, dict):
+            raise ComposeError(f"{where}.logging must be a mapping")
+        spec.task.log_driver.name = str(logging.get("driver") or "")
+        spec.task.log_driver.options.update(_labels(logging.get("options"), f"{where}.logging.options"))
+    limits = service.get("ulimits") or {}
+    if not isinstance(limits, dict):
+        raise ComposeError(f"{where}.ulimits must be a mapping")
+    for name in sorted(limits):
+        value = limits[name]
+        text = f"{name}={value['soft']}:{value['hard']}" if isinstance(value, dict) and {"soft", "hard"} <= set(value) else f"{name}={value}"
+        try:
+            container.ulimits.append(parse_ulimit(text))
+        except ValueError as exc:
+            raise ComposeError(f"{where}.ulimits.{name}: {exc}") from None
+    if service.get("isolation") is not None:
+        container.isolation = str(service["isolation"])
+    credential = service.get("credential_spec")
+    if credential:
+        if not isinstance(credential, dict):
+            raise ComposeError(f"{where}.credential_spec must be a mapping")
+        given = [source for source in ("config", "file", "registry") if credential.get(source)]
+        if len(given) > 1:  # docker's words, its field names quoted
+            quoted = [f'"{source.title()}"' for source in given]
+            both = f"{quoted[0]} and {quoted[1]}" if len(quoted) == 2 else f"{', '.join(quoted[:-1])}, and {quoted[-1]}"
+            raise ComposeError(f"invalid credential spec: cannot specify both {both}")
+        for source in given:
+            value = str(credential[source])
+            if source == "config":  # a config of this service's, by its own name or the stack's prefixed one
+                names = {ref.config_name for ref in container.configs}
+                value = next((n for n in (value, scoped(stack, value)) if n in names), "")
+                if not value:
+                    raise ComposeError(f"invalid credential spec: spec specifies config {credential[source]},"
+                                       " but no such config can be found")
+            setattr(container.privileges.credential_spec, source, value)
+
+
 def _healthcheck(value: dict, container: objects_pb2.ContainerSpec, where: str) -> None:
     health = container.healthcheck
     if value.get("disable"):
@@ -377,6 +448,7 @@ def service_spec(stack: str, key: str, service: dict, model: dict, secrets, conf
     container.secrets.extend(_file_references(service, "secret", secrets, where))
     container.configs.extend(_file_references(service, "config", configs, where))
     spec.annotations.labels[NAMESPACE_LABEL] = stack
+    _container_extras(stack, service, spec, where)
     _deploy(service.get("deploy") or {}, spec, f"{where}.deploy")
     spec.annotations.labels[IMAGE_LABEL] = container.image
     ports = _ports(service.get("ports"), where)
@@ -392,22 +464,32 @@ def service_spec(stack: str, key: str, service: dict, model: dict, secrets, conf
     return spec
 
 
-def convert(stack: str, model: dict) -> Stack:
+def ignored_options(model: dict) -> list[str]:
+    """docker's warnings (for stderr) about the services' keys swarm ignores: unsupported, then deprecated."""
+    keys = {option for service in model["services"].values() for option in service}
     warnings = []
+    unsupported = sorted(keys.intersection(UNSUPPORTED_SERVICE_KEYS))
+    if unsupported:
+        warnings.append(f"Ignoring unsupported options: {', '.join(unsupported)}\n")
+    deprecated = sorted(f"{key}: {DEPRECATED_SERVICE_KEYS[key]}" for key in keys.intersection(DEPRECATED_SERVICE_KEYS))
+    if deprecated:
+        warnings.append("Ignoring deprecated options:\n\n" + "\n\n".join(deprecated) + "\n")
+    return warnings
+
+
+def convert(stack: str, model: dict) -> Stack:
+    warnings = ignored_options(model)
     secrets = _objects(model, "secrets", stack)
     configs = _objects(model, "configs", stack)
     services = {}
-    ignored: set[str] = set()
     for key, service in model["services"].items():
         for option in service:
-            if option in UNSUPPORTED_SERVICE_KEYS:
-                ignored.add(option)
-            elif option not in SUPPORTED_SERVICE_KEYS and not str(option).startswith("x-"):
+            if option in SUPPORTED_SERVICE_KEYS or option in UNSUPPORTED_SERVICE_KEYS or option in DEPRECATED_SERVICE_KEYS:
+                continue
+            if not str(option).startswith("x-"):
                 raise ComposeError(f"services.{key} Additional property {option} is not allowed")
         spec = service_spec(stack, key, service, model, secrets, configs)
         services[spec.annotations.name] = spec
-    if ignored:
-        warnings.append(f"Ignoring unsupported options: {', '.join(sorted(ignored))}")
     used = {attachment.target for spec in services.values() for attachment in spec.task.networks}
     declared = model.get("networks") or {}
     networks = [_network(stack, key, declared.get(key)) for key in ["default", *declared]]

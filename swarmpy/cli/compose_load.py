@@ -12,9 +12,10 @@ image. Every problem raises ComposeError with one line naming the file, key or v
 
 from __future__ import annotations
 
+import json
 import os
-import sys
 import re
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -84,15 +85,19 @@ def interpolate(value: Any, environ: Mapping[str, str], where: str = "") -> Any:
     if isinstance(value, dict):
         return {key: interpolate(item, environ, f"{where}.{key}" if where else str(key)) for key, item in value.items()}
     if isinstance(value, list):
-        return [interpolate(item, environ, f"{where}[{i}]") for i, item in enumerate(value)]
+        return [interpolate(item, environ, f"{where}.[]") for item in value]  # docker's path for a list item
     if not isinstance(value, str):
         return value
+
+    def invalid(template: str) -> ComposeError:  # docker's words; the template quoted as Go's %#v
+        return ComposeError(f"invalid interpolation format for {where}: {json.dumps(template, ensure_ascii=False)};"
+                            " you may need to escape any $ with another $")
 
     def substitute(match: re.Match) -> str:
         if match.group("escaped"):
             return "$"
         if match.group("invalid") is not None:
-            raise ComposeError(f"invalid interpolation format for {where}: \"{value}\"")
+            raise invalid(value)
         name = match.group("named") or match.group("braced")
         op, arg = match.group("op"), match.group("arg") or ""
         current = environ.get(name)
@@ -101,7 +106,7 @@ def interpolate(value: Any, environ: Mapping[str, str], where: str = "") -> Any:
             return arg if unset_or_empty else current
         if op in ("?", ":?"):
             if unset_or_empty:
-                raise ComposeError(f"required variable {name} is missing a value: {arg or 'not set'}")
+                raise invalid(f"required variable {name} is missing a value: {arg}")
             return current
         return current if current is not None else ""
 
@@ -123,7 +128,28 @@ def load(paths: list[str], environ: Mapping[str, str] | None = None) -> dict[str
     return model
 
 
+# Service keys docker's stack deploy refuses outright, with its reasons.
+FORBIDDEN_SERVICE_KEYS = {
+    "extends": "Support for `extends` is not implemented yet.",
+    "volume_driver": "Instead of setting the volume driver on the service, define a volume using the top-level"
+                     " `volumes` option and specify the driver there.",
+    "volumes_from": "To share a volume between services, define it using the top-level `volumes` option and"
+                    " reference it from each service that shares it using the service-level `volumes` option.",
+    "cpu_quota": "Set resource limits using deploy.resources",
+    "cpu_shares": "Set resource limits using deploy.resources",
+    "cpuset": "Set resource limits using deploy.resources",
+    "mem_limit": "Set resource limits using deploy.resources",
+    "memswap_limit": "Set resource limits using deploy.resources",
+}
+
+
 def check(model: dict[str, Any]) -> None:
+    services = model.get("services")
+    if isinstance(services, dict):
+        forbidden = sorted({f"{key}: {FORBIDDEN_SERVICE_KEYS[key]}" for service in services.values()
+                            if isinstance(service, dict) for key in service if key in FORBIDDEN_SERVICE_KEYS})
+        if forbidden:  # docker's one multi-line message
+            raise ComposeError("Compose file contains unsupported options:\n\n" + "\n\n".join(forbidden) + "\n")
     for key in model:
         if key not in TOP_LEVEL_KEYS and not str(key).startswith("x-"):
             raise ComposeError(f"(root) Additional property {key} is not allowed")
@@ -134,7 +160,7 @@ def check(model: dict[str, Any]) -> None:
         if not isinstance(service, dict):
             raise ComposeError(f"services.{name} must be a mapping")
         if not service.get("image"):
-            raise ComposeError(f"service {name} has no image (swarmpy builds no images: set image)")
+            raise ComposeError(f"invalid image reference for service {name}: no image specified")
     for section in ("networks", "volumes", "secrets", "configs"):
         value = model.get(section)
         if value is not None and not isinstance(value, dict):

@@ -32,6 +32,12 @@ def get_service(daemon, ref: str, insert_defaults: bool = False):
                        control_pb2.GetServiceRequest(ref=ref, insert_defaults=insert_defaults)).service
 
 
+def _resolve_image(spec) -> str:
+    from swarmpy.cli.image_platform import resolve_image
+
+    return resolve_image(spec)
+
+
 def _print_warnings(state, warnings) -> None:
     for warning in warnings:
         state.err(warning)
@@ -67,16 +73,15 @@ def create(state, **options) -> None:
     from swarmpy.cli.service_spec import build_service_spec
 
     spec = build_service_spec(options)  # flag errors surface here, before any connection
-    if not options.get("no_resolve_image"):
-        from swarmpy.cli.image_platform import resolve_platforms
-
-        resolve_platforms(spec)
+    # docker's client asks the registry for the image's digest (here: the local engine for its platform)
+    # and, none being reachable, adds its warning to the daemon's (docker's client library does it, after them).
+    digest_warnings = [] if options.get("no_resolve_image") else [_resolve_image(spec)]
     secret_refs.add_to_new_spec(spec, options)
     network_flags.add_to_new_spec(spec, options)
     daemon = state.daemon
     secret_refs.resolve(daemon, spec)
     response = daemon.call(daemon.control.CreateService, control_pb2.CreateServiceRequest(spec=spec))
-    _print_warnings(state, response.warnings)
+    _print_warnings(state, [*response.warnings, *digest_warnings])
     state.out(response.service.id)
     _wait(state, response.service.id, options["detach"], options["quiet"],
           is_job=spec.WhichOneof("mode") in ("replicated_job", "global_job"))
@@ -255,19 +260,18 @@ def update(state, service_ref, **options) -> None:
     from swarmpy.cli.service_spec import apply_service_update
 
     current = get_service(state.daemon, service_ref)
+    digest_warnings: list[str] = []
     if options["rollback"]:
         response = _send_update(state, service_ref, current, current.spec, rollback=True)
     else:
         spec = apply_service_update(current.spec, options)
         if options.get("image") and not options.get("no_resolve_image"):
-            from swarmpy.cli.image_platform import resolve_platforms
-
-            resolve_platforms(spec)
+            digest_warnings.append(_resolve_image(spec))
         secret_refs.update_spec(spec, options)
         secret_refs.resolve(state.daemon, spec)
         network_flags.update_spec(state.daemon, spec, options)
         response = _send_update(state, service_ref, current, spec)
-    _print_warnings(state, response.warnings)
+    _print_warnings(state, [*response.warnings, *digest_warnings])
     state.out(service_ref)
     _wait(state, current.id, options["detach"], options["quiet"],
           is_job=current.spec.WhichOneof("mode") in ("replicated_job", "global_job"), label=service_ref)

@@ -3,6 +3,7 @@ conversion to prefixed, labelled service specs."""
 
 from __future__ import annotations
 
+import re
 import textwrap
 
 import pytest
@@ -35,6 +36,9 @@ def test_full_service_converts(tmp_path):
             stop_grace_period: 1m30s
             build: .
             depends_on: [api]
+            container_name: web1
+            expose: ["80"]
+            restart: always
             deploy:
               replicas: ${REPLICAS}
               placement: {constraints: [node.role==worker], preferences: [{spread: node.labels.zone}], max_replicas_per_node: 2}
@@ -46,7 +50,11 @@ def test_full_service_converts(tmp_path):
           pw: {file: ./pw.txt}
         """)
     stack = convert("app", load([path], {"REPLICAS": "3"}))
-    assert stack.warnings == ["Ignoring unsupported options: build, depends_on"]
+    # docker's words: depends_on is ignored silently, container_name and expose are "deprecated"
+    assert stack.warnings == [
+        "Ignoring unsupported options: build, restart\n",
+        "Ignoring deprecated options:\n\ncontainer_name: Setting the container name is not supported.\n\nexpose: Exposing"
+        " ports is unnecessary - services on the same network can access each other's containers on any port.\n"]
     spec = stack.services["app_web"]
     container = spec.task.container
     assert container.image == "busybox:1.0" and list(container.args) == ["sleep", "1000"]
@@ -96,9 +104,12 @@ def test_override_files_merge(tmp_path):
 @pytest.mark.parametrize("text,message", [
     ("services:\n  web:\n    image: a\n   bad: [\n", "yaml:"),
     ("services: {web: {image: a}}\nfoo: 1\n", "(root) Additional property foo is not allowed"),
-    ("services: {web: {command: x}}\n", "service web has no image"),
+    ("services: {web: {command: x}}\n", "invalid image reference for service web: no image specified"),
     ("services: {web: {image: a, ports: ['80:abc']}}\n", "services.web.ports: invalid port '80:abc'"),
-    ("services: {web: {image: '${NOPE?must be set}'}}\n", "required variable NOPE is missing a value: must be set"),
+    ("services: {web: {image: '${NOPE?must be set}'}}\n", 'invalid interpolation format for services.web.image: "required'
+     ' variable NOPE is missing a value: must be set"; you may need to escape any $ with another $'),
+    ("services: {web: {image: a, command: [x, '${}']}}\n",
+     'invalid interpolation format for services.web.command.[]: "${}"; you may need to escape any $ with another $'),
     ("services: {web: {image: a, secrets: [ghost]}}\n", "undefined secret: ghost"),
     ("services: {web: {image: a, bogus: 1}}\n", "services.web Additional property bogus is not allowed"),
     ("services: {web: {image: a, networks: [nope]}}\n", "service web: undefined network 'nope'"),
@@ -110,7 +121,62 @@ def test_bad_files_are_refused_in_one_line(tmp_path, text, message):
     assert message in str(caught.value) and "\n" not in str(caught.value)
 
 
+def test_forbidden_keys_are_refused_with_dockers_reasons(tmp_path):
+    path = write(tmp_path, "services: {web: {image: a, mem_limit: 1g, extends: {service: x}}}\n")
+    with pytest.raises(ComposeError) as caught:
+        load([path], {})
+    assert str(caught.value) == ("Compose file contains unsupported options:\n\nextends: Support for `extends` is not"
+                                 " implemented yet.\n\nmem_limit: Set resource limits using deploy.resources\n")
+
+
 def test_yaml_error_names_line_and_column(tmp_path):
     path = write(tmp_path, "services:\n  web:\n    image: a\n  - nope\n")
     with pytest.raises(ComposeError, match=r"line 4, column 3"):
         load([path], {})
+
+
+def test_container_keys_docker_converts(tmp_path):
+    """dns, dns_search, extra_hosts, logging, ulimits, isolation, credential_spec as docker's convert makes
+    them; tmpfs ignored silently as docker does; stdin_open, which swarmpy cannot apply, warned about."""
+    (tmp_path / "cs.json").write_text("{}")
+    path = write(tmp_path, """
+        version: "3.13"
+        services:
+          web:
+            image: a
+            dns: 10.0.0.2
+            dns_search: [example.org]
+            extra_hosts: ["db:10.0.0.5", "cache:10.0.0.6", "no-address"]
+            logging: {driver: json-file, options: {max-size: 10m}}
+            ulimits: {nproc: 65535, nofile: {soft: 1024, hard: 2048}}
+            isolation: default
+            tmpfs: /run
+            stdin_open: true
+            configs: [cs]
+            credential_spec: {config: cs}
+        configs:
+          cs: {file: ./cs.json}
+        """)
+    stack = convert("s", load([path], {}))
+    assert stack.warnings == ["Ignoring unsupported options: stdin_open\n"]
+    spec = stack.services["s_web"]
+    container = spec.task.container
+    assert list(container.dns_config.nameservers) == ["10.0.0.2"] and list(container.dns_config.search) == ["example.org"]
+    assert list(container.hosts) == ["10.0.0.5 db", "10.0.0.6 cache"]
+    assert spec.task.log_driver.name == "json-file" and dict(spec.task.log_driver.options) == {"max-size": "10m"}
+    assert [(u.name, u.soft, u.hard) for u in container.ulimits] == [("nofile", 1024, 2048), ("nproc", 65535, 65535)]
+    assert container.isolation == "default" and container.privileges.credential_spec.config == "s_cs"
+
+
+@pytest.mark.parametrize("text,message", [
+    ("services: {web: {image: a, credential_spec: {file: x, registry: y}}}\n",
+     'invalid credential spec: cannot specify both "File" and "Registry"'),
+    ("services: {web: {image: a, credential_spec: {config: nope}}}\n",
+     "invalid credential spec: spec specifies config nope, but no such config can be found"),
+    ("services: {web: {image: a, ulimits: {nofile: {soft: 9, hard: 1}}}}\n",
+     "services.web.ulimits.nofile: ulimit soft limit must be less than or equal to hard limit: 9 > 1"),
+    ("services: {web: {image: a, dns: [1]}}\n", "services.web.dns must be a string or a list of strings"),
+])
+def test_bad_container_keys_are_refused(tmp_path, text, message):
+    with pytest.raises(ComposeError, match=re.escape(message)):
+        convert("s", load([write(tmp_path, text)], {}))

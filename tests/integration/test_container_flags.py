@@ -206,7 +206,8 @@ def test_generic_resources_are_scheduled_against_what_the_node_offers(docker, tm
 
 def test_a_credential_spec_is_stored_warned_about_and_refused_by_the_linux_engine(shared_daemon):
     daemon = shared_daemon
-    created = daemon.ok("service", "create", "-d", "--name", "gmsa", "--stop-grace-period", "1s",
+    # --no-resolve-image: the registry's digest warning (test_services) would follow the credential spec's.
+    created = daemon.ok("service", "create", "-d", "--name", "gmsa", "--stop-grace-period", "1s", "--no-resolve-image",
                         "--credential-spec", "file://spec.json", IMAGE, "sleep", "1000")
     assert created.stderr.strip() == ("credential spec file://spec.json is for Windows containers (managed service "
                                       "accounts): the engines of Linux nodes refuse it, so the service's tasks are "

@@ -198,6 +198,14 @@ def test_create_without_detach_waits_until_converged(shared_daemon, image):
     assert "overall progress: 2 out of 2 tasks" in lines
     assert lines[-1] == f"verify: Service {service_id} converged", result
     assert len(shared_daemon.containers("patient")) == 2
+    # No registry to pin the image's digest: docker's client warns, on stderr, and goes on.
+    assert result.stderr == (f"image {image} could not be accessed on a registry to record\nits digest. Each node"
+                             f" will access {image} independently,\npossibly leading to different nodes running"
+                             " different\nversions of the image.\n\n"), result
+    updated = shared_daemon.ok("service", "update", "-d", "--image", image, "patient")
+    assert updated.stderr.startswith(f"image {image} could not be accessed on a registry"), updated
+    quiet = shared_daemon.ok("service", "update", "-d", "--no-resolve-image", "--image", image, "patient")
+    assert "registry" not in quiet.stderr, quiet
 
 
 def test_update_without_detach_waits_until_converged(shared_daemon, image):
