@@ -143,15 +143,16 @@ _GO_FALSE = ("0", "f", "F", "false", "False", "FALSE")
 
 
 class GoFlagsCommand(click.Command):
-    """A command whose boolean flags also take docker's `--flag=false` / `--flag=true` (pflag's form),
+    """A command whose boolean flags also take docker's `--flag=false` / `-f=true` (pflag's form),
     which `service update` needs to turn a setting off again.
 
     A command that does not intersperse options (create) is read up to its first positional argument,
     so what follows the image, like a container's own `--init=false`, is left alone."""
 
     def parse_args(self, ctx, args):
+        # Long and one-letter forms alike: pflag reads `-d=false` as it reads `--detach=false`.
         booleans = {opt: param for param in self.params if isinstance(param, click.Option) and param.is_flag
-                    and not param.count for opt in param.opts if opt.startswith("--")}
+                    and not param.count for opt in param.opts}
         take_value = {opt for param in self.params if isinstance(param, click.Option) and not param.is_flag
                       for opt in param.opts}
         kept, forced = [], {}

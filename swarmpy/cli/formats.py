@@ -68,11 +68,29 @@ class _Row:
         return {key: self._fields[key] for key in sorted(self._fields) if not callable(self._fields[key])}
 
 
+class _Title(str):
+    """A header cell of an empty listing, whose fields are unknown: a title, or a method's empty one."""
+
+    def __call__(self, *args: Any) -> str:
+        return ""
+
+
 class _Header(_Row):
+    """The header row: each field's title, as docker's header context maps it (the default table's
+    column for the row's leading fields, the field's words upper-cased after them)."""
+
+    def __init__(self, fields: dict[str, Any], type_name: str, columns: Sequence[str]) -> None:
+        super().__init__(fields, type_name)
+        self._titles = dict(zip(fields, columns))
+
     def template_field(self, name: str) -> Any:
+        if not self._fields:
+            return _Title(column_title(name))
         if callable(self._fields.get(name)):
             return lambda *args: ""  # docker's header context has no title for a method
-        return column_title(name) if name in self._fields else ""
+        if name not in self._fields:
+            return ""
+        return self._titles.get(name) or column_title(name)
 
 
 def tabwriter(text: str) -> str:
@@ -112,11 +130,9 @@ def print_rows(state, columns: Sequence[str], rows: Sequence[dict[str, Any]], ou
         return
     is_table = text.startswith("table")
     template = parse(text[len("table"):] if is_table else text)
-    fields = list(rows[0]) if rows else [re.sub(r"\s+", "", c.title()) for c in columns]
     out = []
-    if is_table:
-        header = {name: (rows[0][name] if rows and callable(rows[0][name]) else "") for name in fields}
-        out.append(_execute(template, _Header(header, type_name)))
+    if is_table:  # an empty listing has no row to name its fields: its header titles whatever is asked
+        out.append(_execute(template, _Header(dict(rows[0]) if rows else {}, type_name, columns)))
     out.extend(_execute(template, _Row(row, type_name)) for row in rows)
     if not out:
         return

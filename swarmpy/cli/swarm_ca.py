@@ -33,7 +33,7 @@ def _pem_file(flag: str, path: str | None) -> bytes:
         with open(path, "rb") as handle:
             contents = handle.read()
     except OSError as exc:
-        raise FlagError(f'invalid argument "{path}" for "--{flag}" flag: {exc.strerror.lower()}') from None
+        raise FlagError(f'invalid argument "{path}" for "--{flag}" flag: open {path}: {(exc.strerror or str(exc)).lower()}') from None
     if b"-----BEGIN " not in contents or b"-----END " not in contents:
         raise FlagError(f'invalid argument "{path}" for "--{flag}" flag: file contents must be in PEM format')
     return contents
@@ -109,6 +109,8 @@ def ca(state, ca_cert, ca_key, cert_expiry, detach, external_ca, quiet, rotate) 
     """Display and rotate the root CA."""
     from swarmpy.api import control_pb2
 
+    # docker reads the PEM files as it parses the flags: before anything else is checked or asked
+    cert_pem, key_pem = _pem_file("ca-cert", ca_cert), _pem_file("ca-key", ca_key)
     daemon = state.daemon
     cluster = daemon.call(daemon.control.GetCluster, control_pb2.GetClusterRequest()).cluster
     if not rotate:
@@ -123,7 +125,6 @@ def ca(state, ca_cert, ca_key, cert_expiry, detach, external_ca, quiet, rotate) 
                         " (swarmpy signs node certificates with the swarm's own root CA)")
     if ca_cert is not None and ca_key is None:
         raise CliError("the --ca-cert flag requires that a --ca-key flag and/or --external-ca flag be provided as well")
-    cert_pem, key_pem = _pem_file("ca-cert", ca_cert), _pem_file("ca-key", ca_key)
     spec = cluster.spec
     if cert_expiry is not None:
         spec.ca_config.node_cert_expiry = cert_expiry

@@ -230,7 +230,7 @@ def _unlock_key_text(key: str) -> str:
         "To unlock a swarm manager after it restarts, run the `swarmpy swarm unlock`\n"
         "command and provide the following key:\n\n"
         f"    {key}\n\n"
-        "Please remember to store this key in a password manager, since without it you\n"
+        "Remember to store this key in a password manager, since without it you\n"
         "will not be able to restart the manager."
     )
 
@@ -245,10 +245,12 @@ def unlock(state) -> None:
 
     daemon = state.daemon
     info = daemon.call(daemon.local_node.Info, control_pb2.InfoRequest())
+    if info.state == control_pb2.InfoResponse.INACTIVE:
+        raise CliError("Error: This node is not part of a swarm")
     if info.state != control_pb2.InfoResponse.LOCKED:
         raise CliError("Error: swarm is not locked")
     if sys.stdin.isatty():
-        key = click.prompt("Please enter unlock key", hide_input=True, prompt_suffix=": ")
+        key = click.prompt("Enter unlock key", hide_input=True, prompt_suffix=": ")
     else:
         key = sys.stdin.readline()
     key = key.strip()
@@ -269,13 +271,13 @@ def unlock_key(state, quiet, rotate) -> None:
     if rotate:
         cluster = _cluster(state)
         if not cluster.spec.encryption_config.auto_lock_managers:
-            raise CliError("Error: cannot rotate because autolock is not turned on")
+            raise CliError("cannot rotate because autolock is not turned on")
         daemon.call(daemon.control.UpdateCluster, control_pb2.UpdateClusterRequest(
             version=cluster.meta.version, spec=cluster.spec, rotate_manager_unlock_key=True))
         if not quiet:
-            state.out("Successfully rotated manager unlock key.\n")
+            state.out("Successfully rotated manager unlock key.")
     key = daemon.call(daemon.control.GetUnlockKey, control_pb2.GetUnlockKeyRequest()).unlock_key
     if not key:
-        raise CliError("Error: no unlock key is set")
+        raise CliError("no unlock key is set")
     state.out(key if quiet else _unlock_key_text(key))
 

@@ -366,6 +366,19 @@ def test_join_leave_ca(run, fake):
     assert run("swarm", "ca").stdout.startswith("-----BEGIN CERTIFICATE-----")
 
 
+
+def test_swarm_ca_reads_its_pem_files_first(run, fake, tmp_path):
+    """docker reads --ca-cert/--ca-key as it parses them: a missing file is the flag's error, before the
+    pairing rule or any call."""
+    missing = tmp_path / "nofile"
+    for flag in ("--ca-cert", "--ca-key"):
+        result = run("swarm", "ca", "--rotate", flag, str(missing))
+        assert result.exit_code == 125, result.stderr
+        assert result.stderr == (f'invalid argument "{missing}" for "{flag}" flag: open {missing}:'
+                                 " no such file or directory\n")
+    assert not fake.sent("UpdateCluster") and not fake.sent("GetCluster")
+
+
 def test_node_update_rejects_a_label_without_key(run, fake):
     result = run("node", "update", "--label-add", "=x", "self")
     assert result.exit_code == 125

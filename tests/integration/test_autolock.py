@@ -53,7 +53,7 @@ def test_swarm_update_changes_only_what_is_given(own_daemon):
 
 
 def test_autolock_locks_a_restarted_manager_until_the_right_key(own_daemon, tmp_path):
-    assert own_daemon.cli("swarm", "unlock-key").stderr.strip() == "Error: no unlock key is set"
+    assert own_daemon.cli("swarm", "unlock-key").stderr.strip() == "no unlock key is set"
     enabled = own_daemon.ok("swarm", "update", "--autolock=true").stdout
     assert enabled.startswith("Swarm updated.\nTo unlock a swarm manager after it restarts")
     key = own_daemon.ok("swarm", "unlock-key", "-q").stdout.strip()
