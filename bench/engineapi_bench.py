@@ -9,7 +9,9 @@ and HTTP requests per second, same run.
    alternating targets; ratio = swarmpy / engine (target <= 1.5).
 3. GET /services requests per second (100+1 services, one keep-alive connection, sequential) against
    both; GET /containers/json through swarmpy's proxy vs the engine's socket directly (target >= 0.8),
-   in --proxy-rounds alternating rounds, median of the rounds' ratios.
+   in --proxy-rounds alternating rounds, median of the rounds' ratios; and swarmpyd's CPU time per
+   proxied request (utime+stime over those requests, whatever else the daemon did meanwhile included),
+   which the shared machine's load moves less than it moves rates.
 
     python -m bench.engineapi_bench --repeat 15 --requests 300
 """
@@ -133,9 +135,18 @@ def main() -> None:
             # The proxy path in alternating rounds, each side a few seconds apart, so a change in the
             # shared machine's load moves both sides of a round's ratio alike.
             proxy_rounds = []
+            proxy_cpu = 0.0  # swarmpyd's CPU seconds over the proxied requests (less noisy than rates)
+            idle_before = cluster.leader.usage().cpu_seconds
+            time.sleep(2)
+            idle_rate = (cluster.leader.usage().cpu_seconds - idle_before) / 2  # what it burns asked nothing
+            proxy_time = 0.0
             for _ in range(options.proxy_rounds):
-                proxy_rounds.append({name: requests_per_second(target, "/v1.41/containers/json", options.requests)
-                                     for name, target in targets.items()})
+                before, started = cluster.leader.usage().cpu_seconds, time.perf_counter()
+                through = requests_per_second(swarmpy_socket, "/v1.41/containers/json", options.requests)
+                proxy_cpu += cluster.leader.usage().cpu_seconds - before
+                proxy_time += time.perf_counter() - started
+                proxy_rounds.append({"swarmpy": through,
+                                     "engine": requests_per_second(ENGINE_SOCKET, "/v1.41/containers/json", options.requests)})
         finally:
             docker(ENGINE_SOCKET, "swarm", "leave", "--force", check=False)
             docker(ENGINE_SOCKET, "network", "rm", "docker_gwbridge", check=False)
@@ -162,6 +173,9 @@ def main() -> None:
           f"{statistics.median(ratios):.2f} (min {min(ratios):.2f}, max {max(ratios):.2f}); medians "
           f"{statistics.median(p['swarmpy'] for p in proxy_rounds):.0f} / "
           f"{statistics.median(p['engine'] for p in proxy_rounds):.0f} req/s")
+    proxied = options.proxy_rounds * (options.requests + 1)
+    print(f"swarmpyd CPU per proxied request {proxy_cpu / proxied * 1e6:.0f} us, of which its background "
+          f"(idle: {idle_rate * 100:.0f} % of a core) {idle_rate * proxy_time / proxied * 1e6:.0f} us")
 
 
 if __name__ == "__main__":

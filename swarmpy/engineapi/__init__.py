@@ -11,13 +11,14 @@ from_json.py), which the swarmpy CLI shares for its own `inspect` output.
 
 Requests for anything that is not a swarm object (containers, images, exec, volumes, events, ...)
 are relayed to the local Docker engine's socket byte for byte over pooled connections (`relay.py`, the
-listeners' front door, with `framing.py` finding where messages end), streams and hijacked connections
+listeners' front door, a thread per client connection, with `framing.py` finding where messages end), streams and hijacked connections
 included, so DOCKER_HOST pointed at swarmpyd is a drop-in for the engine's own socket.
 
 Modules: server.py (the aiohttp application, versions, errors, listeners), system.py (/_ping,
 /version, /info), swarm.py, nodes.py, services.py, tasks.py, secrets.py (secrets and configs),
-filters.py (docker's filter and boolean syntax), errors.py, control_call.py, relay.py and framing.py
-(the front door), proxy.py (the engine as swarmpy's own handlers use it).
+filters.py (docker's filter and boolean syntax), errors.py, keys.py (the application's typed state
+keys), control_call.py, relay.py, upstreams.py and framing.py (the front door: threads on blocking
+sockets), proxy.py (the engine as swarmpy's own handlers use it).
 
 Importing this package does not import aiohttp (the CLI imports convert/); server.py does.
 """

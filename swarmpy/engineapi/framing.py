@@ -198,8 +198,35 @@ def answer_body(head: Head, status: int, request_method: bytes) -> Body:
     return UntilClose()
 
 
+def plain_length(data: bytes, head_end: int) -> int:
+    """The relay's fast path: the body length of an HTTP/1.1 2xx answer (not 204) whose head, ending at
+    `head_end` (the index of HEAD_END), names only a Content-Length among the framing headers; -1 for
+    any other answer, which then goes through parse_head and answer_body."""
+    if not data.startswith(b"HTTP/1.1 2") or data.startswith(b"204", 9):
+        return -1
+    found = _FRAMING_HEADER.findall(data, 0, head_end)
+    if len(found) != 1 or found[0][0].lower() != b"content-length":
+        return -1
+    value = found[0][1].strip()
+    return int(value) if value.isdigit() else -1
+
+
 def keeps_alive(head: Head, version: bytes) -> bool:
     """Whether the sender of `head` (of HTTP `version`) keeps the connection open after this message."""
     if version == b"HTTP/1.1":
         return not head.says_close()
     return head.says_keep_alive() and not head.says_close()
+
+
+def dechunk(body: bytes) -> bytes:
+    """The data of a chunked body that ChunkedBody has found whole (chunk extensions and trailers
+    dropped), for a client that reads the answer rather than passing it on."""
+    pieces = []
+    position = 0
+    while True:
+        newline = body.index(b"\n", position)
+        size = int(body[position:newline].split(b";", 1)[0].strip(), 16)
+        if not size:
+            return b"".join(pieces)
+        pieces.append(body[newline + 1:newline + 1 + size])
+        position = newline + 1 + size + 2

@@ -11,7 +11,8 @@ from .control_call import call_control
 from .convert import from_json, to_json
 from .errors import BadRequest
 from .filters import matches_labels, parse_filters, query_flag
-from .replies import empty_reply, json_reply, read_json
+from .keys import DAEMON
+from .replies import empty_reply, json_reply, log_unmodelled, read_json
 from .swarm import read_version
 
 NODE_FILTERS = ("id", "label", "membership", "name", "node.label", "role")
@@ -28,7 +29,7 @@ async def list_nodes(request: web.Request) -> web.Response:
     for membership in filters.get("membership"):
         if membership not in ("accepted", "pending"):
             raise BadRequest(f"Invalid membership filter value '{membership}': must be accepted or pending")
-    answer = await call_control(request.app["daemon"], "ListNodes", control_pb2.ListNodesRequest(filters=wanted))
+    answer = await call_control(request.app[DAEMON], "ListNodes", control_pb2.ListNodesRequest(filters=wanted))
     engine_labels, node_labels = filters.labels("label"), filters.labels("node.label")
     memberships = set(filters.get("membership"))
     shown = [
@@ -44,25 +45,26 @@ async def list_nodes(request: web.Request) -> web.Response:
 def node_ref(request: web.Request) -> str:
     """The node in the path; "self" is this daemon's node, as the docker CLI means it."""
     ref = request.match_info["ref"]
-    return request.app["daemon"].info().node_id or ref if ref == "self" else ref
+    return request.app[DAEMON].info().node_id or ref if ref == "self" else ref
 
 
 async def inspect_node(request: web.Request) -> web.Response:
     ref = node_ref(request)
-    answer = await call_control(request.app["daemon"], "GetNode", control_pb2.GetNodeRequest(ref=ref))
+    answer = await call_control(request.app[DAEMON], "GetNode", control_pb2.GetNodeRequest(ref=ref))
     return json_reply(to_json.node(answer.node))
 
 
 async def update_node(request: web.Request) -> web.Response:
     version = read_version(request, "node")
-    spec = from_json.node_spec(from_json.read_body(await read_json(request)))
-    await call_control(request.app["daemon"], "UpdateNode", control_pb2.UpdateNodeRequest(
+    spec, unmodelled = from_json.converted_and_unread(from_json.node_spec, await read_json(request))
+    log_unmodelled("node update", unmodelled)
+    await call_control(request.app[DAEMON], "UpdateNode", control_pb2.UpdateNodeRequest(
         ref=node_ref(request), version=version, spec=spec))
     return empty_reply()
 
 
 async def remove_node(request: web.Request) -> web.Response:
-    await call_control(request.app["daemon"], "RemoveNode", control_pb2.RemoveNodeRequest(
+    await call_control(request.app[DAEMON], "RemoveNode", control_pb2.RemoveNodeRequest(
         ref=node_ref(request), force=query_flag(request.query, "force")))
     return empty_reply()
 

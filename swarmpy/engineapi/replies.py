@@ -5,11 +5,13 @@ newline as Go's json.Encoder leaves, and errors as {"message": ...}."""
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any
 
 from aiohttp import web
 
 JSON = "application/json"
+log = logging.getLogger(__name__)
 
 
 def json_reply(value: Any, status: int = 200) -> web.Response:
@@ -36,3 +38,10 @@ async def read_json(request: web.Request) -> Any:
         return json.loads(body)
     except (UnicodeDecodeError, ValueError) as exc:
         raise BadRequest(f"invalid JSON: {exc}") from None
+
+
+def log_unmodelled(what: str, warnings: list[str]) -> None:
+    """What swarmpy dropped from a spec whose answer has no Warnings in the Engine API (secret and config
+    create, node and swarm update): said in the daemon's log rather than nowhere."""
+    for warning in warnings:
+        log.warning("%s: %s", what, warning)

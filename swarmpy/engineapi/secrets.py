@@ -15,7 +15,8 @@ from .control_call import call_control
 from .convert import from_json, to_json
 from .errors import BadRequest
 from .filters import parse_filters
-from .replies import empty_reply, json_reply, read_json
+from .keys import DAEMON
+from .replies import empty_reply, json_reply, log_unmodelled, read_json
 
 FILTERS = ("id", "label", "name", "names")
 
@@ -38,8 +39,10 @@ CONFIG = _Kind("config", "Config", objects_pb2.ConfigSpec, to_json.config)
 
 def _handlers(kind: _Kind) -> list[tuple[str, str, Any]]:
     async def create(request: web.Request) -> web.Response:
-        spec = from_json.secret_or_config_spec(from_json.read_body(await read_json(request)), kind.spec)
-        answer = await call_control(request.app["daemon"], f"Create{kind.title}", kind.request("Create", spec=spec))
+        spec, unmodelled = from_json.converted_and_unread(lambda fields: from_json.secret_or_config_spec(fields, kind.spec),
+                                                          await read_json(request))
+        log_unmodelled(f"{kind.name} create", unmodelled)
+        answer = await call_control(request.app[DAEMON], f"Create{kind.title}", kind.request("Create", spec=spec))
         return json_reply({"ID": getattr(answer, kind.name).id}, 201)
 
     async def list_all(request: web.Request) -> web.Response:
@@ -47,16 +50,16 @@ def _handlers(kind: _Kind) -> list[tuple[str, str, Any]]:
         wanted = control_pb2.SecretConfigFilters(ids=filters.get("id"), names=filters.get("names"),
                                                  name_prefixes=filters.get("name"))
         wanted.labels.update(filters.labels("label"))
-        answer = await call_control(request.app["daemon"], f"List{kind.title}s", kind.request("List", filters=wanted))
+        answer = await call_control(request.app[DAEMON], f"List{kind.title}s", kind.request("List", filters=wanted))
         return json_reply([kind.shown(obj) for obj in getattr(answer, f"{kind.name}s")])
 
     async def inspect(request: web.Request) -> web.Response:
-        answer = await call_control(request.app["daemon"], f"Get{kind.title}",
+        answer = await call_control(request.app[DAEMON], f"Get{kind.title}",
                                     kind.request("Get", ref=request.match_info["ref"]))
         return json_reply(kind.shown(getattr(answer, kind.name)))
 
     async def remove(request: web.Request) -> web.Response:
-        await call_control(request.app["daemon"], f"Remove{kind.title}", kind.request("Remove", ref=request.match_info["ref"]))
+        await call_control(request.app[DAEMON], f"Remove{kind.title}", kind.request("Remove", ref=request.match_info["ref"]))
         return empty_reply(204)
 
     async def update(request: web.Request) -> web.Response:

@@ -20,6 +20,7 @@ import asyncio
 import grp
 import logging
 import os
+import socket
 import ssl
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,8 +30,10 @@ from aiohttp import web
 
 from . import networks, nodes, secrets, services, swarm, system, tasks
 from .errors import EngineError
+from .keys import DAEMON, ENGINE
 from .proxy import Engine, version_tuple
-from .relay import FrontDoor, Pool, SwarmRoutes, in_process_opener, unix_opener
+from .relay import FrontDoor, SwarmRoutes
+from .upstreams import Pool, in_process_opener
 from .replies import error_reply
 
 log = logging.getLogger(__name__)
@@ -40,6 +43,7 @@ MAX_API_VERSION = (1, 50)
 MAX_BODY_BYTES = 4 * 1024 * 1024  # a secret's 500 KB, base64'd, fits many times over
 SWARM_KINDS = ("swarm", "nodes", "services", "tasks", "secrets", "configs")  # never reach the engine
 _VERSION = r"/v{version:[0-9]+\.[0-9]+}"
+_BACKLOG = 128
 
 
 def show_version(version: tuple[int, int]) -> str:
@@ -125,8 +129,8 @@ def build_app(daemon: Any, engine: Engine) -> web.Application:
     """swarmpy's own answers; the front door (relay.py) sends it only what `_swarm_routes` and
     SWARM_KINDS cover, and everything else to the engine."""
     app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[engine_errors, api_versions])
-    app["daemon"] = daemon
-    app["engine"] = engine
+    app[DAEMON] = daemon
+    app[ENGINE] = engine
     for module in (system, swarm, nodes, services, tasks, secrets, networks):
         for method, path, handler in module.ROUTES:
             _route(app, method, path, handler)
@@ -147,8 +151,8 @@ def _tls_context(listeners: Listeners) -> ssl.SSLContext | None:
 class EngineApiServer:
     """The Engine API on this daemon's listeners; `start` and `stop` are the daemon's to call.
 
-    The listeners accept into the relay's front door; swarmpy's aiohttp application has no listener of
-    its own and is reached by the door over in-process socketpairs."""
+    The listeners accept into the relay's front door (blocking sockets, its threads); swarmpy's aiohttp
+    application has no listener of its own and is reached by the door over in-process socketpairs."""
 
     def __init__(self, daemon: Any, listeners: Listeners, engine_socket: str) -> None:
         self._daemon = daemon
@@ -156,7 +160,6 @@ class EngineApiServer:
         self.engine = Engine(engine_socket)
         self._runner: web.AppRunner | None = None
         self.door: FrontDoor | None = None
-        self._servers: list[asyncio.base_events.Server] = []
 
     async def start(self) -> None:
         await self.engine.start()
@@ -166,29 +169,31 @@ class EngineApiServer:
         self._runner = runner
         assert runner.server is not None
         self.door = FrontDoor(SwarmRoutes(_swarm_routes(), SWARM_KINDS),
-                              swarm=Pool("swarmpyd", in_process_opener(runner.server)),
-                              engine=Pool("engine", unix_opener(self.engine.socket_path)),
+                              swarm=Pool("swarmpyd", in_process_opener(asyncio.get_running_loop(), runner.server)),
+                              engine=self.engine.pool,
                               engine_version=lambda: self.engine.api_version, version_refusal=version_refusal)
-        loop = asyncio.get_running_loop()
         path = self._listeners.socket_path
         if path:
             socket_path = Path(path)
             socket_path.parent.mkdir(parents=True, exist_ok=True)
             socket_path.unlink(missing_ok=True)  # the daemon already refused to start over a live one
-            self._servers.append(await loop.create_unix_server(self.door, path))
+            listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            listener.bind(path)
             os.chmod(path, 0o660)
             _give_to_docker_group(path)
+            listener.listen(_BACKLOG)
+            self.door.serve(listener)
         if self._listeners.tcp_addr:
             host, _, port = self._listeners.tcp_addr.rpartition(":")
-            self._servers.append(await loop.create_server(self.door, host.strip("[]") or "0.0.0.0", int(port),
-                                                          ssl=_tls_context(self._listeners)))
+            host = host.strip("[]") or "0.0.0.0"
+            listener = socket.create_server((host, int(port)), backlog=_BACKLOG,
+                                            family=socket.AF_INET6 if ":" in host else socket.AF_INET)
+            self.door.serve(listener, _tls_context(self._listeners))
 
     async def stop(self) -> None:
-        for server in self._servers:
-            server.close()
-        self._servers.clear()
         if self.door is not None:
             self.door.close()
+            await asyncio.to_thread(self.door.join, 5.0)  # the relay's threads, woken by close()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None

@@ -8,8 +8,8 @@ import asyncio
 import json
 import re
 from typing import Any
+from urllib.parse import quote
 
-import aiohttp
 from aiohttp import web
 
 from swarmpy.api import control_pb2, dispatcher_pb2, objects_pb2
@@ -18,6 +18,8 @@ from .control_call import call_control, stream_control
 from .convert import from_json, to_json
 from .errors import BadRequest, EngineError, NotFound
 from .filters import parse_filters, query_flag
+from .keys import DAEMON, ENGINE
+from .proxy import EngineStatusError
 from .replies import JSON, empty_reply, json_reply, read_json
 from .swarm import read_version
 
@@ -59,7 +61,7 @@ async def list_services(request: web.Request) -> web.Response:
             raise BadRequest(f"Invalid filter: 'runtime'='{runtime}': swarmpy runs containers only")
     wanted = control_pb2.ListServicesRequest.Filters(ids=filters.get("id"), names=filters.get("name"))
     wanted.labels.update(filters.labels("label"))
-    answer = await call_control(request.app["daemon"], "ListServices", control_pb2.ListServicesRequest(filters=wanted))
+    answer = await call_control(request.app[DAEMON], "ListServices", control_pb2.ListServicesRequest(filters=wanted))
     with_status = query_flag(request.query, "status")
     modes = set(filters.get("mode"))
     shown = []
@@ -75,7 +77,7 @@ async def list_services(request: web.Request) -> web.Response:
 
 async def create_service(request: web.Request) -> web.Response:
     spec, unmodelled = from_json.service_spec_and_unread(await read_json(request))
-    answer = await call_control(request.app["daemon"], "CreateService", control_pb2.CreateServiceRequest(spec=spec))
+    answer = await call_control(request.app[DAEMON], "CreateService", control_pb2.CreateServiceRequest(spec=spec))
     created: dict[str, Any] = {"ID": answer.service.id}
     if answer.warnings or unmodelled:
         created["Warnings"] = [*answer.warnings, *unmodelled]
@@ -83,7 +85,7 @@ async def create_service(request: web.Request) -> web.Response:
 
 
 async def inspect_service(request: web.Request) -> web.Response:
-    answer = await call_control(request.app["daemon"], "GetService", control_pb2.GetServiceRequest(
+    answer = await call_control(request.app[DAEMON], "GetService", control_pb2.GetServiceRequest(
         ref=request.match_info["ref"], insert_defaults=query_flag(request.query, "insertDefaults")))
     return json_reply(to_json.service(answer.service))  # with defaults already when asked: not remembered
 
@@ -104,7 +106,7 @@ async def update_service(request: web.Request) -> web.Response:
     else:
         spec, unmodelled = from_json.service_spec_and_unread(body)
         update.spec.CopyFrom(spec)
-    answer = await call_control(request.app["daemon"], "UpdateService", update)
+    answer = await call_control(request.app[DAEMON], "UpdateService", update)
     updated: dict[str, Any] = {}
     if answer.warnings or unmodelled:
         updated["Warnings"] = [*answer.warnings, *unmodelled]
@@ -112,7 +114,7 @@ async def update_service(request: web.Request) -> web.Response:
 
 
 async def remove_service(request: web.Request) -> web.Response:
-    await call_control(request.app["daemon"], "RemoveService",
+    await call_control(request.app[DAEMON], "RemoveService",
                        control_pb2.RemoveServiceRequest(ref=request.match_info["ref"]))
     return empty_reply()
 
@@ -178,7 +180,7 @@ async def stream_logs(request: web.Request, ref: str, tty: bool, service_id: str
     options, stdout, stderr = _log_options(request.query)
     details = query_flag(request.query, "details")
     reply = web.StreamResponse(headers={"Content-Type": RAW_STREAM if tty else MULTIPLEXED})
-    daemon = request.app["daemon"]
+    daemon = request.app[DAEMON]
 
     async def pump() -> None:
         messages = stream_control(daemon, "ServiceLogs", control_pb2.ServiceLogsRequest(ref=ref, options=options))
@@ -220,7 +222,7 @@ async def stream_logs(request: web.Request, ref: str, tty: bool, service_id: str
 
 
 async def service_logs(request: web.Request) -> web.StreamResponse:
-    answer = await call_control(request.app["daemon"], "GetService",
+    answer = await call_control(request.app[DAEMON], "GetService",
                                 control_pb2.GetServiceRequest(ref=request.match_info["ref"]))
     service = answer.service
     return await stream_logs(request, service.id, service.spec.task.container.tty, service_id=service.id)
@@ -234,12 +236,12 @@ async def distribution(request: web.Request) -> web.Response:
     has none: 404, which the CLI turns into its usual warning and uses the name as given."""
     name = request.match_info["name"]
     try:
-        image = await request.app["engine"].get_json(f"/images/{name}/json")
-    except aiohttp.ClientResponseError as error:
+        image = await request.app[ENGINE].get_json(f"/images/{quote(name, safe='/:@')}/json")
+    except EngineStatusError as error:
         if error.status == 404:
             raise NotFound(f"No such image: {name}") from None
         raise EngineError(500, f"the Docker engine could not inspect image {name}: {error.message}") from None
-    except (aiohttp.ClientError, OSError) as error:
+    except (OSError, ValueError) as error:
         raise EngineError(500, f"the Docker engine did not answer: {error}") from None
     repository = name.split("@", 1)[0].rsplit(":", 1)[0] if ":" in name.rsplit("/", 1)[-1] else name.split("@", 1)[0]
     digests = [d for d in image.get("RepoDigests") or [] if d.split("@", 1)[0] == repository]

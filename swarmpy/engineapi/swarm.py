@@ -19,7 +19,8 @@ from .control_call import call_control
 from .convert import from_json, to_json
 from .errors import ALREADY_IN_SWARM, NOT_A_MANAGER, NOT_IN_SWARM, BadRequest, EngineError, from_status
 from .filters import query_flag
-from .replies import empty_reply, json_reply, read_json
+from .keys import DAEMON
+from .replies import empty_reply, json_reply, log_unmodelled, read_json
 
 
 def read_version(request: web.Request, kind: str) -> Any:
@@ -51,7 +52,7 @@ def _require_swarm(daemon: Any) -> None:
 
 
 async def inspect(request: web.Request) -> web.Response:
-    daemon = request.app["daemon"]
+    daemon = request.app[DAEMON]
     _require_swarm(daemon)
     cluster = (await call_control(daemon, "GetCluster", control_pb2.GetClusterRequest())).cluster
     shown = to_json.cluster(cluster)
@@ -60,7 +61,7 @@ async def inspect(request: web.Request) -> web.Response:
 
 
 async def init(request: web.Request) -> web.Response:
-    daemon = request.app["daemon"]
+    daemon = request.app[DAEMON]
     init_request = from_json.init_request(from_json.read_body(await read_json(request)))
     if daemon.swarm is not None and not init_request.force_new_cluster:
         raise EngineError(503, ALREADY_IN_SWARM)
@@ -72,7 +73,7 @@ async def init(request: web.Request) -> web.Response:
 
 
 async def join(request: web.Request) -> web.Response:
-    daemon = request.app["daemon"]
+    daemon = request.app[DAEMON]
     join_request = from_json.join_request(from_json.read_body(await read_json(request)))
     if daemon.swarm is not None:
         raise EngineError(503, ALREADY_IN_SWARM)
@@ -84,7 +85,7 @@ async def join(request: web.Request) -> web.Response:
 
 
 async def leave(request: web.Request) -> web.Response:
-    daemon = request.app["daemon"]
+    daemon = request.app[DAEMON]
     if daemon.swarm is None:
         raise EngineError(503, NOT_IN_SWARM)
     try:
@@ -95,10 +96,11 @@ async def leave(request: web.Request) -> web.Response:
 
 
 async def update(request: web.Request) -> web.Response:
-    daemon = request.app["daemon"]
+    daemon = request.app[DAEMON]
     _require_swarm(daemon)
     version = read_version(request, "swarm")
-    spec = from_json.cluster_spec(from_json.read_body(await read_json(request)))
+    spec, unmodelled = from_json.converted_and_unread(from_json.cluster_spec, await read_json(request))
+    log_unmodelled("swarm update", unmodelled)
     await call_control(daemon, "UpdateCluster", control_pb2.UpdateClusterRequest(
         version=version, spec=spec,
         rotate_worker_token=query_flag(request.query, "rotateWorkerToken"),
@@ -110,7 +112,7 @@ async def update(request: web.Request) -> web.Response:
 
 async def unlock_key(request: web.Request) -> web.Response:
     """{"UnlockKey": key}; "" when autolock is off (the CLI then says "no unlock key is set")."""
-    daemon = request.app["daemon"]
+    daemon = request.app[DAEMON]
     _require_swarm(daemon)
     answer = await call_control(daemon, "GetUnlockKey", control_pb2.GetUnlockKeyRequest())
     return json_reply({"UnlockKey": answer.unlock_key})
@@ -118,7 +120,7 @@ async def unlock_key(request: web.Request) -> web.Response:
 
 async def unlock(request: web.Request) -> web.Response:
     """POST /swarm/unlock {"UnlockKey": ...}: a locked manager (restarted with autolock on) starts."""
-    daemon = request.app["daemon"]
+    daemon = request.app[DAEMON]
     fields = from_json.read_body(await read_json(request))
     key = fields.text("UnlockKey")
     if daemon.swarm is None:

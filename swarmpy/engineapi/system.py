@@ -12,7 +12,6 @@ import platform
 import socket
 from typing import Any
 
-import aiohttp
 from aiohttp import web
 
 from swarmpy.api import control_pb2
@@ -20,12 +19,14 @@ from swarmpy.api import control_pb2
 from .control_call import call_control
 from .convert import to_json
 from .errors import EngineError
+from .keys import DAEMON, ENGINE
+from .proxy import EngineStatusError
 
 
 def _api_version(request: web.Request) -> str:
     from .server import MAX_API_VERSION, show_version
 
-    engine = request.app["engine"].api_version
+    engine = request.app[ENGINE].api_version
     return show_version(min(MAX_API_VERSION, engine) if engine else MAX_API_VERSION)
 
 
@@ -43,7 +44,7 @@ async def ping(request: web.Request) -> web.Response:
         "Ostype": "linux",
         "Docker-Experimental": "false",
         "Builder-Version": "2",
-        "Swarm": _swarm_header(request.app["daemon"]),
+        "Swarm": _swarm_header(request.app[DAEMON]),
         "Cache-Control": "no-cache, no-store, must-revalidate",
         "Pragma": "no-cache",
     }
@@ -54,9 +55,9 @@ async def ping(request: web.Request) -> web.Response:
 
 async def _engine_json(request: web.Request, path: str) -> dict[str, Any] | None:
     try:
-        answer = await request.app["engine"].get_json(path)
+        answer = await request.app[ENGINE].get_json(path)
         return answer if isinstance(answer, dict) else None
-    except (aiohttp.ClientError, OSError, ValueError):
+    except (EngineStatusError, OSError, ValueError):
         return None
 
 
@@ -119,7 +120,7 @@ async def info(request: web.Request) -> web.Response:
 
     from .replies import json_reply
 
-    daemon = request.app["daemon"]
+    daemon = request.app[DAEMON]
     answer = await _engine_json(request, "/info") or {
         "Name": getattr(daemon, "hostname", socket.gethostname()), "ServerVersion": VERSION, "OSType": "linux",
         "OperatingSystem": platform.platform(), "Architecture": platform.machine(),

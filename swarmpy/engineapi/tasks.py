@@ -15,6 +15,7 @@ from .control_call import call_control
 from .convert import to_json
 from .errors import BadRequest, EngineError
 from .filters import matches_labels, matches_prefix, parse_filters, query_flag
+from .keys import DAEMON
 from .replies import json_reply
 from .services import stream_logs
 
@@ -27,7 +28,7 @@ def task_name(task: objects_pb2.Task, service_name: str) -> str:
 
 
 async def list_tasks(request: web.Request) -> web.Response:
-    daemon = request.app["daemon"]
+    daemon = request.app[DAEMON]
     filters = parse_filters(request.query, TASK_FILTERS)
     wanted = control_pb2.ListTasksRequest.Filters(ids=filters.get("id"))
     for state in filters.get("desired-state"):
@@ -54,12 +55,12 @@ async def list_tasks(request: web.Request) -> web.Response:
 
 
 async def inspect_task(request: web.Request) -> web.Response:
-    answer = await call_control(request.app["daemon"], "GetTask", control_pb2.GetTaskRequest(ref=request.match_info["ref"]))
+    answer = await call_control(request.app[DAEMON], "GetTask", control_pb2.GetTaskRequest(ref=request.match_info["ref"]))
     return json_reply(to_json.task(answer.task))
 
 
 async def task_logs(request: web.Request) -> web.StreamResponse:
-    answer = await call_control(request.app["daemon"], "GetTask", control_pb2.GetTaskRequest(ref=request.match_info["ref"]))
+    answer = await call_control(request.app[DAEMON], "GetTask", control_pb2.GetTaskRequest(ref=request.match_info["ref"]))
     if not query_flag(request.query, "stdout") and not query_flag(request.query, "stderr"):
         raise EngineError(400, "Bad parameters: you must choose at least one stream")
     return await stream_logs(request, answer.task.id, answer.task.spec.container.tty)

@@ -1,6 +1,6 @@
 """The front door's raw relay against the real Docker engine: framing (chunked answers, keep-alive, a
 large streamed body), connection pooling and reuse, a pooled connection closed under a request, and a
-hijacked upgrade. The Engine API server runs in the test's own event loop (no daemon: these paths are
+hijacked upgrade. The Engine API server runs in the test's own process (no daemon: these paths are
 the engine's, and the door sends them there without asking swarmpy), so the pools can be inspected.
 
 A `Cutter` stands between the door and the engine in the tests about closed connections: a plain
@@ -16,7 +16,9 @@ import os
 import re
 import socket
 import subprocess
+import threading
 import uuid
+from types import SimpleNamespace
 from urllib.parse import quote
 
 import pytest
@@ -171,11 +173,23 @@ async def test_keep_alive_reuses_one_pooled_engine_connection(door):
         assert answer.status == 200 and isinstance(answer.json(), list)
         assert "api-version" in answer.headers  # the engine's own headers come through
     client.close()
+    # The connection's thread gives the engine connection back just after the client has its answer.
+    await _pooled_again(pool)
     second = await Client.connect(door._listeners.socket_path)
     assert (await second.ask("GET", "/v1.41/images/json")).status == 200
     second.close()
+    await _pooled_again(pool)
     assert pool.opened == 1, "four requests on two client connections should share one engine connection"
-    assert pool.idle == 1
+
+
+async def _pooled_again(pool, timeout: float = 5.0) -> None:
+    """Until the one engine connection is idle in the pool again (or fail saying so)."""
+    try:
+        async with asyncio.timeout(timeout):
+            while pool.idle != 1:
+                await asyncio.sleep(0.01)
+    except TimeoutError:
+        raise AssertionError(f"{pool.idle} idle engine connections after {timeout} s, not 1") from None
 
 
 async def test_connection_close_is_honoured_and_the_engine_connection_not_pooled(door):
@@ -198,6 +212,10 @@ async def test_a_version_above_the_engines_is_lowered_and_one_above_swarmpys_ref
 
 
 async def test_swarm_kinds_never_reach_the_engine_however_spelled(door):
+    pool = door.door.engine
+    while (idle := pool.take()) is not None:  # the connection start() asked /version on: none left to reuse
+        idle.sock.close()
+    opened = pool.opened
     client = await Client.connect(door._listeners.socket_path)
     for path in ("/v1.41/services", "/v1.41/%73ervices", "//tasks", "/v1.41/containers/../nodes/x"):
         writer_answer = await Client.connect(door._listeners.socket_path)
@@ -209,7 +227,7 @@ async def test_swarm_kinds_never_reach_the_engine_however_spelled(door):
             assert "swarmpyd" in answer.body.decode() or answer.json()["message"] == "page not found", path
         finally:
             writer_answer.close()
-    assert door.door.engine.opened == 0
+    assert pool.opened == opened
     client.close()
 
 
@@ -314,16 +332,15 @@ async def test_a_pooled_connection_dying_under_a_request_retries_only_idempotent
     pool = server.door.engine
     client = await Client.connect(server._listeners.socket_path)
     assert (await client.ask("GET", "/v1.41/containers/json")).status == 200
-    # The race: the engine closes the idle connection, and a request takes it before its EOF is read.
-    # Not reading the idle connection makes the window certain.
-    pool._idle[0].transport.pause_reading()
+    # The race: the engine closes the idle connection, and a request takes it before its EOF is seen.
+    # Not peeking at the idle connection when it is taken makes the window certain.
+    pool.check_idle = False
     cutter.sever()
     await asyncio.sleep(0.05)
     answer = await client.ask("GET", "/v1.41/containers/json")
     assert answer.status == 200 and isinstance(answer.json(), list)
     assert pool.retried == 1
 
-    pool._idle[0].transport.pause_reading()
     cutter.sever()
     await asyncio.sleep(0.05)
     refused = await client.ask("POST", "/v1.41/containers/swarmpy-relay-no-such-container/stop")
@@ -331,6 +348,39 @@ async def test_a_pooled_connection_dying_under_a_request_retries_only_idempotent
     assert "closed the connection before answering" in refused.json()["message"]
     assert pool.retried == 1, "a POST must not be sent twice"
     client.close()
+
+
+async def test_local_networks_and_the_engine_s_own_answers_go_over_the_door_s_engine_pool(tmp_path):
+    """swarmpy's handlers that turn to the engine (a local network's create, list, inspect, delete; /version;
+    an image's digests) use the door's own engine pool (upstreams.exchange), not a client of their own."""
+    server = EngineApiServer(SimpleNamespace(swarm=None), Listeners(socket_path=str(tmp_path / "docker.sock")),
+                             DEFAULT_ENGINE_SOCKET)
+    await server.start()
+    name = f"swarmpy-relay-{uuid.uuid4().hex[:8]}"
+    client = await Client.connect(server._listeners.socket_path)
+    try:
+        assert server.door.engine is server.engine.pool
+        created = await client.ask("POST", "/v1.50/networks/create", json.dumps({"Name": name, "Driver": "bridge",
+                                                                                "Labels": {"made": "relay"}}).encode(),
+                                   {"Content-Type": "application/json"})
+        assert created.status == 201 and created.headers["content-type"] == "application/json", created.body
+        network_id = created.json()["Id"]
+        listed = await client.ask("GET", "/v1.50/networks?filters=" + quote(json.dumps({"label": ["made=relay"]})))
+        assert listed.status == 200 and [n["Id"] for n in listed.json() if n["Name"] == name] == [network_id]
+        inspected = await client.ask("GET", f"/v1.50/networks/{name}")
+        assert inspected.status == 200 and inspected.json()["Labels"] == {"made": "relay"}
+        assert (await client.ask("DELETE", f"/v1.50/networks/{network_id}")).status == 204
+        missing = await client.ask("GET", f"/v1.41/networks/{name}")
+        assert missing.status == 404 and name in missing.json()["message"]
+        version = await client.ask("GET", "/version")
+        assert version.status == 200 and version.json()["Components"][-1]["Name"] == "swarmpyd"
+        digest = await client.ask("GET", "/v1.50/distribution/swarmpy-relay-no-such-image:1/json")
+        assert digest.status == 404 and "No such image" in digest.json()["message"]
+        assert server.engine.pool.opened == 1, "one pooled engine connection carries them all"
+    finally:
+        client.close()
+        subprocess.run(["docker", "network", "rm", name], capture_output=True, timeout=60)
+        await server.stop()
 
 
 # -- the door's framing under random input ---------------------------------------------------------
@@ -359,10 +409,11 @@ def _door_bytes(method: str, target: str, headers: list[tuple[str, str]], body: 
     return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
 
 
-async def test_random_framing_never_breaks_the_door(door):
+async def test_random_framing_never_breaks_the_door(door, monkeypatch):
     loop = asyncio.get_running_loop()
-    errors: list[dict] = []
+    errors: list[object] = []
     loop.set_exception_handler(lambda _loop, context: errors.append(context))
+    monkeypatch.setattr(threading, "excepthook", errors.append)  # an exception that ends a relay thread
     socket_path = door._listeners.socket_path
 
     async def one(pieces: list[bytes]) -> bytes:

@@ -72,3 +72,28 @@ def test_create_and_update_warn_about_unmodelled_fields(manager: EngineApiDaemon
         assert CREDSPEC_WARNING in cli.stderr
     finally:
         manager.docker_cli("service", "rm", "unmodelled", "credspec")
+
+
+def test_network_create_warns_about_unmodelled_fields_and_the_cli_s_own_body_draws_none(manager: EngineApiDaemon):
+    body = {"Name": "unmodelled-net", "Driver": "overlay", "CheckDuplicate": True, "Surprise": {"Deep": 1}}
+    created = manager.request("POST", "/v1.41/networks/create", json.dumps(body), {"Content-Type": "application/json"})
+    assert created.status == 201, created.body
+    try:
+        assert created.json()["Warning"] == "swarmpy does not model Surprise: the value sent was not applied"
+        cli = manager.docker_cli("network", "create", "-d", "overlay", "--label", "a=b", "unmodelled-cli")
+        assert cli.code == 0 and "does not model" not in cli.stderr, cli
+    finally:
+        manager.docker_cli("network", "rm", "unmodelled-net", "unmodelled-cli")
+
+
+def test_kinds_without_warnings_in_their_answer_log_what_was_dropped(caplog):
+    from swarmpy.api import objects_pb2
+    from swarmpy.engineapi.replies import log_unmodelled
+
+    spec, unmodelled = from_json.converted_and_unread(
+        lambda fields: from_json.secret_or_config_spec(fields, objects_pb2.SecretSpec),
+        {"Name": "s", "Data": "aGk=", "Surprise": 1})
+    assert spec.annotations.name == "s"
+    with caplog.at_level("WARNING"):
+        log_unmodelled("secret create", unmodelled)
+    assert "secret create: swarmpy does not model Surprise: the value sent was not applied" in caplog.text

@@ -18,12 +18,14 @@ import base64
 import binascii
 import contextlib
 import contextvars
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
 
 from swarmpy.api import control_pb2, objects_pb2
 
 from ..errors import BadRequest
+
+_T = TypeVar("_T")
 
 _LIMITS = {"int32": (-(2**31), 2**31 - 1), "int64": (-(2**63), 2**63 - 1),
            "uint32": (0, 2**32 - 1), "uint64": (0, 2**64 - 1)}
@@ -167,11 +169,16 @@ def unread_keys(raw: Any, reads: tuple[set[str], set[str]], path: str = "") -> l
     return found
 
 
+def converted_and_unread(convert: Callable[[Fields], _T], raw: Any) -> tuple[_T, list[str]]:
+    """convert(read_body(raw)), and the warnings for what the body carried that swarmpy drops."""
+    with reading() as reads:
+        converted = convert(read_body(raw))
+    return converted, [f"swarmpy does not model {path}: the value sent was not applied" for path in unread_keys(raw, reads)]
+
+
 def service_spec_and_unread(raw: Any) -> tuple[objects_pb2.ServiceSpec, list[str]]:
     """service_spec of a request body, and the warnings for what it carried that swarmpy drops."""
-    with reading() as reads:
-        spec = service_spec(read_body(raw))
-    return spec, [f"swarmpy does not model {path}: the value sent was not applied" for path in unread_keys(raw, reads)]
+    return converted_and_unread(service_spec, raw)
 
 
 # -- services ------------------------------------------------------------------------------------
@@ -475,6 +482,8 @@ def network_spec(fields: Fields) -> objects_pb2.NetworkSpec:
                                    attachable=fields.flag("Attachable"), ingress=fields.flag("Ingress"))
     spec.annotations.name = fields.text("Name")
     spec.annotations.labels.update(fields.text_map("Labels"))
+    fields.flag("CheckDuplicate")  # the docker CLI sends true; a swarm refuses a duplicate name anyway
+    fields.text("Scope")  # "swarm" or empty: it chose this path (networks.py)
     spec.driver_config.name = fields.text("Driver", "overlay")
     spec.driver_config.options.update(fields.text_map("Options"))
     ipam = fields.obj("IPAM")

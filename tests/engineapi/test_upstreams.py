@@ -1,0 +1,65 @@
+"""upstreams.exchange (the engine client swarmpy's own handlers use), against a fake engine (no Docker
+engine needed).
+"""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from swarmpy.engineapi import framing
+from swarmpy.engineapi.upstreams import Died, Pool, exchange, unix_opener
+from tests.engineapi.fake_engine import OK, FakeEngine
+
+
+@pytest.fixture
+def engine(tmp_path):
+    fake = FakeEngine(str(tmp_path / "engine.sock"))
+    yield fake
+    fake.close()
+
+
+def test_exchange_reads_a_chunked_answer_whole_and_pools_the_connection(engine):
+    engine.answer = lambda head: (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Type: application/json\r\n\r\n"
+                                  b"3;ext=1\r\n[{\"\r\n5\r\na\":1}\r\n1\r\n]\r\n0\r\nTrailer: x\r\n\r\n")
+    pool = Pool("engine", unix_opener(engine.path))
+    for _ in range(2):
+        answer = exchange(pool, b"GET", b"GET /networks HTTP/1.1\r\nHost: docker\r\n\r\n")
+        assert (answer.status, answer.reason, answer.body) == (200, "OK", b'[{"a":1}]')
+        assert ("Content-Type", "application/json") in answer.headers
+    assert pool.opened == 1 and pool.idle == 1
+
+
+def test_exchange_skips_interim_answers_and_reads_until_close_without_pooling(engine):
+    engine.answer = lambda head: b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 404 Not Found\r\n\r\n{\"message\":\"no\"}"
+    pool = Pool("engine", unix_opener(engine.path))
+    closer = threading.Timer(0.3, engine.close)  # an answer without framing ends when the engine closes
+    closer.start()
+    answer = exchange(pool, b"DELETE", b"DELETE /networks/x HTTP/1.1\r\nHost: docker\r\n\r\n")
+    closer.join()
+    assert (answer.status, answer.body) == (404, b'{"message":"no"}')
+    assert pool.idle == 0
+
+
+def test_exchange_retries_a_get_once_when_a_pooled_connection_died_but_never_a_post(engine):
+    pool = Pool("engine", unix_opener(engine.path))
+    pool.check_idle = False  # the death must be found by the exchange, not by the pool's peek
+    answers = iter([OK, None, OK, OK, None])
+    engine.answer = lambda head: next(answers)
+    request = b"GET /info HTTP/1.1\r\nHost: docker\r\n\r\n"
+    assert exchange(pool, b"GET", request).status == 200
+    assert exchange(pool, b"GET", request).status == 200  # the pooled one closed under it: retried
+    assert pool.retried == 1 and pool.opened == 2
+    assert exchange(pool, b"POST", b"POST /x HTTP/1.1\r\nContent-Length: 0\r\n\r\n").status == 200
+    with pytest.raises(Died):
+        exchange(pool, b"POST", b"POST /x HTTP/1.1\r\nContent-Length: 0\r\n\r\n")
+    assert pool.retried == 1
+
+
+def test_exchange_refuses_an_answer_it_cannot_frame(engine):
+    engine.answer = lambda head: b"HTTP/1.1 200 OK\r\nContent-Length: 12x\r\n\r\n"
+    pool = Pool("engine", unix_opener(engine.path))
+    with pytest.raises(framing.FramingError, match="invalid Content-Length"):
+        exchange(pool, b"GET", b"GET / HTTP/1.1\r\n\r\n")
+    assert pool.idle == 0
