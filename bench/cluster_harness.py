@@ -78,6 +78,30 @@ def raft_events(managers: Sequence[ManagerProcess]) -> RaftEvents:
     )
 
 
+# The dispatcher's log lines that tell of a node written DOWN, and of a Session stream that broke (given the
+# short grace, or the heartbeat grace when among many: liveness.BreakBursts).
+DOWN_LINE = re.compile(r"module=swarmpy\.manager\.dispatcher\.dispatcher msg=node \w+ is down: ", re.M)
+BROKE_LINE = re.compile(r"module=swarmpy\.manager\.dispatcher\.dispatcher msg=node \w+: session stream broke", re.M)
+
+
+@dataclass(frozen=True)
+class NodeEvents:
+    down: int  # nodes written DOWN, over every manager's log
+    breaks: int  # Session streams that broke
+
+    def since(self, earlier: NodeEvents) -> NodeEvents:
+        return NodeEvents(self.down - earlier.down, self.breaks - earlier.breaks)
+
+
+def node_events(managers: Sequence[ManagerProcess]) -> NodeEvents:
+    """DOWN writes and broken Session streams so far in the managers' logs (the dispatchers')."""
+    logs = [manager.log_path.read_text(errors="replace") for manager in managers]
+    return NodeEvents(
+        down=sum(len(DOWN_LINE.findall(text)) for text in logs),
+        breaks=sum(len(BROKE_LINE.findall(text)) for text in logs),
+    )
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))

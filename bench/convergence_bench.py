@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.cluster_harness import (
-    ControlClient, ProcessUsage, RaftEvents, check_placement, raft_events, replicated_spec, start_managers,
+    ControlClient, NodeEvents, ProcessUsage, RaftEvents, check_placement, node_events, raft_events, replicated_spec, start_managers,
 )
 from bench.simulator import NodeSimulator, SimulationProfile, open_file_count, raise_open_files_limit
 from swarmpy.ca.certs import make_node_key_and_csr
@@ -50,6 +50,7 @@ class Figures:
     spread: tuple[int, int]
     duplicate_slots: int
     raft: RaftEvents  # elections and starved loops from the joins to the end (the swarm's first excluded)
+    nodes_events: NodeEvents  # DOWN writes and broken sessions, joins to end (not the simulator's stop)
     unavailable: list[str]  # polls refused during convergence, with what they said
 
 
@@ -151,6 +152,7 @@ async def run_size(replicas: int, nodes: int, managers: int, timeout: float, pro
         lower_own_priority(simulator_nice)  # after the managers started: they keep the default priority
     client = ControlClient(cluster.leader)
     formed = raft_events(cluster.managers)
+    nodes_before = node_events(cluster.managers)
     simulator = NodeSimulator(cluster.swarm_addrs, cluster.worker_token, profile=SimulationProfile())
     running_simulator = asyncio.create_task(simulator.run(), name="node-simulator")
     join_profiler = None
@@ -210,6 +212,7 @@ async def run_size(replicas: int, nodes: int, managers: int, timeout: float, pro
         placement = check_placement(await client.tasks(service.id)) if converge_seconds < timeout else None
         simulator_usage = self_usage()
         raft = raft_events(cluster.managers).since(formed)
+        nodes_seen = node_events(cluster.managers).since(nodes_before)
     finally:
         await stop_simulator(running_simulator)
         await client.close()
@@ -239,6 +242,7 @@ async def run_size(replicas: int, nodes: int, managers: int, timeout: float, pro
         spread=placement.spread if placement else (-1, -1),
         duplicate_slots=len(placement.duplicate_slots) if placement else -1,
         raft=raft,
+        nodes_events=nodes_seen,
         unavailable=unavailable,
     )
 
@@ -296,7 +300,9 @@ async def run_sizes(args: argparse.Namespace) -> None:
             f"tasks per node {figures.spread[0]}..{figures.spread[1]}, duplicate slots {figures.duplicate_slots}; "
             f"leader changes {figures.raft.elections}, starved-loop warnings {len(figures.raft.starved)} "
             f"(per manager {[len(lates) for lates in figures.raft.starved_by_manager]}, "
-            f"longest {max(figures.raft.starved, default=0.0):.2f} s); {len(figures.unavailable)} polls unanswered"
+            f"longest {max(figures.raft.starved, default=0.0):.2f} s); nodes written DOWN {figures.nodes_events.down}, "
+            f"session streams broken {figures.nodes_events.breaks} (before the simulator stopped); "
+            f"{len(figures.unavailable)} polls unanswered"
             f"{': ' + figures.unavailable[0] if figures.unavailable else ''}",
             flush=True,
         )
