@@ -216,6 +216,34 @@ async def test_unreachable_peer_is_reported_and_its_new_address_is_used_on_recon
         await transport.stop()
 
 
+async def test_a_channel_replaced_under_the_other_lanes_call_fails_that_call_and_both_lanes_go_on():
+    # grpc.aio cancels the calls of a channel closed under them. Here the heartbeat lane replaces the
+    # channel (renewed credentials) while the snapshot lane's call is in flight: that snapshot must be
+    # reported failed and the lane live on (it used to die of the CancelledError, silently, and no
+    # snapshot ever reached the peer again; CI saw it as a snapshot failure never reported).
+    peer = await Peer(2, delay=0.5).start()
+    transport, reports = await started_transport({2: peer.addr})
+    try:
+        await transport.send([snapshot(2)])
+        await asyncio.sleep(0.2)  # the snapshot's call is now waiting on the slow peer
+        transport.renew_channels()
+        await transport.send([heartbeat(2, 3)])
+        await wait_until(lambda: (2, False) in reports.snapshots, what="the cut snapshot reported failed")
+        await wait_until(lambda: any(m.term == 3 for m in peer.driver.received), what="the heartbeat on the new channel")
+        await transport.send([snapshot(2)])
+        await wait_until(lambda: (2, True) in reports.snapshots, what="the next snapshot delivered by the same lane")
+        transport.renew_channels()  # and the other way round: the snapshot lane replaces the heartbeat lane's channel
+        await transport.send([heartbeat(2, 4)])
+        await asyncio.sleep(0.2)
+        await transport.send([snapshot(2)])
+        await wait_until(lambda: reports.snapshots.count((2, True)) == 2, what="the third snapshot")
+        await transport.send([heartbeat(2, 5)])
+        await wait_until(lambda: any(m.term == 5 for m in peer.driver.received), what="a heartbeat after the heartbeat lane's call was cut")
+    finally:
+        await transport.stop()
+        await peer.stop()
+
+
 async def test_peer_without_an_address_is_unreachable():
     transport, reports = await started_transport({})
     try:

@@ -23,8 +23,11 @@ elections), so the transport never retries a message itself:
 - A full queue drops its oldest message (a slow peer must not make memory grow); snapshots queue apart.
 - A failed call (peer down, timeout, refused) drops its batch, reports `report_unreachable(peer)` so
   the leader stops streaming to it and probes instead, and `report_snapshot(peer, False)` if the batch
-  was a snapshot. The sender then closes the channel and waits (exponential backoff) before dialing
-  again. What queued meanwhile is sent after the wait; stale messages are harmless to Raft.
+  was a snapshot. The sender then closes the channel (if the snapshot lane has not replaced it already)
+  and waits (exponential backoff) before dialing again. What queued meanwhile is sent after the wait;
+  stale messages are harmless to Raft. A call cut because the other lane closed the channel under it
+  (grpc.aio cancels such calls) is a failed call like the others: only a cancellation of the lane's own
+  task ends a lane.
 - The peer's address is looked up (`resolve_addr`) before every call, so a member whose address
   changed is dialed at its new address; a peer with no known address counts as unreachable.
 
@@ -114,6 +117,7 @@ class _Peer:
     call: grpc.aio.UnaryUnaryMultiCallable | None = None
     stream_call: grpc.aio.StreamUnaryMultiCallable | None = None
     generation: int = 0  # of the transport's channels this peer's channel was made in
+    failed_channel: grpc.aio.Channel | None = None  # the channel of the sender lane's last failed call
 
 
 def _pass_bytes_through(request: bytes) -> bytes:
@@ -277,7 +281,10 @@ class GrpcTransport(Transport):
                 if await self._send_one_batch(peer):
                     backoff = self.backoff_initial
                 else:
-                    await self._disconnect(peer)
+                    # Only the channel that failed: the snapshot lane may have dialed a new one meanwhile.
+                    if peer.failed_channel is None or peer.failed_channel is peer.channel:
+                        await self._disconnect(peer)
+                    peer.failed_channel = None
                     await asyncio.sleep(backoff)
                     backoff = min(backoff * 2, self.backoff_max)
 
@@ -314,6 +321,7 @@ class GrpcTransport(Transport):
             return False
         streamed = batch[0].streamed
         assert peer.call is not None and peer.stream_call is not None
+        channel = peer.channel
         try:
             if streamed is not None:
                 await self._stream(peer, streamed)
@@ -323,19 +331,29 @@ class GrpcTransport(Transport):
                     timeout=self.snapshot_timeout if is_snapshot else self.rpc_timeout,
                 )
         except asyncio.CancelledError:
-            raise
+            # grpc.aio cancels the calls of a channel that is closed under them: the other lane (a new
+            # address, renewed credentials, a failed call's reconnect) replaced it. Only a cancellation
+            # of this task ends the lane; the call's is a failed batch like any other, or the lane would
+            # die silently and never send to this peer again.
+            current = asyncio.current_task()
+            if current is None or current.cancelling():
+                raise
+            why = "the channel was closed under the call (replaced by the other lane)"
         except grpc.aio.AioRpcError as exc:
-            self._record_failure(peer, batch, f"{exc.code().name}: {exc.details()}")
-            return False
+            why = f"{exc.code().name}: {exc.details()}"
         except Exception as exc:  # a channel bug must not kill the sender: report it and reconnect
             log.exception("node %x: unexpected error sending to peer %x", self.node_id, peer.raft_id)
-            self._record_failure(peer, batch, repr(exc))
-            return False
-        self.stats.batches_sent += 1
-        self.stats.messages_sent += len(batch)
-        if is_snapshot and self.handler is not None:
-            self.handler.report_snapshot(peer.raft_id, True)
-        return True
+            why = repr(exc)
+        else:
+            self.stats.batches_sent += 1
+            self.stats.messages_sent += len(batch)
+            if is_snapshot and self.handler is not None:
+                self.handler.report_snapshot(peer.raft_id, True)
+            return True
+        if not is_snapshot:
+            peer.failed_channel = channel
+        self._record_failure(peer, batch, why)
+        return False
 
     async def _stream(self, peer: _Peer, message: Message) -> None:
         """One StreamRaftMessage call carrying `message` in chunks; raises what the call raised."""
