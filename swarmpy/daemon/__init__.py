@@ -27,12 +27,14 @@ from .tuning import BLOCKING_CALL_THREADS
 @click.option("--api-tls-key", default=None, help="Server key (PEM) for --api-listen.")
 @click.option("--api-tls-ca", default=None, help="CA (PEM) that signs the client certificates --api-listen accepts.")
 @click.option("--api-insecure", is_flag=True, help="Allow --api-listen without client certificates (anyone may connect).")
+@click.option("--api-max-connections", type=int, default=None, show_default="256", metavar="N",
+              help="Engine API client connections served at once; more wait up to 2 s for one to end, then get a 503.")
 @click.option("--node-generic-resource", "node_generic_resource", multiple=True, metavar="KIND=VALUE",
               help="Advertise user-defined resource (dockerd's flag; repeatable; adds to SWARMPY_NODE_GENERIC_RESOURCES).")
 @click.option("--debug", is_flag=True, help="Verbose logs.")
 def main(data_dir: str, socket_path: str, hostname: str | None, api_socket: str | None, api_listen: str | None,
          api_tls_cert: str | None, api_tls_key: str | None, api_tls_ca: str | None, api_insecure: bool,
-         node_generic_resource: tuple[str, ...], debug: bool) -> None:
+         api_max_connections: int, node_generic_resource: tuple[str, ...], debug: bool) -> None:
     """Run the swarmpy daemon in the foreground.
 
     SWARMPY_RAFT_TICK (seconds, default 1) shortens the Raft tick for tests and benchmarks.
@@ -73,6 +75,8 @@ def main(data_dir: str, socket_path: str, hostname: str | None, api_socket: str 
         api_socket = os.path.join(os.path.dirname(socket_path) or ".", "docker.sock")
     api = Listeners(socket_path=api_socket or None, tcp_addr=api_listen, tls_cert=api_tls_cert, tls_key=api_tls_key,
                     tls_ca=api_tls_ca, insecure=api_insecure)
+    if api_max_connections is not None:  # else the front door's own default (relay.MAX_CONNECTIONS)
+        api.max_connections = api_max_connections
     try:
         api.check()
     except ValueError as exc:

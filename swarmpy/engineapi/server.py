@@ -32,7 +32,7 @@ from . import networks, nodes, secrets, services, swarm, system, tasks
 from .errors import EngineError
 from .keys import DAEMON, ENGINE
 from .proxy import Engine, version_tuple
-from .relay import FrontDoor, SwarmRoutes
+from .relay import MAX_CONNECTIONS, FrontDoor, SwarmRoutes
 from .upstreams import Pool, in_process_opener
 from .replies import error_reply
 
@@ -58,9 +58,13 @@ class Listeners:
     tls_key: str | None = None
     tls_ca: str | None = None
     insecure: bool = False
+    max_connections: int = MAX_CONNECTIONS  # client connections served at once (relay.FrontDoor)
 
     def check(self) -> None:
-        """Refuse a TCP listener that would answer anyone (raises ValueError, for the command line)."""
+        """Refuse a connection cap below one, and a TCP listener that would answer anyone (raises
+        ValueError, for the command line)."""
+        if self.max_connections < 1:
+            raise ValueError(f"--api-max-connections must be at least 1, not {self.max_connections}")
         if not self.tcp_addr:
             return
         if self.insecure:
@@ -171,7 +175,8 @@ class EngineApiServer:
         self.door = FrontDoor(SwarmRoutes(_swarm_routes(), SWARM_KINDS),
                               swarm=Pool("swarmpyd", in_process_opener(asyncio.get_running_loop(), runner.server)),
                               engine=self.engine.pool,
-                              engine_version=lambda: self.engine.api_version, version_refusal=version_refusal)
+                              engine_version=lambda: self.engine.api_version, version_refusal=version_refusal,
+                              max_connections=self._listeners.max_connections)
         path = self._listeners.socket_path
         if path:
             socket_path = Path(path)
