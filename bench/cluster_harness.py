@@ -140,6 +140,7 @@ class ManagerProcess:
     log_path: Path
     process: subprocess.Popen[bytes]
     swarm_addr: str = ""
+    log_start: int = 0  # where the running process's lines begin in its log (a restart appends)
 
     @property
     def host(self) -> str:
@@ -162,6 +163,12 @@ class ManagerProcess:
         state = DataDir(self.data_dir).load()
         return state.node_id if state is not None else ""
 
+    def own_log(self) -> str:
+        """What the running process has logged (not the lines of its earlier lives)."""
+        with open(self.log_path, "rb") as log_file:
+            log_file.seek(self.log_start)
+            return log_file.read().decode(errors="replace")
+
     @property
     def alive(self) -> bool:
         return self.process.poll() is None
@@ -176,6 +183,7 @@ class ManagerProcess:
         if self.alive:
             raise RuntimeError(f"manager {self.name} is still running")
         self.socket_path.unlink(missing_ok=True)
+        self.log_start = self.log_path.stat().st_size if self.log_path.exists() else 0
         self.process = _spawn(self.data_dir, self.socket_path, self.log_path, self.name, log_mode="ab")
         _wait_for_socket(self)
 
