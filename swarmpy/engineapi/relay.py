@@ -67,7 +67,7 @@ from collections.abc import Callable, Iterable
 from urllib.parse import unquote_to_bytes
 
 from . import framing
-from .upstreams import IDEMPOTENT, READ_SIZE, Pool, Upstream, shut
+from .upstreams import IDEMPOTENT, READ_SIZE, Pool, Upstream, receive, shut
 
 log = logging.getLogger(__name__)
 
@@ -376,7 +376,7 @@ class Connection:
             if len(self._pending) > framing.HEAD_LIMIT:
                 self._fail(431, "Request Header Fields Too Large", "request header is too large")
                 return None
-            data = self._client.recv(READ_SIZE)
+            data = receive(self._client)
             if not data:
                 self._client_eof = True
                 return None
@@ -485,7 +485,7 @@ class Connection:
         """Copy the rest of a request body from the client to the upstream (the exchange's second thread)."""
         try:
             while True:
-                data = self._client.recv(READ_SIZE)
+                data = receive(self._client)
                 if not data:  # a body that can never be finished
                     self._client_eof = True
                     shut(upstream.sock)
@@ -513,7 +513,7 @@ class Connection:
         start = 0  # where the head being read begins in `data` (interim answers before it were sent)
         while True:
             try:
-                more = sock.recv(READ_SIZE)
+                more = receive(sock)
             except OSError:
                 more = b""
             if not more:
@@ -561,7 +561,7 @@ class Connection:
             stop = body.feed(data, body_start)
             while stop < 0:
                 client.sendall(data)
-                data = sock.recv(READ_SIZE)
+                data = receive(sock)
                 if not data:
                     raise ConnectionAbortedError("the answer was cut short")
                 stop = body.feed(data, 0)
@@ -608,7 +608,7 @@ class Connection:
             for source in ready:
                 sink = sinks[source]
                 try:
-                    data = source.recv(READ_SIZE)
+                    data = receive(source)
                     if data:
                         sink.sendall(data)
                         continue
@@ -623,7 +623,7 @@ class Connection:
     def _copy(source: socket.socket, sink: socket.socket, at_eof: bool) -> None:
         try:
             while not at_eof:
-                data = source.recv(READ_SIZE)
+                data = receive(source)
                 if not data:
                     break
                 sink.sendall(data)

@@ -1,15 +1,17 @@
 """upstreams.exchange (the engine client swarmpy's own handlers use), against a fake engine (no Docker
-engine needed).
+engine needed), and `receive`, the one read every relay path makes.
 """
 
 from __future__ import annotations
 
+import socket
 import threading
+import tracemalloc
 
 import pytest
 
 from swarmpy.engineapi import framing
-from swarmpy.engineapi.upstreams import Died, Pool, exchange, unix_opener
+from swarmpy.engineapi.upstreams import READ_SIZE, Died, Pool, exchange, receive, unix_opener
 from tests.engineapi.fake_engine import OK, FakeEngine
 
 
@@ -63,3 +65,35 @@ def test_exchange_refuses_an_answer_it_cannot_frame(engine):
     with pytest.raises(framing.FramingError, match="invalid Content-Length"):
         exchange(pool, b"GET", b"GET / HTTP/1.1\r\n\r\n")
     assert pool.idle == 0
+
+
+def test_receive_returns_what_arrived_without_allocating_a_whole_read_each_time():
+    ours, theirs = socket.socketpair()
+    try:
+        theirs.sendall(b"x" * 1600)
+        assert receive(ours) == b"x" * 1600  # the thread's buffer made here, outside the trace
+        tracemalloc.start()
+        try:
+            for size in (1, 1600, 40_000):
+                theirs.sendall(b"y" * size)
+                assert receive(ours) == b"y" * size
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+        # sock.recv(READ_SIZE) would have allocated READ_SIZE (256 KiB) for each read
+        assert peak < 3 * 40_000 < READ_SIZE, peak
+        sent = b"z" * (READ_SIZE + 10)
+        writer = threading.Thread(target=theirs.sendall, args=(sent,))
+        writer.start()
+        got = b""
+        while len(got) < len(sent):
+            piece = receive(ours)
+            assert 0 < len(piece) <= READ_SIZE
+            got += piece
+        writer.join()
+        assert got == sent
+        theirs.close()
+        assert receive(ours) == b""  # EOF
+    finally:
+        ours.close()
+        theirs.close()
