@@ -247,6 +247,7 @@ class RaftDriver:
             while isinstance(exc, ExceptionGroup) and len(exc.exceptions) == 1:
                 exc = exc.exceptions[0]
             log.error("node %x: raft driver failed", self.node_id, exc_info=exc)
+            self._leading = None  # a dead leader must not go on holding its followers off elections
             self.failure = exc
             self._fail_everything_pending(errors.Unavailable(f"the raft driver failed: {exc!r}"))
         finally:

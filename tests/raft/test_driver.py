@@ -8,7 +8,7 @@ import random
 import pytest
 
 from swarmpy.raft import errors
-from swarmpy.raft.driver import ApplyResult, DriverConfig, RaftDriver
+from swarmpy.raft.driver import KEEPALIVE_AFTER_TICKS, ApplyResult, DriverConfig, RaftDriver
 from swarmpy.raft.messages import ConfChange, ConfChangeType, ConfState, Entry, Message, MessageType, Snapshot, SnapshotMeta
 from swarmpy.raft.transport import InMemoryNetwork
 from swarmpy.raft.wal import DiskStorage
@@ -389,6 +389,11 @@ async def test_a_storage_failure_stops_the_driver_and_fails_what_waits(cluster):
     assert isinstance(leader.failure, OSError)
     with pytest.raises(errors.Unavailable):
         await leader.propose(b"after=failure")
+    # Its loop no longer ticks: the keep-alive thread would speak for it, were it still taken as leading.
+    silence = (KEEPALIVE_AFTER_TICKS + 1) * leader.config.tick_interval
+    assert silence < leader.config.keepalive_limit
+    silent = leader._last_tick + silence
+    assert leader.keepalive_heartbeats(silent) == [], "a failed driver must hold no follower off an election"
 
 
 async def test_a_restarted_single_member_cluster_elects_itself_without_waiting_an_election_timeout(tmp_path):
