@@ -2,7 +2,10 @@
 a request a handler decided is the engine's after all (a local network's create, inspect or delete).
 
 All of it goes over the engine connections the front door relays on (upstreams.Pool, shared with
-relay.py): a request is sent whole and its answer read whole by upstreams.exchange, in a worker thread.
+relay.py): a request is sent whole and its answer read whole by upstreams.exchange, in a thread of the
+engine's own small pool, within EXCHANGE_TIMEOUT. Not the event loop's default executor: that one also
+runs Raft's disk writes (and has only cpu_count + 4 threads), so an engine that accepts connections but
+never answers would otherwise stall the manager's Raft loop behind a handful of `docker version` calls.
 Requests that are the engine's from their path alone never get here: relay.py's front door relays
 them raw, streams and hijacked connections included; what comes here is small (an answer is bounded
 by upstreams.ANSWER_LIMIT, a request body by the application's MAX_BODY_BYTES). A path's API version
@@ -16,6 +19,7 @@ import asyncio
 import json
 import logging
 import re
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from aiohttp import web
@@ -27,6 +31,8 @@ from .upstreams import Answer, Pool, exchange, unix_opener
 log = logging.getLogger(__name__)
 
 DEFAULT_ENGINE_SOCKET = "/var/run/docker.sock"
+EXCHANGE_THREADS = 8
+EXCHANGE_TIMEOUT = 60.0  # seconds without a byte from the engine before a handler's request to it fails
 _HOP_BY_HOP = {"connection", "keep-alive", "proxy-connection", "transfer-encoding", "te", "trailer", "upgrade",
                "host", "content-length"}
 _VERSION_PREFIX = re.compile(r"^/v(\d+)\.(\d+)(?=/)")
@@ -49,10 +55,12 @@ def version_tuple(text: str) -> tuple[int, int]:
 class Engine:
     """The local Docker engine, reached on its unix socket through `pool` (the front door's too)."""
 
-    def __init__(self, socket_path: str = DEFAULT_ENGINE_SOCKET) -> None:
+    def __init__(self, socket_path: str = DEFAULT_ENGINE_SOCKET, timeout: float = EXCHANGE_TIMEOUT) -> None:
         self.socket_path = socket_path
         self.pool = Pool("engine", unix_opener(socket_path))
+        self.timeout = timeout
         self.api_version: tuple[int, int] | None = None  # learnt at start(); None: not reachable then
+        self._threads = ThreadPoolExecutor(EXCHANGE_THREADS, thread_name_prefix="engine-exchange")
 
     async def start(self) -> None:
         try:
@@ -64,6 +72,7 @@ class Engine:
 
     async def close(self) -> None:
         self.pool.close()
+        self._threads.shutdown(wait=False, cancel_futures=True)  # a thread in an exchange ends by its timeout
 
     async def ask(self, method: str, target: str, headers: list[tuple[str, str]] | None = None,
                   body: bytes = b"") -> Answer:
@@ -76,7 +85,8 @@ class Engine:
         if body or method in ("POST", "PUT", "PATCH"):
             lines.append(f"Content-Length: {len(body)}")
         request = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
-        return await asyncio.to_thread(exchange, self.pool, method.encode(), request)
+        return await asyncio.get_running_loop().run_in_executor(
+            self._threads, exchange, self.pool, method.encode(), request, self.timeout)
 
     async def get_json(self, path: str) -> Any:
         """The engine's JSON answer to GET `path`. Raises EngineStatusError for an error status, OSError

@@ -182,16 +182,18 @@ class Answer:
     body: bytes  # de-chunked
 
 
-def exchange(pool: Pool, method: bytes, request: bytes) -> Answer:
-    """Send `request` (head and body, whole) on a pooled connection and read its answer whole. A pooled
-    connection that dies before answering an idempotent request is replaced once, as the relay does.
-    Raises OSError (Died: no answer) or framing.FramingError (an answer not to be trusted)."""
+def exchange(pool: Pool, method: bytes, request: bytes, timeout: float | None = None) -> Answer:
+    """Send `request` (head and body, whole) on a pooled connection and read its answer whole, each
+    socket operation within `timeout` seconds (None: no bound). A pooled connection that dies before
+    answering an idempotent request is replaced once, as the relay does. Raises OSError (Died: no
+    answer; TimeoutError) or framing.FramingError (an answer not to be trusted)."""
     upstream = pool.take()
     reused = upstream is not None
     if upstream is None:
         upstream = pool.open()
     try:
         try:
+            upstream.sock.settimeout(timeout)
             answer, reusable = _ask(upstream, method, request)
         except Died:
             if not (reused and method in IDEMPOTENT):
@@ -199,11 +201,13 @@ def exchange(pool: Pool, method: bytes, request: bytes) -> Answer:
             upstream.sock.close()
             pool.retried += 1
             upstream = pool.open()
+            upstream.sock.settimeout(timeout)
             answer, reusable = _ask(upstream, method, request)
     except BaseException:
         upstream.sock.close()  # its state is unknown
         raise
     if reusable:
+        upstream.sock.settimeout(None)  # the relay shares the pool, and its streams wait as long as they last
         pool.give_back(upstream)
     else:
         upstream.sock.close()

@@ -4,6 +4,7 @@ engine needed), and `receive`, the one read every relay path makes.
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import threading
 import tracemalloc
@@ -11,6 +12,7 @@ import tracemalloc
 import pytest
 
 from swarmpy.engineapi import framing
+from swarmpy.engineapi.proxy import EXCHANGE_THREADS, Engine
 from swarmpy.engineapi.upstreams import READ_SIZE, Died, Pool, exchange, receive, unix_opener
 from tests.engineapi.fake_engine import OK, FakeEngine
 
@@ -97,3 +99,28 @@ def test_receive_returns_what_arrived_without_allocating_a_whole_read_each_time(
     finally:
         ours.close()
         theirs.close()
+
+
+async def test_an_engine_that_never_answers_fails_a_handlers_request_in_time_and_pins_no_shared_thread(engine):
+    """The handlers' engine requests run in the Engine's own threads, each bounded by its timeout: the
+    loop's default executor (Raft's disk writes run there, cpu_count + 4 threads) stays free."""
+    released = threading.Event()
+    engine.answer = lambda head: OK if released.wait(30) else None
+    proxy = Engine(engine.path, timeout=2.0)
+    try:
+        asks = [asyncio.create_task(proxy.ask("GET", "/version")) for _ in range(EXCHANGE_THREADS)]
+        await asyncio.sleep(0.1)
+        # The default executor answers at once while every engine request hangs.
+        assert await asyncio.wait_for(asyncio.to_thread(threading.current_thread), 1) is not threading.main_thread()
+        async with asyncio.timeout(10):
+            outcomes = await asyncio.gather(*asks, return_exceptions=True)
+        assert all(isinstance(outcome, TimeoutError) for outcome in outcomes), outcomes
+        assert proxy.pool.idle == 0, "a connection that timed out is in an unknown state: never pooled"
+        released.set()
+        assert (await proxy.ask("GET", "/version")).status == 200
+        assert proxy.pool.idle == 1
+        pooled = proxy.pool.take()
+        assert pooled.sock.gettimeout() is None, "the relay's streams share the pool: no timeout left on it"
+    finally:
+        released.set()
+        await proxy.close()
