@@ -239,7 +239,7 @@ class Manager:
         # The leader's heartbeats while its event loop is starved (issue 15): a thread, sync gRPC.
         self._keepalive = KeepAliveSender(
             self.driver.keepalive_heartbeats, transport.dialed_addr, self._peer_channel_sync,
-            self._raft_config.tick_interval, name=f"raft-keepalive-{self.raft_id:x}",
+            lambda driver=self.driver: driver.config.tick_interval, name=f"raft-keepalive-{self.raft_id:x}",
         )
         self._keepalive.start()
         self._timing_task = asyncio.create_task(self._follow_raft_timing(), name="raft-timing")
@@ -540,6 +540,8 @@ class Manager:
         self._leader_channels.clear()
         if self._transport is not None:
             self._transport.renew_channels()
+        if self._keepalive is not None:
+            self._keepalive.renew()
 
     def _leader_channel(self) -> grpc.aio.Channel | None:
         """A channel to the leader's swarm port, with this manager's certificate (None: no leader known)."""
