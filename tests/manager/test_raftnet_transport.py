@@ -232,13 +232,36 @@ async def test_a_channel_replaced_under_the_other_lanes_call_fails_that_call_and
         await wait_until(lambda: any(m.term == 3 for m in peer.driver.received), what="the heartbeat on the new channel")
         await transport.send([snapshot(2)])
         await wait_until(lambda: (2, True) in reports.snapshots, what="the next snapshot delivered by the same lane")
-        transport.renew_channels()  # and the other way round: the snapshot lane replaces the heartbeat lane's channel
+        failed = transport.stats.failed_batches
         await transport.send([heartbeat(2, 4)])
-        await asyncio.sleep(0.2)
+        await asyncio.sleep(0.2)  # the heartbeat's call is now waiting on the slow peer
+        transport.renew_channels()  # and the other way round: the snapshot lane replaces the channel under it
         await transport.send([snapshot(2)])
         await wait_until(lambda: reports.snapshots.count((2, True)) == 2, what="the third snapshot")
+        await wait_until(lambda: transport.stats.failed_batches > failed, what="the cut heartbeat call counted failed")
         await transport.send([heartbeat(2, 5)])
         await wait_until(lambda: any(m.term == 5 for m in peer.driver.received), what="a heartbeat after the heartbeat lane's call was cut")
+    finally:
+        await transport.stop()
+        await peer.stop()
+
+
+async def test_a_heartbeat_timing_out_on_a_slow_peer_leaves_the_snapshot_on_the_same_channel_alone():
+    # A follower slow to answer (busy taking a large snapshot, say) lets a heartbeat's 2 s deadline pass on
+    # a connection that works. Dropping the channel for that cut the snapshot streaming on it, which Raft
+    # then sent again, to be cut again: the follower never caught up.
+    peer = await Peer(2, delay=0.6).start()
+    transport, reports = await started_transport({2: peer.addr}, rpc_timeout=0.2)
+    try:
+        await transport.send([snapshot(2)])
+        await asyncio.sleep(0.1)  # the snapshot's call is waiting on the slow peer
+        await transport.send([heartbeat(2, 3)])
+        await wait_until(lambda: transport.stats.failed_batches >= 1, what="the heartbeat's deadline")
+        await wait_until(lambda: reports.snapshots, what="the snapshot's outcome")
+        assert reports.snapshots == [(2, True)], "a deadline on a working connection must not cut the other lane"
+        peer.servicer.delay = 0.0  # the follower caught up
+        await transport.send([heartbeat(2, 4)])
+        await wait_until(lambda: any(m.term == 4 for m in peer.driver.received), what="the next heartbeat")
     finally:
         await transport.stop()
         await peer.stop()

@@ -117,7 +117,7 @@ class _Peer:
     call: grpc.aio.UnaryUnaryMultiCallable | None = None
     stream_call: grpc.aio.StreamUnaryMultiCallable | None = None
     generation: int = 0  # of the transport's channels this peer's channel was made in
-    failed_channel: grpc.aio.Channel | None = None  # the channel of the sender lane's last failed call
+    failed_channel: grpc.aio.Channel | None = None  # the channel to drop after the sender lane's failed call
 
 
 def _pass_bytes_through(request: bytes) -> bytes:
@@ -282,7 +282,7 @@ class GrpcTransport(Transport):
                     backoff = self.backoff_initial
                 else:
                     # Only the channel that failed: the snapshot lane may have dialed a new one meanwhile.
-                    if peer.failed_channel is None or peer.failed_channel is peer.channel:
+                    if peer.failed_channel is not None and peer.failed_channel is peer.channel:
                         await self._disconnect(peer)
                     peer.failed_channel = None
                     await asyncio.sleep(backoff)
@@ -322,6 +322,7 @@ class GrpcTransport(Transport):
         streamed = batch[0].streamed
         assert peer.call is not None and peer.stream_call is not None
         channel = peer.channel
+        slow = False
         try:
             if streamed is not None:
                 await self._stream(peer, streamed)
@@ -341,6 +342,9 @@ class GrpcTransport(Transport):
             why = "the channel was closed under the call (replaced by the other lane)"
         except grpc.aio.AioRpcError as exc:
             why = f"{exc.code().name}: {exc.details()}"
+            # A deadline is a slow peer on a connection that works (one busy taking a snapshot, say): the
+            # channel stays, or the snapshot on it would be cut and sent again, round after round.
+            slow = exc.code() == grpc.StatusCode.DEADLINE_EXCEEDED
         except Exception as exc:  # a channel bug must not kill the sender: report it and reconnect
             log.exception("node %x: unexpected error sending to peer %x", self.node_id, peer.raft_id)
             why = repr(exc)
@@ -350,7 +354,7 @@ class GrpcTransport(Transport):
             if is_snapshot and self.handler is not None:
                 self.handler.report_snapshot(peer.raft_id, True)
             return True
-        if not is_snapshot:
+        if not is_snapshot and not slow:
             peer.failed_channel = channel
         self._record_failure(peer, batch, why)
         return False
