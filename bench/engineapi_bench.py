@@ -9,9 +9,13 @@ and HTTP requests per second, same run.
    alternating targets; ratio = swarmpy / engine (target <= 1.5).
 3. GET /services requests per second (100+1 services, one keep-alive connection, sequential) against
    both; GET /containers/json through swarmpy's proxy vs the engine's socket directly (target >= 0.8),
-   in --proxy-rounds alternating rounds, median of the rounds' ratios; and swarmpyd's CPU time per
-   proxied request (utime+stime over those requests, whatever else the daemon did meanwhile included),
-   which the shared machine's load moves less than it moves rates.
+   in --proxy-rounds rounds, median of the rounds' ratios. Within a round the two sides take turns in
+   blocks of --proxy-block requests (which side goes first alternates), each on its own keep-alive
+   connection, and a side's rate is its requests over the sum of its blocks' times: this machine's speed
+   swings within a second (the engine's own rate by 2-4x between rounds of 300 requests), and sides
+   measured a whole round apart took those swings as the proxy's doing. Also swarmpyd's CPU time per
+   proxied request (utime+stime over the rounds, less its idle rate over the engine's blocks; whatever
+   else the daemon did meanwhile included), which load moves less than it moves rates.
 
     python -m bench.engineapi_bench --repeat 15 --requests 300
 """
@@ -99,6 +103,37 @@ def requests_per_second(socket_path: str, path: str, count: int) -> float:
     return count / elapsed
 
 
+def interleaved_rates(sockets: dict[str, str], path: str, count: int, block: int) -> dict[str, tuple[float, float]]:
+    """Requests per second of GET `path` on each socket, the sockets taking turns in blocks of `block`
+    requests (the first to go alternating): name -> (rate, seconds spent on its blocks)."""
+    connections = {name: UnixHTTP(socket_path) for name, socket_path in sockets.items()}
+    elapsed = dict.fromkeys(sockets, 0.0)
+
+    def ask(name: str) -> None:
+        connection = connections[name]
+        connection.request("GET", path)
+        answer = connection.getresponse()
+        answer.read()
+        if answer.status != 200:
+            raise RuntimeError(f"GET {path} on {sockets[name]}: {answer.status}")
+
+    try:
+        for name in sockets:
+            ask(name)  # warm each connection
+        names = list(sockets)
+        for turn in range(max(1, count // block)):
+            for name in names if turn % 2 == 0 else reversed(names):
+                started = time.perf_counter()
+                for _ in range(block):
+                    ask(name)
+                elapsed[name] += time.perf_counter() - started
+    finally:
+        for connection in connections.values():
+            connection.close()
+    done = max(1, count // block) * block
+    return {name: (done / seconds, seconds) for name, seconds in elapsed.items()}
+
+
 def engine_in_swarm_mode() -> bool:
     return docker(ENGINE_SOCKET, "info", "--format", "{{.Swarm.LocalNodeState}}").stdout.strip() != "inactive"
 
@@ -109,6 +144,7 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=300)
     parser.add_argument("--services", type=int, default=100)
     parser.add_argument("--proxy-rounds", type=int, default=5)
+    parser.add_argument("--proxy-block", type=int, default=20, help="requests in a side's turn within a proxy round")
     options = parser.parse_args()
 
     cluster = start_managers(1, availability="active", engine_api=True)
@@ -141,12 +177,13 @@ def main() -> None:
             idle_rate = (cluster.leader.usage().cpu_seconds - idle_before) / 2  # what it burns asked nothing
             proxy_time = 0.0
             for _ in range(options.proxy_rounds):
-                before, started = cluster.leader.usage().cpu_seconds, time.perf_counter()
-                through = requests_per_second(swarmpy_socket, "/v1.41/containers/json", options.requests)
-                proxy_cpu += cluster.leader.usage().cpu_seconds - before
-                proxy_time += time.perf_counter() - started
-                proxy_rounds.append({"swarmpy": through,
-                                     "engine": requests_per_second(ENGINE_SOCKET, "/v1.41/containers/json", options.requests)})
+                before = cluster.leader.usage().cpu_seconds
+                rates = interleaved_rates({"swarmpy": swarmpy_socket, "engine": ENGINE_SOCKET}, "/v1.41/containers/json",
+                                          options.requests, options.proxy_block)
+                # The daemon idles through the engine's blocks: its idle rate over them is not the proxy's.
+                proxy_cpu += cluster.leader.usage().cpu_seconds - before - idle_rate * rates["engine"][1]
+                proxy_time += rates["swarmpy"][1]
+                proxy_rounds.append({name: rate for name, (rate, _) in rates.items()})
         finally:
             docker(ENGINE_SOCKET, "swarm", "leave", "--force", check=False)
             docker(ENGINE_SOCKET, "network", "rm", "docker_gwbridge", check=False)
@@ -173,7 +210,7 @@ def main() -> None:
           f"{statistics.median(ratios):.2f} (min {min(ratios):.2f}, max {max(ratios):.2f}); medians "
           f"{statistics.median(p['swarmpy'] for p in proxy_rounds):.0f} / "
           f"{statistics.median(p['engine'] for p in proxy_rounds):.0f} req/s")
-    proxied = options.proxy_rounds * (options.requests + 1)
+    proxied = options.proxy_rounds * (max(1, options.requests // options.proxy_block) * options.proxy_block + 1)
     print(f"swarmpyd CPU per proxied request {proxy_cpu / proxied * 1e6:.0f} us, of which its background "
           f"(idle: {idle_rate * 100:.0f} % of a core) {idle_rate * proxy_time / proxied * 1e6:.0f} us")
 
