@@ -40,11 +40,12 @@ idempotent method (GET, HEAD, OPTIONS) whose whole request is still in hand (no 
 gets a 502 in docker's JSON form.
 
 Client connections are capped (`max_connections`, 256 by default; a connection's thread may have a
-body pump or a pipe's second thread beside it, so at most three threads each). At the cap the accept
-thread waits up to `queue_wait` (2 s) for a connection to end, the newcomer waiting in the listen
-backlog meanwhile (a burst of CLI commands is served, only late); if none ends, the newcomer is answered
-503 in docker's JSON form and closed (a TLS one, which would need a handshake first, is only closed),
-and a warning is logged once until a connection is admitted again. Long-lived connections (logs -f,
+body pump or a pipe's second thread beside it, so at most three threads each). A newcomer at the cap
+waits in a thread of its own up to `queue_wait` (2 s) for a connection to end (a burst of CLI commands
+is served, only late; each waits on its own clock, and the accept thread goes on accepting); if none
+ends in time, it is answered 503 in docker's JSON form and closed (a TLS one, which would need a
+handshake first, is only closed). At most `max_connections` wait at once; one more is refused at once.
+A warning is logged once until a connection is admitted again. Long-lived connections (logs -f,
 events, attach) hold their slot for as long as they last, as they hold a thread.
 
 Ownership: the `FrontDoor` owns the listeners and every thread it starts; `close` shuts the listening
@@ -153,6 +154,7 @@ class FrontDoor:
         self.refused = 0  # connections refused at the cap, for tests and figures
         self._at_cap_said = False
         self._closed = False
+        self._waiting = 0  # connections over the cap waiting for a slot, each in its own thread
         self._listeners: list[socket.socket] = []
         self._threads: set[threading.Thread] = set()
         self.connections: set[Connection] = set()
@@ -191,26 +193,53 @@ class FrontDoor:
                 continue
             connection = Connection(self, sock, tls)
             with self._lock:  # registered before its thread runs, so that close() always reaches it
-                admitted = self._slot_freed.wait_for(
-                    lambda: self._closed or len(self.connections) < self.max_connections, self.queue_wait) \
-                    and not self._closed
-                if admitted:
-                    self.connections.add(connection)
-                    self._at_cap_said = False
-                    say = False
-                else:
-                    say, self._at_cap_said = not self._at_cap_said and not self._closed, True
-            if not admitted:
-                self._refuse(sock, tls, say)
+                admitted = self._admit(connection)
+                waits = not admitted and not self._closed and self._waiting < self.max_connections
+                if waits:
+                    self._waiting += 1
+            if admitted:
+                target, args = connection.run, ()
+            elif waits:  # each newcomer over the cap waits for a slot on its own clock, not behind the others
+                target, args = self._wait_for_slot, (connection, sock, tls)
+            else:  # closing, or as many waiting as the cap again: no thread more for this one
+                self._refuse(sock, tls, self._say_at_cap())
                 continue
-            if not self._start(connection.run, (), "engine-api-connection"):
+            if not self._start(target, args, "engine-api-connection"):
                 with self._lock:
                     self.connections.discard(connection)
+                    self._waiting -= waits
                 sock.close()
+
+    def _admit(self, connection: Connection) -> bool:
+        """With the lock held: take a slot for `connection` if one is free."""
+        if self._closed or len(self.connections) >= self.max_connections:
+            return False
+        self.connections.add(connection)
+        self._at_cap_said = False
+        return True
+
+    def _say_at_cap(self) -> bool:
+        """Whether this refusal is the first of a spell at the cap (the one logged)."""
+        with self._lock:
+            say, self._at_cap_said = not self._at_cap_said and not self._closed, True
+            return say
+
+    def _wait_for_slot(self, connection: Connection, sock: socket.socket, tls: ssl.SSLContext | None) -> None:
+        """A connection over the cap, in its own thread: served if a slot frees within queue_wait."""
+        with self._lock:
+            self._slot_freed.wait_for(lambda: self._closed or len(self.connections) < self.max_connections,
+                                      self.queue_wait)
+            admitted = self._admit(connection)
+            self._waiting -= 1
+        if admitted:
+            connection.run()
+        else:
+            self._refuse(sock, tls, self._say_at_cap())
 
     def _refuse(self, sock: socket.socket, tls: ssl.SSLContext | None, say: bool) -> None:
         """A connection over the cap, or come as the door closes: docker's 503, then closed."""
-        self.refused += 1
+        with self._lock:
+            self.refused += 1
         message = ("swarmpyd's Engine API is stopping" if self._closed else
                    f"swarmpyd's Engine API is serving its limit of {self.max_connections} connections; "
                    f"try again when one has ended")
@@ -337,9 +366,6 @@ class Connection:
         except OSError:
             pass  # the client went away (or a TLS handshake failed): nothing is left to answer
         finally:
-            with self._door._lock:
-                self._door.connections.discard(self)
-                self._door._slot_freed.notify_all()
             upstream, self._upstream = self._upstream, None
             if self._helper is not None:  # a body pump left by a failed exchange: wake it and wait
                 shut(self._client)
@@ -348,6 +374,9 @@ class Connection:
             if upstream is not None:  # mid-exchange: its state is unknown, so it is not reused
                 upstream.sock.close()
             self._client.close()
+            with self._door._lock:  # last: the slot is free only once this connection's threads are done
+                self._door.connections.discard(self)
+                self._door._slot_freed.notify_all()
 
     def _handshake(self, tls: ssl.SSLContext) -> bool:
         client = self._client = tls.wrap_socket(self._client, server_side=True, do_handshake_on_connect=False)

@@ -121,3 +121,57 @@ def test_close_wakes_an_accept_thread_waiting_for_a_slot(tmp_path, engine):
     assert waiting.recv(1024).startswith(b"HTTP/1.1 503 ")  # refused, not left hanging
     held.close()
     waiting.close()
+
+
+def test_a_burst_over_the_cap_is_refused_in_one_wait_not_one_wait_each(capped_door):
+    door, path = capped_door  # cap 2, each newcomer waits 0.5 s
+    held = [_connect(path) for _ in range(2)]
+    for sock in held:
+        _ask(sock)
+    answers: list[bytes] = []
+    lock = threading.Lock()
+
+    def newcomer() -> None:
+        sock = _connect(path)
+        answer = _ask(sock)
+        sock.close()
+        with lock:
+            answers.append(answer)
+
+    started = time.monotonic()
+    burst = [threading.Thread(target=newcomer) for _ in range(6)]
+    for thread in burst:
+        thread.start()
+    for thread in burst:
+        thread.join(20)
+    took = time.monotonic() - started
+    assert len(answers) == 6 and all(a.startswith(b"HTTP/1.1 503 ") for a in answers), answers
+    assert took < 2.0, f"6 newcomers took {took:.1f} s to be refused: they waited one after another"
+    assert door.refused == 6
+    for sock in held:
+        assert _ask(sock).endswith(b"[]")
+        sock.close()
+
+
+def test_as_many_waiting_as_the_cap_and_one_more_is_refused_at_once(tmp_path, engine):
+    door, path = _open_door(tmp_path, engine, max_connections=1, queue_wait=30)
+    try:
+        held = _connect(path)
+        _ask(held)
+        waiting = _connect(path)
+        waiting.sendall(b"GET /v1.41/containers/json HTTP/1.1\r\nHost: docker\r\n\r\n")
+        time.sleep(0.2)  # the first newcomer is now waiting for the held slot
+        started = time.monotonic()
+        assert _ask(_connect(path)).startswith(b"HTTP/1.1 503 ")
+        assert time.monotonic() - started < 1.0, "one more than the cap waiting: refused at once, not after 30 s"
+        held.close()  # its slot frees: the waiting one is served
+        data = b""
+        while not data.endswith(b"[]"):
+            more = waiting.recv(65536)
+            assert more, data
+            data += more
+        assert data.startswith(b"HTTP/1.1 200 ")
+        waiting.close()
+    finally:
+        door.close()
+        assert door.join(5.0)
