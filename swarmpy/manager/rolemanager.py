@@ -21,7 +21,8 @@ the role its next certificate carries (the CA signs `role`, never `desired_role`
   A learner that is still not promotable LEARNER_REPORT_AFTER seconds after this leader first saw it
   (it never catches up, or it does not answer) is reported with its lag, and after LEARNER_GIVE_UP
   seconds it is removed from the Raft group: it counts toward no quorum, but the leader keeps
-  replicating to it (snapshots, for one far behind) for nothing. Its node may join again.
+  replicating to it (snapshots, for one far behind) for nothing. Its node becomes a worker (desired
+  and actual role): `node promote` tries again.
 
 The loop also keeps each manager's `manager_status` (leader flag, reachability) current, for `node ls`.
 A learner's reachability is UNKNOWN ("Unknown" in `node ls`, "unknown" in the Engine API): docker's
@@ -212,11 +213,32 @@ class RoleManager:
                 log.warning("cannot remove learner %x (manager %s) yet: %s", learner, member.node_id, exc)
                 return
             log.warning("manager %s (raft id %x) removed from the Raft group: still a learner after %.0f s, "
-                        "never promotable (%s); it may join again", member.node_id, learner, waited, why)
+                        "never promotable (%s); its node is a worker again (`node promote` to try again)",
+                        member.node_id, learner, waited, why)
+            await self._demote_given_up(member.node_id)
         elif waited >= LEARNER_REPORT_AFTER and learner not in self._learner_reported:
             self._learner_reported.add(learner)
             log.warning("manager %s (raft id %x) has been a learner for %.0f s and cannot be promoted: %s; "
                         "it is removed if still so after %.0f s", member.node_id, learner, waited, why, LEARNER_GIVE_UP)
+
+    async def _demote_given_up(self, node_id: str) -> None:
+        """The node of a learner given up on becomes a worker, asked and actual: left a manager, it would
+        show as an unreachable manager that never was one, and its agent would ask to join again at once."""
+        def update(tx: Any) -> None:
+            current = tx.get("node", node_id)
+            if current is None or (current.role == WORKER and current.spec.desired_role == WORKER):
+                return
+            node = clone(current)
+            node.spec.desired_role = WORKER
+            node.role = WORKER
+            node.ClearField("manager_status")
+            tx.update("node", node)
+
+        try:
+            await self._store.update(update)
+        except Conflict:
+            return  # changed meanwhile (a user's demote or promote): theirs stands
+        log.info("node %s is now a worker", node_id)
 
     # -- manager status -------------------------------------------------------------------------
 

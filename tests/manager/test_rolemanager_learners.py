@@ -48,11 +48,22 @@ class FakeDriver:
 
 
 class FakeStore:
+    """The members and nodes the role manager reads, and its node updates (nodes=[] keeps the role
+    passes out of the way of the learner tests)."""
+
     def __init__(self) -> None:
         self._members = [objects_pb2.RaftMember(raft_id=LEARNER, node_id="node-4", addr="10.0.0.4:2377")]
+        self.nodes = {"node-4": objects_pb2.Node(
+            id="node-4", role=objects_pb2.MANAGER, spec=objects_pb2.NodeSpec(desired_role=objects_pb2.MANAGER),
+            manager_status=objects_pb2.ManagerStatus(raft_id=LEARNER, addr="10.0.0.4:2377"))}
 
     def view(self):
         return SimpleNamespace(members=lambda: list(self._members), nodes=lambda: [])
+
+    async def update(self, change):
+        tx = SimpleNamespace(get=lambda kind, node_id: self.nodes.get(node_id),
+                             update=lambda kind, node: self.nodes.__setitem__(node.id, node))
+        change(tx)
 
 
 class Clock:
@@ -66,7 +77,12 @@ class Clock:
 @pytest.fixture
 def setup():
     driver, clock = FakeDriver(), Clock()
-    return driver, clock, RoleManager(FakeStore(), driver, clock=clock)
+    manager = RoleManager(FakeStore(), driver, clock=clock)
+    return driver, clock, manager
+
+
+def node_4(manager: RoleManager) -> objects_pb2.Node:
+    return manager._store.nodes["node-4"]
 
 
 async def test_a_caught_up_learner_is_promoted(setup):
@@ -98,7 +114,21 @@ async def test_a_learner_never_promotable_is_reported_then_removed_after_the_giv
     clock.now += 1
     await manager._promote_caught_up_learners()
     assert [(c.type, c.node_id) for c in driver.proposed] == [(ConfChangeType.REMOVE_NODE, LEARNER)]
-    assert "removed from the Raft group" in caplog.records[-1].getMessage()
+    removed = [r.getMessage() for r in caplog.records if "removed from the Raft group" in r.getMessage()]
+    assert len(removed) == 1 and "a worker again" in removed[0]
+    # Its node is a worker again, asked and actual, with no manager status left to show
+    node = node_4(manager)
+    assert (node.role, node.spec.desired_role) == (objects_pb2.WORKER, objects_pb2.WORKER)
+    assert not node.HasField("manager_status")
+
+
+async def test_a_learner_still_waiting_keeps_its_node_a_manager(setup):
+    driver, clock, manager = setup
+    driver.learner_match = 0
+    await manager._promote_caught_up_learners()
+    clock.now += LEARNER_GIVE_UP - 1
+    await manager._promote_caught_up_learners()
+    assert node_4(manager).role == objects_pb2.MANAGER and node_4(manager).spec.desired_role == objects_pb2.MANAGER
 
 
 async def test_a_refused_removal_is_retried_on_a_later_pass(setup):
@@ -109,9 +139,11 @@ async def test_a_refused_removal_is_retried_on_a_later_pass(setup):
     driver.refuse = True
     await manager._promote_caught_up_learners()
     assert driver.learners == (LEARNER,)
+    assert node_4(manager).role == objects_pb2.MANAGER  # not demoted while still a member
     driver.refuse = False
     await manager._promote_caught_up_learners()
     assert driver.learners == () and driver.proposed[0].type is ConfChangeType.REMOVE_NODE
+    assert node_4(manager).role == objects_pb2.WORKER
 
 
 async def test_a_learner_that_catches_up_late_is_promoted_not_removed(setup):
