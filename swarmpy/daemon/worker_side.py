@@ -11,7 +11,7 @@ from typing import Any
 
 import grpc
 
-from swarmpy.api import dispatcher_pb2, objects_pb2
+from swarmpy.api import objects_pb2
 from swarmpy.ca import tls
 from swarmpy.ca.keystore import NodeCredentials
 from swarmpy.ca.rotation import tls_info

@@ -149,13 +149,16 @@ class RoleManager:
                 return member.raft_id
         return node.manager_status.raft_id
 
-    async def _set_role(self, node_id: str, role: int) -> None:
+    async def _set_role(self, node_id: str, role: int, desired_too: bool = False) -> None:
+        """Make `role` the node's role (and, with `desired_too`, also the one asked for)."""
         def update(tx: Any) -> None:
             current = tx.get("node", node_id)
-            if current is None or current.role == role:
+            if current is None or (current.role == role and (not desired_too or current.spec.desired_role == role)):
                 return
             node = clone(current)
             node.role = role
+            if desired_too:
+                node.spec.desired_role = role
             if role == WORKER:
                 node.ClearField("manager_status")
             tx.update("node", node)
@@ -213,32 +216,15 @@ class RoleManager:
                 log.warning("cannot remove learner %x (manager %s) yet: %s", learner, member.node_id, exc)
                 return
             log.warning("manager %s (raft id %x) removed from the Raft group: still a learner after %.0f s, "
-                        "never promotable (%s); its node is a worker again (`node promote` to try again)",
+                        "never promotable (%s); its node is made a worker (`node promote` to try again)",
                         member.node_id, learner, waited, why)
-            await self._demote_given_up(member.node_id)
+            # Left a manager, it would show as an unreachable manager that never was one, and its
+            # agent would ask to join again at once.
+            await self._set_role(member.node_id, WORKER, desired_too=True)
         elif waited >= LEARNER_REPORT_AFTER and learner not in self._learner_reported:
             self._learner_reported.add(learner)
             log.warning("manager %s (raft id %x) has been a learner for %.0f s and cannot be promoted: %s; "
                         "it is removed if still so after %.0f s", member.node_id, learner, waited, why, LEARNER_GIVE_UP)
-
-    async def _demote_given_up(self, node_id: str) -> None:
-        """The node of a learner given up on becomes a worker, asked and actual: left a manager, it would
-        show as an unreachable manager that never was one, and its agent would ask to join again at once."""
-        def update(tx: Any) -> None:
-            current = tx.get("node", node_id)
-            if current is None or (current.role == WORKER and current.spec.desired_role == WORKER):
-                return
-            node = clone(current)
-            node.spec.desired_role = WORKER
-            node.role = WORKER
-            node.ClearField("manager_status")
-            tx.update("node", node)
-
-        try:
-            await self._store.update(update)
-        except Conflict:
-            return  # changed meanwhile (a user's demote or promote): theirs stands
-        log.info("node %s is now a worker", node_id)
 
     # -- manager status -------------------------------------------------------------------------
 
