@@ -17,7 +17,6 @@ from swarmpy.ca.keystore import NodeCredentials
 from swarmpy.ca.rotation import tls_info
 from swarmpy.worker.agent import Agent, TaskStatusReports
 from swarmpy.worker.dependencies import TaskDependencies
-from swarmpy.worker.executor.base import ExecutorError
 from swarmpy.worker.executor.docker import DockerExecutor
 from swarmpy.worker.executor.task_files import TaskFiles
 from swarmpy.worker.logs import ExecutorLogSource
@@ -166,28 +165,13 @@ class WorkerSide:
             self._docker = None
 
     async def shut_down_tasks(self) -> None:
-        """Leaving the swarm: every container of this node removed by force (killed, no stop grace), as
-        docker's own leave does (it force-removes each container of the node once the node has stopped).
+        """Leaving the swarm: every container of this node removed by force (Worker.close_and_remove_containers).
 
         The agent goes first: with its session open, the leader would see the tasks stop while still
-        desired RUNNING, restart them, and send the replacements here. The worker then stops driving
-        its tasks, so that no runner restarts, waits on or reports a container being removed."""
+        desired RUNNING, restart them, and send the replacements here."""
         await self._stop_agent()
         if self.worker is not None:
-            await self.worker.close()
-        if self.executor is not None:
-            try:
-                owned = await self.executor.owned_containers()
-            except ExecutorError as exc:
-                log.warning("node %s left without removing its containers: %s", self.node_id, exc)
-                owned = {}
-            removals = await asyncio.gather(
-                *(self.executor.remove_container(facts.container_id, task_id) for task_id, facts in owned.items()),
-                return_exceptions=True,
-            )
-            for failed in removals:
-                if isinstance(failed, Exception):
-                    log.warning("node %s left with a container not removed: %s", self.node_id, failed)
+            await self.worker.close_and_remove_containers()
         if self.networking is not None:
             await self.networking.teardown()
 

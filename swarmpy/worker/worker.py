@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+from collections.abc import Iterable
 from pathlib import Path
 
 from swarmpy.api import dispatcher_pb2, objects_pb2
@@ -82,7 +83,7 @@ class Worker:
         self._path.parent.mkdir(parents=True, exist_ok=True)
         for task in await asyncio.to_thread(self._load):
             self._assign(task)
-        await self._remove_unassigned_containers()
+        await self._remove_containers(claimed=self._runners, why="no task of the set claims it")
 
     async def close(self) -> None:
         """Stop driving tasks (their containers keep running) and wait for every runner to end."""
@@ -92,6 +93,13 @@ class Worker:
             task.cancel()
         await asyncio.gather(*running, return_exceptions=True)
         self._running.clear()
+
+    async def close_and_remove_containers(self) -> None:
+        """Leaving the swarm: stop driving tasks, then remove every container of this node by force (a
+        kill, no stop grace), all at once, as docker's own leave does. The runners go first, so that none
+        restarts, waits on or reports a container being removed."""
+        await self.close()
+        await self._remove_containers(claimed=(), why="leaving the swarm")
 
     # ---------------------------------------------------------------- assignments
 
@@ -126,7 +134,7 @@ class Worker:
                     self._assign(change.task)
         await self._persist()
         if message.type == _COMPLETE:
-            await self._remove_unassigned_containers()
+            await self._remove_containers(claimed=self._runners, why="no task of the set claims it")
 
     def tasks(self) -> dict[str, objects_pb2.Task]:
         """The tasks this node drives now, each with its latest observed status."""
@@ -180,20 +188,27 @@ class Worker:
 
     # ---------------------------------------------------------------- containers without a task
 
-    async def _remove_unassigned_containers(self) -> None:
+    async def _remove_containers(self, claimed: Iterable[str], why: str) -> None:
+        """Remove this node's containers whose task is not in `claimed`, all at once; a removal the engine
+        refuses is logged and the others go on."""
         try:
             owned = await self._executor.owned_containers()
         except ExecutorError as exc:
             log.warning("worker %s: cannot list its containers: %s", self.node_id, exc)
             return
-        for task_id, facts in owned.items():
-            if task_id in self._runners:
-                continue
-            log.info("worker %s: removing container %s of unassigned task %s", self.node_id, facts.container_id[:12], task_id)
-            try:
-                await self._executor.remove_container(facts.container_id, task_id)
-            except ExecutorError as exc:
-                log.warning("worker %s: %s", self.node_id, exc)
+        claimed = set(claimed)
+        doomed = {task_id: facts for task_id, facts in owned.items() if task_id not in claimed}
+        for task_id, facts in doomed.items():
+            log.info("worker %s: removing container %s of task %s (%s)", self.node_id, facts.container_id[:12], task_id, why)
+        removals = await asyncio.gather(
+            *(self._executor.remove_container(facts.container_id, task_id) for task_id, facts in doomed.items()),
+            return_exceptions=True,
+        )
+        for outcome in removals:
+            if isinstance(outcome, ExecutorError):
+                log.warning("worker %s: %s", self.node_id, outcome)
+            elif isinstance(outcome, BaseException):
+                raise outcome
 
     # ---------------------------------------------------------------- persistence
 

@@ -77,8 +77,7 @@ class Clock:
 @pytest.fixture
 def setup():
     driver, clock = FakeDriver(), Clock()
-    manager = RoleManager(FakeStore(), driver, clock=clock)
-    return driver, clock, manager
+    return driver, clock, RoleManager(FakeStore(), driver, clock=clock)
 
 
 def node_4(manager: RoleManager) -> objects_pb2.Node:
@@ -116,7 +115,7 @@ async def test_a_learner_never_promotable_is_reported_then_removed_after_the_giv
     assert [(c.type, c.node_id) for c in driver.proposed] == [(ConfChangeType.REMOVE_NODE, LEARNER)]
     removed = [r.getMessage() for r in caplog.records if "removed from the Raft group" in r.getMessage()]
     assert len(removed) == 1 and "made a worker" in removed[0]
-    # Its node is a worker again, asked and actual, with no manager status left to show
+    # Its node is made a worker, asked and actual, with no manager status left to show
     node = node_4(manager)
     assert (node.role, node.spec.desired_role) == (objects_pb2.WORKER, objects_pb2.WORKER)
     assert not node.HasField("manager_status")
