@@ -262,6 +262,9 @@ def main() -> None:
     parser.add_argument("--block", type=int, default=20, help="requests in a side's turn")
     parser.add_argument("--serve", nargs=2, metavar=("KIND", "PATH"), help=argparse.SUPPRESS)
     options = parser.parse_args()
+    for name in ("rounds", "requests", "block"):
+        if getattr(options, name) < 1:
+            parser.error(f"--{name} must be at least 1, not {getattr(options, name)}")
     if options.serve:
         serve(*options.serve)
         return
